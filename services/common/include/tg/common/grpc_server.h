@@ -1,0 +1,52 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+namespace tg {
+
+struct GrpcServerOptions {
+  std::string listen = "127.0.0.1:0";             // host:port; port 0 picks a free one
+  std::vector<std::string> health_names;          // full service names reported by grpc.health.v1
+  int max_message_bytes = 32 * 1024 * 1024;       // largest request or response message
+  std::chrono::seconds shutdown_grace{10};        // in-flight RPCs get this long on Shutdown
+};
+
+// A gRPC server with grpc.health.v1 and server reflection, as every TrustGate
+// service serves them.
+class GrpcServer {
+ public:
+  // nullptr (and *error) when the address cannot be bound.
+  static std::unique_ptr<GrpcServer> Start(const GrpcServerOptions& options,
+                                           const std::vector<grpc::Service*>& services,
+                                           std::string* error);
+  ~GrpcServer();
+
+  int port() const { return port_; }
+  grpc::Server* server() { return server_.get(); }
+
+  // Health of the whole server ("") and of every name in health_names.
+  void SetServing(bool serving);
+
+  // Health NOT_SERVING, then drain: in-flight RPCs get shutdown_grace, then
+  // are cancelled. Idempotent.
+  void Shutdown();
+
+ private:
+  GrpcServer() = default;
+  GrpcServerOptions options_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+// Call first in main(), before any thread starts: SIGTERM/SIGINT are then
+// delivered only to WaitForTerminationSignal.
+void BlockTerminationSignals();
+int WaitForTerminationSignal();
+
+}  // namespace tg

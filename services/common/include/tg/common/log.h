@@ -1,0 +1,29 @@
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace tg::log {
+
+enum class Level { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+// Process-wide settings, set once by main.cc.
+void SetLevel(Level level);
+void SetLevel(std::string_view name);  // debug | info | warn | error
+void SetService(std::string_view service);
+bool Enabled(Level level);
+
+using Field = std::pair<std::string_view, std::string_view>;
+
+// Writes one JSON line to stderr: {"ts":...,"level":...,"service":...,"msg":...,fields...}.
+// Callers never pass credentials, keys or prompts.
+void Write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
+
+inline void Debug(std::string_view m, std::initializer_list<Field> f = {}) { Write(Level::kDebug, m, f); }
+inline void Info(std::string_view m, std::initializer_list<Field> f = {}) { Write(Level::kInfo, m, f); }
+inline void Warn(std::string_view m, std::initializer_list<Field> f = {}) { Write(Level::kWarn, m, f); }
+inline void Error(std::string_view m, std::initializer_list<Field> f = {}) { Write(Level::kError, m, f); }
+
+}  // namespace tg::log
