@@ -1,0 +1,199 @@
+#include "validation.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <set>
+#include <string_view>
+
+#include "tg/common/crypto.h"
+
+namespace tg::config {
+namespace {
+
+using Problem = std::optional<std::string>;
+
+bool IsDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+// RFC 9110 token characters: anything else in a header name would let a
+// configured header smuggle another one.
+bool IsHeaderName(const std::string& s) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || kExtra.find(c) != std::string_view::npos;
+  });
+}
+
+bool IsHeaderValue(const std::string& s) {
+  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+Problem CheckHeaders(const google::protobuf::Map<std::string, std::string>& headers,
+                     const std::string& path) {
+  for (const auto& [name, value] : headers) {
+    if (!IsHeaderName(name)) return path + " has an invalid header name: \"" + name + "\"";
+    if (!IsHeaderValue(value)) return path + "." + name + " must not contain line breaks";
+  }
+  return std::nullopt;
+}
+
+Problem CheckCredentials(const tg::v1::Credentials& c, const std::string& path) {
+  if (!c.header_name().empty() && !IsHeaderName(c.header_name())) {
+    return path + ".header_name is not a valid header name";
+  }
+  if (!c.header_value().empty() && c.header_name().empty()) {
+    return path + ".header_name is required with header_value";
+  }
+  for (const std::string* v : {&c.header_value(), &c.api_key(), &c.aws_access_key_id(),
+                               &c.aws_secret_access_key(), &c.aws_session_token()}) {
+    if (!IsHeaderValue(*v)) return path + " values must not contain line breaks";
+  }
+  return std::nullopt;
+}
+
+Problem CheckEndpoint(const std::string& protocol, bool has_port, int port, const std::string& path) {
+  if (!protocol.empty() && protocol != "http" && protocol != "https") {
+    return path + "protocol must be http or https";
+  }
+  if (has_port && (port < 1 || port > 65535)) return path + "port must be between 1 and 65535";
+  return std::nullopt;
+}
+
+bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, const std::string& v) {
+  return std::find(list.begin(), list.end(), v) != list.end();
+}
+
+}  // namespace
+
+std::string CanonicalAlgorithm(const std::string& a) {
+  if (a == "round-robin") return "round-robin";
+  if (a == "weighted-round-robin" || a == "weighted") return "weighted-round-robin";
+  if (a == "least-connections" || a == "least-conn") return "least-connections";
+  if (a == "random") return "random";
+  return "";
+}
+
+std::string CanonicalProvider(const std::string& p) {
+  if (p == "openai" || p == "anthropic" || p == "bedrock" || p == "azure") return p;
+  if (p == "gemini" || p == "google") return "gemini";
+  return "";
+}
+
+Problem ValidateGateway(const tg::v1::Gateway& g) {
+  if (g.name().empty()) return "name is required";
+  if (g.name().size() > 255) return "name must be at most 255 characters";
+  if (!g.subdomain().empty() && !IsDnsLabel(g.subdomain())) {
+    return "subdomain must be a DNS label: 1-63 lower-case letters, digits or '-', not starting or "
+           "ending with '-'";
+  }
+  return std::nullopt;
+}
+
+void NormalizeUpstream(tg::v1::Upstream* u) {
+  if (u->algorithm().empty()) u->set_algorithm("round-robin");
+  for (auto& t : *u->mutable_targets()) {
+    if (t.id().empty()) t.set_id(crypto::NewUuid());
+  }
+}
+
+Problem ValidateUpstream(const tg::v1::Upstream& u) {
+  if (u.name().empty()) return "name is required";
+  if (CanonicalAlgorithm(u.algorithm()).empty()) {
+    return "algorithm must be one of round-robin, weighted-round-robin (weighted), "
+           "least-connections (least-conn), random";
+  }
+  if (u.targets().empty()) return "targets must contain at least one target";
+  std::set<std::string> ids;
+  for (int i = 0; i < u.targets_size(); ++i) {
+    const auto& t = u.targets(i);
+    std::string p = "targets[" + std::to_string(i) + "].";
+    if (!t.id().empty() && !ids.insert(t.id()).second) return p + "id is duplicated";
+    if (!t.provider().empty() && CanonicalProvider(t.provider()).empty()) {
+      return p + "provider must be one of openai, anthropic, gemini (google), bedrock, azure";
+    }
+    if (t.provider().empty() && t.host().empty()) return p + "provider or host is required";
+    if (t.has_weight() && (t.weight() < 1 || t.weight() > 100)) {
+      return p + "weight must be between 1 and 100";
+    }
+    if (t.has_priority() && t.priority() < 1) return p + "priority must be at least 1";
+    if (!t.models().empty() && !t.default_model().empty() && !Contains(t.models(), t.default_model())) {
+      return p + "default_model must be one of models";
+    }
+    if (auto e = CheckEndpoint(t.protocol(), t.has_port(), t.port(), p)) return e;
+    if (!t.path().empty() && t.path().front() != '/') return p + "path must start with '/'";
+    if (auto e = CheckHeaders(t.headers(), p + "headers")) return e;
+    if (auto e = CheckCredentials(t.credentials(), p + "credentials")) return e;
+    if (t.has_provider_options()) {
+      const auto& fields = t.provider_options().fields();
+      if (auto it = fields.find("api"); it != fields.end()) {
+        const auto& v = it->second;
+        if (!v.has_string_value() ||
+            (v.string_value() != "completions" && v.string_value() != "responses")) {
+          return p + "provider_options.api must be \"completions\" or \"responses\"";
+        }
+      }
+    }
+  }
+  if (u.has_health_checks()) {
+    const auto& h = u.health_checks();
+    if (h.has_threshold() && h.threshold() < 1) return "health_checks.threshold must be greater than 0";
+    if (h.has_interval() && h.interval() < 1) return "health_checks.interval must be greater than 0";
+  }
+  return std::nullopt;
+}
+
+void NormalizeService(tg::v1::Service* s) {
+  if (s->type().empty()) {
+    if (!s->upstream_id().empty()) s->set_type("upstream");
+    else if (!s->host().empty()) s->set_type("endpoint");
+  }
+}
+
+Problem ValidateService(const tg::v1::Service& s) {
+  if (s.name().empty()) return "name is required";
+  if (s.type() == "upstream") {
+    if (s.upstream_id().empty()) return "upstream_id is required for type upstream";
+  } else if (s.type() == "endpoint") {
+    if (s.host().empty()) return "host is required for type endpoint";
+    if (auto e = CheckEndpoint(s.protocol(), s.has_port(), s.port(), "")) return e;
+    if (!s.path().empty() && s.path().front() != '/') return "path must start with '/'";
+  } else if (s.type().empty()) {
+    return "type is required (upstream or endpoint)";
+  } else {
+    return "type must be upstream or endpoint";
+  }
+  if (auto e = CheckHeaders(s.headers(), "headers")) return e;
+  if (auto e = CheckCredentials(s.credentials(), "credentials")) return e;
+  return std::nullopt;
+}
+
+void NormalizeRule(tg::v1::Rule* r) {
+  for (auto& m : *r->mutable_methods()) {
+    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char c) { return std::toupper(c); });
+  }
+  if (!r->has_strip_path()) r->set_strip_path(false);
+  if (!r->has_active()) r->set_active(true);
+}
+
+Problem ValidateRule(const tg::v1::Rule& r) {
+  static const std::array<std::string_view, 7> kMethods = {"GET",  "POST", "PUT",    "PATCH",
+                                                           "DELETE", "HEAD", "OPTIONS"};
+  if (r.path().empty()) return "path is required";
+  if (r.path().front() != '/') return "path must start with '/'";
+  if (r.service_id().empty()) return "service_id is required";
+  if (r.methods().empty()) return "methods must contain at least one method";
+  for (int i = 0; i < r.methods_size(); ++i) {
+    if (std::find(kMethods.begin(), kMethods.end(), r.methods(i)) == kMethods.end()) {
+      return "methods[" + std::to_string(i) +
+             "] must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace tg::config

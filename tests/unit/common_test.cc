@@ -1,0 +1,149 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "tg/common/crypto.h"
+#include "tg/common/flags.h"
+#include "tg/common/json_util.h"
+#include "tg/common/jwt.h"
+#include "tg/v1/resources.pb.h"
+
+namespace tg {
+namespace {
+
+using std::chrono::seconds;
+using std::chrono::system_clock;
+
+TEST(Crypto, Sha256KnownVector) {
+  EXPECT_EQ(crypto::HexEncode(crypto::Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Crypto, HmacSha256Rfc4231Case2) {
+  EXPECT_EQ(crypto::HexEncode(crypto::HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Crypto, Base64RoundTripsAndRejectsGarbage) {
+  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+    EXPECT_EQ(crypto::Base64Decode(crypto::Base64Encode(s)).value(), s);
+    EXPECT_EQ(crypto::Base64UrlDecode(crypto::Base64UrlEncode(s)).value(), s);
+  }
+  EXPECT_EQ(crypto::Base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(crypto::Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(crypto::Base64UrlEncode("\xfb\xff"), "-_8");
+  EXPECT_FALSE(crypto::Base64Decode("Zm9v!").has_value());
+}
+
+TEST(Crypto, ConstantTimeEquals) {
+  EXPECT_TRUE(crypto::ConstantTimeEquals("secret", "secret"));
+  EXPECT_FALSE(crypto::ConstantTimeEquals("secret", "secreT"));
+  EXPECT_FALSE(crypto::ConstantTimeEquals("secret", "secret2"));
+  EXPECT_TRUE(crypto::ConstantTimeEquals("", ""));
+}
+
+TEST(Crypto, UuidsAreV4AndUnique) {
+  auto a = crypto::NewUuid();
+  auto b = crypto::NewUuid();
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(crypto::IsUuid(a));
+  EXPECT_EQ(a[14], '4');
+  EXPECT_FALSE(crypto::IsUuid("not-a-uuid"));
+  EXPECT_FALSE(crypto::IsUuid("'; DROP TABLE gateways; --------------"));
+}
+
+TEST(SecretBox, SealsOpensAndDetectsTampering) {
+  auto box = crypto::SecretBox::FromKey(std::string(32, 'k')).value();
+  auto sealed = box.Seal("sk-proj-very-secret");
+  EXPECT_TRUE(crypto::SecretBox::IsSealed(sealed));
+  EXPECT_EQ(sealed.find("very-secret"), std::string::npos);
+  EXPECT_NE(box.Seal("sk-proj-very-secret"), sealed) << "nonce must be fresh per seal";
+  EXPECT_EQ(box.Open(sealed).value(), "sk-proj-very-secret");
+
+  std::string tampered = sealed;
+  tampered[tampered.size() - 3] = tampered[tampered.size() - 3] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(box.Open(tampered).has_value());
+  auto other = crypto::SecretBox::FromKey(std::string(32, 'o')).value();
+  EXPECT_FALSE(other.Open(sealed).has_value());
+  EXPECT_FALSE(crypto::SecretBox::FromKey("short").has_value());
+}
+
+TEST(Jwt, AcceptsOwnTokensAndRejectsEveryBadOne) {
+  auto now = system_clock::now();
+  auto token = jwt::SignHs256("s3cret-s3cret-s3cret", "admin", now, seconds(60));
+  EXPECT_EQ(jwt::VerifyHs256(token, "s3cret-s3cret-s3cret", now), jwt::Verdict::kOk);
+  EXPECT_EQ(jwt::VerifyHs256(token, "another-secret-entirely", now), jwt::Verdict::kBadSignature);
+  EXPECT_EQ(jwt::VerifyHs256(token, "s3cret-s3cret-s3cret", now + seconds(61)), jwt::Verdict::kExpired);
+  EXPECT_EQ(jwt::VerifyHs256("not.a.jwt", "s3cret-s3cret-s3cret", now), jwt::Verdict::kMalformed);
+  EXPECT_EQ(jwt::VerifyHs256("abc", "s3cret-s3cret-s3cret", now), jwt::Verdict::kMalformed);
+
+  // alg "none" with an empty signature must never pass.
+  std::string header = crypto::Base64UrlEncode(R"({"alg":"none","typ":"JWT"})");
+  std::string payload = crypto::Base64UrlEncode(R"({"sub":"admin"})");
+  EXPECT_NE(jwt::VerifyHs256(header + "." + payload + ".", "s3cret-s3cret-s3cret", now),
+            jwt::Verdict::kOk);
+
+  // A token whose payload was changed after signing.
+  auto dot1 = token.find('.');
+  auto dot2 = token.find('.', dot1 + 1);
+  std::string forged = token.substr(0, dot1 + 1) +
+                       crypto::Base64UrlEncode(R"({"sub":"root","exp":99999999999})") +
+                       token.substr(dot2);
+  EXPECT_EQ(jwt::VerifyHs256(forged, "s3cret-s3cret-s3cret", now), jwt::Verdict::kBadSignature);
+}
+
+TEST(LenientJson, AcceptsTheSeedsTrailingCommaAndComments) {
+  std::string out, err;
+  ASSERT_TRUE(json::NormalizeLenient("{\n\"name\": \"multi-provider-gateway\",\n}", &out, &err)) << err;
+  EXPECT_EQ(out, R"({"name":"multi-provider-gateway"})");
+  ASSERT_TRUE(json::NormalizeLenient("{\"weight\": 60,    # 60% of traffic\n \"p\": 1 // x\n}", &out, &err))
+      << err;
+  EXPECT_EQ(out, R"({"weight":60,"p":1})");
+  ASSERT_TRUE(json::NormalizeLenient(R"({"s": "a # not a comment"})", &out, &err));
+  EXPECT_EQ(out, R"({"s":"a # not a comment"})");
+}
+
+TEST(LenientJson, RejectsWhatIsNotJson) {
+  std::string out, err;
+  EXPECT_FALSE(json::NormalizeLenient("{\"name\": ", &out, &err));
+  EXPECT_NE(err.find("malformed JSON"), std::string::npos);
+  EXPECT_FALSE(json::NormalizeLenient("{} trailing", &out, &err));
+  EXPECT_FALSE(json::NormalizeLenient("", &out, &err));
+}
+
+TEST(ProtoJson, WrongTypeAndUnknownFieldNameTheField) {
+  tg::v1::Upstream u;
+  std::string err;
+  EXPECT_FALSE(json::ParseProto(R"({"name":"x","targets":[{"weight":"heavy"}]})", &u, &err));
+  EXPECT_NE(err.find("weight"), std::string::npos) << err;
+  tg::v1::Gateway g;
+  EXPECT_FALSE(json::ParseProto(R"({"name":"x","colour":"red"})", &g, &err));
+  EXPECT_NE(err.find("colour"), std::string::npos) << err;
+  EXPECT_FALSE(json::ParseProto(R"(["not","an","object"])", &g, &err));
+  EXPECT_FALSE(json::ParseProto(R"({"name": 12})", &g, &err));
+}
+
+TEST(ProtoJson, PrintsOriginalFieldNamesAndOmitsUnset) {
+  tg::v1::Target t;
+  t.set_default_model("gpt-4o-mini");
+  t.set_stream(false);
+  auto s = json::PrintProto(t);
+  EXPECT_NE(s.find("\"default_model\":\"gpt-4o-mini\""), std::string::npos) << s;
+  EXPECT_NE(s.find("\"stream\":false"), std::string::npos) << s;
+  EXPECT_EQ(s.find("weight"), std::string::npos) << s;
+}
+
+TEST(Flags, CommandLineWinsOverEnvironment) {
+  setenv("TG_UNIT_FLAG_X", "from-env", 1);
+  char a0[] = "prog";
+  char a1[] = "--other=1";
+  char* argv[] = {a0, a1};
+  Flags f(2, argv);
+  EXPECT_EQ(f.String("unit-flag-x"), "from-env");
+  EXPECT_EQ(f.Int("other", 0), 1);
+  EXPECT_EQ(f.String("missing", "dflt"), "dflt");
+  EXPECT_EQ(Flags::EnvName("pg-dsn"), "TG_PG_DSN");
+}
+
+}  // namespace
+}  // namespace tg

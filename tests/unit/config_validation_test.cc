@@ -1,0 +1,199 @@
+#include <gtest/gtest.h>
+
+#include "credentials.h"
+#include "tg/common/json_util.h"
+#include "validation.h"
+
+namespace tg::config {
+namespace {
+
+tg::v1::Upstream ParseUpstream(const std::string& json) {
+  tg::v1::Upstream u;
+  std::string err;
+  EXPECT_TRUE(json::ParseProto(json, &u, &err)) << err;
+  return u;
+}
+
+tg::v1::Upstream ValidUpstream() {
+  return ParseUpstream(R"({
+    "name": "ai-providers-upstream", "algorithm": "round-robin",
+    "targets": [
+      {"path": "/v1/chat/completions", "provider": "openai", "weight": 50, "priority": 1,
+       "default_model": "gpt-4o-mini", "models": ["gpt-4", "gpt-4o-mini"],
+       "credentials": {"api_key": "sk-proj-0123456789abcdef"}},
+      {"path": "/v1/messages", "provider": "anthropic", "weight": 50,
+       "default_model": "claude-3-sonnet", "models": ["claude-3-sonnet"],
+       "headers": {"anthropic-version": "2023-06-01"},
+       "credentials": {"header_name": "x-api-key", "header_value": "your-anthropic-key"}}],
+    "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
+}
+
+std::string Problem(const tg::v1::Upstream& u) { return ValidateUpstream(u).value_or("ok"); }
+
+TEST(UpstreamValidation, SeedUpstreamIsValid) { EXPECT_EQ(Problem(ValidUpstream()), "ok"); }
+
+TEST(UpstreamValidation, EachRuleNamesItsField) {
+  struct Case {
+    std::function<void(tg::v1::Upstream&)> mutate;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {[](auto& u) { u.clear_name(); }, "name is required"},
+      {[](auto& u) { u.set_algorithm("fastest"); }, "algorithm must be one of"},
+      {[](auto& u) { u.clear_targets(); }, "targets must contain at least one target"},
+      {[](auto& u) { u.mutable_targets(1)->set_provider("cohere"); }, "targets[1].provider must be one of"},
+      {[](auto& u) { u.mutable_targets(0)->set_weight(0); }, "targets[0].weight must be between 1 and 100"},
+      {[](auto& u) { u.mutable_targets(0)->set_weight(101); }, "targets[0].weight must be between 1 and 100"},
+      {[](auto& u) { u.mutable_targets(0)->set_priority(0); }, "targets[0].priority must be at least 1"},
+      {[](auto& u) { u.mutable_targets(0)->set_default_model("gpt-5"); },
+       "targets[0].default_model must be one of models"},
+      {[](auto& u) { u.mutable_targets(0)->clear_provider(); }, "targets[0].provider or host is required"},
+      {[](auto& u) { u.mutable_targets(0)->set_protocol("ftp"); }, "targets[0].protocol must be http or https"},
+      {[](auto& u) { u.mutable_targets(0)->set_port(70000); }, "targets[0].port must be between 1 and 65535"},
+      {[](auto& u) { (*u.mutable_targets(1)->mutable_headers())["x-evil"] = "a\r\nHost: b"; },
+       "targets[1].headers.x-evil must not contain line breaks"},
+      {[](auto& u) { (*u.mutable_targets(1)->mutable_headers())["bad header"] = "v"; },
+       "targets[1].headers has an invalid header name"},
+      {[](auto& u) { u.mutable_health_checks()->set_threshold(0); },
+       "health_checks.threshold must be greater than 0"},
+      {[](auto& u) { u.mutable_health_checks()->set_interval(-5); },
+       "health_checks.interval must be greater than 0"},
+  };
+  for (const auto& c : cases) {
+    auto u = ValidUpstream();
+    c.mutate(u);
+    EXPECT_EQ(Problem(u).rfind(c.expect, 0), 0u) << "got: " << Problem(u) << "\nwant: " << c.expect;
+  }
+}
+
+TEST(UpstreamValidation, AliasesAndHostTargets) {
+  for (const char* alg : {"weighted", "weighted-round-robin", "least-conn", "least-connections", "random"}) {
+    auto u = ValidUpstream();
+    u.set_algorithm(alg);
+    EXPECT_EQ(Problem(u), "ok") << alg;
+  }
+  EXPECT_EQ(CanonicalAlgorithm("weighted"), "weighted-round-robin");
+  EXPECT_EQ(CanonicalAlgorithm("least-conn"), "least-connections");
+  EXPECT_EQ(CanonicalProvider("google"), "gemini");
+  auto u = ParseUpstream(R"({"name": "w", "algorithm": "weighted-round-robin", "targets": [
+      {"host": "api.openai.com", "port": 443, "protocol": "https", "weight": 60}]})");
+  EXPECT_EQ(Problem(u), "ok");
+}
+
+TEST(UpstreamValidation, NormalizeAssignsTargetIdsAndDefaultAlgorithm) {
+  auto u = ValidUpstream();
+  u.clear_algorithm();
+  NormalizeUpstream(&u);
+  EXPECT_EQ(u.algorithm(), "round-robin");
+  EXPECT_FALSE(u.targets(0).id().empty());
+  EXPECT_NE(u.targets(0).id(), u.targets(1).id());
+  u.mutable_targets(1)->set_id(u.targets(0).id());
+  EXPECT_EQ(Problem(u), "targets[1].id is duplicated");
+}
+
+TEST(GatewayValidation, NameAndSubdomain) {
+  tg::v1::Gateway g;
+  EXPECT_EQ(ValidateGateway(g).value_or("ok"), "name is required");
+  g.set_name("multi-provider-gateway");
+  EXPECT_EQ(ValidateGateway(g).value_or("ok"), "ok");
+  g.set_subdomain("your-subdomain");
+  EXPECT_EQ(ValidateGateway(g).value_or("ok"), "ok");
+  for (const char* bad : {"-x", "x-", "Upper", "a.b", "a_b"}) {
+    g.set_subdomain(bad);
+    EXPECT_NE(ValidateGateway(g).value_or("ok"), "ok") << bad;
+  }
+}
+
+TEST(ServiceValidation, TypesAndInference) {
+  tg::v1::Service s;
+  s.set_name("ai-chat-service");
+  EXPECT_EQ(ValidateService(s).value_or("ok"), "type is required (upstream or endpoint)");
+  s.set_upstream_id("u");
+  NormalizeService(&s);
+  EXPECT_EQ(s.type(), "upstream");
+  EXPECT_EQ(ValidateService(s).value_or("ok"), "ok");
+  s.set_type("endpoint");
+  EXPECT_EQ(ValidateService(s).value_or("ok"), "host is required for type endpoint");
+  s.set_host("example.com");
+  EXPECT_EQ(ValidateService(s).value_or("ok"), "ok");
+  s.set_type("lambda");
+  EXPECT_EQ(ValidateService(s).value_or("ok"), "type must be upstream or endpoint");
+}
+
+TEST(RuleValidation, MethodsPathAndDefaults) {
+  tg::v1::Rule r;
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "path is required");
+  r.set_path("v1");
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "path must start with '/'");
+  r.set_path("/v1");
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "service_id is required");
+  r.set_service_id("s");
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "methods must contain at least one method");
+  r.add_methods("post");
+  r.add_methods("TRACE");
+  NormalizeRule(&r);
+  EXPECT_EQ(r.methods(0), "POST");
+  EXPECT_TRUE(r.active());
+  EXPECT_FALSE(r.strip_path());
+  EXPECT_EQ(ValidateRule(r).value_or("ok").rfind("methods[1] must be one of", 0), 0u);
+}
+
+TEST(Credentials, MaskKeepsOnlyTheTailOfLongSecrets) {
+  EXPECT_EQ(Mask(""), "");
+  EXPECT_EQ(Mask("short"), "****");
+  EXPECT_EQ(Mask("your-openai-key"), "****");  // 15 characters: nothing shown
+  EXPECT_EQ(Mask("sk-proj-0123456789abcdef"), "****cdef");
+}
+
+TEST(Credentials, MaskingCoversEverySecretFieldAndNothingElse) {
+  tg::v1::Credentials c;
+  c.set_api_key("sk-proj-0123456789abcdef");
+  c.set_header_name("Authorization");
+  c.set_header_value("Bearer your-openai-key");
+  c.set_aws_access_key_id("AKIAIOSFODNN7EXAMPLE");
+  c.set_aws_secret_access_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+  c.set_aws_session_token("IQoJb3JpZ2luX2VjEXAMPLETOKEN");
+  c.set_aws_region("eu-west-1");
+  c.set_azure_endpoint("https://example2.cognitiveservices.azure.com");
+  MaskCredentials(&c);
+  auto printed = json::PrintProto(c);
+  for (const char* secret : {"0123456789ab", "your-openai", "AKIAIOSFODNN7", "wJalrXUtnFEMI", "IQoJb3JpZ2lu"}) {
+    EXPECT_EQ(printed.find(secret), std::string::npos) << secret << " leaked in " << printed;
+  }
+  EXPECT_EQ(c.header_name(), "Authorization");
+  EXPECT_EQ(c.aws_region(), "eu-west-1");
+  EXPECT_EQ(c.azure_endpoint(), "https://example2.cognitiveservices.azure.com");
+}
+
+TEST(Credentials, SealOpenAndKeepMaskedOnUpdate) {
+  auto box = crypto::SecretBox::FromKey(std::string(32, 'x')).value();
+  auto stored = ValidUpstream();
+  NormalizeUpstream(&stored);
+  auto sealed = stored;
+  SealUpstream(box, &sealed);
+  EXPECT_EQ(json::PrintProto(sealed).find("sk-proj-0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(json::PrintProto(sealed).find("your-anthropic-key"), std::string::npos);
+  ASSERT_TRUE(OpenUpstream(box, &sealed));
+  EXPECT_EQ(sealed.targets(0).credentials().api_key(), "sk-proj-0123456789abcdef");
+
+  // A client PUTs back what GET showed (masked), changing only the weight and
+  // one secret: the masked secrets keep their stored values.
+  auto incoming = stored;
+  MaskUpstream(&incoming);
+  incoming.mutable_targets(0)->set_weight(70);
+  incoming.mutable_targets(1)->mutable_credentials()->set_header_value("a-brand-new-anthropic-key");
+  KeepMaskedSecrets(stored, &incoming);
+  EXPECT_EQ(incoming.targets(0).credentials().api_key(), "sk-proj-0123456789abcdef");
+  EXPECT_EQ(incoming.targets(1).credentials().header_value(), "a-brand-new-anthropic-key");
+
+  // Without target ids, slots are matched by position.
+  auto no_ids = stored;
+  MaskUpstream(&no_ids);
+  for (auto& t : *no_ids.mutable_targets()) t.clear_id();
+  KeepMaskedSecrets(stored, &no_ids);
+  EXPECT_EQ(no_ids.targets(0).id(), stored.targets(0).id());
+  EXPECT_EQ(no_ids.targets(0).credentials().api_key(), "sk-proj-0123456789abcdef");
+}
+
+}  // namespace
+}  // namespace tg::config
