@@ -261,7 +261,7 @@ service_pid() {
 
 # start_service NAME [ARGS...]: start $BIN_DIR/NAME in the background, in its own session.
 start_service() {
-  local name=$1 log pidfile i
+  local name=$1 log pidfile pid i
   shift
   log="$RUN/logs/$name.log" pidfile="$RUN/pids/$name.pid"
   mkdir -p "$RUN/logs" "$RUN/pids"
@@ -272,11 +272,16 @@ start_service() {
   # shellcheck disable=SC2016
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pidfile" "$BIN_DIR/$name" "$@" \
     </dev/null >>"$log" 2>&1 &
-  for ((i = 0; i < 50; i++)); do
-    [[ -s $pidfile ]] && return 0
+  # Wait until the exec happened (command name = NAME) or the process already died.
+  for ((i = 0; i < 100; i++)); do
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [[ -n $pid ]] && { pid_alive "$pid" "$name" || ! pid_alive "$pid"; }; then
+      return 0
+    fi
     sleep 0.1
   done
-  die "$name did not start (no pid file)"
+  [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+  die "$name did not start (pid file: $pidfile)"
 }
 
 stop_service() {
@@ -309,11 +314,12 @@ http_ok() { curl -fsS --max-time 3 -o /dev/null "$1"; }
 
 # Wait for a health check, failing fast if the service NAME died meanwhile.
 _wait_service() {
-  local name=$1 timeout=$2 deadline
+  local name=$1 timeout=$2 deadline pid
   shift 2
   deadline=$((SECONDS + timeout))
+  pid=$(cat "$RUN/pids/$name.pid" 2>/dev/null || true)
   until "$@" >/dev/null 2>&1; do
-    [[ -n $(service_pid "$name") ]] || service_failed "$name" "exited during startup"
+    pid_alive "$pid" || service_failed "$name" "exited during startup"
     ((SECONDS < deadline)) || service_failed "$name" "not healthy after ${timeout}s"
     sleep 0.5
   done

@@ -50,10 +50,18 @@ void ConfigFeed::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::shared_ptr<ConfigFeed::Subscription> ConfigFeed::Subscribe(Listener* listener) {
+std::shared_ptr<ConfigFeed::Subscription> ConfigFeed::Subscribe(Listener* listener,
+                                                                 WorkerPool& workers) {
   auto sub = std::make_shared<Subscription>(listener);
-  std::lock_guard lock(subs_mu_);
-  subs_.push_back(sub);
+  {
+    std::lock_guard lock(subs_mu_);
+    subs_.push_back(sub);
+  }
+  workers.Post([this, sub] {
+    PollOnce();
+    sub->caught_up = true;
+    sub->Notify();
+  });
   return sub;
 }
 

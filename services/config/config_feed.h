@@ -14,6 +14,7 @@
 
 #include "config_store.h"
 #include "tg/common/change_log.h"
+#include "tg/common/worker_pool.h"
 #include "tg/v1/config.pb.h"
 
 namespace tg::config {
@@ -46,6 +47,9 @@ class ConfigFeed {
     explicit Subscription(Listener* l) : listener_(l) {}
     void Notify();
     void Cancel();
+    // Set once the feed has read every change committed before the
+    // subscription began: only then may a stream send its first event.
+    std::atomic<bool> caught_up{false};
 
    private:
     std::mutex mu_;
@@ -63,7 +67,9 @@ class ConfigFeed {
   void Close();
   bool closed() const { return closed_; }
 
-  std::shared_ptr<Subscription> Subscribe(Listener* listener);
+  // The subscription is caught up (and notified) from a task on `workers`,
+  // which reads the change log without blocking the caller.
+  std::shared_ptr<Subscription> Subscribe(Listener* listener, WorkerPool& workers);
   void Unsubscribe(const std::shared_ptr<Subscription>& sub);
 
   enum class Next { kEvent, kNone, kGap };

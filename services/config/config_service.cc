@@ -21,8 +21,8 @@ void Present(const crypto::SecretBox& box, bool clear, tg::v1::Service* s) {
 class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
                            public ConfigFeed::Listener {
  public:
-  WatchReactor(ConfigFeed& feed, const crypto::SecretBox& box, const tg::v1::WatchRequest& req,
-               std::chrono::seconds heartbeat)
+  WatchReactor(ConfigFeed& feed, WorkerPool& workers, const crypto::SecretBox& box,
+               const tg::v1::WatchRequest& req, std::chrono::seconds heartbeat)
       : feed_(feed),
         box_(box),
         clear_(req.include_credentials()),
@@ -30,8 +30,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
         need_snapshot_(req.from_revision() <= 0),
         heartbeat_(heartbeat),
         last_write_(std::chrono::steady_clock::now()) {
-    sub_ = feed_.Subscribe(this);
-    TryWrite();
+    std::lock_guard lock(mu_);  // OnFeedAdvanced may come before sub_ is assigned
+    sub_ = feed_.Subscribe(this, workers);
   }
 
   void OnFeedAdvanced() override { TryWrite(); }
@@ -87,6 +87,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
 
   // Fills event_ with what to send next; false when there is nothing.
   bool Prepare() {
+    if (!sub_ || !sub_->caught_up) return false;
     event_.Clear();
     if (!need_snapshot_) {
       int64_t rev = 0;
@@ -218,7 +219,7 @@ R* ConfigServiceImpl::DeleteRule(C* c, const tg::v1::DeleteRuleRequest* q, tg::v
 }
 
 grpc::ServerWriteReactor<tg::v1::WatchEvent>* ConfigServiceImpl::Watch(C*, const tg::v1::WatchRequest* q) {
-  return new WatchReactor(feed_, store_.box(), *q, options_.heartbeat);
+  return new WatchReactor(feed_, workers_, store_.box(), *q, options_.heartbeat);
 }
 
 }  // namespace tg::config

@@ -1,0 +1,355 @@
+// tg-config against a real PostgreSQL: the service runs in-process on a real
+// gRPC server and is called through real stubs.
+#include <gtest/gtest.h>
+
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <future>
+#include <thread>
+
+#include "config_feed.h"
+#include "config_service.h"
+#include "config_store.h"
+#include "test_db.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/json_util.h"
+#include "tg/common/pg.h"
+#include "tg/common/worker_pool.h"
+#include "tg/v1/config.grpc.pb.h"
+
+namespace tg::config {
+namespace {
+
+using grpc::StatusCode;
+using std::chrono::milliseconds;
+
+const std::string kSecretKey(32, 'K');
+
+// One tg-config replica: what main.cc wires, on port 0.
+struct Replica {
+  explicit Replica(const std::string& dsn)
+      : pool({.dsn = dsn, .size = 2}),
+        store(pool, crypto::SecretBox::FromKey(kSecretKey).value(),
+              [] { return google::protobuf::util::TimeUtil::GetCurrentTime(); }),
+        feed(store, dsn, {}),
+        workers(2),
+        service(store, feed, workers, {.heartbeat = std::chrono::seconds(1)}) {
+    auto conn = pg::ConnectWithRetry(dsn, std::chrono::seconds(5));
+    pg::ApplyMigrations(*conn, "config", ConfigStore::Migrations());
+    EXPECT_TRUE(feed.Start().ok());
+    std::string error;
+    server = GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}}, {&service}, &error);
+    EXPECT_NE(server, nullptr) << error;
+    stub = tg::v1::ConfigService::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                            grpc::InsecureChannelCredentials()));
+  }
+  ~Replica() {
+    feed.Close();
+    server->Shutdown();
+    feed.Stop();
+  }
+
+  pg::Pool pool;
+  ConfigStore store;
+  ConfigFeed feed;
+  WorkerPool workers;
+  ConfigServiceImpl service;
+  std::unique_ptr<GrpcServer> server;
+  std::unique_ptr<tg::v1::ConfigService::Stub> stub;
+};
+
+template <typename Req, typename Resp, typename Method>
+grpc::Status Call(Replica& r, Method method, const Req& req, Resp* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return ((*r.stub).*method)(&ctx, req, resp);
+}
+
+template <typename T>
+T FromJson(const std::string& json) {
+  T msg;
+  std::string err;
+  EXPECT_TRUE(json::ParseProto(json, &msg, &err)) << err;
+  return msg;
+}
+
+class ConfigIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::TestDatabase::Available()) GTEST_SKIP() << "TG_TEST_PG_DSN not set";
+    db_ = std::make_unique<testing::TestDatabase>("config_it");
+    a_ = std::make_unique<Replica>(db_->dsn());
+  }
+  void TearDown() override {
+    b_.reset();
+    a_.reset();
+    db_.reset();
+  }
+
+  std::string CreateGateway(Replica& r, const std::string& name, const std::string& sub = "") {
+    tg::v1::CreateGatewayRequest req;
+    req.mutable_gateway()->set_name(name);
+    req.mutable_gateway()->set_subdomain(sub);
+    tg::v1::GatewayResult res;
+    auto st = Call(r, &tg::v1::ConfigService::Stub::CreateGateway, req, &res);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return res.gateway().id();
+  }
+
+  tg::v1::UpstreamResult CreateUpstream(const std::string& gw) {
+    tg::v1::CreateUpstreamRequest req;
+    *req.mutable_upstream() = FromJson<tg::v1::Upstream>(R"({
+      "name": "ai-providers-upstream", "algorithm": "round-robin",
+      "targets": [
+        {"path": "/v1/chat/completions", "provider": "openai", "weight": 50,
+         "default_model": "gpt-4o-mini", "models": ["gpt-4", "gpt-4o-mini"],
+         "credentials": {"api_key": "sk-proj-abcdefghijklmnop1234"}},
+        {"path": "/v1/messages", "provider": "anthropic", "weight": 50,
+         "default_model": "claude-3-sonnet", "models": ["claude-3-sonnet"],
+         "headers": {"anthropic-version": "2023-06-01"},
+         "credentials": {"header_name": "x-api-key", "header_value": "your-anthropic-key"}}],
+      "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
+    req.mutable_upstream()->set_gateway_id(gw);
+    tg::v1::UpstreamResult res;
+    auto st = Call(*a_, &tg::v1::ConfigService::Stub::CreateUpstream, req, &res);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return res;
+  }
+
+  std::unique_ptr<testing::TestDatabase> db_;
+  std::unique_ptr<Replica> a_;
+  std::unique_ptr<Replica> b_;
+};
+
+TEST_F(ConfigIT, GatewayCrudAndStatusCodes) {
+  auto id = CreateGateway(*a_, "multi-provider-gateway", "your-subdomain");
+  ASSERT_FALSE(id.empty());
+
+  tg::v1::GetGatewayRequest get;
+  get.set_id(id);
+  tg::v1::GatewayResult got;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::GetGateway, get, &got).ok());
+  EXPECT_EQ(got.gateway().name(), "multi-provider-gateway");
+  EXPECT_TRUE(got.gateway().has_created_at());
+
+  tg::v1::CreateGatewayRequest dup;
+  dup.mutable_gateway()->set_name("other");
+  dup.mutable_gateway()->set_subdomain("your-subdomain");
+  tg::v1::GatewayResult res;
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::CreateGateway, dup, &res).error_code(),
+            StatusCode::ALREADY_EXISTS);
+
+  tg::v1::CreateGatewayRequest nameless;
+  auto st = Call(*a_, &tg::v1::ConfigService::Stub::CreateGateway, nameless, &res);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "name is required");
+
+  get.set_id("00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::GetGateway, get, &got).error_code(),
+            StatusCode::NOT_FOUND);
+  get.set_id("'; DROP TABLE gateways; --");
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::GetGateway, get, &got).error_code(),
+            StatusCode::NOT_FOUND);
+
+  tg::v1::UpdateGatewayRequest upd;
+  upd.mutable_gateway()->set_id(id);
+  upd.mutable_gateway()->set_name("renamed");
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::UpdateGateway, upd, &res).ok());
+  EXPECT_EQ(res.gateway().name(), "renamed");
+  EXPECT_EQ(res.gateway().created_at().seconds(), got.gateway().created_at().seconds());
+  EXPECT_EQ(res.gateway().created_at().nanos(), got.gateway().created_at().nanos());
+
+  tg::v1::ListGatewaysResponse list;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::ListGateways, tg::v1::ListGatewaysRequest(), &list).ok());
+  ASSERT_EQ(list.gateways_size(), 1);
+
+  tg::v1::DeleteGatewayRequest del;
+  del.set_id(id);
+  tg::v1::DeleteResult dres;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::DeleteGateway, del, &dres).ok());
+  EXPECT_GT(dres.revision(), res.revision());
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::DeleteGateway, del, &dres).error_code(),
+            StatusCode::NOT_FOUND);
+}
+
+TEST_F(ConfigIT, CredentialsAreEncryptedAtRestMaskedInAnswersAndKeptOnMaskedUpdate) {
+  auto gw = CreateGateway(*a_, "gw");
+  auto created = CreateUpstream(gw);
+  const auto& u = created.upstream();
+  EXPECT_EQ(u.targets(0).credentials().api_key(), "****1234");
+  EXPECT_EQ(u.targets(1).credentials().header_value(), "****-key");  // 18 characters
+  EXPECT_EQ(u.targets(1).credentials().header_name(), "x-api-key");
+
+  pqxx::connection c(db_->dsn());
+  pqxx::read_transaction tx(c);
+  std::string doc = tx.exec_params("SELECT doc FROM upstreams WHERE id = $1", u.id())[0][0].as<std::string>();
+  EXPECT_EQ(doc.find("sk-proj-abcdefghijklmnop1234"), std::string::npos);
+  EXPECT_EQ(doc.find("your-anthropic-key"), std::string::npos);
+  EXPECT_NE(doc.find("enc:v1:"), std::string::npos);
+  std::string log = tx.exec("SELECT string_agg(doc, '') FROM change_log")[0][0].as<std::string>();
+  EXPECT_EQ(log.find("sk-proj-abcdefghijklmnop1234"), std::string::npos);
+
+  // PUT back exactly what was returned, with one weight changed.
+  tg::v1::UpdateUpstreamRequest upd;
+  *upd.mutable_upstream() = u;
+  upd.mutable_upstream()->mutable_targets(0)->set_weight(70);
+  tg::v1::UpstreamResult res;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::UpdateUpstream, upd, &res).ok());
+  EXPECT_EQ(res.upstream().targets(0).weight(), 70);
+  EXPECT_EQ(res.upstream().targets(0).id(), u.targets(0).id());
+
+  // The adapter's view (include_credentials) still has the original secrets.
+  grpc::ClientContext ctx;
+  tg::v1::WatchRequest wreq;
+  wreq.set_include_credentials(true);
+  auto reader = a_->stub->Watch(&ctx, wreq);
+  tg::v1::WatchEvent ev;
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_snapshot());
+  ASSERT_EQ(ev.snapshot().upstreams_size(), 1);
+  EXPECT_EQ(ev.snapshot().upstreams(0).targets(0).credentials().api_key(), "sk-proj-abcdefghijklmnop1234");
+  EXPECT_EQ(ev.snapshot().upstreams(0).targets(1).credentials().header_value(), "your-anthropic-key");
+  ctx.TryCancel();
+}
+
+TEST_F(ConfigIT, ReferencesAreEnforced) {
+  auto gw = CreateGateway(*a_, "gw");
+  auto up = CreateUpstream(gw).upstream();
+
+  tg::v1::CreateServiceRequest sreq;
+  *sreq.mutable_service() = FromJson<tg::v1::Service>(R"({"name": "ai-chat-service",
+      "description": "Load balanced AI chat completion service", "type": "upstream",
+      "tags": ["ai", "chat"]})");
+  sreq.mutable_service()->set_gateway_id(gw);
+  sreq.mutable_service()->set_upstream_id("00000000-0000-4000-8000-000000000000");
+  tg::v1::ServiceResult sres;
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::CreateService, sreq, &sres).error_code(),
+            StatusCode::INVALID_ARGUMENT);
+  sreq.mutable_service()->set_upstream_id(up.id());
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::CreateService, sreq, &sres).ok());
+
+  tg::v1::CreateRuleRequest rreq;
+  *rreq.mutable_rule() = FromJson<tg::v1::Rule>(
+      R"({"path": "/v1", "methods": ["POST"], "strip_path": false, "active": true})");
+  rreq.mutable_rule()->set_gateway_id(gw);
+  rreq.mutable_rule()->set_service_id(sres.service().id());
+  tg::v1::RuleResult rres;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::CreateRule, rreq, &rres).ok());
+
+  tg::v1::DeleteResult dres;
+  tg::v1::DeleteUpstreamRequest du;
+  du.set_gateway_id(gw);
+  du.set_id(up.id());
+  auto st = Call(*a_, &tg::v1::ConfigService::Stub::DeleteUpstream, du, &dres);
+  EXPECT_EQ(st.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find(sres.service().id()), std::string::npos);
+
+  tg::v1::DeleteServiceRequest ds;
+  ds.set_gateway_id(gw);
+  ds.set_id(sres.service().id());
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::DeleteService, ds, &dres).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+
+  // Another gateway cannot see (or use) this gateway's resources.
+  auto other = CreateGateway(*a_, "other");
+  du.set_gateway_id(other);
+  EXPECT_EQ(Call(*a_, &tg::v1::ConfigService::Stub::DeleteUpstream, du, &dres).error_code(),
+            StatusCode::NOT_FOUND);
+
+  // In dependency order everything goes.
+  tg::v1::DeleteRuleRequest dr;
+  dr.set_gateway_id(gw);
+  dr.set_id(rres.rule().id());
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::DeleteRule, dr, &dres).ok());
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::DeleteService, ds, &dres).ok());
+  du.set_gateway_id(gw);
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::DeleteUpstream, du, &dres).ok());
+}
+
+TEST_F(ConfigIT, WatchSendsSnapshotThenChangesAndResumesFromARevision) {
+  auto gw = CreateGateway(*a_, "gw");
+  grpc::ClientContext ctx;
+  auto reader = a_->stub->Watch(&ctx, tg::v1::WatchRequest());
+  tg::v1::WatchEvent ev;
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_snapshot());
+  ASSERT_EQ(ev.snapshot().gateways_size(), 1);
+  int64_t snap_rev = ev.revision();
+
+  auto up = CreateUpstream(gw);
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_change()) << ev.DebugString();
+  EXPECT_EQ(ev.revision(), up.revision());
+  EXPECT_EQ(ev.change().upstream().id(), up.upstream().id());
+  EXPECT_EQ(ev.change().upstream().targets(0).credentials().api_key(), "****1234")
+      << "without include_credentials secrets are masked";
+  ctx.TryCancel();
+
+  // Resuming from the snapshot's revision replays only what came after it.
+  grpc::ClientContext ctx2;
+  tg::v1::WatchRequest resume;
+  resume.set_from_revision(snap_rev);
+  auto reader2 = a_->stub->Watch(&ctx2, resume);
+  ASSERT_TRUE(reader2->Read(&ev));
+  ASSERT_TRUE(ev.has_change()) << ev.DebugString();
+  EXPECT_EQ(ev.revision(), up.revision());
+  // Nothing new: the next event is a heartbeat at the same revision.
+  ASSERT_TRUE(reader2->Read(&ev));
+  EXPECT_TRUE(ev.heartbeat());
+  EXPECT_EQ(ev.revision(), up.revision());
+  ctx2.TryCancel();
+}
+
+TEST_F(ConfigIT, AWriteOnOneReplicaReachesAWatchOnAnotherWithinOneSecond) {
+  b_ = std::make_unique<Replica>(db_->dsn());
+  grpc::ClientContext ctx;
+  auto reader = b_->stub->Watch(&ctx, tg::v1::WatchRequest());
+  tg::v1::WatchEvent ev;
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_snapshot());
+
+  auto start = std::chrono::steady_clock::now();
+  auto id = CreateGateway(*a_, "written-on-a");
+  ASSERT_TRUE(reader->Read(&ev));
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(ev.has_change());
+  EXPECT_EQ(ev.change().gateway().id(), id);
+  EXPECT_LT(elapsed, milliseconds(1000));
+  ctx.TryCancel();
+}
+
+TEST_F(ConfigIT, ConcurrentMigrationsOnAFreshDatabaseAreSafe) {
+  testing::TestDatabase fresh("config_mig");
+  auto migrate = [&] {
+    auto conn = pg::ConnectWithRetry(fresh.dsn(), std::chrono::seconds(5));
+    pg::ApplyMigrations(*conn, "config", ConfigStore::Migrations());
+  };
+  auto f1 = std::async(std::launch::async, migrate);
+  auto f2 = std::async(std::launch::async, migrate);
+  EXPECT_NO_THROW(f1.get());
+  EXPECT_NO_THROW(f2.get());
+  pqxx::connection c(fresh.dsn());
+  pqxx::read_transaction tx(c);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM schema_migrations WHERE component = 'config'")[0][0].as<int>(), 2);
+}
+
+TEST_F(ConfigIT, DeletingAGatewayRemovesItsChildrenFromTheFeed) {
+  auto gw = CreateGateway(*a_, "gw");
+  CreateUpstream(gw);
+  tg::v1::DeleteGatewayRequest del;
+  del.set_id(gw);
+  tg::v1::DeleteResult dres;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::DeleteGateway, del, &dres).ok());
+  a_->feed.PollOnce();
+  tg::v1::ConfigSnapshot snap;
+  int64_t rev = 0;
+  a_->feed.Snapshot(&snap, &rev);
+  EXPECT_EQ(rev, dres.revision());
+  EXPECT_EQ(snap.gateways_size(), 0);
+  EXPECT_EQ(snap.upstreams_size(), 0);
+}
+
+}  // namespace
+}  // namespace tg::config
