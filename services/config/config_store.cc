@@ -249,6 +249,7 @@ Status ConfigStore::GetUpstream(const std::string& gw, const std::string& id,
   return Run([&](pqxx::connection& c) {
     pqxx::read_transaction tx(c);
     if (!LoadOne(tx, "upstreams", gw, id, out->mutable_upstream())) return NotFound("upstream");
+    OpenUpstream(box_, out->mutable_upstream());
     MaskUpstream(out->mutable_upstream());
     out->set_revision(pg::CurrentRevision(tx));
     return Status::OK;
@@ -261,6 +262,7 @@ Status ConfigStore::ListUpstreams(const std::string& gw, tg::v1::ListUpstreamsRe
     pqxx::read_transaction tx(c);
     if (!GatewayExists(tx, gw)) return NotFound("gateway");
     for (auto& u : LoadAll<tg::v1::Upstream>(tx, "upstreams", gw)) {
+      OpenUpstream(box_, &u);
       MaskUpstream(&u);
       *out->add_upstreams() = std::move(u);
     }
@@ -364,6 +366,7 @@ Status ConfigStore::GetService(const std::string& gw, const std::string& id,
   return Run([&](pqxx::connection& c) {
     pqxx::read_transaction tx(c);
     if (!LoadOne(tx, "services", gw, id, out->mutable_service())) return NotFound("service");
+    OpenService(box_, out->mutable_service());
     MaskService(out->mutable_service());
     out->set_revision(pg::CurrentRevision(tx));
     return Status::OK;
@@ -376,6 +379,7 @@ Status ConfigStore::ListServices(const std::string& gw, tg::v1::ListServicesResp
     pqxx::read_transaction tx(c);
     if (!GatewayExists(tx, gw)) return NotFound("gateway");
     for (auto& s : LoadAll<tg::v1::Service>(tx, "services", gw)) {
+      OpenService(box_, &s);
       MaskService(&s);
       *out->add_services() = std::move(s);
     }

@@ -29,6 +29,9 @@ const std::array<SecretField, 5>& SecretFields() {
 
 std::string Mask(const std::string& secret) {
   if (secret.empty()) return "";
+  // Never derive a mask from ciphertext: callers open before masking, and a
+  // sealed value reaching here must not show its tail as if it were the key's.
+  if (crypto::SecretBox::IsSealed(secret)) return "****";
   if (secret.size() < 16) return "****";
   return "****" + secret.substr(secret.size() - 4);
 }

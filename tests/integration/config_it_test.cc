@@ -191,9 +191,18 @@ TEST_F(ConfigIT, CredentialsAreEncryptedAtRestMaskedInAnswersAndKeptOnMaskedUpda
   std::string log = tx.exec("SELECT string_agg(doc, '') FROM change_log")[0][0].as<std::string>();
   EXPECT_EQ(log.find("sk-proj-abcdefghijklmnop1234"), std::string::npos);
 
+  // GET shows the same masks as the create answer (opened, then masked).
+  tg::v1::GetUpstreamRequest get;
+  get.set_gateway_id(gw);
+  get.set_id(u.id());
+  tg::v1::UpstreamResult got;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::GetUpstream, get, &got).ok());
+  EXPECT_EQ(got.upstream().targets(0).credentials().api_key(), "****1234");
+  EXPECT_EQ(got.upstream().targets(1).credentials().header_value(), "****-key");
+
   // PUT back exactly what was returned, with one weight changed.
   tg::v1::UpdateUpstreamRequest upd;
-  *upd.mutable_upstream() = u;
+  *upd.mutable_upstream() = got.upstream();
   upd.mutable_upstream()->mutable_targets(0)->set_weight(70);
   tg::v1::UpstreamResult res;
   ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::UpdateUpstream, upd, &res).ok());

@@ -143,6 +143,8 @@ TEST(Credentials, MaskKeepsOnlyTheTailOfLongSecrets) {
   EXPECT_EQ(Mask("short"), "****");
   EXPECT_EQ(Mask("your-openai-key"), "****");  // 15 characters: nothing shown
   EXPECT_EQ(Mask("sk-proj-0123456789abcdef"), "****cdef");
+  auto box = crypto::SecretBox::FromKey(std::string(32, 'x')).value();
+  EXPECT_EQ(Mask(box.Seal("sk-proj-0123456789abcdef")), "****") << "never a ciphertext's tail";
 }
 
 TEST(Credentials, MaskingCoversEverySecretFieldAndNothingElse) {
