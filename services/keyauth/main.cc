@@ -1,0 +1,100 @@
+// tg-keyauth: API keys (hashed in PostgreSQL, verified from memory).
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <exception>
+#include <string>
+
+#include "clock.h"
+#include "gateway_directory.h"
+#include "key_feed.h"
+#include "key_index.h"
+#include "key_store.h"
+#include "keyauth_service.h"
+#include "revocation_hub.h"
+#include "tg/common/flags.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/log.h"
+#include "tg/common/pg.h"
+#include "tg/common/worker_pool.h"
+
+namespace {
+
+int Run(const tg::Flags& flags) {
+  using namespace tg::keyauth;
+  const std::string listen = flags.String("keyauth-listen", "127.0.0.1:50052");
+  const std::string dsn = flags.String("pg-dsn");
+  const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
+  if (dsn.empty()) {
+    tg::log::Error("--pg-dsn (TG_PG_DSN) is required");
+    return 2;
+  }
+
+  {
+    auto conn = tg::pg::ConnectWithRetry(
+        dsn, std::chrono::seconds(flags.Int("pg-connect-timeout-seconds", 60)));
+    tg::pg::ApplyMigrations(*conn, "keyauth", KeyStore::Migrations());
+  }
+
+  tg::pg::Pool pool(
+      tg::pg::PoolOptions{.dsn = dsn, .size = static_cast<size_t>(flags.Int("pg-pool-size", 4))});
+  KeyStore store(&pool);
+  KeyIndex index;
+  RevocationHub hub;
+  KeyFeed feed(KeyFeedOptions{.dsn = dsn}, &store, &index, &hub);
+  feed.Load();
+  feed.Start();
+
+  tg::WorkerPool workers(static_cast<size_t>(flags.Int("keyauth-workers", 8)));
+  ConfigGatewayDirectory gateways(
+      grpc::CreateChannel(config_addr, grpc::InsecureChannelCredentials()));
+  SystemClock clock;
+  KeyAuthServiceImpl service(KeyAuthDeps{.store = &store,
+                                         .feed = &feed,
+                                         .index = &index,
+                                         .hub = &hub,
+                                         .gateways = &gateways,
+                                         .workers = &workers,
+                                         .clock = &clock});
+
+  std::string error;
+  auto server = tg::GrpcServer::Start(
+      tg::GrpcServerOptions{.listen = listen, .health_names = {"tg.v1.KeyAuthService"}}, {&service},
+      &error);
+  if (!server) {
+    tg::log::Error("cannot start gRPC server", {{"error", error}});
+    service.BeginShutdown();
+    return 1;
+  }
+  tg::log::Info("tg-keyauth serving",
+                {{"listen", listen}, {"port", std::to_string(server->port())}});
+
+  tg::WaitForTerminationSignal();
+
+  // Streams first (they never end by themselves), then the server drains the
+  // unary RPCs still on the workers; only then may the feed, the workers and
+  // the pool go (destroyed in reverse order of construction).
+  service.BeginShutdown();
+  server->Shutdown();
+  server.reset();
+  feed.Stop();
+  tg::log::Info("tg-keyauth stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tg::BlockTerminationSignals();
+  tg::log::SetService("tg-keyauth");
+  tg::Flags flags(argc, argv);
+  tg::log::SetLevel(flags.String("log-level", "info"));
+  try {
+    return Run(flags);
+  } catch (const tg::pg::Unavailable& e) {
+    tg::log::Error("PostgreSQL unavailable at start-up", {{"error", e.what()}});
+  } catch (const std::exception& e) {
+    tg::log::Error("start-up failed", {{"error", e.what()}});
+  }
+  return 1;
+}

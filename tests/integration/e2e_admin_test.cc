@@ -1,0 +1,357 @@
+// The admin API end to end: tg-config, tg-keyauth and tg-edge as separate
+// processes on a real PostgreSQL, driven over HTTP with the seeds' bodies.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "process.h"
+#include "seed_bodies.h"
+#include "test_db.h"
+#include "tg/common/crypto.h"
+#include "tg/common/jwt.h"
+
+namespace tg::testing {
+namespace {
+
+using std::chrono::seconds;
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+rapidjson::Document Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  EXPECT_FALSE(d.HasParseError()) << body;
+  return d;
+}
+
+// The three control-plane services as processes.
+class Stack {
+ public:
+  Stack() : db_("e2e_admin") {
+    dir_ = std::filesystem::temp_directory_path() / ("tg-e2e-" + crypto::HexEncode(crypto::RandomBytes(4)));
+    std::filesystem::create_directories(dir_);
+    config_port_ = FreePort();
+    keyauth_port_ = FreePort();
+    admin_port_ = FreePort();
+    secret_ = crypto::HexEncode(crypto::RandomBytes(24));
+  }
+  ~Stack() {
+    StopAll();
+    std::filesystem::remove_all(dir_);
+  }
+
+  bool StartAll() {
+    std::string config_addr = "127.0.0.1:" + std::to_string(config_port_);
+    std::string keyauth_addr = "127.0.0.1:" + std::to_string(keyauth_port_);
+    config_ = std::make_unique<Process>(
+        "tg-config", BinDir() + "/tg-config",
+        std::map<std::string, std::string>{{"TG_CONFIG_LISTEN", config_addr},
+                                           {"TG_PG_DSN", db_.dsn()},
+                                           {"TG_SECRETS_KEY_FILE", (dir_ / "secrets.key").string()}},
+        (dir_ / "config.log").string());
+    keyauth_ = std::make_unique<Process>(
+        "tg-keyauth", BinDir() + "/tg-keyauth",
+        std::map<std::string, std::string>{{"TG_KEYAUTH_LISTEN", keyauth_addr},
+                                           {"TG_PG_DSN", db_.dsn()},
+                                           {"TG_CONFIG_ADDR", config_addr}},
+        (dir_ / "keyauth.log").string());
+    edge_ = std::make_unique<Process>(
+        "tg-edge", BinDir() + "/tg-edge",
+        std::map<std::string, std::string>{
+            {"TG_ADMIN_LISTEN", "127.0.0.1:" + std::to_string(admin_port_)},
+            {"TG_PROXY_LISTEN", "127.0.0.1:" + std::to_string(FreePort())},
+            {"TG_METRICS_LISTEN", "127.0.0.1:" + std::to_string(FreePort())},
+            {"TG_CONFIG_ADDR", config_addr},
+            {"TG_KEYAUTH_ADDR", keyauth_addr},
+            {"TG_ADMIN_JWT_SECRET", secret_}},
+        (dir_ / "edge.log").string());
+    for (auto* p : {config_.get(), keyauth_.get(), edge_.get()}) {
+      if (!p->Start()) return false;
+    }
+    bool ok = WaitFor([&] { return Http("GET", Url("/healthz")).status == 200; }, seconds(30));
+    if (!ok) {
+      for (auto* p : {config_.get(), keyauth_.get(), edge_.get()}) {
+        ADD_FAILURE() << p->name() << " log:\n" << p->LogTail();
+      }
+    }
+    return ok;
+  }
+
+  void StopAll() {
+    for (auto* p : {edge_.get(), keyauth_.get(), config_.get()}) {
+      if (p != nullptr) {
+        EXPECT_EQ(p->Stop(), 0) << p->name() << " did not exit cleanly:\n" << p->LogTail();
+      }
+    }
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(admin_port_) + path;
+  }
+  std::string Token(seconds ttl = seconds(3600)) const {
+    return jwt::SignHs256(secret_, "e2e", std::chrono::system_clock::now(), ttl);
+  }
+
+  HttpResponse Admin(const std::string& method, const std::string& path, const std::string& body = "") {
+    return Http(method, Url(path), body,
+                {"Content-Type: application/json", "Authorization: Bearer " + Token()});
+  }
+
+ private:
+  TestDatabase db_;
+  std::filesystem::path dir_;
+  int config_port_, keyauth_port_, admin_port_;
+  std::string secret_;
+  std::unique_ptr<Process> config_, keyauth_, edge_;
+};
+
+class AdminE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!TestDatabase::Available()) return;
+    stack_ = new Stack();
+    if (!stack_->StartAll()) {
+      delete stack_;
+      stack_ = nullptr;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete stack_;
+    stack_ = nullptr;
+  }
+  void SetUp() override {
+    if (!TestDatabase::Available()) GTEST_SKIP() << "TG_TEST_PG_DSN not set";
+    ASSERT_NE(stack_, nullptr) << "the stack did not start";
+  }
+
+  // POSTs and expects 201; returns the created entity's id.
+  std::string Create(const std::string& path, const std::string& body) {
+    auto r = stack_->Admin("POST", path, body);
+    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
+    auto d = Json(r.body);
+    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+  }
+
+  static Stack* stack_;
+};
+
+Stack* AdminE2E::stack_ = nullptr;
+
+TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
+  // Step 1, both seed variants.
+  std::string gw = Create("/api/v1/gateways", seeds::kGatewayStep1);
+  ASSERT_FALSE(gw.empty());
+  auto r = stack_->Admin("POST", "/api/v1/gateways", seeds::kGatewayWithSubdomain);
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto g = Json(r.body);
+  EXPECT_STREQ(g["subdomain"].GetString(), "your-subdomain");
+  EXPECT_TRUE(g.HasMember("created_at") && g.HasMember("updated_at"));
+
+  // Step 2, and every provider example of the first seed, and the others' bodies.
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
+  ASSERT_FALSE(up.empty());
+  for (const char* body : {seeds::kOpenAiResponses, seeds::kAnthropic, seeds::kGemini,
+                           seeds::kBedrockStandalone, seeds::kBedrockAnthropic, seeds::kAzure,
+                           seeds::kUpstreamHeaderCredentials, seeds::kWeightedHostTargets}) {
+    EXPECT_FALSE(Create("/api/v1/gateways/" + gw + "/upstreams", body).empty()) << body;
+  }
+
+  // GET returns the upstream as created, credentials masked.
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.find("your-openai-key"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("your-anthropic-key"), std::string::npos) << r.body;
+  auto u = Json(r.body);
+  EXPECT_STREQ(u["name"].GetString(), "ai-providers-upstream");
+  EXPECT_STREQ(u["gateway_id"].GetString(), gw.c_str());
+  EXPECT_STREQ(u["algorithm"].GetString(), "round-robin");
+  ASSERT_EQ(u["targets"].Size(), 2u);
+  const auto& t0 = u["targets"][0];
+  EXPECT_STREQ(t0["path"].GetString(), "/v1/chat/completions");
+  EXPECT_STREQ(t0["provider"].GetString(), "openai");
+  EXPECT_EQ(t0["weight"].GetInt(), 50);
+  EXPECT_STREQ(t0["default_model"].GetString(), "gpt-4o-mini");
+  EXPECT_EQ(t0["models"].Size(), 3u);
+  EXPECT_STREQ(t0["credentials"]["api_key"].GetString(), "****");
+  const auto& t1 = u["targets"][1];
+  EXPECT_STREQ(t1["headers"]["anthropic-version"].GetString(), "2023-06-01");
+  EXPECT_STREQ(t1["credentials"]["api_key"].GetString(), "****-key");
+  EXPECT_TRUE(u["health_checks"]["passive"].GetBool());
+  EXPECT_EQ(u["health_checks"]["threshold"].GetInt(), 3);
+  EXPECT_EQ(u["health_checks"]["interval"].GetInt(), 60);
+
+  // Step 3.
+  std::string svc = Create("/api/v1/gateways/" + gw + "/services",
+                           Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  ASSERT_FALSE(svc.empty());
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/services/" + svc);
+  auto s = Json(r.body);
+  EXPECT_STREQ(s["type"].GetString(), "upstream");
+  EXPECT_STREQ(s["upstream_id"].GetString(), up.c_str());
+  EXPECT_EQ(s["tags"].Size(), 2u);
+
+  // Step 4.
+  std::string rule = Create("/api/v1/gateways/" + gw + "/rules",
+                            Replace(seeds::kRuleStep4, "{service_id}", svc));
+  ASSERT_FALSE(rule.empty());
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/rules/" + rule);
+  auto ru = Json(r.body);
+  EXPECT_STREQ(ru["path"].GetString(), "/v1");
+  EXPECT_STREQ(ru["methods"][0].GetString(), "POST");
+  EXPECT_FALSE(ru["strip_path"].GetBool());
+  EXPECT_TRUE(ru["active"].GetBool());
+
+  // Step 5: the seed's date is already past, which must be a clear 400 ...
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys", seeds::kKeyStep5);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("expires_at"), std::string::npos) << r.body;
+  // ... and a future date works, showing the key once.
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys",
+                    Replace(seeds::kKeyStep5, "2026-01-01", "2099-01-01"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto k = Json(r.body);
+  std::string key = k["key"].GetString();
+  EXPECT_GE(key.size(), 43u);
+  std::string key_id = k["id"].GetString();
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/keys/" + key_id);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.find(key), std::string::npos) << "the key must never be shown again";
+  EXPECT_NE(r.body.find("\"prefix\""), std::string::npos) << r.body;
+
+  // Lists are JSON arrays.
+  for (const char* kind : {"upstreams", "services", "rules", "keys"}) {
+    r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/" + kind);
+    ASSERT_EQ(r.status, 200) << kind << r.body;
+    EXPECT_TRUE(Json(r.body).IsArray()) << kind << r.body;
+  }
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams");
+  EXPECT_EQ(Json(r.body).Size(), 9u);
+}
+
+TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "errors", "subdomain": "errors"})");
+  ASSERT_FALSE(gw.empty());
+
+  // 401: no token, a forged one, an expired one.
+  auto r = Http("GET", stack_->Url("/api/v1/gateways"));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("\"error\""), std::string::npos);
+  r = Http("GET", stack_->Url("/api/v1/gateways"), "",
+           {"Authorization: Bearer " + jwt::SignHs256("wrong-secret-wrong", "x", std::chrono::system_clock::now(), seconds(60))});
+  EXPECT_EQ(r.status, 401);
+  r = Http("GET", stack_->Url("/api/v1/gateways"), "",
+           {"Authorization: Bearer " + jwt::SignHs256("x", "x", std::chrono::system_clock::now() - seconds(7200), seconds(60))});
+  EXPECT_EQ(r.status, 401);
+
+  // 400: malformed JSON, wrong type (naming the field), validation (naming the field).
+  r = stack_->Admin("POST", "/api/v1/gateways", R"({"name": )");
+  EXPECT_EQ(r.status, 400) << r.body;
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/upstreams",
+                    R"({"name": "u", "targets": [{"provider": "openai", "weight": "heavy"}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("weight"), std::string::npos) << r.body;
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/upstreams",
+                    R"({"name": "u", "targets": [{"provider": "openai", "weight": 500}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("targets[0].weight"), std::string::npos) << r.body;
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/upstreams",
+                    R"({"name": "u", "targets": [{"provider": "mistral-cloud"}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("provider"), std::string::npos) << r.body;
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/rules",
+                    R"({"path": "/v1", "service_id": "x", "methods": ["FETCH"]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+
+  // 404: unknown ids and unknown paths.
+  r = stack_->Admin("GET", "/api/v1/gateways/00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(r.status, 404) << r.body;
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/not-an-id");
+  EXPECT_EQ(r.status, 404) << r.body;
+  r = stack_->Admin("GET", "/api/v1/nothing-here");
+  EXPECT_EQ(r.status, 404) << r.body;
+
+  // 409: duplicate subdomain; deleting what is still used.
+  r = stack_->Admin("POST", "/api/v1/gateways", R"({"name": "dup", "subdomain": "errors"})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
+  std::string svc = Create("/api/v1/gateways/" + gw + "/services",
+                           Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  std::string rule = Create("/api/v1/gateways/" + gw + "/rules",
+                            Replace(seeds::kRuleStripPath, "{service_id}", svc));
+  r = stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  EXPECT_EQ(r.status, 409) << r.body;
+  r = stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/services/" + svc);
+  EXPECT_EQ(r.status, 409) << r.body;
+
+  // 413: a body over 1 MiB.
+  std::string huge = R"({"name": ")" + std::string(1100000, 'x') + R"("})";
+  r = stack_->Admin("POST", "/api/v1/gateways", huge);
+  EXPECT_EQ(r.status, 413) << r.body.substr(0, 200);
+
+  // 405: keys cannot be updated.
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw + "/keys/00000000-0000-4000-8000-000000000000", "{}");
+  EXPECT_EQ(r.status, 405) << r.body;
+
+  // 204 in dependency order, then 404.
+  EXPECT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/rules/" + rule).status, 204);
+  EXPECT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/services/" + svc).status, 204);
+  EXPECT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up).status, 204);
+  EXPECT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up).status, 404);
+}
+
+TEST_F(AdminE2E, PutAcceptsWhatGetReturnedAndKeepsSecrets) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "put"})");
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamHeaderCredentials);
+  auto r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  ASSERT_EQ(r.status, 200);
+  std::string body = Replace(r.body, "\"weight\":50", "\"weight\":70");
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw + "/upstreams/" + up, body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto u = Json(r.body);
+  EXPECT_EQ(u["targets"][0]["weight"].GetInt(), 70);
+  EXPECT_STREQ(u["targets"][0]["credentials"]["header_value"].GetString(), "****-key");
+  EXPECT_STREQ(u["id"].GetString(), up.c_str());
+
+  // Read-only fields in the body are ignored: the URL names the entity.
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw,
+                    R"({"id": "00000000-0000-4000-8000-000000000000", "name": "renamed",
+                        "created_at": "2001-01-01T00:00:00Z"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto g = Json(r.body);
+  EXPECT_STREQ(g["id"].GetString(), gw.c_str());
+  EXPECT_STREQ(g["name"].GetString(), "renamed");
+  EXPECT_STRNE(g["created_at"].GetString(), "2001-01-01T00:00:00Z");
+}
+
+TEST_F(AdminE2E, EverythingSurvivesARestartOfEveryService) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "durable", "subdomain": "durable"})");
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
+  std::string svc = Create("/api/v1/gateways/" + gw + "/services",
+                           Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  std::string rule = Create("/api/v1/gateways/" + gw + "/rules",
+                            Replace(seeds::kRuleStep4, "{service_id}", svc));
+  auto kr = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys",
+                          R"({"name": "k", "expires_at": "2099-01-01T00:00:00Z"})");
+  ASSERT_EQ(kr.status, 201) << kr.body;
+  std::string key_id = Json(kr.body)["id"].GetString();
+  auto before = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up).body;
+
+  stack_->StopAll();
+  ASSERT_TRUE(stack_->StartAll());
+
+  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + gw).status, 200);
+  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up).body, before);
+  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + gw + "/services/" + svc).status, 200);
+  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + gw + "/rules/" + rule).status, 200);
+  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + gw + "/keys/" + key_id).status, 200);
+}
+
+}  // namespace
+}  // namespace tg::testing

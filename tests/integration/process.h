@@ -1,0 +1,56 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tg::testing {
+
+// A service under test as a real child process, its output in a log file.
+class Process {
+ public:
+  Process(std::string name, std::string path, std::map<std::string, std::string> env,
+          std::string log_path);
+  ~Process();  // stops it
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  bool Start();
+  // SIGTERM, then SIGKILL after `grace`; returns the exit status (-1 if killed).
+  int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  bool running();
+  std::string LogTail(size_t bytes = 4000) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::string path_;
+  std::map<std::string, std::string> env_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+
+// Waits until `probe` returns true or `timeout` passes.
+bool WaitFor(const std::function<bool()>& probe, std::chrono::milliseconds timeout);
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+
+// A blocking HTTP/1.1 request with libcurl; status 0 on transport failure.
+HttpResponse Http(const std::string& method, const std::string& url, const std::string& body = "",
+                  const std::vector<std::string>& headers = {});
+
+// Where the project's executables are (TG_TEST_BIN_DIR or the build's bin/).
+std::string BinDir();
+
+}  // namespace tg::testing
