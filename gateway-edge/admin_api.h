@@ -1,0 +1,75 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "admin_route.h"
+#include "config_watcher.h"
+#include "http_server.h"
+#include "tg/v1/config.grpc.pb.h"
+#include "tg/v1/keyauth.grpc.pb.h"
+
+namespace tg::edge {
+
+struct AdminApiOptions {
+  std::string jwt_secret;                       // HS256 secret of admin tokens; required
+  std::chrono::milliseconds rpc_timeout{5000};  // deadline of each gRPC call
+  // How long a write answer waits for the config watch to reach the write's
+  // revision (so that a proxied request right after the answer sees it).
+  std::chrono::milliseconds revision_wait{2000};
+};
+
+// Returns "" or what is wrong with the options.
+std::string ValidateAdminApiOptions(const AdminApiOptions& options);
+
+// The HTTP status for a gRPC status code (see DESIGN.md §4).
+int HttpStatusFromGrpc(grpc::StatusCode code);
+
+// The {"error": ...} answer for a failed call: the status message, except for
+// codes that map to 500, whose details stay in our log.
+HttpResponse ErrorFromGrpc(const grpc::Status& status);
+
+// The admin REST API as a transcoder: each route is one gRPC call on
+// tg-config or tg-keyauth (callback API, so no io thread ever waits on an
+// RPC), the resource messages' JSON mapping being the REST JSON.
+class AdminApi : public HttpHandler {
+ public:
+  // `watcher` (may be null in tests that write nothing) must outlive this.
+  AdminApi(AdminApiOptions options, std::shared_ptr<grpc::Channel> config_channel,
+           std::shared_ptr<grpc::Channel> keyauth_channel, ConfigWatcher* watcher);
+  // Waits for the gRPC calls still in flight (each bounded by rpc_timeout).
+  ~AdminApi() override;
+
+  void Handle(HttpRequest request, HttpResponder respond) override;
+
+ private:
+  template <typename Kind>
+  void HandleConfig(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
+  void HandleKeys(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
+  // Answers `response` once the watch holds `revision` (or revision_wait passed).
+  void AnswerAfterRevision(int64_t revision, HttpResponse response, HttpResponder respond);
+
+  // Starts a unary call; `done(status, response)` runs on a gRPC thread.
+  template <typename Req, typename Resp, typename Start, typename Done>
+  void Call(Start start, Req request, Done done);
+  void BeginCall();
+  void EndCall();
+
+  const AdminApiOptions options_;
+  std::unique_ptr<tg::v1::ConfigService::Stub> config_;
+  std::unique_ptr<tg::v1::KeyAuthService::Stub> keyauth_;
+  ConfigWatcher* const watcher_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t in_flight_ = 0;
+};
+
+}  // namespace tg::edge

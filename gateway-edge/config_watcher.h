@@ -1,0 +1,98 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "config_snapshot.h"
+#include "tg/v1/config.grpc.pb.h"
+
+namespace tg::edge {
+
+struct ConfigWatcherOptions {
+  std::chrono::milliseconds initial_backoff{200};  // first reconnect delay after a stream ends
+  std::chrono::milliseconds max_backoff{5000};     // reconnect delays double up to this
+  // No event, not even a heartbeat, for this long: the stream is presumed dead
+  // (e.g. a silently dropped connection) and is restarted.
+  std::chrono::milliseconds stale_after{30000};
+};
+
+// Follows tg.v1.ConfigService/Watch (credentials masked) and keeps the
+// current ConfigSnapshot. Readers call snapshot(): one atomic load, no lock
+// shared with the writer. When the stream ends it reconnects with backoff,
+// resuming from the revision it holds, so a reconnect normally costs only the
+// changes missed.
+//
+// Threads: events are applied on gRPC's callback threads (one stream at a
+// time, so applies never race); a small timer thread fires WaitForRevision
+// deadlines and reconnects.
+class ConfigWatcher {
+ public:
+  ConfigWatcher(std::shared_ptr<grpc::Channel> channel, ConfigWatcherOptions options = {});
+  ~ConfigWatcher();  // Stop()
+  ConfigWatcher(const ConfigWatcher&) = delete;
+  ConfigWatcher& operator=(const ConfigWatcher&) = delete;
+
+  void Start();
+  // Cancels the stream, waits for it to end, and fails pending waits. Idempotent.
+  void Stop();
+
+  std::shared_ptr<const ConfigSnapshot> snapshot() const { return snapshot_.load(); }
+  int64_t revision() const { return snapshot()->revision(); }
+
+  // The stream is up and has delivered its first event (the state is loaded).
+  bool connected() const { return connected_.load(); }
+
+  // Calls done(true) once the snapshot has reached `revision`, or done(false)
+  // at `deadline` (or on Stop, or when not started). May call done before
+  // returning, and otherwise calls it from a gRPC or timer thread: done must
+  // be quick and must not block.
+  void WaitForRevision(int64_t revision, std::chrono::steady_clock::time_point deadline,
+                       std::function<void(bool reached)> done);
+
+ private:
+  class Stream;
+  struct Waiter {
+    int64_t revision;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(bool)> done;
+  };
+
+  void StartStream();
+  void OnEvent(Stream* stream, const tg::v1::WatchEvent& event);
+  void OnStreamDone(Stream* stream, const grpc::Status& status);
+  void TimerLoop();
+  std::chrono::milliseconds NextBackoff();
+
+  const ConfigWatcherOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<tg::v1::ConfigService::Stub> stub_;
+
+  std::atomic<std::shared_ptr<const ConfigSnapshot>> snapshot_;
+  std::atomic<bool> connected_{false};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool stream_active_ = false;  // from StartStream until the stream's OnDone
+  int streams_alive_ = 0;       // Stream objects not yet destroyed
+  std::shared_ptr<Stream> stream_;
+  std::chrono::steady_clock::time_point last_event_;
+  std::optional<std::chrono::steady_clock::time_point> reconnect_at_;
+  std::chrono::milliseconds backoff_;
+  int failures_ = 0;  // streams in a row that ended before their first event
+  std::list<Waiter> waiters_;
+  std::thread timer_;
+};
+
+}  // namespace tg::edge

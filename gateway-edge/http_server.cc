@@ -1,0 +1,574 @@
+#include "http_server.h"
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "tg/common/json_util.h"
+#include "tg/common/log.h"
+
+namespace tg::edge {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// After an answer that closes the connection the client may still be sending
+// (an oversized body, pipelined requests). Closing a socket with unread input
+// makes the kernel send RST, which can destroy our answer in the client's
+// receive buffer; so we half-close and read for a bounded time first.
+constexpr std::chrono::seconds kLingerTime{2};
+constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
+
+bool SplitHostPort(const std::string& listen, std::string* host, std::string* port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size()) return false;
+  *host = listen.substr(0, colon);
+  *port = listen.substr(colon + 1);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  if (host->empty() || *host == "*") *host = "0.0.0.0";
+  return true;
+}
+
+}  // namespace
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (IEquals(k, name)) return v;
+  }
+  return {};
+}
+
+HttpResponse JsonResponse(int status, std::string json) {
+  HttpResponse r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.body = std::move(json);
+  return r;
+}
+
+HttpResponse JsonError(int status, std::string_view message) {
+  std::string body = "{\"error\":";
+  json::AppendQuoted(body, message);
+  body += '}';
+  return JsonResponse(status, std::move(body));
+}
+
+// ---------------------------------------------------------------- responder
+
+struct HttpResponder::State {
+  explicit State(std::function<void(HttpResponse)> s) : send(std::move(s)) {}
+  ~State() {
+    if (sent.exchange(true)) return;
+    try {
+      log::Error("http handler dropped a request without answering");
+      send(JsonError(500, "internal error"));
+    } catch (...) {
+      // Nothing more can be done from a destructor; the connection's idle
+      // handling or Stop() closes it.
+    }
+  }
+  std::function<void(HttpResponse)> send;
+  std::atomic<bool> sent{false};
+};
+
+HttpResponder::HttpResponder(std::function<void(HttpResponse)> send)
+    : state_(std::make_shared<State>(std::move(send))) {}
+
+void HttpResponder::operator()(HttpResponse response) const {
+  if (state_->sent.exchange(true)) {
+    log::Error("http handler answered a request twice; second answer dropped");
+    return;
+  }
+  state_->send(std::move(response));
+}
+
+bool HttpResponder::answered() const { return state_->sent.load(); }
+
+std::string ValidateHttpServerOptions(const HttpServerOptions& o) {
+  std::string host, port;
+  if (!SplitHostPort(o.listen, &host, &port)) return "listen address must be host:port";
+  if (o.io_threads < 1 || o.io_threads > 256) return "io_threads must be in 1..256";
+  if (o.body_limit == 0) return "body_limit must be > 0";
+  if (o.header_limit < 1024) return "header_limit must be >= 1024";
+  if (o.idle_timeout.count() <= 0) return "idle_timeout must be > 0";
+  if (o.write_timeout.count() <= 0) return "write_timeout must be > 0";
+  return "";
+}
+
+// ---------------------------------------------------------------- server state
+
+class Session;
+
+class HttpServer::Impl {
+ public:
+  Impl(HttpServerOptions o, HttpHandler* h) : options(std::move(o)), handler(h) {}
+
+  void Accept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void Unregister(uint64_t id);
+  void Stop();
+
+  const HttpServerOptions options;
+  HttpHandler* const handler;
+  std::atomic<bool> stopping{false};
+  bool stopped = false;  // Stop() ran; touched by the owning thread only
+  int port = 0;
+
+  // Sessions unregister themselves from their destructors, which can run while
+  // the io_context below is being destroyed: these members must outlive it,
+  // hence they are declared first.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions;
+  uint64_t next_session_id = 0;
+
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  tcp::acceptor acceptor{net::make_strand(ioc)};
+  net::steady_timer accept_retry{acceptor.get_executor()};
+  std::vector<std::thread> threads;
+};
+
+// ---------------------------------------------------------------- session
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpServer::Impl* server, uint64_t id)
+      : stream_(std::move(socket)), server_(server), id_(id) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~Session() { server_->Unregister(id_); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->Guarded("start", [&] { self->ReadHeader(); });
+    });
+  }
+
+  // The server is stopping: an idle keep-alive connection closes now; one
+  // with a request in flight finishes it (the answer then closes).
+  void OnServerStop() {
+    if (state_ == State::kReading && (!parser_ || !parser_->got_some()) && buffer_.size() == 0) {
+      Close();
+    }
+  }
+
+  void ForceClose() { Close(); }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+  void Deliver(HttpResponse response, uint64_t seq) {
+    Guarded("deliver", [&] {
+      if (state_ != State::kHandling || seq != seq_) return;  // closed meanwhile
+      Write(std::move(response), false);
+    });
+  }
+
+ private:
+  enum class State { kReading, kHandling, kWriting, kClosed };
+
+  // No exception may leave an Asio handler: it would unwind through
+  // io_context::run. What we cannot answer any more, we close.
+  template <typename F>
+  void Guarded(const char* where, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log::Error("exception in http connection", {{"where", where}, {"what", e.what()}});
+      Close();
+    } catch (...) {
+      log::Error("exception in http connection", {{"where", where}, {"what", "unknown"}});
+      Close();
+    }
+  }
+
+  void ReadHeader() {
+    if (server_->stopping.load()) return Close();
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(server_->options.header_limit);
+    parser_->body_limit(server_->options.body_limit);
+    method_ = "-";
+    path_ = "-";
+    head_ = false;
+    stream_.expires_after(server_->options.idle_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->Guarded("read header", [&] { self->OnHeader(ec); });
+                            });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return FailRead(ec);
+    auto& req = parser_->get();
+    started_ = std::chrono::steady_clock::now();
+    method_ = std::string(req.method_string());
+    auto target = std::string_view(req.target().data(), req.target().size());
+    path_ = std::string(target.substr(0, target.find('?')));
+    // curl and others wait (up to a second) for this before sending a body.
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                          self->Guarded("write 100", [&] {
+                            if (wec) return self->Close();
+                            self->ReadBody();
+                          });
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->Guarded("read body", [&] { self->OnBody(ec); });
+                     });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec) return FailRead(ec);
+    stream_.expires_never();
+    Dispatch();
+  }
+
+  void FailRead(beast::error_code ec) {
+    // The start line may be parsed even when the head as a whole failed.
+    if (parser_ && parser_->got_some() && !parser_->get().method_string().empty()) {
+      auto& req = parser_->get();
+      method_ = std::string(req.method_string());
+      auto target = std::string_view(req.target().data(), req.target().size());
+      path_ = std::string(target.substr(0, target.find('?')));
+      version_ = req.version();
+    }
+    started_ = std::chrono::steady_clock::now();
+    if (ec == http::error::body_limit) {
+      return WriteError(413, "request body too large (limit " +
+                                 std::to_string(server_->options.body_limit) + " bytes)");
+    }
+    if (ec == http::error::header_limit) return WriteError(431, "request header too large");
+    // The peer went away or idled out (or Stop closed us): nobody to answer.
+    bool gone = ec == http::error::end_of_stream || ec == http::error::partial_message ||
+                ec == http::error::short_read;
+    if (!gone && ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      return WriteError(400, "malformed HTTP request");
+    }
+    Close();
+  }
+
+  void WriteError(int status, std::string message) {
+    state_ = State::kHandling;  // Write expects a request in hand
+    Write(JsonError(status, message), true);
+  }
+
+  void Dispatch() {
+    auto req = parser_->release();
+    parser_.reset();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    head_ = req.method() == http::verb::head;
+
+    HttpRequest r;
+    r.method = method_;
+    r.target = std::string(req.target());
+    r.path = path_;
+    if (auto q = r.target.find('?'); q != std::string::npos) r.query = r.target.substr(q + 1);
+    r.headers.reserve(16);
+    for (const auto& f : req) {
+      r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    }
+    r.body = std::move(req.body());
+    r.remote = remote_;
+
+    state_ = State::kHandling;
+    self_ = shared_from_this();
+    uint64_t seq = ++seq_;
+    std::weak_ptr<Session> weak = self_;
+    HttpResponder respond([weak, seq](HttpResponse response) {
+      auto s = weak.lock();
+      if (!s) return;  // the connection is gone (closed by Stop)
+      net::post(s->executor(), [s, seq, response = std::move(response)]() mutable {
+        s->Deliver(std::move(response), seq);
+      });
+    });
+    try {
+      server_->handler->Handle(std::move(r), respond);
+    } catch (const std::exception& e) {
+      log::Error("http handler threw", {{"listener", server_->options.name}, {"what", e.what()}});
+      respond(JsonError(500, "internal error"));
+    } catch (...) {
+      log::Error("http handler threw", {{"listener", server_->options.name}, {"what", "unknown"}});
+      respond(JsonError(500, "internal error"));
+    }
+  }
+
+  void Write(HttpResponse response, bool force_close) {
+    self_.reset();  // the pending write keeps the session alive from here on
+    bool close = force_close || response.close || !keep_alive_ || server_->stopping.load();
+    auto res = std::make_shared<http::response<http::string_body>>();
+    res->version(version_ >= 10 ? version_ : 11);
+    res->result(static_cast<unsigned>(response.status));
+    for (auto& [k, v] : response.headers) res->insert(k, v);
+    res->keep_alive(!close);
+    int s = response.status;
+    if (s < 200 || s == 204 || s == 304) {
+      // Such answers have no body and must not announce one (RFC 9110 8.6).
+      res->erase(http::field::content_length);
+    } else if (head_) {
+      res->content_length(response.body.size());  // the length a GET would have had
+    } else {
+      res->body() = std::move(response.body);
+      res->prepare_payload();
+    }
+    if (server_->options.access_log) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started_)
+                    .count();
+      log::Info("http request", {{"listener", server_->options.name},
+                                 {"method", method_},
+                                 {"path", path_},
+                                 {"status", std::to_string(s)},
+                                 {"duration_ms", std::to_string(ms)},
+                                 {"remote", remote_}});
+    }
+    state_ = State::kWriting;
+    stream_.expires_after(server_->options.write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, close](beast::error_code ec, size_t) {
+                        self->Guarded("write", [&] { self->OnWrite(ec, close); });
+                      });
+  }
+
+  void OnWrite(beast::error_code ec, bool close) {
+    if (ec) return Close();
+    if (close || server_->stopping.load()) return LingeringClose();
+    ReadHeader();
+  }
+
+  void LingeringClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    state_ = State::kClosed;
+    stream_.expires_after(kLingerTime);
+    Drain();
+  }
+
+  void Drain() {
+    stream_.async_read_some(net::buffer(drain_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->Guarded("drain", [&] {
+                                self->drained_ += n;
+                                if (ec || self->drained_ > kLingerMaxBytes) return self->Close();
+                                self->Drain();
+                              });
+                            });
+  }
+
+  void Close() {
+    state_ = State::kClosed;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+    self_.reset();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  HttpServer::Impl* const server_;
+  const uint64_t id_;
+  std::string remote_;
+  State state_ = State::kReading;
+  bool keep_alive_ = false;
+  bool head_ = false;
+  unsigned version_ = 11;
+  uint64_t seq_ = 0;  // numbers requests, so a late answer never reaches the next one
+  std::string method_ = "-";
+  std::string path_ = "-";
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  // Held while the handler works, when no Asio operation owns the session.
+  std::shared_ptr<Session> self_;
+  std::array<char, 16 * 1024> drain_{};
+  size_t drained_ = 0;
+};
+
+// ---------------------------------------------------------------- server
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    try {
+      OnAccept(ec, std::move(socket));
+    } catch (const std::exception& e) {
+      log::Error("exception accepting a connection", {{"what", e.what()}});
+      if (acceptor.is_open()) Accept();
+    }
+  });
+}
+
+void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopping.load() || !acceptor.is_open()) return;
+  if (ec) {
+    // E.g. EMFILE: retry shortly rather than spin.
+    log::Warn("accept failed", {{"listener", options.name}, {"error", ec.message()}});
+    accept_retry.expires_after(std::chrono::milliseconds(100));
+    accept_retry.async_wait([this](beast::error_code) {
+      if (!stopping.load() && acceptor.is_open()) Accept();
+    });
+    return;
+  }
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard lock(mu);
+    uint64_t id = ++next_session_id;
+    session = std::make_shared<Session>(std::move(socket), this, id);
+    sessions.emplace(id, session);
+  }
+  session->Start();
+  Accept();
+}
+
+void HttpServer::Impl::Unregister(uint64_t id) {
+  std::lock_guard lock(mu);
+  sessions.erase(id);
+  if (sessions.empty()) cv.notify_all();
+}
+
+void HttpServer::Impl::Stop() {
+  if (stopped) return;
+  stopped = true;
+  stopping.store(true);
+  net::post(acceptor.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor.close(ec);
+    accept_retry.cancel();
+  });
+
+  auto post_to_all = [this](void (Session::*fn)()) {
+    std::vector<std::weak_ptr<Session>> all;
+    {
+      std::lock_guard lock(mu);
+      for (auto& [id, w] : sessions) all.push_back(w);
+    }
+    for (auto& w : all) {
+      if (auto s = w.lock()) net::post(s->executor(), [s, fn] { ((*s).*fn)(); });
+    }
+  };
+  auto wait_empty = [this](std::chrono::milliseconds d) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, d, [this] { return sessions.empty(); });
+  };
+
+  post_to_all(&Session::OnServerStop);
+  if (!wait_empty(options.shutdown_grace)) {
+    size_t left;
+    {
+      std::lock_guard lock(mu);
+      left = sessions.size();
+    }
+    log::Warn("closing connections still busy after the shutdown grace",
+              {{"listener", options.name}, {"connections", std::to_string(left)}});
+    post_to_all(&Session::ForceClose);
+    wait_empty(std::chrono::milliseconds(1000));
+  }
+  work.reset();
+  ioc.stop();
+  for (auto& t : threads) t.join();
+  threads.clear();
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+int HttpServer::port() const { return impl_->port; }
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options,
+                                              HttpHandler* handler, std::string* error) {
+  if (auto e = ValidateHttpServerOptions(options); !e.empty()) {
+    *error = e;
+    return nullptr;
+  }
+  auto impl = std::make_unique<Impl>(options, handler);
+  std::string host, port;
+  SplitHostPort(options.listen, &host, &port);
+  beast::error_code ec;
+  tcp::resolver resolver(impl->ioc);
+  auto results = resolver.resolve(host, port, tcp::resolver::passive, ec);
+  if (ec || results.empty()) {
+    *error = "cannot resolve " + options.listen + ": " + ec.message();
+    return nullptr;
+  }
+  tcp::endpoint ep = results.begin()->endpoint();
+  auto& a = impl->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    *error = "cannot listen on " + options.listen + ": " + ec.message();
+    return nullptr;
+  }
+  impl->port = a.local_endpoint(ec).port();
+  impl->work.emplace(impl->ioc.get_executor());
+  impl->Accept();
+  Impl* raw = impl.get();
+  for (int i = 0; i < options.io_threads; ++i) {
+    raw->threads.emplace_back([raw] {
+      // Handlers catch their own exceptions; this is the last line of defence
+      // so that one bug does not take an io thread down with it.
+      for (;;) {
+        try {
+          raw->ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          log::Error("exception escaped to the io loop", {{"what", e.what()}});
+        } catch (...) {
+          log::Error("exception escaped to the io loop", {{"what", "unknown"}});
+        }
+      }
+    });
+  }
+  log::Info("http listening", {{"listener", options.name},
+                               {"address", options.listen},
+                               {"port", std::to_string(raw->port)}});
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+}  // namespace tg::edge

@@ -1,0 +1,87 @@
+// tg-edge: the admin API (REST → gRPC on tg-config / tg-keyauth) and, later,
+// the proxy. Wiring only: flags and environment in, objects out.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "admin_api.h"
+#include "config_watcher.h"
+#include "http_server.h"
+#include "tg/common/flags.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/log.h"
+
+namespace {
+
+std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
+  grpc::ChannelArguments args;
+  // Notice a dead tg-config/tg-keyauth connection without waiting for a call.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tg::BlockTerminationSignals();
+  tg::Flags flags(argc, argv);
+  tg::log::SetService("tg-edge");
+  tg::log::SetLevel(flags.String("log-level", "info"));
+
+  tg::edge::AdminApiOptions admin;
+  admin.jwt_secret = flags.String("admin-jwt-secret");
+  if (admin.jwt_secret.empty()) {
+    std::fprintf(stderr,
+                 "tg-edge: no admin JWT secret; set TG_ADMIN_JWT_SECRET or --admin-jwt-secret "
+                 "(the admin API refuses to run unauthenticated)\n");
+    return 2;
+  }
+  if (auto e = tg::edge::ValidateAdminApiOptions(admin); !e.empty()) {
+    tg::log::Error("invalid admin options", {{"error", e}});
+    return 2;
+  }
+
+  const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
+  const std::string keyauth_addr = flags.String("keyauth-addr", "127.0.0.1:50052");
+  // --proxy-listen (default 0.0.0.0:8081) belongs to the proxy, which is not
+  // served yet; it is deliberately not bound.
+
+  tg::edge::HttpServerOptions http;
+  http.name = "admin";
+  http.listen = flags.String("admin-listen", "0.0.0.0:8080");
+  http.io_threads = static_cast<int>(flags.Int("io-threads", 2));
+  http.body_limit = 1024 * 1024;
+  if (auto e = tg::edge::ValidateHttpServerOptions(http); !e.empty()) {
+    tg::log::Error("invalid admin listener options", {{"error", e}});
+    return 2;
+  }
+
+  auto watcher = std::make_unique<tg::edge::ConfigWatcher>(Dial(config_addr));
+  watcher->Start();
+  auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr), Dial(keyauth_addr),
+                                                  watcher.get());
+  std::string error;
+  auto server = tg::edge::HttpServer::Start(http, api.get(), &error);
+  if (!server) {
+    tg::log::Error("cannot start the admin listener", {{"error", error}});
+    return 1;
+  }
+  tg::log::Info("tg-edge started", {{"admin_listen", http.listen},
+                                    {"admin_port", std::to_string(server->port())},
+                                    {"config_addr", config_addr},
+                                    {"keyauth_addr", keyauth_addr}});
+
+  tg::WaitForTerminationSignal();
+  // Drain HTTP first (in-flight answers still need the API and the watch),
+  // then the API's last calls, then the watch.
+  server->Stop();
+  api.reset();
+  server.reset();
+  watcher.reset();
+  tg::log::Info("tg-edge stopped");
+  return 0;
+}

@@ -1,0 +1,818 @@
+// The admin API in process, over real HTTP and real gRPC: tg-edge's HTTP
+// server, AdminApi and ConfigWatcher against small fake tg-config and
+// tg-keyauth services hosted by a tg::GrpcServer on 127.0.0.1:0.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "admin_api.h"
+#include "config_watcher.h"
+#include "edge_test_http.h"
+#include "http_server.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/jwt.h"
+#include "tg/v1/config.grpc.pb.h"
+#include "tg/v1/keyauth.grpc.pb.h"
+
+namespace tg::edge {
+namespace {
+
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using testing::ClientResponse;
+
+constexpr char kSecret[] = "it-secret";
+
+rapidjson::Document Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  EXPECT_FALSE(d.HasParseError()) << body;
+  return d;
+}
+
+template <typename F>
+bool WaitFor(F f, milliseconds timeout = milliseconds(5000)) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return f();
+}
+
+// ---------------------------------------------------------------- fake tg-config
+
+// Keeps gateways and upstreams in memory (services and rules only as far as
+// the tests need), numbers writes with revisions and publishes them on Watch,
+// optionally late (publish_delay) or never (publish = false). Any method can
+// be made to fail once with FailNext.
+class FakeConfig final : public tg::v1::ConfigService::Service {
+ public:
+  void FailNext(const std::string& method, grpc::Status status) {
+    std::lock_guard lock(mu_);
+    failures_[method] = std::move(status);
+  }
+  void SetPublishDelay(milliseconds d) {
+    std::lock_guard lock(mu_);
+    publish_delay_ = d;
+  }
+  void SetPublish(bool p) {
+    std::lock_guard lock(mu_);
+    publish_ = p;
+  }
+  // Ends every open Watch stream (as a restarting tg-config would).
+  void EndStreams() {
+    std::lock_guard lock(mu_);
+    ++stream_generation_;
+    cv_.notify_all();
+  }
+  void Shutdown() {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+    cv_.notify_all();
+  }
+  std::vector<tg::v1::WatchRequest> watch_requests() {
+    std::lock_guard lock(mu_);
+    return watch_requests_;
+  }
+  std::optional<tg::v1::UpdateUpstreamRequest> last_upstream_update() {
+    std::lock_guard lock(mu_);
+    return last_upstream_update_;
+  }
+  std::optional<tg::v1::CreateUpstreamRequest> last_upstream_create() {
+    std::lock_guard lock(mu_);
+    return last_upstream_create_;
+  }
+  int64_t revision() {
+    std::lock_guard lock(mu_);
+    return revision_;
+  }
+
+  grpc::Status CreateGateway(grpc::ServerContext*, const tg::v1::CreateGatewayRequest* req,
+                             tg::v1::GatewayResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("CreateGateway")) return *s;
+    tg::v1::Gateway g = req->gateway();
+    g.set_id("gw-" + std::to_string(++ids_));
+    *g.mutable_created_at() = Now();
+    *g.mutable_updated_at() = Now();
+    gateways_[g.id()] = g;
+    tg::v1::ConfigChange c;
+    *c.mutable_gateway() = g;
+    *resp->mutable_gateway() = g;
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetGateway(grpc::ServerContext*, const tg::v1::GetGatewayRequest* req,
+                          tg::v1::GatewayResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("GetGateway")) return *s;
+    auto it = gateways_.find(req->id());
+    if (it == gateways_.end()) return NotFound("gateway", req->id());
+    *resp->mutable_gateway() = it->second;
+    resp->set_revision(revision_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListGateways(grpc::ServerContext*, const tg::v1::ListGatewaysRequest*,
+                            tg::v1::ListGatewaysResponse* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("ListGateways")) return *s;
+    for (const auto& [id, g] : gateways_) *resp->add_gateways() = g;
+    resp->set_revision(revision_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UpdateGateway(grpc::ServerContext*, const tg::v1::UpdateGatewayRequest* req,
+                             tg::v1::GatewayResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("UpdateGateway")) return *s;
+    auto it = gateways_.find(req->gateway().id());
+    if (it == gateways_.end()) return NotFound("gateway", req->gateway().id());
+    it->second.set_name(req->gateway().name());
+    it->second.set_subdomain(req->gateway().subdomain());
+    *it->second.mutable_updated_at() = Now();
+    tg::v1::ConfigChange c;
+    *c.mutable_gateway() = it->second;
+    *resp->mutable_gateway() = it->second;
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteGateway(grpc::ServerContext*, const tg::v1::DeleteGatewayRequest* req,
+                             tg::v1::DeleteResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("DeleteGateway")) return *s;
+    if (gateways_.erase(req->id()) == 0) return NotFound("gateway", req->id());
+    std::erase_if(upstreams_, [&](const auto& kv) { return kv.second.gateway_id() == req->id(); });
+    std::erase_if(rules_, [&](const auto& kv) { return kv.second.gateway_id() == req->id(); });
+    tg::v1::ConfigChange c;
+    c.mutable_deleted()->set_kind(tg::v1::RESOURCE_KIND_GATEWAY);
+    c.mutable_deleted()->set_id(req->id());
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CreateUpstream(grpc::ServerContext*, const tg::v1::CreateUpstreamRequest* req,
+                              tg::v1::UpstreamResult* resp) override {
+    std::lock_guard lock(mu_);
+    last_upstream_create_ = *req;
+    if (auto s = Injected("CreateUpstream")) return *s;
+    if (!gateways_.count(req->upstream().gateway_id())) {
+      return NotFound("gateway", req->upstream().gateway_id());
+    }
+    if (req->upstream().name().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "name: required");
+    }
+    tg::v1::Upstream u = req->upstream();
+    u.set_id("up-" + std::to_string(++ids_));
+    for (auto& t : *u.mutable_targets()) {
+      if (t.credentials().api_key().size() > 0) t.mutable_credentials()->set_api_key("****");
+    }
+    *u.mutable_created_at() = Now();
+    *u.mutable_updated_at() = Now();
+    upstreams_[u.id()] = u;
+    tg::v1::ConfigChange c;
+    *c.mutable_upstream() = u;
+    *resp->mutable_upstream() = u;
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetUpstream(grpc::ServerContext*, const tg::v1::GetUpstreamRequest* req,
+                           tg::v1::UpstreamResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("GetUpstream")) return *s;
+    auto it = upstreams_.find(req->id());
+    if (it == upstreams_.end() || it->second.gateway_id() != req->gateway_id()) {
+      return NotFound("upstream", req->id());
+    }
+    *resp->mutable_upstream() = it->second;
+    resp->set_revision(revision_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListUpstreams(grpc::ServerContext*, const tg::v1::ListUpstreamsRequest* req,
+                             tg::v1::ListUpstreamsResponse* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("ListUpstreams")) return *s;
+    for (const auto& [id, u] : upstreams_) {
+      if (u.gateway_id() == req->gateway_id()) *resp->add_upstreams() = u;
+    }
+    resp->set_revision(revision_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UpdateUpstream(grpc::ServerContext*, const tg::v1::UpdateUpstreamRequest* req,
+                              tg::v1::UpstreamResult* resp) override {
+    std::lock_guard lock(mu_);
+    last_upstream_update_ = *req;
+    if (auto s = Injected("UpdateUpstream")) return *s;
+    auto it = upstreams_.find(req->upstream().id());
+    if (it == upstreams_.end() || it->second.gateway_id() != req->upstream().gateway_id()) {
+      return NotFound("upstream", req->upstream().id());
+    }
+    tg::v1::Upstream u = req->upstream();
+    *u.mutable_created_at() = it->second.created_at();
+    *u.mutable_updated_at() = Now();
+    it->second = u;
+    tg::v1::ConfigChange c;
+    *c.mutable_upstream() = u;
+    *resp->mutable_upstream() = u;
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteUpstream(grpc::ServerContext*, const tg::v1::DeleteUpstreamRequest* req,
+                              tg::v1::DeleteResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("DeleteUpstream")) return *s;
+    if (upstreams_.erase(req->id()) == 0) return NotFound("upstream", req->id());
+    tg::v1::ConfigChange c;
+    c.mutable_deleted()->set_kind(tg::v1::RESOURCE_KIND_UPSTREAM);
+    c.mutable_deleted()->set_id(req->id());
+    c.mutable_deleted()->set_gateway_id(req->gateway_id());
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListServices(grpc::ServerContext*, const tg::v1::ListServicesRequest*,
+                            tg::v1::ListServicesResponse* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("ListServices")) return *s;
+    resp->set_revision(revision_);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CreateRule(grpc::ServerContext*, const tg::v1::CreateRuleRequest* req,
+                          tg::v1::RuleResult* resp) override {
+    std::lock_guard lock(mu_);
+    if (auto s = Injected("CreateRule")) return *s;
+    tg::v1::Rule r = req->rule();
+    r.set_id("rule-" + std::to_string(++ids_));
+    rules_[r.id()] = r;
+    tg::v1::ConfigChange c;
+    *c.mutable_rule() = r;
+    *resp->mutable_rule() = r;
+    resp->set_revision(Publish(c));
+    return grpc::Status::OK;
+  }
+
+  // A snapshot at the current revision, then the published changes in order
+  // (each once its release time has come), heartbeats when idle.
+  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest* req,
+                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
+    std::unique_lock lock(mu_);
+    watch_requests_.push_back(*req);
+    if (shutting_down_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
+    uint64_t generation = stream_generation_;
+    tg::v1::WatchEvent first;
+    first.set_revision(revision_);
+    auto* snap = first.mutable_snapshot();
+    for (const auto& [id, g] : gateways_) *snap->add_gateways() = g;
+    for (const auto& [id, u] : upstreams_) *snap->add_upstreams() = u;
+    for (const auto& [id, r] : rules_) *snap->add_rules() = r;
+    // A real tg-config would hold back changes not yet committed; here every
+    // logged change is in the snapshot, so the stream continues after them.
+    size_t next = log_.size();
+    int64_t delivered = first.revision();
+    lock.unlock();
+    if (!writer->Write(first)) return grpc::Status::OK;
+    lock.lock();
+    auto last_write = Clock::now();
+    while (!shutting_down_ && !ctx->IsCancelled() && generation == stream_generation_) {
+      auto now = Clock::now();
+      tg::v1::WatchEvent ev;
+      if (next < log_.size() && log_[next].release_at <= now) {
+        ev = log_[next++].event;
+        delivered = ev.revision();
+      } else if (now - last_write > milliseconds(500)) {
+        ev.set_heartbeat(true);
+        ev.set_revision(delivered);  // what this stream has delivered so far
+      } else {
+        cv_.wait_for(lock, milliseconds(20));
+        continue;
+      }
+      lock.unlock();
+      bool ok = writer->Write(ev);
+      lock.lock();
+      if (!ok) break;
+      last_write = Clock::now();
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  struct Logged {
+    tg::v1::WatchEvent event;
+    Clock::time_point release_at;
+  };
+
+  static google::protobuf::Timestamp Now() {
+    return google::protobuf::util::TimeUtil::GetCurrentTime();
+  }
+  static grpc::Status NotFound(const std::string& what, const std::string& id) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, what + " " + id + " not found");
+  }
+  // Called with mu_ held.
+  std::optional<grpc::Status> Injected(const std::string& method) {
+    auto it = failures_.find(method);
+    if (it == failures_.end()) return std::nullopt;
+    auto s = it->second;
+    failures_.erase(it);
+    return s;
+  }
+  // Called with mu_ held. Returns the new revision.
+  int64_t Publish(const tg::v1::ConfigChange& change) {
+    ++revision_;
+    if (publish_) {
+      Logged l;
+      l.event.set_revision(revision_);
+      *l.event.mutable_change() = change;
+      l.release_at = Clock::now() + publish_delay_;
+      log_.push_back(std::move(l));
+      cv_.notify_all();
+    }
+    return revision_;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t revision_ = 100;
+  int ids_ = 0;
+  bool publish_ = true;
+  bool shutting_down_ = false;
+  uint64_t stream_generation_ = 0;
+  milliseconds publish_delay_{0};
+  std::map<std::string, grpc::Status> failures_;
+  std::map<std::string, tg::v1::Gateway> gateways_;
+  std::map<std::string, tg::v1::Upstream> upstreams_;
+  std::map<std::string, tg::v1::Rule> rules_;
+  std::vector<Logged> log_;
+  std::vector<tg::v1::WatchRequest> watch_requests_;
+  std::optional<tg::v1::UpdateUpstreamRequest> last_upstream_update_;
+  std::optional<tg::v1::CreateUpstreamRequest> last_upstream_create_;
+};
+
+// ---------------------------------------------------------------- fake tg-keyauth
+
+class FakeKeyAuth final : public tg::v1::KeyAuthService::Service {
+ public:
+  grpc::Status CreateKey(grpc::ServerContext*, const tg::v1::CreateKeyRequest* req,
+                         tg::v1::KeyResult* resp) override {
+    std::lock_guard lock(mu_);
+    last_create_ = *req;
+    auto* k = resp->mutable_key();
+    *k = req->key();
+    k->set_id("key-" + std::to_string(++ids_));
+    k->set_gateway_id(req->gateway_id());
+    k->set_key("tg_THE-SECRET-KEY-VALUE");
+    k->set_prefix("tg_THE-SECRE");
+    keys_[k->id()] = *k;
+    keys_[k->id()].clear_key();
+    resp->set_revision(7);
+    return grpc::Status::OK;
+  }
+  grpc::Status GetKey(grpc::ServerContext*, const tg::v1::GetKeyRequest* req,
+                      tg::v1::KeyResult* resp) override {
+    std::lock_guard lock(mu_);
+    auto it = keys_.find(req->id());
+    if (it == keys_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "key not found");
+    *resp->mutable_key() = it->second;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListKeys(grpc::ServerContext*, const tg::v1::ListKeysRequest* req,
+                        tg::v1::ListKeysResponse* resp) override {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, k] : keys_) {
+      if (k.gateway_id() == req->gateway_id()) *resp->add_keys() = k;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status DeleteKey(grpc::ServerContext*, const tg::v1::DeleteKeyRequest* req,
+                         tg::v1::DeleteKeyResult*) override {
+    std::lock_guard lock(mu_);
+    if (keys_.erase(req->id()) == 0) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "key not found");
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status DeleteGatewayKeys(grpc::ServerContext*, const tg::v1::DeleteGatewayKeysRequest* req,
+                                 tg::v1::DeleteKeyResult*) override {
+    std::lock_guard lock(mu_);
+    deleted_gateways_.push_back(req->gateway_id());
+    if (fail_gateway_delete_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "db down");
+    return grpc::Status::OK;
+  }
+
+  std::vector<std::string> deleted_gateways() {
+    std::lock_guard lock(mu_);
+    return deleted_gateways_;
+  }
+  std::optional<tg::v1::CreateKeyRequest> last_create() {
+    std::lock_guard lock(mu_);
+    return last_create_;
+  }
+  void FailGatewayDelete(bool f) {
+    std::lock_guard lock(mu_);
+    fail_gateway_delete_ = f;
+  }
+
+ private:
+  std::mutex mu_;
+  int ids_ = 0;
+  bool fail_gateway_delete_ = false;
+  std::map<std::string, tg::v1::ApiKey> keys_;
+  std::vector<std::string> deleted_gateways_;
+  std::optional<tg::v1::CreateKeyRequest> last_create_;
+};
+
+// ---------------------------------------------------------------- fixture
+
+class EdgeAdminIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GrpcServerOptions g;
+    g.listen = "127.0.0.1:0";
+    g.shutdown_grace = std::chrono::seconds(1);
+    std::string error;
+    grpc_ = GrpcServer::Start(g, {&config_, &keyauth_}, &error);
+    ASSERT_NE(grpc_, nullptr) << error;
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_->port()),
+                                       grpc::InsecureChannelCredentials());
+
+    ConfigWatcherOptions w;
+    w.initial_backoff = milliseconds(50);
+    w.max_backoff = milliseconds(200);
+    watcher_ = std::make_unique<ConfigWatcher>(channel, w);
+    watcher_->Start();
+
+    AdminApiOptions a;
+    a.jwt_secret = kSecret;
+    a.revision_wait = revision_wait_;
+    api_ = std::make_unique<AdminApi>(a, channel, channel, watcher_.get());
+
+    HttpServerOptions h;
+    h.name = "admin";
+    h.access_log = false;
+    http_ = HttpServer::Start(h, api_.get(), &error);
+    ASSERT_NE(http_, nullptr) << error;
+    ASSERT_TRUE(WaitFor([&] { return watcher_->connected(); })) << "watch never connected";
+  }
+
+  void TearDown() override {
+    if (http_) http_->Stop();
+    api_.reset();
+    http_.reset();
+    watcher_.reset();
+    config_.Shutdown();
+    if (grpc_) grpc_->Shutdown();
+  }
+
+  ClientResponse Admin(const std::string& method, const std::string& path,
+                       const std::string& body = "") {
+    auto token =
+        jwt::SignHs256(kSecret, "it", std::chrono::system_clock::now(), std::chrono::hours(1));
+    return testing::HttpCall(http_->port(), method, path, body,
+                             {"Content-Type: application/json", "Authorization: Bearer " + token});
+  }
+
+  // POST, expect 201, return the id.
+  std::string Create(const std::string& path, const std::string& body) {
+    auto r = Admin("POST", path, body);
+    EXPECT_EQ(r.status, 201) << path << ": " << r.body << r.error;
+    auto d = Json(r.body);
+    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+  }
+
+  milliseconds revision_wait_{2000};
+  FakeConfig config_;
+  FakeKeyAuth keyauth_;
+  std::unique_ptr<GrpcServer> grpc_;
+  std::unique_ptr<ConfigWatcher> watcher_;
+  std::unique_ptr<AdminApi> api_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+constexpr char kUpstreamBody[] = R"({
+    "name": "weighted-upstream",
+    "algorithm": "weighted-round-robin",
+    "targets": [
+      {
+        "provider": "openai",
+        "weight": 60,    # 60% of traffic
+        "default_model": "gpt-4o-mini",
+        "credentials": {"api_key": "sk-secret"}
+      },
+      {
+        "provider": "anthropic",
+        "weight": 40,    # 40% of traffic
+        "headers": {"anthropic-version": "2023-06-01"}
+      }
+    ],
+    "health_checks": {"passive": true, "threshold": 3, "interval": 60}
+  })";
+
+// ---------------------------------------------------------------- tests
+
+TEST_F(EdgeAdminIT, HealthzIsOkOnceTheWatchIsConnected) {
+  auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"status":"ok"})");
+}
+
+TEST_F(EdgeAdminIT, NoTokenIs401) {
+  auto r = testing::HttpCall(http_->port(), "GET", "/api/v1/gateways");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.body, R"({"error":"missing admin token"})");
+  r = testing::HttpCall(http_->port(), "POST", "/api/v1/gateways", R"({"name":"x"})");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(config_.revision(), 100);  // nothing reached tg-config
+}
+
+TEST_F(EdgeAdminIT, CreateListGetGateway) {
+  // The seed's body, trailing comma included.
+  auto r = Admin("POST", "/api/v1/gateways", "{\n\"name\": \"multi-provider-gateway\",\n}");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  auto g = Json(r.body);
+  ASSERT_TRUE(g.IsObject());
+  std::string id = g["id"].GetString();
+  EXPECT_STREQ(g["name"].GetString(), "multi-provider-gateway");
+  EXPECT_TRUE(g.HasMember("created_at"));
+  EXPECT_FALSE(g.HasMember("gateway")) << "the entity, not the gRPC wrapper";
+  EXPECT_EQ(r.headers["location"], "/api/v1/gateways/" + id);
+  // Answered only once the edge's own snapshot holds it.
+  EXPECT_NE(watcher_->snapshot()->FindGateway(id), nullptr);
+
+  Create("/api/v1/gateways", R"({"name": "second", "subdomain": "Second"})");
+  r = Admin("GET", "/api/v1/gateways");
+  ASSERT_EQ(r.status, 200);
+  auto list = Json(r.body);
+  ASSERT_TRUE(list.IsArray()) << r.body;
+  EXPECT_EQ(list.Size(), 2u);
+  EXPECT_NE(watcher_->snapshot()->FindGatewayBySubdomain("second"), nullptr);
+
+  r = Admin("GET", "/api/v1/gateways/" + id + "/");  // trailing slash
+  ASSERT_EQ(r.status, 200);
+  EXPECT_STREQ(Json(r.body)["id"].GetString(), id.c_str());
+}
+
+TEST_F(EdgeAdminIT, EmptyListIsAnEmptyArray) {
+  auto r = Admin("GET", "/api/v1/gateways");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "[]");
+}
+
+TEST_F(EdgeAdminIT, CreateUpstreamSendsTheUrlGatewayAndParsedBody) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  auto r = Admin("POST", "/api/v1/gateways/" + gw + "/upstreams",
+                 std::string(kUpstreamBody).insert(1, R"("id": "mine", "gateway_id": "other",)"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto sent = config_.last_upstream_create();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->upstream().gateway_id(), gw);  // the URL's, not the body's
+  EXPECT_EQ(sent->upstream().id(), "");          // read-only: tg-config assigns it
+  EXPECT_EQ(sent->upstream().targets(0).weight(), 60);
+  EXPECT_EQ(sent->upstream().targets(0).credentials().api_key(), "sk-secret");
+  EXPECT_EQ(sent->upstream().targets(1).headers().at("anthropic-version"), "2023-06-01");
+
+  auto u = Json(r.body);
+  EXPECT_STREQ(u["gateway_id"].GetString(), gw.c_str());
+  EXPECT_EQ(u["targets"][0]["weight"].GetInt(), 60);
+  EXPECT_STREQ(u["targets"][0]["credentials"]["api_key"].GetString(), "****");
+  EXPECT_TRUE(u["health_checks"]["passive"].GetBool());
+
+  r = Admin("GET", "/api/v1/gateways/" + gw + "/upstreams");
+  ASSERT_EQ(r.status, 200);
+  auto list = Json(r.body);
+  ASSERT_TRUE(list.IsArray());
+  ASSERT_EQ(list.Size(), 1u);
+  EXPECT_STREQ(list[0]["name"].GetString(), "weighted-upstream");
+}
+
+TEST_F(EdgeAdminIT, PutAcceptsWhatGetReturnedAndIgnoresReadOnlyFields) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", kUpstreamBody);
+  auto r = Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  ASSERT_EQ(r.status, 200);
+  // GET's body as it is, with the read-only fields changed and a new name.
+  std::string body = r.body;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto pos = body.find(from);
+    ASSERT_NE(pos, std::string::npos) << from << " in " << body;
+    body.replace(pos, from.size(), to);
+  };
+  replace("\"id\":\"" + up + "\"", "\"id\":\"forged-id\"");
+  replace("\"gateway_id\":\"" + gw + "\"", "\"gateway_id\":\"forged-gw\"");
+  replace("\"name\":\"weighted-upstream\"", "\"name\":\"renamed\"");
+  std::string created_at = Json(r.body)["created_at"].GetString();
+  replace(created_at, "2001-01-01T00:00:00Z");
+
+  r = Admin("PUT", "/api/v1/gateways/" + gw + "/upstreams/" + up, body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto sent = config_.last_upstream_update();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->upstream().id(), up);
+  EXPECT_EQ(sent->upstream().gateway_id(), gw);
+  EXPECT_FALSE(sent->upstream().has_created_at());
+  EXPECT_FALSE(sent->upstream().has_updated_at());
+  EXPECT_EQ(sent->upstream().name(), "renamed");
+  EXPECT_EQ(sent->upstream().targets_size(), 2);
+
+  auto u = Json(r.body);
+  EXPECT_STREQ(u["id"].GetString(), up.c_str());
+  EXPECT_STREQ(u["name"].GetString(), "renamed");
+  EXPECT_EQ(watcher_->snapshot()->FindUpstream(up)->name(), "renamed");
+}
+
+TEST_F(EdgeAdminIT, StatusCodesEndToEnd) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", kUpstreamBody);
+
+  auto r = Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/missing");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, R"({"error":"upstream missing not found"})");
+
+  config_.FailNext("DeleteUpstream", grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                                  "upstream is used by service s-1"));
+  r = Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.body, R"({"error":"upstream is used by service s-1"})");
+
+  config_.FailNext("ListServices",
+                   grpc::Status(grpc::StatusCode::UNAVAILABLE, "database unavailable"));
+  r = Admin("GET", "/api/v1/gateways/" + gw + "/services");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, R"({"error":"database unavailable"})");
+
+  config_.FailNext("CreateGateway",
+                   grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "subdomain \"acme\" is taken"));
+  r = Admin("POST", "/api/v1/gateways", R"({"name": "x", "subdomain": "acme"})");
+  EXPECT_EQ(r.status, 409);
+  EXPECT_EQ(r.body, R"({"error":"subdomain \"acme\" is taken"})");
+
+  r = Admin("POST", "/api/v1/gateways/" + gw + "/upstreams", R"({"targets": []})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":"name: required"})");
+
+  config_.FailNext("GetGateway",
+                   grpc::Status(grpc::StatusCode::INTERNAL, "pqxx::broken_connection at 10.1.2.3"));
+  r = Admin("GET", "/api/v1/gateways/" + gw);
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body, R"({"error":"internal error"})");
+
+  config_.FailNext("ListGateways", grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "nope"));
+  EXPECT_EQ(Admin("GET", "/api/v1/gateways").status, 403);
+
+  r = Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(watcher_->snapshot()->FindUpstream(up), nullptr);
+  EXPECT_EQ(Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up).status, 404);
+}
+
+TEST_F(EdgeAdminIT, WriteAnswerWaitsForTheWatchToReachItsRevision) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  config_.SetPublishDelay(milliseconds(400));
+  auto start = Clock::now();
+  auto r = Admin("POST", "/api/v1/gateways/" + gw + "/upstreams", kUpstreamBody);
+  auto took = Clock::now() - start;
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_GE(took, milliseconds(350));
+  EXPECT_LT(took, milliseconds(1900));  // reached, not timed out
+  std::string id = Json(r.body)["id"].GetString();
+  // The moment the client has its 201, the edge's snapshot has the upstream.
+  EXPECT_NE(watcher_->snapshot()->FindUpstream(id), nullptr);
+  EXPECT_GE(watcher_->revision(), config_.revision());
+}
+
+TEST_F(EdgeAdminIT, WriteIsAnsweredAnywayWhenTheWatchLags) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  config_.SetPublish(false);
+  auto start = Clock::now();
+  auto r = Admin("POST", "/api/v1/gateways/" + gw + "/upstreams", kUpstreamBody);
+  auto took = Clock::now() - start;
+  EXPECT_EQ(r.status, 201) << r.body;  // the write is durable
+  EXPECT_GE(took, milliseconds(1900));
+  EXPECT_LT(took, milliseconds(4000));
+  // Reads do not wait.
+  start = Clock::now();
+  EXPECT_EQ(Admin("GET", "/api/v1/gateways/" + gw).status, 200);
+  EXPECT_LT(Clock::now() - start, milliseconds(1000));
+}
+
+TEST_F(EdgeAdminIT, Keys) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  auto r = Admin("POST", "/api/v1/gateways/" + gw + "/keys",
+                 R"({"name": "test-key", "expires_at": "2099-01-01T00:00:00Z", "key": "chosen"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto k = Json(r.body);
+  EXPECT_STREQ(k["key"].GetString(), "tg_THE-SECRET-KEY-VALUE");  // shown once, here
+  EXPECT_STREQ(k["name"].GetString(), "test-key");
+  EXPECT_STREQ(k["expires_at"].GetString(), "2099-01-01T00:00:00Z");
+  std::string id = k["id"].GetString();
+  auto sent = keyauth_.last_create();
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(sent->gateway_id(), gw);
+  EXPECT_EQ(sent->key().key(), "");  // a client never chooses its key
+
+  r = Admin("GET", "/api/v1/gateways/" + gw + "/keys");
+  ASSERT_EQ(r.status, 200);
+  auto list = Json(r.body);
+  ASSERT_TRUE(list.IsArray());
+  ASSERT_EQ(list.Size(), 1u);
+  EXPECT_FALSE(list[0].HasMember("key"));
+
+  r = Admin("GET", "/api/v1/gateways/" + gw + "/keys/" + id);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("THE-SECRET-KEY-VALUE"), std::string::npos);
+
+  r = Admin("PUT", "/api/v1/gateways/" + gw + "/keys/" + id, R"({"name": "x"})");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers["allow"], "GET, DELETE");
+
+  r = Admin("DELETE", "/api/v1/gateways/" + gw + "/keys/" + id);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(Admin("GET", "/api/v1/gateways/" + gw + "/keys/" + id).status, 404);
+}
+
+TEST_F(EdgeAdminIT, DeletingAGatewayRevokesItsKeysAndDropsItsChildren) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", kUpstreamBody);
+  ASSERT_NE(watcher_->snapshot()->FindUpstream(up), nullptr);
+
+  auto r = Admin("DELETE", "/api/v1/gateways/" + gw);
+  EXPECT_EQ(r.status, 204) << r.body;
+  EXPECT_EQ(keyauth_.deleted_gateways(), std::vector<std::string>{gw});
+  EXPECT_EQ(watcher_->snapshot()->FindGateway(gw), nullptr);
+  EXPECT_EQ(watcher_->snapshot()->FindUpstream(up), nullptr);
+
+  // A failing key revocation does not undo or fail the delete.
+  std::string gw2 = Create("/api/v1/gateways", R"({"name": "g2"})");
+  keyauth_.FailGatewayDelete(true);
+  r = Admin("DELETE", "/api/v1/gateways/" + gw2);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(keyauth_.deleted_gateways().size(), 2u);
+
+  // A failed config delete does not touch the keys.
+  r = Admin("DELETE", "/api/v1/gateways/" + gw2);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(keyauth_.deleted_gateways().size(), 2u);
+}
+
+TEST_F(EdgeAdminIT, WatchReconnectsAndResumesFromItsRevision) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  int64_t held = watcher_->revision();
+  ASSERT_EQ(held, config_.revision());
+  config_.EndStreams();
+  ASSERT_TRUE(WaitFor([&] { return config_.watch_requests().size() >= 2; }));
+  auto requests = config_.watch_requests();
+  EXPECT_EQ(requests[0].from_revision(), 0);
+  EXPECT_EQ(requests.back().from_revision(), held);
+  for (const auto& w : requests) EXPECT_FALSE(w.include_credentials());
+  ASSERT_TRUE(WaitFor([&] { return watcher_->connected(); }));
+  // And it keeps following changes on the new stream.
+  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", kUpstreamBody);
+  EXPECT_NE(watcher_->snapshot()->FindUpstream(up), nullptr);
+}
+
+TEST_F(EdgeAdminIT, RulesGoToTheConfigService) {
+  std::string gw = Create("/api/v1/gateways", R"({"name": "g"})");
+  auto r = Admin("POST", "/api/v1/gateways/" + gw + "/rules",
+                 R"({"path": "/ai", "service_id": "s", "methods": ["POST"], "strip_path": true,
+                     "active": true})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string id = Json(r.body)["id"].GetString();
+  const auto* rule = watcher_->snapshot()->FindRule(id);
+  ASSERT_NE(rule, nullptr);
+  EXPECT_EQ(rule->gateway_id(), gw);
+  EXPECT_TRUE(rule->strip_path());
+  EXPECT_EQ(watcher_->snapshot()->RulesOf(gw).size(), 1u);
+}
+
+TEST_F(EdgeAdminIT, HealthzTurns503WhenTheConfigServiceGoesAway) {
+  config_.Shutdown();  // ends the Watch stream; the reconnect gets nothing
+  grpc_->Shutdown();
+  ASSERT_TRUE(WaitFor([&] { return !watcher_->connected(); }));
+  auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 503);
+  r = Admin("GET", "/api/v1/gateways");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body, ::testing::Not(HasSubstr("127.0.0.1")));
+}
+
+}  // namespace
+}  // namespace tg::edge
