@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "admin_route.h"
-#include "config_watcher.h"
+#include "tg/common/config_watcher.h"
 #include "http_server.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"

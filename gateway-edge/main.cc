@@ -7,7 +7,7 @@
 #include <string>
 
 #include "admin_api.h"
-#include "config_watcher.h"
+#include "tg/common/config_watcher.h"
 #include "http_server.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto watcher = std::make_unique<tg::edge::ConfigWatcher>(Dial(config_addr));
+  auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr));
   watcher->Start();
   auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr), Dial(keyauth_addr),
                                                   watcher.get());

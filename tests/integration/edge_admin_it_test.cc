@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "admin_api.h"
-#include "config_watcher.h"
+#include "tg/common/config_watcher.h"
 #include "edge_test_http.h"
 #include "http_server.h"
 #include "tg/common/grpc_server.h"

@@ -11,7 +11,7 @@
 #include "tg/v1/config.pb.h"
 #include "tg/v1/resources.pb.h"
 
-namespace tg::edge {
+namespace tg {
 
 // The edge's whole view of tg-config at one revision: immutable once built,
 // shared by every reader through a shared_ptr<const ConfigSnapshot>. A change
@@ -73,4 +73,4 @@ class ConfigSnapshot {
       rules_by_gateway_;
 };
 
-}  // namespace tg::edge
+}  // namespace tg

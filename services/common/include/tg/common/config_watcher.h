@@ -13,12 +13,15 @@
 #include <optional>
 #include <thread>
 
-#include "config_snapshot.h"
+#include "tg/common/config_snapshot.h"
 #include "tg/v1/config.grpc.pb.h"
 
-namespace tg::edge {
+namespace tg {
 
 struct ConfigWatcherOptions {
+  // Ask tg-config for credentials in clear (tg-adapter calls providers with
+  // them); every other consumer leaves them masked.
+  bool include_credentials = false;
   std::chrono::milliseconds initial_backoff{200};  // first reconnect delay after a stream ends
   std::chrono::milliseconds max_backoff{5000};     // reconnect delays double up to this
   // No event, not even a heartbeat, for this long: the stream is presumed dead
@@ -95,4 +98,4 @@ class ConfigWatcher {
   std::thread timer_;
 };
 
-}  // namespace tg::edge
+}  // namespace tg

@@ -1,11 +1,11 @@
-#include "config_watcher.h"
+#include "tg/common/config_watcher.h"
 
 #include <random>
 #include <vector>
 
 #include "tg/common/log.h"
 
-namespace tg::edge {
+namespace tg {
 
 using Clock = std::chrono::steady_clock;
 
@@ -14,11 +14,11 @@ class ConfigWatcher::Stream : public grpc::ClientReadReactor<tg::v1::WatchEvent>
   explicit Stream(ConfigWatcher* watcher) : alive_(watcher), watcher_(watcher) {}
 
   // `self` keeps the stream alive until OnDone: gRPC owns no reference.
-  void Begin(tg::v1::ConfigService::Stub* stub, int64_t from_revision,
+  void Begin(tg::v1::ConfigService::Stub* stub, int64_t from_revision, bool include_credentials,
              std::shared_ptr<Stream> self) {
     self_ = std::move(self);
     request_.set_from_revision(from_revision);
-    request_.set_include_credentials(false);
+    request_.set_include_credentials(include_credentials);
     stub->async()->Watch(&context_, &request_, this);
     StartRead(&event_);
     StartCall();
@@ -127,7 +127,7 @@ void ConfigWatcher::StartStream() {
   }
   log::Debug("config watch starting", {{"from_revision", std::to_string(from)}});
   // Outside the lock: gRPC may run reactions inline.
-  stream->Begin(stub_.get(), from, stream);
+  stream->Begin(stub_.get(), from, options_.include_credentials, stream);
 }
 
 void ConfigWatcher::OnEvent(Stream* stream, const tg::v1::WatchEvent& event) {
@@ -276,4 +276,4 @@ void ConfigWatcher::TimerLoop() {
   }
 }
 
-}  // namespace tg::edge
+}  // namespace tg

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "config_snapshot.h"
+#include "tg/common/config_snapshot.h"
 
-namespace tg::edge {
+namespace tg {
 namespace {
 
 tg::v1::Gateway Gw(const std::string& id, const std::string& subdomain = "") {
@@ -59,14 +59,14 @@ tg::v1::ConfigSnapshot TwoGateways() {
   return p;
 }
 
-TEST(EdgeConfigSnapshot, EmptyHasNothing) {
+TEST(ConfigSnapshot, EmptyHasNothing) {
   auto s = ConfigSnapshot::Empty();
   EXPECT_EQ(s->revision(), 0);
   EXPECT_EQ(s->FindGateway("g1"), nullptr);
   EXPECT_TRUE(s->RulesOf("g1").empty());
 }
 
-TEST(EdgeConfigSnapshot, FromProtoIndexesEverything) {
+TEST(ConfigSnapshot, FromProtoIndexesEverything) {
   auto s = ConfigSnapshot::FromProto(TwoGateways(), 7);
   EXPECT_EQ(s->revision(), 7);
   ASSERT_NE(s->FindGateway("g1"), nullptr);
@@ -78,7 +78,7 @@ TEST(EdgeConfigSnapshot, FromProtoIndexesEverything) {
   EXPECT_EQ(s->gateways().size(), 2u);
 }
 
-TEST(EdgeConfigSnapshot, SubdomainLookupIgnoresCase) {
+TEST(ConfigSnapshot, SubdomainLookupIgnoresCase) {
   auto s = ConfigSnapshot::FromProto(TwoGateways(), 1);
   EXPECT_EQ(s->FindGatewayBySubdomain("acme"), s->FindGateway("g1"));
   EXPECT_EQ(s->FindGatewayBySubdomain("ACME"), s->FindGateway("g1"));
@@ -86,7 +86,7 @@ TEST(EdgeConfigSnapshot, SubdomainLookupIgnoresCase) {
   EXPECT_EQ(s->FindGatewayBySubdomain("other"), nullptr);
 }
 
-TEST(EdgeConfigSnapshot, RulesOfLongestPathFirst) {
+TEST(ConfigSnapshot, RulesOfLongestPathFirst) {
   auto s = ConfigSnapshot::FromProto(TwoGateways(), 1);
   const auto& rules = s->RulesOf("g1");
   ASSERT_EQ(rules.size(), 2u);
@@ -95,7 +95,7 @@ TEST(EdgeConfigSnapshot, RulesOfLongestPathFirst) {
   EXPECT_EQ(s->RulesOf("g2").size(), 1u);
 }
 
-TEST(EdgeConfigSnapshot, ChangesBuildNewSnapshotsAndLeaveOldOnesAlone) {
+TEST(ConfigSnapshot, ChangesBuildNewSnapshotsAndLeaveOldOnesAlone) {
   auto s1 = ConfigSnapshot::FromProto(TwoGateways(), 1);
   tg::v1::ConfigChange c;
   *c.mutable_upstream() = Up("u3", "g1");
@@ -108,7 +108,7 @@ TEST(EdgeConfigSnapshot, ChangesBuildNewSnapshotsAndLeaveOldOnesAlone) {
   EXPECT_EQ(s2->FindUpstream("u1"), s1->FindUpstream("u1"));
 }
 
-TEST(EdgeConfigSnapshot, UpdateReplacesAndReindexes) {
+TEST(ConfigSnapshot, UpdateReplacesAndReindexes) {
   auto s1 = ConfigSnapshot::FromProto(TwoGateways(), 1);
   tg::v1::ConfigChange c;
   *c.mutable_gateway() = Gw("g1", "new-sub");
@@ -123,7 +123,7 @@ TEST(EdgeConfigSnapshot, UpdateReplacesAndReindexes) {
   EXPECT_EQ(s3->FindRule("r1")->path(), "/v1/chat/completions");
 }
 
-TEST(EdgeConfigSnapshot, DeletingAGatewayDropsItsChildren) {
+TEST(ConfigSnapshot, DeletingAGatewayDropsItsChildren) {
   auto s1 = ConfigSnapshot::FromProto(TwoGateways(), 1);
   auto s2 = s1->WithChange(Deleted(tg::v1::RESOURCE_KIND_GATEWAY, "g1"), 2);
   EXPECT_EQ(s2->FindGateway("g1"), nullptr);
@@ -140,7 +140,7 @@ TEST(EdgeConfigSnapshot, DeletingAGatewayDropsItsChildren) {
   EXPECT_EQ(s2->RulesOf("g2").size(), 1u);
 }
 
-TEST(EdgeConfigSnapshot, DeletingChildren) {
+TEST(ConfigSnapshot, DeletingChildren) {
   auto s = ConfigSnapshot::FromProto(TwoGateways(), 1);
   s = s->WithChange(Deleted(tg::v1::RESOURCE_KIND_UPSTREAM, "u1", "g1"), 2);
   s = s->WithChange(Deleted(tg::v1::RESOURCE_KIND_SERVICE, "s1", "g1"), 3);
@@ -157,7 +157,7 @@ TEST(EdgeConfigSnapshot, DeletingChildren) {
   EXPECT_EQ(t->rules().size(), s->rules().size());
 }
 
-TEST(EdgeConfigSnapshot, WithRevisionKeepsContent) {
+TEST(ConfigSnapshot, WithRevisionKeepsContent) {
   auto s1 = ConfigSnapshot::FromProto(TwoGateways(), 1);
   auto s2 = s1->WithRevision(9);
   EXPECT_EQ(s2->revision(), 9);
@@ -166,4 +166,4 @@ TEST(EdgeConfigSnapshot, WithRevisionKeepsContent) {
 }
 
 }  // namespace
-}  // namespace tg::edge
+}  // namespace tg

@@ -1,9 +1,9 @@
-#include "config_snapshot.h"
+#include "tg/common/config_snapshot.h"
 
 #include <algorithm>
 #include <cctype>
 
-namespace tg::edge {
+namespace tg {
 namespace {
 
 std::string Lower(std::string_view s) {
@@ -150,4 +150,4 @@ const std::vector<const tg::v1::Rule*>& ConfigSnapshot::RulesOf(std::string_view
   return it == rules_by_gateway_.end() ? kNone : it->second;
 }
 
-}  // namespace tg::edge
+}  // namespace tg
