@@ -123,6 +123,48 @@ TEST(ProtoJson, WrongTypeAndUnknownFieldNameTheField) {
   EXPECT_FALSE(json::ParseProto(R"({"name": 12})", &g, &err));
 }
 
+TEST(ProtoJson, EveryJsonTypeMustBeTheFieldsOwn) {
+  struct Case {
+    const char* body;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"({"name":"u","targets":[{"weight":"60"}]})", "targets[0].weight must be an integer"},
+      {R"({"name":"u","targets":[{"weight":60.5}]})", "targets[0].weight must be an integer"},
+      {R"({"name":"u","targets":{}})", "targets must be an array"},
+      {R"({"name":"u","targets":[{"models":"gpt-4"}]})", "targets[0].models must be an array"},
+      {R"({"name":"u","targets":[{"headers":{"x":1}}]})", "targets[0].headers.x must be a string"},
+      {R"({"name":"u","targets":[{"provider_options":"responses"}]})",
+       "targets[0].provider_options must be an object"},
+      {R"({"name":"u","health_checks":{"threshold":true}})",
+       "health_checks.threshold must be an integer"},
+      {R"({"name":"u","targets":[{"credentials":{"api_key":42}}]})",
+       "targets[0].credentials.api_key must be a string"},
+      {R"({"name":"u","created_at":12})", "created_at must be an RFC 3339 string"},
+      {R"({"name":"u","targets":[{"colour":"red"}]})", "unknown field \"targets[0].colour\""},
+  };
+  for (const auto& c : cases) {
+    tg::v1::Upstream u;
+    std::string err;
+    EXPECT_FALSE(json::ParseProto(c.body, &u, &err)) << c.body;
+    EXPECT_NE(err.find(c.error), std::string::npos) << c.body << " gave: " << err;
+  }
+  tg::v1::Rule rule;
+  std::string err;
+  EXPECT_FALSE(json::ParseProto(R"({"path":"/v1","strip_path":"yes"})", &rule, &err));
+  EXPECT_EQ(err, "strip_path must be true or false");
+  EXPECT_FALSE(json::ParseProto(R"({"path":"/v1","methods":"POST"})", &rule, &err));
+  EXPECT_EQ(err, "methods must be an array");
+  EXPECT_TRUE(json::ParseProto(R"({"path":"/v1","serviceId":"s","methods":["POST"]})", &rule, &err))
+      << "protobuf's lowerCamel names are accepted too: " << err;
+  tg::v1::Upstream ok;
+  EXPECT_TRUE(json::ParseProto(
+      R"({"name":"u","targets":[{"weight":60,"models":["a"],"provider_options":{"api":"responses"},
+          "headers":{"x":"y"}}],"health_checks":{"passive":true,"threshold":3},"algorithm":null})",
+      &ok, &err))
+      << err;
+}
+
 TEST(ProtoJson, PrintsOriginalFieldNamesAndOmitsUnset) {
   tg::v1::Target t;
   t.set_default_model("gpt-4o-mini");
