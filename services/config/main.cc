@@ -39,7 +39,12 @@ int main(int argc, char** argv) {
 
   tg::pg::Pool pool({.dsn = dsn, .size = static_cast<size_t>(flags.Int("pg-pool-size", 4))});
   tg::config::ConfigStore store(pool, std::move(*box),
-                                [] { return google::protobuf::util::TimeUtil::GetCurrentTime(); });
+                                [] {
+    return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  });
   tg::config::ConfigFeed feed(store, dsn, {});
   if (auto st = feed.Start(); !st.ok()) {
     tg::log::Error("cannot load the configuration", {{"error", st.error_message()}});

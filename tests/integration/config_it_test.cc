@@ -31,7 +31,12 @@ struct Replica {
   explicit Replica(const std::string& dsn)
       : pool({.dsn = dsn, .size = 2}),
         store(pool, crypto::SecretBox::FromKey(kSecretKey).value(),
-              [] { return google::protobuf::util::TimeUtil::GetCurrentTime(); }),
+              [] {
+    return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  }),
         feed(store, dsn, {}),
         workers(2),
         service(store, feed, workers, {.heartbeat = std::chrono::seconds(1)}) {
