@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -85,7 +86,8 @@ HttpResponse JsonError(int status, std::string_view message) {
 // ---------------------------------------------------------------- responder
 
 struct HttpResponder::State {
-  explicit State(std::function<void(HttpResponse)> s) : send(std::move(s)) {}
+  State(std::function<void(HttpResponse)> s, StreamStarter st)
+      : send(std::move(s)), start_stream(std::move(st)) {}
   ~State() {
     if (sent.exchange(true)) return;
     try {
@@ -96,12 +98,30 @@ struct HttpResponder::State {
       // handling or Stop() closes it.
     }
   }
+  void Cancel() {
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(mu);
+      if (cancelled) return;
+      cancelled = true;
+      fn = std::move(on_cancel);
+    }
+    if (fn) fn();
+  }
+
   std::function<void(HttpResponse)> send;
+  StreamStarter start_stream;
   std::atomic<bool> sent{false};
+  std::mutex mu;
+  bool cancelled = false;
+  std::function<void()> on_cancel;
 };
 
 HttpResponder::HttpResponder(std::function<void(HttpResponse)> send)
-    : state_(std::make_shared<State>(std::move(send))) {}
+    : HttpResponder(std::move(send), nullptr) {}
+
+HttpResponder::HttpResponder(std::function<void(HttpResponse)> send, StreamStarter start_stream)
+    : state_(std::make_shared<State>(std::move(send), std::move(start_stream))) {}
 
 void HttpResponder::operator()(HttpResponse response) const {
   if (state_->sent.exchange(true)) {
@@ -111,7 +131,54 @@ void HttpResponder::operator()(HttpResponse response) const {
   state_->send(std::move(response));
 }
 
+namespace {
+
+// The stream a responder without streaming support (tests) hands out: every
+// write fails, so producers stop at once.
+class DeadStream final : public HttpBodyStream {
+ public:
+  void Write(std::string, std::function<void(bool)> sent) override {
+    if (sent) sent(false);
+  }
+  void Finish() override {}
+  void Abort() override {}
+  size_t pending_bytes() const override { return 0; }
+};
+
+}  // namespace
+
+std::shared_ptr<HttpBodyStream> HttpResponder::Stream(HttpResponse head) const {
+  if (state_->sent.exchange(true) || !state_->start_stream) {
+    log::Error("http handler answered a request twice or cannot stream; stream dropped");
+    return std::make_shared<DeadStream>();
+  }
+  return state_->start_stream(std::move(head));
+}
+
 bool HttpResponder::answered() const { return state_->sent.load(); }
+
+void HttpResponder::OnCancel(std::function<void()> fn) const {
+  {
+    std::lock_guard lock(state_->mu);
+    if (!state_->cancelled) {
+      state_->on_cancel = std::move(fn);
+      return;
+    }
+  }
+  fn();
+}
+
+bool HttpResponder::cancelled() const {
+  std::lock_guard lock(state_->mu);
+  return state_->cancelled;
+}
+
+std::function<void()> HttpResponder::CancelHook() const {
+  std::weak_ptr<State> weak = state_;
+  return [weak] {
+    if (auto s = weak.lock()) s->Cancel();
+  };
+}
 
 std::string ValidateHttpServerOptions(const HttpServerOptions& o) {
   std::string host, port;
@@ -160,6 +227,95 @@ class HttpServer::Impl {
 
 // ---------------------------------------------------------------- session
 
+// The body of a streamed answer: the handler's side queues pieces, the
+// session's strand takes them one at a time (one write in flight).
+class SessionStream final : public HttpBodyStream {
+ public:
+  struct Piece {
+    std::string data;
+    std::function<void(bool)> sent;
+  };
+  enum class Next { kNone, kPiece, kFinish, kAbort };
+
+  SessionStream(std::weak_ptr<Session> session, net::any_io_executor executor)
+      : session_(std::move(session)), executor_(std::move(executor)) {}
+
+  void Write(std::string data, std::function<void(bool ok)> sent) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!dead_ && !finish_ && !abort_) {
+        pending_ += data.size();
+        queue_.push_back({std::move(data), std::move(sent)});
+        sent = nullptr;
+      }
+    }
+    if (sent) {
+      sent(false);
+      return;
+    }
+    Kick();
+  }
+  void Finish() override {
+    {
+      std::lock_guard lock(mu_);
+      finish_ = true;
+    }
+    Kick();
+  }
+  void Abort() override {
+    {
+      std::lock_guard lock(mu_);
+      abort_ = true;
+    }
+    Kick();
+  }
+  size_t pending_bytes() const override {
+    std::lock_guard lock(mu_);
+    return pending_;
+  }
+
+  // The session's strand only.
+  Next Take(Piece* out) {
+    std::lock_guard lock(mu_);
+    if (abort_) return Next::kAbort;
+    if (!queue_.empty()) {
+      *out = std::move(queue_.front());
+      queue_.pop_front();
+      return Next::kPiece;
+    }
+    return finish_ ? Next::kFinish : Next::kNone;
+  }
+  void Sent(size_t n) {
+    std::lock_guard lock(mu_);
+    pending_ -= std::min(pending_, n);
+  }
+  // The connection is gone: fail what is queued and everything after.
+  void Kill() {
+    std::deque<Piece> q;
+    {
+      std::lock_guard lock(mu_);
+      dead_ = true;
+      q.swap(queue_);
+      pending_ = 0;
+    }
+    for (auto& p : q) {
+      if (p.sent) p.sent(false);
+    }
+  }
+
+ private:
+  void Kick();
+
+  const std::weak_ptr<Session> session_;
+  const net::any_io_executor executor_;
+  mutable std::mutex mu_;
+  std::deque<Piece> queue_;
+  size_t pending_ = 0;
+  bool finish_ = false;
+  bool abort_ = false;
+  bool dead_ = false;
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpServer::Impl* server, uint64_t id)
@@ -195,8 +351,121 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Writes the head of a streamed answer (chunked), then pumps its pieces.
+  void DeliverStream(HttpResponse head, uint64_t seq, std::shared_ptr<SessionStream> body) {
+    Guarded("deliver stream", [&] {
+      if (state_ != State::kHandling || seq != seq_) {
+        body->Kill();
+        return;
+      }
+      self_.reset();  // pending operations keep the session alive from here on
+      stream_close_ = head.close || !keep_alive_ || server_->stopping.load();
+      auto res = std::make_shared<http::response<http::empty_body>>();
+      res->version(version_ >= 11 ? version_ : 11);
+      res->result(static_cast<unsigned>(head.status));
+      for (auto& [k, v] : head.headers) res->insert(k, v);
+      res->keep_alive(!stream_close_);
+      res->chunked(true);
+      LogAccess(head.status);
+      state_ = State::kStreaming;
+      body_ = std::move(body);
+      stream_head_written_ = false;
+      auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+      stream_.expires_after(server_->options.write_timeout);
+      http::async_write_header(stream_, *sr,
+                               [self = shared_from_this(), res, sr](beast::error_code ec, size_t) {
+                                 self->Guarded("write stream head", [&] {
+                                   if (ec) return self->Close();
+                                   self->stream_head_written_ = true;
+                                   self->PumpStream();
+                                 });
+                               });
+    });
+  }
+
+  void PumpStream() {
+    Guarded("pump stream", [&] {
+      if (state_ != State::kStreaming || !stream_head_written_ || stream_writing_ || !body_) return;
+      SessionStream::Piece piece;
+      switch (body_->Take(&piece)) {
+        case SessionStream::Next::kNone:
+          // Waiting for the producer: a stream may be quiet for long (a slow
+          // model), so no deadline while nothing is being written.
+          stream_.expires_never();
+          return;
+        case SessionStream::Next::kAbort:
+          return Close();
+        case SessionStream::Next::kPiece: {
+          if (piece.data.empty()) {  // an empty chunk would end the body
+            if (piece.sent) piece.sent(true);
+            return PumpStream();
+          }
+          stream_writing_ = true;
+          auto buf = std::make_shared<std::string>(std::move(piece.data));
+          auto sent = std::move(piece.sent);
+          stream_.expires_after(server_->options.write_timeout);
+          net::async_write(stream_, http::make_chunk(net::buffer(*buf)),
+                           [self = shared_from_this(), buf, sent](beast::error_code ec, size_t) {
+                             self->Guarded("write chunk", [&] {
+                               self->stream_writing_ = false;
+                               if (self->body_) self->body_->Sent(buf->size());
+                               if (sent) sent(!ec);
+                               if (ec) return self->Close();
+                               self->PumpStream();
+                             });
+                           });
+          return;
+        }
+        case SessionStream::Next::kFinish:
+          stream_writing_ = true;
+          stream_.expires_after(server_->options.write_timeout);
+          net::async_write(stream_, http::make_chunk_last(),
+                           [self = shared_from_this()](beast::error_code ec, size_t) {
+                             self->Guarded("write last chunk", [&] {
+                               self->stream_writing_ = false;
+                               self->body_.reset();
+                               if (!ec) self->request_open_ = false;
+                               self->state_ = State::kWriting;
+                               self->OnWrite(ec, self->stream_close_);
+                             });
+                           });
+          return;
+      }
+    });
+  }
+
  private:
-  enum class State { kReading, kHandling, kWriting, kClosed };
+  enum class State { kReading, kHandling, kWriting, kStreaming, kClosed };
+
+  // While a request is in flight the client sends nothing more (HTTP/1.1), so
+  // the socket turning readable with no bytes means the peer closed: the
+  // handler is told (OnCancel) and stops its upstream work.
+  void WatchPeer(uint64_t seq) {
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this(), seq](beast::error_code ec) {
+          self->Guarded("watch peer", [&] {
+            if (ec == net::error::operation_aborted) return;
+            if (seq != self->seq_ || !self->request_open_) return;
+            beast::error_code aec;
+            size_t n = self->stream_.socket().available(aec);
+            if (ec || aec || n == 0) return self->Close();
+            // Bytes arrived: a pipelined request, read once this one is done.
+          });
+        });
+  }
+
+  void LogAccess(int status) {
+    if (!server_->options.access_log) return;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started_)
+                  .count();
+    log::Info("http request", {{"listener", server_->options.name},
+                               {"method", method_},
+                               {"path", path_},
+                               {"status", std::to_string(status)},
+                               {"duration_ms", std::to_string(ms)},
+                               {"remote", remote_}});
+  }
 
   // No exception may leave an Asio handler: it would unwind through
   // io_context::run. What we cannot answer any more, we close.
@@ -316,13 +585,30 @@ class Session : public std::enable_shared_from_this<Session> {
     self_ = shared_from_this();
     uint64_t seq = ++seq_;
     std::weak_ptr<Session> weak = self_;
-    HttpResponder respond([weak, seq](HttpResponse response) {
-      auto s = weak.lock();
-      if (!s) return;  // the connection is gone (closed by Stop)
-      net::post(s->executor(), [s, seq, response = std::move(response)]() mutable {
-        s->Deliver(std::move(response), seq);
-      });
-    });
+    auto executor = stream_.get_executor();
+    HttpResponder respond(
+        [weak, seq](HttpResponse response) {
+          auto s = weak.lock();
+          if (!s) return;  // the connection is gone (closed by Stop)
+          net::post(s->executor(), [s, seq, response = std::move(response)]() mutable {
+            s->Deliver(std::move(response), seq);
+          });
+        },
+        [weak, seq, executor](HttpResponse head) -> std::shared_ptr<HttpBodyStream> {
+          auto body = std::make_shared<SessionStream>(weak, executor);
+          auto s = weak.lock();
+          if (!s) {
+            body->Kill();
+            return body;
+          }
+          net::post(executor, [s, seq, head = std::move(head), body]() mutable {
+            s->DeliverStream(std::move(head), seq, body);
+          });
+          return body;
+        });
+    request_open_ = true;
+    cancel_ = respond.CancelHook();
+    WatchPeer(seq);
     try {
       server_->handler->Handle(std::move(r), respond);
     } catch (const std::exception& e) {
@@ -352,17 +638,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res->body() = std::move(response.body);
       res->prepare_payload();
     }
-    if (server_->options.access_log) {
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started_)
-                    .count();
-      log::Info("http request", {{"listener", server_->options.name},
-                                 {"method", method_},
-                                 {"path", path_},
-                                 {"status", std::to_string(s)},
-                                 {"duration_ms", std::to_string(ms)},
-                                 {"remote", remote_}});
-    }
+    LogAccess(s);
     state_ = State::kWriting;
     stream_.expires_after(server_->options.write_timeout);
     http::async_write(stream_, *res,
@@ -373,6 +649,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(beast::error_code ec, bool close) {
     if (ec) return Close();
+    request_open_ = false;
+    cancel_ = nullptr;
     if (close || server_->stopping.load()) return LingeringClose();
     ReadHeader();
   }
@@ -398,6 +676,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    if (body_) {
+      body_->Kill();
+      body_.reset();
+    }
+    if (request_open_ && cancel_) {
+      request_open_ = false;
+      auto cancel = std::move(cancel_);
+      cancel();
+    }
     state_ = State::kClosed;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -423,7 +710,23 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Session> self_;
   std::array<char, 16 * 1024> drain_{};
   size_t drained_ = 0;
+  // The request being answered: its cancellation hook, and its streamed body.
+  bool request_open_ = false;
+  std::function<void()> cancel_;
+  std::shared_ptr<SessionStream> body_;
+  bool stream_head_written_ = false;
+  bool stream_writing_ = false;
+  bool stream_close_ = false;
 };
+
+void SessionStream::Kick() {
+  auto s = session_.lock();
+  if (!s) {
+    Kill();
+    return;
+  }
+  net::post(executor_, [s] { s->PumpStream(); });
+}
 
 // ---------------------------------------------------------------- server
 

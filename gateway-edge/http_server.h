@@ -40,6 +40,25 @@ HttpResponse JsonError(int status, std::string_view message);
 // `json` as the body with Content-Type application/json.
 HttpResponse JsonResponse(int status, std::string json);
 
+// A response body produced piece by piece (SSE streams), sent with chunked
+// transfer encoding as the handler writes it. Every method may be called from
+// any thread.
+class HttpBodyStream {
+ public:
+  virtual ~HttpBodyStream() = default;
+  // Queues `data`; `sent(ok)` runs (on an io thread) once it has been written,
+  // or with ok=false once it never will be (the client is gone). Producers
+  // keep only a little unsent (see pending_bytes): that is the backpressure
+  // that keeps a slow client from making the server buffer a whole answer.
+  virtual void Write(std::string data, std::function<void(bool ok)> sent = nullptr) = 0;
+  // Ends the body properly (the terminating zero-length chunk).
+  virtual void Finish() = 0;
+  // Ends the connection without the terminating chunk, so the client can tell
+  // a broken answer from a complete one.
+  virtual void Abort() = 0;
+  virtual size_t pending_bytes() const = 0;
+};
+
 // How a handler answers: call it once, from any thread, now or later. Copies
 // share one state: the first call wins and later calls are dropped (and
 // logged). If every copy is destroyed without a call, the client still gets
@@ -48,8 +67,23 @@ class HttpResponder {
  public:
   explicit HttpResponder(std::function<void(HttpResponse)> send);
 
+  using StreamStarter = std::function<std::shared_ptr<HttpBodyStream>(HttpResponse head)>;
+  HttpResponder(std::function<void(HttpResponse)> send, StreamStarter start_stream);
+
   void operator()(HttpResponse response) const;
+  // Answers with `head` (status and headers; its body is ignored) and a body
+  // streamed through the returned object. Counts as the one answer.
+  std::shared_ptr<HttpBodyStream> Stream(HttpResponse head) const;
   bool answered() const;
+
+  // `fn` runs once, on an io thread, if the client goes away before the answer
+  // is complete (also mid-stream): the handler then stops its upstream work.
+  // Runs at once if that already happened.
+  void OnCancel(std::function<void()> fn) const;
+  bool cancelled() const;
+  // For the server: signals the cancellation. Holds no reference that would
+  // keep the request from being reported as dropped.
+  std::function<void()> CancelHook() const;
 
  private:
   struct State;
