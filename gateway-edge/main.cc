@@ -1,5 +1,6 @@
-// tg-edge: the admin API (REST → gRPC on tg-config / tg-keyauth) and, later,
-// the proxy. Wiring only: flags and environment in, objects out.
+// tg-edge: the admin API (REST → gRPC on tg-config / tg-keyauth) and the
+// proxy (tg-keyauth, tg-balancer, tg-adapter). Wiring only: flags and
+// environment in, objects out.
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -9,6 +10,8 @@
 #include "admin_api.h"
 #include "tg/common/config_watcher.h"
 #include "http_server.h"
+#include "key_cache.h"
+#include "proxy_handler.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
@@ -47,8 +50,8 @@ int main(int argc, char** argv) {
 
   const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
   const std::string keyauth_addr = flags.String("keyauth-addr", "127.0.0.1:50052");
-  // --proxy-listen (default 0.0.0.0:8081) belongs to the proxy, which is not
-  // served yet; it is deliberately not bound.
+  const std::string balancer_addr = flags.String("balancer-addr", "127.0.0.1:50053");
+  const std::string adapter_addr = flags.String("adapter-addr", "127.0.0.1:50054");
 
   tg::edge::HttpServerOptions http;
   http.name = "admin";
@@ -60,8 +63,27 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  tg::edge::HttpServerOptions proxy_http;
+  proxy_http.name = "proxy";
+  proxy_http.listen = flags.String("proxy-listen", "0.0.0.0:8081");
+  proxy_http.io_threads = static_cast<int>(flags.Int("proxy-io-threads", 2));
+  proxy_http.body_limit = static_cast<uint64_t>(flags.Int("proxy-body-limit", 10 * 1024 * 1024));
+  proxy_http.idle_timeout = std::chrono::milliseconds(flags.Int("proxy-idle-timeout-ms", 60000));
+  proxy_http.access_log = flags.Bool("proxy-access-log", true);
+  if (auto e = tg::edge::ValidateHttpServerOptions(proxy_http); !e.empty()) {
+    tg::log::Error("invalid proxy listener options", {{"error", e}});
+    return 2;
+  }
+  tg::edge::ProxyOptions proxy;
+  proxy.base_domain = flags.String("proxy-base-domain");
+  proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts", 3));
+
   auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr));
   watcher->Start();
+  auto keys = std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr));
+  keys->Start();
+  auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(
+      proxy, watcher.get(), keys.get(), Dial(balancer_addr), Dial(adapter_addr));
   auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr), Dial(keyauth_addr),
                                                   watcher.get());
   std::string error;
@@ -70,16 +92,26 @@ int main(int argc, char** argv) {
     tg::log::Error("cannot start the admin listener", {{"error", error}});
     return 1;
   }
+  auto proxy_server = tg::edge::HttpServer::Start(proxy_http, proxy_handler.get(), &error);
+  if (!proxy_server) {
+    tg::log::Error("cannot start the proxy listener", {{"error", error}});
+    return 1;
+  }
   tg::log::Info("tg-edge started", {{"admin_listen", http.listen},
+                                    {"proxy_port", std::to_string(proxy_server->port())},
                                     {"admin_port", std::to_string(server->port())},
                                     {"config_addr", config_addr},
                                     {"keyauth_addr", keyauth_addr}});
 
   tg::WaitForTerminationSignal();
-  // Drain HTTP first (in-flight answers still need the API and the watch),
-  // then the API's last calls, then the watch.
+  // Drain HTTP first (in-flight answers and streams still need the API, the
+  // keys and the watch), then the handlers' last calls, then the followers.
+  proxy_server->Stop();
   server->Stop();
+  proxy_handler.reset();
   api.reset();
+  proxy_server.reset();
+  keys.reset();
   server.reset();
   watcher.reset();
   tg::log::Info("tg-edge stopped");

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "http_server.h"
+#include "key_cache.h"
+#include "tg/common/config_watcher.h"
+#include "tg/v1/adapter.grpc.pb.h"
+#include "tg/v1/balancer.grpc.pb.h"
+
+namespace tg::edge {
+
+struct ProxyOptions {
+  // Requests whose Host is "<subdomain>.<base_domain>" belong to that gateway,
+  // and the key must be one of its keys. Empty: the key alone decides.
+  std::string base_domain;
+  // Provider attempts per request: the first, then failovers while nothing
+  // has reached the client.
+  int max_attempts = 3;
+  std::chrono::milliseconds pick_deadline{2000};
+  // The whole upstream call, first byte to last (long streams included).
+  std::chrono::milliseconds invoke_deadline{std::chrono::minutes(10)};
+  // Unsent bytes of a streamed answer above which the proxy stops reading
+  // from the adapter (gRPC flow control then slows the provider read).
+  size_t stream_high_water = 256 * 1024;
+};
+
+// The proxy on :8081. Per request: gateway key → gateway (Host subdomain when
+// configured) → active rule (snapshot, no RPC) → service → for upstream
+// services Pick (tg-balancer) → Invoke (tg-adapter, streamed) → Report, with
+// failover to another target while nothing was sent to the client; endpoint
+// services are reverse-proxied through the adapter without a pick.
+// X-Selected-Provider is on every answer that reached a target.
+class ProxyHandler : public HttpHandler {
+ public:
+  ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache* keys,
+               std::shared_ptr<grpc::Channel> balancer, std::shared_ptr<grpc::Channel> adapter);
+  ~ProxyHandler() override;  // waits for calls in flight (after the HTTP server stopped)
+
+  void Handle(HttpRequest request, HttpResponder respond) override;
+
+  class Call;
+  class InvokeStream;
+
+ private:
+  friend class Call;
+  void CallStarted();
+  void CallEnded();
+
+  const ProxyOptions options_;
+  ConfigWatcher* const config_;
+  KeyCache* const keys_;
+  std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;
+  std::unique_ptr<tg::v1::ProviderAdapterService::Stub> adapter_;
+
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int in_flight_ = 0;
+};
+
+}  // namespace tg::edge
