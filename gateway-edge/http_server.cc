@@ -438,17 +438,20 @@ class Session : public std::enable_shared_from_this<Session> {
   enum class State { kReading, kHandling, kWriting, kStreaming, kClosed };
 
   // While a request is in flight the client sends nothing more (HTTP/1.1), so
-  // the socket turning readable with no bytes means the peer closed: the
-  // handler is told (OnCancel) and stops its upstream work.
+  // the peer closing the connection is the only thing to read: the handler is
+  // told (OnCancel) and stops its upstream work. A one-byte MSG_PEEK receive
+  // proves it: it completes only with data or end-of-stream and consumes
+  // nothing, so a pipelined next request stays for the parser. (A wait_read
+  // would not do: Asio completes waits speculatively after a read that never
+  // hit EAGAIN, which looks like a readable socket with no bytes.)
   void WatchPeer(uint64_t seq) {
-    stream_.socket().async_wait(
-        tcp::socket::wait_read, [self = shared_from_this(), seq](beast::error_code ec) {
+    stream_.socket().async_receive(
+        net::buffer(peek_byte_), tcp::socket::message_peek,
+        [self = shared_from_this(), seq](beast::error_code ec, size_t n) {
           self->Guarded("watch peer", [&] {
             if (ec == net::error::operation_aborted) return;
             if (seq != self->seq_ || !self->request_open_) return;
-            beast::error_code aec;
-            size_t n = self->stream_.socket().available(aec);
-            if (ec || aec || n == 0) return self->Close();
+            if (ec || n == 0) return self->Close();  // end of stream or reset: the client left
             // Bytes arrived: a pipelined request, read once this one is done.
           });
         });
@@ -709,6 +712,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Held while the handler works, when no Asio operation owns the session.
   std::shared_ptr<Session> self_;
   std::array<char, 16 * 1024> drain_{};
+  std::array<char, 1> peek_byte_{};
   size_t drained_ = 0;
   // The request being answered: its cancellation hook, and its streamed body.
   bool request_open_ = false;
