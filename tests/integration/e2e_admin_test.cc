@@ -8,6 +8,7 @@
 
 #include "process.h"
 #include "seed_bodies.h"
+#include "stack.h"
 #include "test_db.h"
 #include "tg/common/crypto.h"
 #include "tg/common/jwt.h"
@@ -31,92 +32,11 @@ rapidjson::Document Json(const std::string& body) {
   return d;
 }
 
-// The three control-plane services as processes.
-class Stack {
- public:
-  Stack() : db_("e2e_admin") {
-    dir_ = std::filesystem::temp_directory_path() / ("tg-e2e-" + crypto::HexEncode(crypto::RandomBytes(4)));
-    std::filesystem::create_directories(dir_);
-    config_port_ = FreePort();
-    keyauth_port_ = FreePort();
-    admin_port_ = FreePort();
-    secret_ = crypto::HexEncode(crypto::RandomBytes(24));
-  }
-  ~Stack() {
-    StopAll();
-    std::filesystem::remove_all(dir_);
-  }
-
-  bool StartAll() {
-    std::string config_addr = "127.0.0.1:" + std::to_string(config_port_);
-    std::string keyauth_addr = "127.0.0.1:" + std::to_string(keyauth_port_);
-    config_ = std::make_unique<Process>(
-        "tg-config", BinDir() + "/tg-config",
-        std::map<std::string, std::string>{{"TG_CONFIG_LISTEN", config_addr},
-                                           {"TG_PG_DSN", db_.dsn()},
-                                           {"TG_SECRETS_KEY_FILE", (dir_ / "secrets.key").string()}},
-        (dir_ / "config.log").string());
-    keyauth_ = std::make_unique<Process>(
-        "tg-keyauth", BinDir() + "/tg-keyauth",
-        std::map<std::string, std::string>{{"TG_KEYAUTH_LISTEN", keyauth_addr},
-                                           {"TG_PG_DSN", db_.dsn()},
-                                           {"TG_CONFIG_ADDR", config_addr}},
-        (dir_ / "keyauth.log").string());
-    edge_ = std::make_unique<Process>(
-        "tg-edge", BinDir() + "/tg-edge",
-        std::map<std::string, std::string>{
-            {"TG_ADMIN_LISTEN", "127.0.0.1:" + std::to_string(admin_port_)},
-            {"TG_PROXY_LISTEN", "127.0.0.1:" + std::to_string(FreePort())},
-            {"TG_METRICS_LISTEN", "127.0.0.1:" + std::to_string(FreePort())},
-            {"TG_CONFIG_ADDR", config_addr},
-            {"TG_KEYAUTH_ADDR", keyauth_addr},
-            {"TG_ADMIN_JWT_SECRET", secret_}},
-        (dir_ / "edge.log").string());
-    for (auto* p : {config_.get(), keyauth_.get(), edge_.get()}) {
-      if (!p->Start()) return false;
-    }
-    bool ok = WaitFor([&] { return Http("GET", Url("/healthz")).status == 200; }, seconds(30));
-    if (!ok) {
-      for (auto* p : {config_.get(), keyauth_.get(), edge_.get()}) {
-        ADD_FAILURE() << p->name() << " log:\n" << p->LogTail();
-      }
-    }
-    return ok;
-  }
-
-  void StopAll() {
-    for (auto* p : {edge_.get(), keyauth_.get(), config_.get()}) {
-      if (p != nullptr) {
-        EXPECT_EQ(p->Stop(), 0) << p->name() << " did not exit cleanly:\n" << p->LogTail();
-      }
-    }
-  }
-
-  std::string Url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(admin_port_) + path;
-  }
-  std::string Token(seconds ttl = seconds(3600)) const {
-    return jwt::SignHs256(secret_, "e2e", std::chrono::system_clock::now(), ttl);
-  }
-
-  HttpResponse Admin(const std::string& method, const std::string& path, const std::string& body = "") {
-    return Http(method, Url(path), body,
-                {"Content-Type: application/json", "Authorization: Bearer " + Token()});
-  }
-
- private:
-  TestDatabase db_;
-  std::filesystem::path dir_;
-  int config_port_, keyauth_port_, admin_port_;
-  std::string secret_;
-  std::unique_ptr<Process> config_, keyauth_, edge_;
-};
-
 class AdminE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!TestDatabase::Available()) return;
-    stack_ = new Stack();
+    stack_ = new Stack("e2e_admin");
     if (!stack_->StartAll()) {
       delete stack_;
       stack_ = nullptr;
@@ -240,13 +160,13 @@ TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
   ASSERT_FALSE(gw.empty());
 
   // 401: no token, a forged one, an expired one.
-  auto r = Http("GET", stack_->Url("/api/v1/gateways"));
+  auto r = Http("GET", stack_->AdminUrl("/api/v1/gateways"));
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("\"error\""), std::string::npos);
-  r = Http("GET", stack_->Url("/api/v1/gateways"), "",
+  r = Http("GET", stack_->AdminUrl("/api/v1/gateways"), "",
            {"Authorization: Bearer " + jwt::SignHs256("wrong-secret-wrong", "x", std::chrono::system_clock::now(), seconds(60))});
   EXPECT_EQ(r.status, 401);
-  r = Http("GET", stack_->Url("/api/v1/gateways"), "",
+  r = Http("GET", stack_->AdminUrl("/api/v1/gateways"), "",
            {"Authorization: Bearer " + jwt::SignHs256("x", "x", std::chrono::system_clock::now() - seconds(7200), seconds(60))});
   EXPECT_EQ(r.status, 401);
 

@@ -44,11 +44,26 @@ struct HttpResponse {
   long status = 0;
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names
+  std::string error;                            // libcurl's message when status is 0
 };
 
 // A blocking HTTP/1.1 request with libcurl; status 0 on transport failure.
 HttpResponse Http(const std::string& method, const std::string& url, const std::string& body = "",
                   const std::vector<std::string>& headers = {});
+
+// A raw TCP client, for tests that must hang up mid-answer.
+class RawClient {
+ public:
+  explicit RawClient(int port);
+  ~RawClient();
+  bool Send(const std::string& data);
+  // Reads until `needle` has arrived (true) or the timeout passes.
+  bool ReadUntil(const std::string& needle, std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+};
 
 // Where the project's executables are (TG_TEST_BIN_DIR or the build's bin/).
 std::string BinDir();

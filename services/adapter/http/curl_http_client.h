@@ -1,0 +1,52 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "http/http_client.h"
+
+namespace tg::adapter::http {
+
+struct CurlHttpClientOptions {
+  HttpTimeouts timeouts;  // defaults for requests that bring none
+  // Offer HTTP/2 over TLS (ALPN); plain http:// stays HTTP/1.1. Concurrent
+  // streams to one provider then share one connection.
+  bool http2 = true;
+  long max_connections_per_host = 0;  // 0: unlimited
+  // Idle keep-alive connections kept for reuse across all hosts; 0: libcurl's
+  // default (4 x the number of running transfers).
+  long max_idle_connections = 0;
+  std::string ca_file;  // "" uses the system trust store; TLS is always verified
+  std::string user_agent = "tg-adapter";
+};
+
+// HttpClient on libcurl's multi interface, driven by its own event loop
+// thread (epoll + curl_multi_socket_action): thousands of concurrent streams
+// cost one thread. Connections are kept alive and reused per host (and
+// multiplexed with HTTP/2). Proxies come from libcurl's standard environment
+// variables (https_proxy, http_proxy, no_proxy), nothing else.
+//
+// Thread-safety: Start and every HttpTransfer method may be called from any
+// thread; they are marshalled onto the loop thread.
+class CurlHttpClient final : public HttpClient {
+ public:
+  explicit CurlHttpClient(CurlHttpClientOptions options = {});
+  // Cancels every transfer still running (each gets OnDone(kCancelled)) and
+  // joins the loop thread. Must not be called from a handler.
+  ~CurlHttpClient() override;
+  CurlHttpClient(const CurlHttpClient&) = delete;
+  CurlHttpClient& operator=(const CurlHttpClient&) = delete;
+
+  std::shared_ptr<HttpTransfer> Start(HttpRequest request,
+                                      std::shared_ptr<HttpStreamHandler> handler) override;
+
+  // Transfers started and not yet done (for tests and metrics).
+  size_t active_transfers() const;
+
+  class Loop;  // internal; public only so that the implementation file can name it
+
+ private:
+  std::shared_ptr<Loop> loop_;
+};
+
+}  // namespace tg::adapter::http

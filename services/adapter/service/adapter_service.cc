@@ -1,0 +1,96 @@
+#include "service/adapter_service.h"
+
+namespace tg::adapter {
+namespace {
+
+// One Invoke stream: the gRPC half of an Invocation.
+class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>,
+                            public EventSink {
+ public:
+  InvokeReactor(const tg::v1::InvokeRequest& req, ConfigWatcher& config, http::HttpClient& client,
+                EntraTokenSource* entra, WorkerPool& workers, const AdapterServiceOptions& options)
+      : config_(config), req_(req) {
+    auto begin = [this, &client, entra, &workers, options] {
+      inv_ = std::make_shared<Invocation>(
+          req_, AdapterServiceImpl::FindCredentials(*config_.snapshot(), req_), client, entra,
+          workers, options.invocation, this);
+      inv_->Start();
+    };
+    if (config_.revision() >= req_.min_config_revision()) {
+      begin();
+      return;
+    }
+    // This replica has not yet seen the config the caller acted on (a target
+    // or credentials just written): wait for it, briefly.
+    std::lock_guard lock(mu_);
+    waiting_ = true;
+    config_.WaitForRevision(req_.min_config_revision(),
+                            std::chrono::steady_clock::now() + options.config_wait,
+                            [this, begin](bool) {
+                              std::lock_guard lock(mu_);
+                              waiting_ = false;
+                              if (cancelled_) {
+                                EndCancelled();
+                                return;
+                              }
+                              begin();
+                            });
+  }
+
+  void WriteEvent(const tg::v1::InvokeEvent* event) override { StartWrite(event); }
+  void FinishStream(const grpc::Status& status) override { Finish(status); }
+
+  void OnWriteDone(bool ok) override { inv_->OnWriteDone(ok); }
+  void OnCancel() override {
+    std::shared_ptr<Invocation> inv;
+    {
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      if (waiting_) return;  // the wait's callback ends the stream
+      inv = inv_;
+    }
+    if (inv) inv->OnCancel();
+  }
+  void OnDone() override {
+    if (inv_) inv_->Detach();
+    delete this;
+  }
+
+ private:
+  void EndCancelled() { Finish(grpc::Status::CANCELLED); }
+
+  ConfigWatcher& config_;
+  const tg::v1::InvokeRequest req_;
+  std::mutex mu_;
+  bool waiting_ = false;
+  bool cancelled_ = false;
+  std::shared_ptr<Invocation> inv_;
+};
+
+}  // namespace
+
+AdapterServiceImpl::AdapterServiceImpl(ConfigWatcher& config, http::HttpClient& client,
+                                       EntraTokenSource* entra, WorkerPool& workers,
+                                       AdapterServiceOptions options)
+    : config_(config), client_(client), entra_(entra), workers_(workers), options_(options) {}
+
+tg::v1::Credentials AdapterServiceImpl::FindCredentials(const ConfigSnapshot& s,
+                                                        const tg::v1::InvokeRequest& r) {
+  if (!r.upstream_id().empty()) {
+    if (const auto* u = s.FindUpstream(r.upstream_id())) {
+      for (const auto& t : u->targets()) {
+        if (t.id() == r.target().id()) return t.credentials();
+      }
+    }
+    return {};
+  }
+  if (const auto* svc = s.FindService(r.target().id())) return svc->credentials();
+  return {};
+}
+
+grpc::ServerWriteReactor<tg::v1::InvokeEvent>* AdapterServiceImpl::Invoke(
+    grpc::CallbackServerContext*, const tg::v1::InvokeRequest* req) {
+  return new InvokeReactor(*req, config_, client_, entra_, workers_, options_);
+}
+
+}  // namespace tg::adapter

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <memory>
+
+#include "http/http_client.h"
+#include "service/auth.h"
+#include "service/invocation.h"
+#include "tg/common/config_watcher.h"
+#include "tg/common/worker_pool.h"
+#include "tg/v1/adapter.grpc.pb.h"
+
+namespace tg::adapter {
+
+struct AdapterServiceOptions {
+  InvocationOptions invocation;
+  // How long an Invoke waits for this replica's config to reach the caller's
+  // min_config_revision before going on with what it has.
+  std::chrono::milliseconds config_wait{2000};
+};
+
+// tg.v1.ProviderAdapterService. Credentials come from tg-config's Watch
+// (include_credentials), looked up by upstream and target id, or by service
+// id for endpoint services; they never travel in an Invoke.
+class AdapterServiceImpl final : public tg::v1::ProviderAdapterService::CallbackService {
+ public:
+  AdapterServiceImpl(ConfigWatcher& config, http::HttpClient& client, EntraTokenSource* entra,
+                     WorkerPool& workers, AdapterServiceOptions options = {});
+
+  grpc::ServerWriteReactor<tg::v1::InvokeEvent>* Invoke(grpc::CallbackServerContext* ctx,
+                                                        const tg::v1::InvokeRequest* req) override;
+
+  // The credentials an Invoke uses (empty when the target is unknown).
+  static tg::v1::Credentials FindCredentials(const ConfigSnapshot& snapshot,
+                                             const tg::v1::InvokeRequest& request);
+
+ private:
+  ConfigWatcher& config_;
+  http::HttpClient& client_;
+  EntraTokenSource* const entra_;
+  WorkerPool& workers_;
+  const AdapterServiceOptions options_;
+};
+
+}  // namespace tg::adapter

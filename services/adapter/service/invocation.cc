@@ -1,0 +1,550 @@
+#include "service/invocation.h"
+
+#include <chrono>
+
+#include "tg/common/json_util.h"
+#include "tg/common/log.h"
+
+namespace tg::adapter {
+namespace {
+
+using tg::v1::ProviderError;
+
+translate::ClientFormat ToTranslate(tg::v1::ClientFormat f) {
+  switch (f) {
+    case tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES: return translate::ClientFormat::kAnthropicMessages;
+    case tg::v1::CLIENT_FORMAT_OPENAI_RESPONSES: return translate::ClientFormat::kOpenAiResponses;
+    default: return translate::ClientFormat::kOpenAiChat;
+  }
+}
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool IsHopByHop(std::string_view name) {
+  for (std::string_view n : {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                             "te", "trailer", "transfer-encoding", "upgrade", "host",
+                             "content-length"}) {
+    if (IEquals(n, name)) return true;
+  }
+  return false;
+}
+
+tg::v1::InvokeEvent HeadEvent(int status, std::string content_type, std::string provider) {
+  tg::v1::InvokeEvent e;
+  e.mutable_head()->set_status(status);
+  e.mutable_head()->set_content_type(std::move(content_type));
+  e.mutable_head()->set_provider(std::move(provider));
+  return e;
+}
+
+tg::v1::InvokeEvent ChunkEvent(std::string data) {
+  tg::v1::InvokeEvent e;
+  e.set_chunk(std::move(data));
+  return e;
+}
+
+tg::v1::InvokeEvent EndEvent(bool ok, ProviderError::Kind kind, int status, bool retryable,
+                             const std::string& message, bool body_started) {
+  tg::v1::InvokeEvent e;
+  auto* end = e.mutable_end();
+  end->set_ok(ok);
+  end->set_body_started(body_started);
+  if (!ok) {
+    end->mutable_error()->set_kind(kind);
+    end->mutable_error()->set_http_status(status);
+    end->mutable_error()->set_retryable(retryable);
+    end->mutable_error()->set_message(message);
+  }
+  return e;
+}
+
+tg::v1::InvokeEvent UsageEvent(const translate::Usage& u, const std::string& model) {
+  tg::v1::InvokeEvent e;
+  auto* p = e.mutable_usage();
+  p->set_input_tokens(u.prompt_tokens);
+  p->set_output_tokens(u.completion_tokens);
+  p->set_total_tokens(u.total_tokens);
+  p->set_cached_tokens(u.cached_tokens);
+  p->set_reasoning_tokens(u.reasoning_tokens);
+  p->set_model(model);
+  return e;
+}
+
+ProviderError::Kind KindOf(translate::ErrorKind k) {
+  switch (k) {
+    case translate::ErrorKind::kProtocol: return ProviderError::KIND_PROTOCOL;
+    case translate::ErrorKind::kStreamBroken: return ProviderError::KIND_STREAM_BROKEN;
+    default: return ProviderError::KIND_HTTP;
+  }
+}
+
+// Forwards the HTTP client's callbacks to the invocation, keeping it alive
+// for as long as the transfer may call.
+class HttpSink final : public http::HttpStreamHandler {
+ public:
+  explicit HttpSink(std::shared_ptr<Invocation> inv) : inv_(std::move(inv)) {}
+  void OnHead(const http::HttpResponseHead& head) override { inv_->OnHttpHead(head); }
+  void OnBody(std::string_view chunk) override { inv_->OnHttpBody(chunk); }
+  void OnDone(const http::HttpResult& result) override { inv_->OnHttpDone(result); }
+
+ private:
+  std::shared_ptr<Invocation> inv_;
+};
+
+}  // namespace
+
+Invocation::Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials credentials,
+                       http::HttpClient& client, EntraTokenSource* entra, WorkerPool& workers,
+                       InvocationOptions options, EventSink* sink)
+    : req_(std::move(request)),
+      credentials_(std::move(credentials)),
+      client_(client),
+      entra_(entra),
+      workers_(workers),
+      options_(options),
+      passthrough_(req_.client_format() == tg::v1::CLIENT_FORMAT_PASSTHROUGH ||
+                   req_.target().provider().empty()),
+      sink_(sink) {}
+
+translate::ResponseContext Invocation::Context() const {
+  translate::ResponseContext ctx;
+  ctx.model = target_info_.model;
+  ctx.created = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  ctx.id_seed = req_.request_id();
+  return ctx;
+}
+
+void Invocation::Start() {
+  if (passthrough_) {
+    StartPassthrough();
+  } else {
+    StartProvider();
+  }
+}
+
+void Invocation::StartPassthrough() {
+  const auto& t = req_.target();
+  std::string protocol = t.protocol();
+  if (protocol.empty()) protocol = t.has_port() && t.port() == 80 ? "http" : "https";
+  std::string url = protocol + "://" + t.host();
+  if (t.has_port()) url += ":" + std::to_string(t.port());
+  std::string path = req_.path().empty() ? "/" : req_.path();
+  if (!t.path().empty()) {
+    // The target's path replaces the client's (its query stays).
+    auto q = path.find('?');
+    path = t.path() + (q == std::string::npos ? "" : path.substr(q));
+  }
+  url += path;
+
+  http::HttpRequest hr;
+  hr.method = req_.method().empty() ? "POST" : req_.method();
+  hr.url = url;
+  hr.body = req_.body();
+  hr.timeouts = options_.timeouts;
+  for (const auto& [k, v] : req_.client_headers()) {
+    if (!IsHopByHop(k)) hr.headers.emplace_back(k, v);
+  }
+  for (const auto& [k, v] : t.headers()) hr.headers.emplace_back(k, v);
+  translate::HttpRequestSpec spec;
+  spec.auth = credentials_.api_key().empty() ? translate::AuthScheme::kNone
+                                             : translate::AuthScheme::kBearer;
+  std::string error;
+  ApplyAuth(spec, credentials_, "", &hr, &error);
+  Send(std::move(hr));
+}
+
+void Invocation::StartProvider() {
+  client_codec_ = &translate::ClientCodecFor(ToTranslate(req_.client_format()));
+  auto chat = client_codec_->DecodeRequest(req_.body());
+  if (!chat.ok()) {
+    const auto& e = chat.error();
+    return FailBeforeBody(400, ProviderError::KIND_HTTP, false, e.type, e.message);
+  }
+  client_stream_ = chat.value().stream || req_.stream();
+  include_usage_ = chat.value().include_usage;
+
+  const auto& t = req_.target();
+  target_info_.provider = t.provider();
+  target_info_.model = req_.effective_model().empty() ? chat.value().model : req_.effective_model();
+  target_info_.path = t.path();
+  target_info_.host = t.host();
+  target_info_.port = t.has_port() ? t.port() : 0;
+  target_info_.protocol = t.protocol();
+  if (t.has_provider_options()) target_info_.provider_options_json = json::PrintProto(t.provider_options());
+  for (const auto& [k, v] : t.headers()) target_info_.headers.emplace_back(k, v);
+  target_info_.stream = client_stream_;
+  target_info_.aws_region = credentials_.aws_region();
+  target_info_.azure_endpoint = credentials_.azure_endpoint();
+  target_info_.azure_version = credentials_.azure_version();
+  target_info_.azure_use_managed_identity = credentials_.azure_use_managed_identity();
+
+  provider_codec_ = translate::ProviderCodecFor(target_info_);
+  if (provider_codec_ == nullptr) {
+    return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
+                          "unknown provider \"" + t.provider() + "\"");
+  }
+  auto spec = provider_codec_->BuildRequest(chat.value(), target_info_);
+  if (!spec.ok()) {
+    const auto& e = spec.error();
+    return FailBeforeBody(e.http_status ? e.http_status : 400, ProviderError::KIND_HTTP, false,
+                          e.type, e.message);
+  }
+  spec_ = std::move(spec.value());
+
+  auto build_and_send = [self = shared_from_this()](const std::string& entra_token) {
+    http::HttpRequest hr;
+    hr.method = self->spec_.method;
+    hr.url = self->spec_.url;
+    hr.headers = self->spec_.headers;
+    hr.body = self->spec_.body;
+    hr.timeouts = self->options_.timeouts;
+    std::string error;
+    if (!ApplyAuth(self->spec_, self->credentials_, entra_token, &hr, &error)) {
+      return self->FailBeforeBody(500, ProviderError::KIND_HTTP, false, "configuration_error", error);
+    }
+    self->Send(std::move(hr));
+  };
+  if (spec_.auth == translate::AuthScheme::kAzureEntraToken) {
+    if (entra_ == nullptr) {
+      return FailBeforeBody(500, ProviderError::KIND_HTTP, false, "configuration_error",
+                            "managed identity is not configured on this adapter");
+    }
+    // A token miss is a blocking fetch from IMDS: never on a gRPC thread.
+    workers_.Post([self = shared_from_this(), build_and_send] {
+      std::string error;
+      auto token = self->entra_->Get(&error);
+      if (!token) {
+        return self->FailBeforeBody(502, ProviderError::KIND_CONNECT, true, "api_error", error);
+      }
+      build_and_send(*token);
+    });
+    return;
+  }
+  build_and_send("");
+}
+
+void Invocation::Send(http::HttpRequest request) {
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return;
+  }
+  auto transfer = client_.Start(std::move(request), std::make_shared<HttpSink>(shared_from_this()));
+  bool cancel = false;
+  {
+    std::lock_guard lock(mu_);
+    transfer_ = transfer;
+    cancel = cancelled_;
+  }
+  if (cancel) transfer->Cancel();
+}
+
+// ---------------------------------------------------------------- HTTP side
+
+void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
+  status_ = head.status;
+  if (passthrough_) {
+    auto e = HeadEvent(status_, head.Header("content-type"), req_.target().host());
+    for (const auto& [k, v] : head.headers) {
+      if (!IsHopByHop(k)) (*e.mutable_head()->mutable_headers())[k] = v;
+    }
+    Emit({std::move(e)}, false);
+    return;
+  }
+  if (status_ >= 200 && status_ < 300 && client_stream_) {
+    streaming_answer_ = true;
+    auto ctx = Context();
+    decoder_ = provider_codec_->NewStreamDecoder(ctx);
+    translate::StreamEncoderOptions eo;
+    eo.include_usage = include_usage_;
+    eo.id = "chatcmpl-" + req_.request_id();
+    eo.model = target_info_.model;
+    eo.created = ctx.created;
+    encoder_ = client_codec_->NewStreamEncoder(eo);
+    if (spec_.framing == translate::BodyFraming::kAwsEventStream) {
+      eventstream_ = std::make_unique<aws::EventStreamDecoder>();
+    }
+    Emit({HeadEvent(200, "text/event-stream", std::string(provider_codec_->name()))}, false);
+  }
+}
+
+void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
+                                       std::vector<tg::v1::InvokeEvent>* out) {
+  std::string bytes;
+  for (auto& ev : events) {
+    if (ev.type == translate::StreamEvent::Type::kUsage) usage_ = ev.usage;
+    if (ev.type == translate::StreamEvent::Type::kError) stream_error_ = ev.error;
+    encoder_->Encode(ev, &bytes);
+  }
+  events.clear();
+  if (!bytes.empty()) {
+    body_started_ = true;
+    out->push_back(ChunkEvent(std::move(bytes)));
+  }
+}
+
+void Invocation::OnHttpBody(std::string_view chunk) {
+  if (passthrough_) {
+    if (status_ < 400) body_started_ = true;
+    Emit({ChunkEvent(std::string(chunk))}, false);
+    return;
+  }
+  if (streaming_answer_) {
+    translate::StreamEvents events;
+    if (eventstream_) {
+      std::vector<aws::EventMessage> messages;
+      auto err = eventstream_->Feed(chunk, &messages);
+      for (const auto& m : messages) decoder_->FeedEvent(m.type(), m.payload, &events);
+      if (err != aws::EventStreamError::kNone && !decoder_->done()) {
+        translate::StreamEvent broken;
+        broken.type = translate::StreamEvent::Type::kError;
+        broken.error = translate::AdapterError{translate::ErrorKind::kStreamBroken, 502, true,
+                                               "bad_response",
+                                               "eventstream: " + eventstream_->error_message()};
+        events.push_back(std::move(broken));
+      }
+    } else {
+      decoder_->Feed(chunk, &events);
+    }
+    std::vector<tg::v1::InvokeEvent> out;
+    TranslateStreamEvents(events, &out);
+    if (!out.empty()) Emit(std::move(out), false);
+    return;
+  }
+  if (buffered_.size() + chunk.size() > options_.max_buffered_body) {
+    std::shared_ptr<http::HttpTransfer> t;
+    {
+      std::lock_guard lock(mu_);
+      t = transfer_;
+    }
+    if (t) t->Cancel();
+    buffered_.clear();
+    status_ = -1;  // OnHttpDone reports the oversized answer
+    return;
+  }
+  buffered_.append(chunk);
+}
+
+void Invocation::OnHttpDone(const http::HttpResult& result) {
+  bool cancelled;
+  {
+    std::lock_guard lock(mu_);
+    cancelled = cancelled_;
+  }
+  if (cancelled || result.error == http::HttpErrorKind::kCancelled) {
+    if (status_ == -1) {
+      return FailBeforeBody(502, ProviderError::KIND_PROTOCOL, true, "bad_response",
+                            "provider answer larger than the adapter buffers");
+    }
+    Emit({EndEvent(false, ProviderError::KIND_CANCELLED, 499, false, "cancelled", body_started_)},
+         true);
+    return;
+  }
+  if (!result.ok()) {
+    ProviderError::Kind kind = ProviderError::KIND_PROTOCOL;
+    int status = 502;
+    if (result.error == http::HttpErrorKind::kConnect) kind = ProviderError::KIND_CONNECT;
+    if (result.error == http::HttpErrorKind::kTimeout) {
+      kind = ProviderError::KIND_TIMEOUT;
+      status = 504;
+    }
+    std::string message = "provider " + std::string(http::HttpErrorKindName(result.error));
+    if (result.error == http::HttpErrorKind::kTimeout) {
+      message += " (" + std::string(http::TimeoutPhaseName(result.timeout)) + ")";
+    }
+    if (streaming_answer_ && body_started_) {
+      // Broken midway: the client's format gets an explicit error event.
+      translate::StreamEvents events(1);
+      events[0].type = translate::StreamEvent::Type::kError;
+      events[0].error = translate::AdapterError{translate::ErrorKind::kStreamBroken, status, true,
+                                                "api_error", message};
+      std::vector<tg::v1::InvokeEvent> out;
+      TranslateStreamEvents(events, &out);
+      out.push_back(EndEvent(false, kind, status, true, message, true));
+      Emit(std::move(out), true);
+      return;
+    }
+    if (passthrough_ && result.head_received) {
+      Emit({EndEvent(false, kind, status, true, message, body_started_)}, true);
+      return;
+    }
+    return FailBeforeBody(status, kind, true, "api_error", message);
+  }
+
+  if (passthrough_) {
+    bool ok = status_ < 400;
+    Emit({EndEvent(ok, ProviderError::KIND_HTTP, status_, translate::IsRetryableStatus(status_),
+                   ok ? "" : "upstream answered " + std::to_string(status_), ok)},
+         true);
+    return;
+  }
+
+  if (streaming_answer_) {
+    translate::StreamEvents events;
+    if (eventstream_ && !eventstream_->AtBoundary() && !decoder_->done()) {
+      translate::StreamEvent broken;
+      broken.type = translate::StreamEvent::Type::kError;
+      broken.error = translate::AdapterError{translate::ErrorKind::kStreamBroken, 502, true,
+                                             "bad_response", "eventstream truncated mid-frame"};
+      events.push_back(std::move(broken));
+    } else {
+      decoder_->Finish(&events);
+    }
+    std::vector<tg::v1::InvokeEvent> out;
+    TranslateStreamEvents(events, &out);
+    if (usage_) out.push_back(UsageEvent(*usage_, target_info_.model));
+    if (stream_error_) {
+      const auto& e = *stream_error_;
+      out.push_back(EndEvent(false, KindOf(e.kind), e.http_status, e.retryable, e.message, true));
+    } else {
+      out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
+    }
+    Emit(std::move(out), true);
+    return;
+  }
+
+  auto parsed = provider_codec_->ParseResponse(status_, buffered_, Context());
+  buffered_.clear();
+  if (!parsed.ok()) {
+    const auto& e = parsed.error();
+    return FailBeforeBody(e.http_status ? e.http_status : 502, KindOf(e.kind), e.retryable,
+                          e.type, e.message);
+  }
+  std::vector<tg::v1::InvokeEvent> out;
+  out.push_back(HeadEvent(200, "application/json", std::string(provider_codec_->name())));
+  out.push_back(ChunkEvent(client_codec_->EncodeResponse(parsed.value())));
+  if (parsed.value().has_usage) out.push_back(UsageEvent(parsed.value().usage, target_info_.model));
+  out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
+  Emit(std::move(out), true);
+}
+
+std::vector<tg::v1::InvokeEvent> Invocation::FailureAnswer(int status, ProviderError::Kind kind,
+                                                           bool retryable, const std::string& type,
+                                                           const std::string& message) {
+  std::vector<tg::v1::InvokeEvent> out;
+  std::string body;
+  if (client_codec_ != nullptr && !passthrough_) {
+    translate::AdapterError e{translate::ErrorKind::kHttp, status, retryable, type, message};
+    body = client_codec_->EncodeError(e);
+  } else {
+    body = R"({"error":)";
+    json::AppendQuoted(body, message);
+    body += "}";
+  }
+  out.push_back(HeadEvent(status, "application/json",
+                          passthrough_ ? req_.target().host() : req_.target().provider()));
+  out.push_back(ChunkEvent(std::move(body)));
+  out.push_back(EndEvent(false, kind, status, retryable, message, false));
+  return out;
+}
+
+void Invocation::FailBeforeBody(int status, ProviderError::Kind kind, bool retryable,
+                                const std::string& type, const std::string& message) {
+  if (client_codec_ == nullptr && !passthrough_) {
+    client_codec_ = &translate::ClientCodecFor(ToTranslate(req_.client_format()));
+  }
+  Emit(FailureAnswer(status, kind, retryable, type, message), true);
+}
+
+// ---------------------------------------------------------------- gRPC side
+
+void Invocation::Emit(std::vector<tg::v1::InvokeEvent> events, bool last) {
+  std::shared_ptr<http::HttpTransfer> pause;
+  std::unique_lock lock(mu_);
+  if (finished_ || last_queued_) return;
+  for (auto& e : events) {
+    if (e.has_chunk()) queued_bytes_ += e.chunk().size();
+    queue_.push_back(std::move(e));
+  }
+  if (last) last_queued_ = true;
+  if (!paused_ && !last && queued_bytes_ > options_.pause_above_bytes && transfer_) {
+    paused_ = true;
+    pause = transfer_;
+  }
+  PumpLocked(lock);
+  lock.unlock();
+  if (pause) pause->Pause();
+}
+
+void Invocation::PumpLocked(std::unique_lock<std::mutex>& lock) {
+  if (writing_ || finished_ || sink_ == nullptr) return;
+  if (queue_.empty()) {
+    if (!last_queued_) return;
+    finished_ = true;
+    EventSink* sink = sink_;
+    lock.unlock();
+    sink->FinishStream(grpc::Status::OK);
+    lock.lock();
+    return;
+  }
+  writing_event_ = std::move(queue_.front());
+  queue_.pop_front();
+  writing_ = true;
+  EventSink* sink = sink_;
+  lock.unlock();
+  sink->WriteEvent(&writing_event_);
+  lock.lock();
+}
+
+void Invocation::OnWriteDone(bool ok) {
+  std::shared_ptr<http::HttpTransfer> resume, cancel;
+  std::unique_lock lock(mu_);
+  writing_ = false;
+  if (writing_event_.has_chunk()) queued_bytes_ -= std::min(queued_bytes_, writing_event_.chunk().size());
+  if (!ok) {
+    // The caller is gone: stop the provider and end the RPC.
+    cancelled_ = true;
+    cancel = transfer_;
+    if (!finished_ && sink_ != nullptr) {
+      finished_ = true;
+      EventSink* sink = sink_;
+      lock.unlock();
+      sink->FinishStream(grpc::Status::CANCELLED);
+      lock.lock();
+    }
+  } else {
+    if (paused_ && queued_bytes_ < options_.resume_below_bytes && transfer_) {
+      paused_ = false;
+      resume = transfer_;
+    }
+    PumpLocked(lock);
+  }
+  lock.unlock();
+  if (resume) resume->Resume();
+  if (cancel) cancel->Cancel();
+}
+
+void Invocation::OnCancel() {
+  std::shared_ptr<http::HttpTransfer> cancel;
+  std::unique_lock lock(mu_);
+  cancelled_ = true;
+  cancel = transfer_;
+  if (!writing_ && !finished_ && sink_ != nullptr) {
+    finished_ = true;
+    EventSink* sink = sink_;
+    lock.unlock();
+    sink->FinishStream(grpc::Status::CANCELLED);
+  } else {
+    lock.unlock();
+  }
+  if (cancel) cancel->Cancel();
+}
+
+void Invocation::Detach() {
+  std::shared_ptr<http::HttpTransfer> cancel;
+  {
+    std::lock_guard lock(mu_);
+    sink_ = nullptr;
+    finished_ = true;
+    if (!last_queued_) cancel = transfer_;
+  }
+  if (cancel) cancel->Cancel();
+}
+
+}  // namespace tg::adapter

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "aws/eventstream.h"
+#include "http/http_client.h"
+#include "service/auth.h"
+#include "tg/common/worker_pool.h"
+#include "tg/v1/adapter.pb.h"
+#include "translate/client_codec.h"
+#include "translate/provider_codec.h"
+
+namespace tg::adapter {
+
+struct InvocationOptions {
+  // Events queued for the caller above which the provider read pauses, and
+  // below which it resumes: a slow edge (and so a slow client) holds the
+  // provider back instead of making the adapter buffer a whole answer.
+  size_t pause_above_bytes = 256 * 1024;
+  size_t resume_below_bytes = 64 * 1024;
+  // A provider's error body (or a whole non-streamed answer) is read into
+  // memory up to this size.
+  size_t max_buffered_body = 16 * 1024 * 1024;
+  http::HttpTimeouts timeouts;
+};
+
+// Where an Invocation's events go: the gRPC reactor. One write in flight;
+// the Invocation calls Write again only after OnWriteDone.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void WriteEvent(const tg::v1::InvokeEvent* event) = 0;
+  virtual void FinishStream(const grpc::Status& status) = 0;
+};
+
+// One Invoke: the client's body translated for the provider, the provider
+// called, and its answer translated back, streamed as InvokeEvents in the
+// order adapter.proto promises (head, chunks, usage, end).
+//
+// Threads: Start and the sink callbacks come from gRPC, the HTTP callbacks
+// from the HTTP client's loop; everything shared is under mu_.
+class Invocation : public std::enable_shared_from_this<Invocation> {
+ public:
+  Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials credentials,
+             http::HttpClient& client, EntraTokenSource* entra, WorkerPool& workers,
+             InvocationOptions options, EventSink* sink);
+
+  void Start();
+  // From the sink.
+  void OnWriteDone(bool ok);
+  void OnCancel();
+  // The reactor is gone: no more sink calls.
+  void Detach();
+
+  // From the HTTP client (through a small handler object).
+  void OnHttpHead(const http::HttpResponseHead& head);
+  void OnHttpBody(std::string_view chunk);
+  void OnHttpDone(const http::HttpResult& result);
+
+ private:
+  void StartProvider();
+  void StartPassthrough();
+  void Send(http::HttpRequest request);
+  // Queues events; `last` ends the stream after them.
+  void Emit(std::vector<tg::v1::InvokeEvent> events, bool last);
+  void PumpLocked(std::unique_lock<std::mutex>& lock);
+  // A complete failure answer in the client's format (nothing sent yet).
+  std::vector<tg::v1::InvokeEvent> FailureAnswer(int status, tg::v1::ProviderError::Kind kind,
+                                                 bool retryable, const std::string& type,
+                                                 const std::string& message);
+  void FailBeforeBody(int status, tg::v1::ProviderError::Kind kind, bool retryable,
+                      const std::string& type, const std::string& message);
+  void TranslateStreamEvents(translate::StreamEvents& events, std::vector<tg::v1::InvokeEvent>* out);
+  translate::ResponseContext Context() const;
+
+  const tg::v1::InvokeRequest req_;
+  const tg::v1::Credentials credentials_;
+  http::HttpClient& client_;
+  EntraTokenSource* const entra_;
+  WorkerPool& workers_;
+  const InvocationOptions options_;
+  const bool passthrough_;
+
+  // Translation state (HTTP loop thread, after Start).
+  const translate::ClientCodec* client_codec_ = nullptr;
+  const translate::ProviderCodec* provider_codec_ = nullptr;
+  translate::TargetInfo target_info_;
+  translate::HttpRequestSpec spec_;
+  bool client_stream_ = false;
+  bool include_usage_ = false;
+  std::unique_ptr<translate::ProviderStreamDecoder> decoder_;
+  std::unique_ptr<translate::ClientStreamEncoder> encoder_;
+  std::unique_ptr<aws::EventStreamDecoder> eventstream_;
+  int status_ = 0;
+  bool streaming_answer_ = false;  // a 2xx stream being translated as it comes
+  bool body_started_ = false;
+  std::string buffered_;           // error bodies and whole answers
+  std::optional<translate::AdapterError> stream_error_;
+  std::optional<translate::Usage> usage_;
+
+  std::mutex mu_;
+  EventSink* sink_;                 // null once detached
+  std::shared_ptr<http::HttpTransfer> transfer_;
+  std::deque<tg::v1::InvokeEvent> queue_;
+  size_t queued_bytes_ = 0;
+  tg::v1::InvokeEvent writing_event_;
+  bool writing_ = false;
+  bool last_queued_ = false;
+  bool finished_ = false;
+  bool cancelled_ = false;
+  bool paused_ = false;
+};
+
+}  // namespace tg::adapter

@@ -1,0 +1,56 @@
+// tg-adapter: wires flags to the HTTP client, the config watch (with
+// credentials) and the Invoke service.
+#include <memory>
+
+#include "http/curl_http_client.h"
+#include "service/adapter_service.h"
+#include "tg/common/config_watcher.h"
+#include "tg/common/flags.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/log.h"
+#include "tg/common/worker_pool.h"
+
+int main(int argc, char** argv) {
+  tg::BlockTerminationSignals();
+  tg::Flags flags(argc, argv);
+  tg::log::SetService("tg-adapter");
+  tg::log::SetLevel(flags.String("log-level", "info"));
+
+  tg::adapter::AdapterServiceOptions options;
+  auto& t = options.invocation.timeouts;
+  t.connect = std::chrono::milliseconds(flags.Int("http-connect-timeout-ms", 5000));
+  t.first_byte = std::chrono::milliseconds(flags.Int("http-first-byte-timeout-ms", 60000));
+  t.idle = std::chrono::milliseconds(flags.Int("http-idle-timeout-ms", 30000));
+  t.total = std::chrono::milliseconds(flags.Int("http-total-timeout-ms", 600000));
+
+  tg::ConfigWatcherOptions watch;
+  watch.include_credentials = true;
+  tg::ConfigWatcher config(
+      grpc::CreateChannel(flags.String("config-addr", "127.0.0.1:50051"),
+                          grpc::InsecureChannelCredentials()),
+      watch);
+  config.Start();
+
+  tg::adapter::http::CurlHttpClient client;
+  tg::adapter::EntraTokenSource::Options entra_options;
+  entra_options.endpoint = flags.String("azure-imds-endpoint", entra_options.endpoint);
+  tg::adapter::EntraTokenSource entra(client, entra_options);
+  tg::WorkerPool workers(static_cast<size_t>(flags.Int("workers", 2)));
+  tg::adapter::AdapterServiceImpl service(config, client, &entra, workers, options);
+
+  tg::GrpcServerOptions opts;
+  opts.listen = flags.String("adapter-listen", "127.0.0.1:50054");
+  opts.health_names = {"tg.v1.ProviderAdapterService"};
+  opts.shutdown_grace = std::chrono::seconds(flags.Int("shutdown-grace-seconds", 10));
+  std::string error;
+  auto server = tg::GrpcServer::Start(opts, {&service}, &error);
+  if (!server) {
+    tg::log::Error("cannot start the gRPC server", {{"error", error}});
+    return 1;
+  }
+  tg::log::Info("tg-adapter serving", {{"listen", opts.listen}, {"port", std::to_string(server->port())}});
+  tg::WaitForTerminationSignal();
+  server->Shutdown();  // streams in flight get the grace period, then are cancelled
+  config.Stop();
+  return 0;
+}

@@ -1,0 +1,187 @@
+#include "translate/canonical.h"
+
+namespace tg::adapter::translate {
+
+using json::Allocator;
+using json::Value;
+
+ChatResponse BuildChatResponse(const ResponseDraft& draft) {
+  ChatResponse out;
+  json::Document& doc = out.doc;
+  doc.SetObject();
+  Allocator& a = doc.GetAllocator();
+  doc.AddMember("id", json::Str(draft.id, a), a);
+  doc.AddMember("object", "chat.completion", a);
+  doc.AddMember("created", draft.created, a);
+  doc.AddMember("model", json::Str(draft.model, a), a);
+  Value choices(rapidjson::kArrayType);
+  int index = 0;
+  for (const ChoiceDraft& c : draft.choices) {
+    Value message(rapidjson::kObjectType);
+    message.AddMember("role", "assistant", a);
+    if (c.has_content) {
+      message.AddMember("content", json::Str(c.content, a), a);
+    } else {
+      message.AddMember("content", Value(), a);
+    }
+    if (!c.refusal.empty()) {
+      message.AddMember("refusal", json::Str(c.refusal, a), a);
+    } else {
+      message.AddMember("refusal", Value(), a);
+    }
+    if (!c.tool_calls.empty()) {
+      Value calls(rapidjson::kArrayType);
+      for (const ToolCall& tc : c.tool_calls) {
+        Value fn(rapidjson::kObjectType);
+        fn.AddMember("name", json::Str(tc.name, a), a);
+        fn.AddMember("arguments", json::Str(tc.arguments, a), a);
+        Value call(rapidjson::kObjectType);
+        call.AddMember("id", json::Str(tc.id, a), a);
+        call.AddMember("type", "function", a);
+        call.AddMember("function", fn, a);
+        calls.PushBack(call, a);
+      }
+      message.AddMember("tool_calls", calls, a);
+    }
+    Value choice(rapidjson::kObjectType);
+    choice.AddMember("index", index++, a);
+    choice.AddMember("message", message, a);
+    choice.AddMember("logprobs", Value(), a);
+    choice.AddMember("finish_reason", json::Str(c.finish_reason, a), a);
+    choices.PushBack(choice, a);
+  }
+  doc.AddMember("choices", choices, a);
+  if (draft.has_usage) doc.AddMember("usage", OpenAiUsageValue(draft.usage, a), a);
+  out.usage = draft.usage;
+  out.has_usage = draft.has_usage;
+  return out;
+}
+
+ResponseDraft ReadChatResponse(const Value& doc) {
+  ResponseDraft d;
+  d.id = json::GetString(doc, "id");
+  d.model = json::GetString(doc, "model");
+  d.created = json::GetInt(doc, "created");
+  if (const Value* choices = json::GetArray(doc, "choices")) {
+    for (const Value& choice : choices->GetArray()) {
+      ChoiceDraft c;
+      const Value* message = json::GetObject(choice, "message");
+      if (message != nullptr) {
+        const Value* content = json::Find(*message, "content");
+        c.has_content = json::IsNonNull(content);
+        c.content = json::ContentText(content);
+        c.refusal = json::GetString(*message, "refusal");
+        if (const Value* calls = json::GetArray(*message, "tool_calls")) {
+          for (const Value& call : calls->GetArray()) {
+            const Value* fn = json::GetObject(call, "function");
+            ToolCall tc;
+            tc.id = json::GetString(call, "id");
+            if (fn != nullptr) {
+              tc.name = json::GetString(*fn, "name");
+              tc.arguments = json::GetString(*fn, "arguments");
+            }
+            c.tool_calls.push_back(std::move(tc));
+          }
+        }
+      }
+      std::string_view finish = json::GetString(choice, "finish_reason");
+      c.finish_reason = finish.empty() ? (c.tool_calls.empty() ? "stop" : "tool_calls") : finish;
+      d.choices.push_back(std::move(c));
+    }
+  }
+  if (const Value* usage = json::GetObject(doc, "usage")) {
+    d.usage = ReadOpenAiUsage(*usage);
+    d.has_usage = true;
+  }
+  return d;
+}
+
+Usage ReadOpenAiUsage(const Value& usage) {
+  Usage u;
+  u.prompt_tokens = json::GetInt(usage, "prompt_tokens");
+  u.completion_tokens = json::GetInt(usage, "completion_tokens");
+  u.total_tokens = json::GetInt(usage, "total_tokens", u.prompt_tokens + u.completion_tokens);
+  if (const Value* d = json::GetObject(usage, "prompt_tokens_details")) {
+    u.cached_tokens = json::GetInt(*d, "cached_tokens");
+  }
+  if (const Value* d = json::GetObject(usage, "completion_tokens_details")) {
+    u.reasoning_tokens = json::GetInt(*d, "reasoning_tokens");
+  }
+  return u;
+}
+
+void WriteOpenAiUsage(json::Writer& w, const Usage& u) {
+  w.StartObject();
+  w.Key("prompt_tokens");
+  w.Int64(u.prompt_tokens);
+  w.Key("completion_tokens");
+  w.Int64(u.completion_tokens);
+  w.Key("total_tokens");
+  w.Int64(u.total_tokens);
+  w.Key("prompt_tokens_details");
+  w.StartObject();
+  w.Key("cached_tokens");
+  w.Int64(u.cached_tokens);
+  w.EndObject();
+  w.Key("completion_tokens_details");
+  w.StartObject();
+  w.Key("reasoning_tokens");
+  w.Int64(u.reasoning_tokens);
+  w.EndObject();
+  w.EndObject();
+}
+
+Value OpenAiUsageValue(const Usage& u, Allocator& a) {
+  Value usage(rapidjson::kObjectType);
+  usage.AddMember("prompt_tokens", u.prompt_tokens, a);
+  usage.AddMember("completion_tokens", u.completion_tokens, a);
+  usage.AddMember("total_tokens", u.total_tokens, a);
+  Value pd(rapidjson::kObjectType);
+  pd.AddMember("cached_tokens", u.cached_tokens, a);
+  usage.AddMember("prompt_tokens_details", pd, a);
+  Value cd(rapidjson::kObjectType);
+  cd.AddMember("reasoning_tokens", u.reasoning_tokens, a);
+  usage.AddMember("completion_tokens_details", cd, a);
+  return usage;
+}
+
+bool ParseDataUrl(std::string_view url, DataUrl* out) {
+  constexpr std::string_view kPrefix = "data:";
+  if (url.substr(0, kPrefix.size()) != kPrefix) return false;
+  size_t comma = url.find(',');
+  if (comma == std::string_view::npos) return false;
+  std::string_view meta = url.substr(kPrefix.size(), comma - kPrefix.size());
+  constexpr std::string_view kBase64 = ";base64";
+  if (meta.size() < kBase64.size() || meta.substr(meta.size() - kBase64.size()) != kBase64) {
+    return false;  // percent-encoded data URLs are not images anyone sends
+  }
+  out->media_type = meta.substr(0, meta.size() - kBase64.size());
+  out->data = url.substr(comma + 1);
+  return true;
+}
+
+Value ArgumentsObject(std::string_view arguments, Allocator& a) {
+  json::Document parsed(&a);  // parsed straight into the caller's pool: no copy
+  parsed.Parse(json::Data(arguments), arguments.size());
+  Value out(rapidjson::kObjectType);
+  if (!parsed.HasParseError() && parsed.IsObject()) out.Swap(parsed);
+  return out;
+}
+
+std::string MintId(std::string_view prefix, std::string_view seed, uint64_t n) {
+  // FNV-1a over seed and n, twice with different offsets for 96 bits.
+  auto fnv = [&](uint64_t h) {
+    for (char c : seed) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    for (int i = 0; i < 8; ++i) h = (h ^ ((n >> (8 * i)) & 0xff)) * 0x100000001b3ULL;
+    return h;
+  };
+  uint64_t h1 = fnv(0xcbf29ce484222325ULL);
+  uint64_t h2 = fnv(0x84222325cbf29ce4ULL);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(prefix);
+  for (int i = 15; i >= 0; --i) out.push_back(kHex[(h1 >> (4 * i)) & 0xf]);
+  for (int i = 7; i >= 0; --i) out.push_back(kHex[(h2 >> (4 * i)) & 0xf]);
+  return out;
+}
+
+}  // namespace tg::adapter::translate

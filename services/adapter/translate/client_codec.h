@@ -1,0 +1,73 @@
+#pragma once
+
+// Client side of the translation: the client's body → canonical request, and
+// canonical answers (whole, streamed, or failed) → the client's format.
+//
+// Use, for one call:
+//   const ClientCodec& client = ClientCodecFor(format);
+//   Result<ChatRequest> req = client.DecodeRequest(body);   // error: 400 + EncodeError
+//   … not streamed: client.EncodeResponse(response)
+//   … streamed: auto enc = client.NewStreamEncoder({req.include_usage, …});
+//     for each canonical StreamEvent: enc->Encode(event, &bytes) → body chunk.
+//     Encode(kEnd) writes the format's terminator; Encode(kError) writes an
+//     explicit error event instead (never a clean end).
+//   … provider failed before any body byte: head status = error.http_status,
+//     body = client.EncodeError(error).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "translate/chat.h"
+#include "translate/result.h"
+
+namespace tg::adapter::translate {
+
+enum class ClientFormat {
+  kOpenAiChat,         // …/chat/completions
+  kAnthropicMessages,  // …/messages
+  kOpenAiResponses,    // …/responses
+};
+
+struct StreamEncoderOptions {
+  bool include_usage = false;  // ChatRequest::include_usage (OpenAI Chat clients)
+  // Used until (or unless) the provider names the answer in a kStart event.
+  std::string id;
+  std::string model;
+  int64_t created = 0;  // unix seconds
+};
+
+class ClientStreamEncoder {
+ public:
+  virtual ~ClientStreamEncoder() = default;
+  // Appends the SSE bytes for `event` to *out (possibly none). Events after
+  // kEnd or kError are ignored.
+  virtual void Encode(const StreamEvent& event, std::string* out) = 0;
+  // kEnd or kError has been encoded.
+  bool finished() const { return finished_; }
+
+ protected:
+  bool finished_ = false;
+};
+
+class ClientCodec {
+ public:
+  virtual ~ClientCodec() = default;
+  virtual Result<ChatRequest> DecodeRequest(std::string_view body) const = 0;
+  virtual std::string EncodeResponse(const ChatResponse& response) const = 0;
+  virtual std::unique_ptr<ClientStreamEncoder> NewStreamEncoder(
+      const StreamEncoderOptions& options) const = 0;
+  // The error body (`{"error":{…}}` OpenAI, `{"type":"error","error":{…}}`
+  // Anthropic); send it with error.http_status.
+  virtual std::string EncodeError(const AdapterError& error) const = 0;
+};
+
+const ClientCodec& ClientCodecFor(ClientFormat format);
+
+// "text/event-stream" or "application/json".
+inline std::string_view ClientContentType(bool stream) {
+  return stream ? "text/event-stream" : "application/json";
+}
+
+}  // namespace tg::adapter::translate

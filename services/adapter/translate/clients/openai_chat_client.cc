@@ -1,0 +1,253 @@
+#include "translate/clients/openai_chat_client.h"
+
+#include "translate/canonical.h"
+#include "translate/json.h"
+#include "translate/sse_writer.h"
+
+namespace tg::adapter::translate {
+
+using json::Allocator;
+using json::Value;
+
+namespace {
+
+std::string_view OpenAiErrorType(int status) {
+  switch (status) {
+    case 400:
+    case 413:
+    case 422:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 429:
+      return "rate_limit_error";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+bool HasSystemMessage(const Value& messages) {
+  for (const Value& m : messages.GetArray()) {
+    std::string_view role = json::GetString(m, "role");
+    if (role == "system" || role == "developer") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<ChatRequest> OpenAiChatClient::DecodeRequest(std::string_view body) const {
+  ChatRequest req;
+  json::Document& doc = req.doc;
+  std::string error;
+  if (!json::Parse(body, &doc, &error)) return InvalidRequest(error);
+  if (!doc.IsObject()) return InvalidRequest("the request body must be a JSON object");
+  Value* messages = json::FindMutable(doc, "messages");
+  if (messages == nullptr || !messages->IsArray()) {
+    return InvalidRequest("`messages` must be an array of messages");
+  }
+  Allocator& a = doc.GetAllocator();
+  if (auto it = doc.FindMember("system"); it != doc.MemberEnd()) {
+    std::string text = json::ContentText(&it->value, "\n");
+    if (!text.empty() && !HasSystemMessage(*messages)) {
+      Value with_system(rapidjson::kArrayType);
+      with_system.Reserve(messages->Size() + 1, a);
+      Value system(rapidjson::kObjectType);
+      system.AddMember("role", "system", a);
+      system.AddMember("content", json::Str(text, a), a);
+      with_system.PushBack(system, a);
+      for (Value& m : messages->GetArray()) with_system.PushBack(m, a);  // moves
+      *messages = std::move(with_system);
+    }
+    doc.EraseMember(it);  // EraseMember keeps the other members' order
+  }
+  if (auto it = doc.FindMember("stop_sequences"); it != doc.MemberEnd()) {
+    if (json::Find(doc, "stop") == nullptr && it->value.IsArray()) {
+      it->name.SetString("stop", a);
+    } else {
+      doc.EraseMember(it);
+    }
+  }
+  req.model = json::GetString(doc, "model");
+  req.stream = json::GetBool(doc, "stream");
+  if (const Value* so = json::GetObject(doc, "stream_options")) {
+    req.include_usage = json::GetBool(*so, "include_usage");
+  }
+  return req;
+}
+
+std::string OpenAiChatClient::EncodeResponse(const ChatResponse& response) const {
+  return json::Write(response.doc);
+}
+
+std::unique_ptr<ClientStreamEncoder> OpenAiChatClient::NewStreamEncoder(
+    const StreamEncoderOptions& options) const {
+  return std::make_unique<OpenAiChatStreamEncoder>(options);
+}
+
+std::string OpenAiChatClient::ErrorBody(const AdapterError& error) {
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  w.Key("error");
+  w.StartObject();
+  w.Key("message");
+  json::WriteString(w, error.message);
+  w.Key("type");
+  json::WriteString(w, OpenAiErrorType(error.http_status));
+  w.Key("param");
+  w.Null();
+  w.Key("code");
+  if (error.type.empty()) {
+    w.Null();
+  } else {
+    json::WriteString(w, error.type);
+  }
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string OpenAiChatClient::EncodeError(const AdapterError& error) const {
+  return ErrorBody(error);
+}
+
+OpenAiChatStreamEncoder::OpenAiChatStreamEncoder(const StreamEncoderOptions& options)
+    : options_(options) {}
+
+void OpenAiChatStreamEncoder::Encode(const StreamEvent& event, std::string* out) {
+  if (finished_) return;
+  switch (event.type) {
+    case StreamEvent::Type::kStart:
+      if (!started_) {
+        if (!event.id.empty()) options_.id = event.id;
+        if (!event.model.empty()) options_.model = event.model;
+        if (event.created != 0) options_.created = event.created;
+      }
+      break;
+    case StreamEvent::Type::kDelta:
+      WriteChunk(event, out);
+      break;
+    case StreamEvent::Type::kUsage:
+      usage_ = event.usage;
+      if (options_.include_usage && !usage_sent_) WriteUsageChunk(out);
+      break;
+    case StreamEvent::Type::kEnd:
+      // Every provider's usage reaches a client that asked for it, zeros if
+      // the provider gave none.
+      if (options_.include_usage && !usage_sent_) WriteUsageChunk(out);
+      AppendSse(out, "", "[DONE]");
+      finished_ = true;
+      break;
+    case StreamEvent::Type::kError:
+      AppendSse(out, "", OpenAiChatClient::ErrorBody(event.error));
+      finished_ = true;
+      break;
+  }
+}
+
+namespace {
+
+void WriteChunkHeader(json::Writer& w, const StreamEncoderOptions& o) {
+  w.Key("id");
+  json::WriteString(w, o.id);
+  w.Key("object");
+  w.String("chat.completion.chunk");
+  w.Key("created");
+  w.Int64(o.created);
+  w.Key("model");
+  json::WriteString(w, o.model);
+}
+
+}  // namespace
+
+void OpenAiChatStreamEncoder::WriteChunk(const StreamEvent& d, std::string* out) {
+  started_ = true;
+  if (d.choice < 0 || d.choice > 128) return;
+  if (role_sent_.size() <= static_cast<size_t>(d.choice)) role_sent_.resize(d.choice + 1);
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  WriteChunkHeader(w, options_);
+  w.Key("choices");
+  w.StartArray();
+  w.StartObject();
+  w.Key("index");
+  w.Int(d.choice);
+  w.Key("delta");
+  w.StartObject();
+  if (!role_sent_[d.choice]) {
+    role_sent_[d.choice] = true;
+    w.Key("role");
+    w.String("assistant");
+  }
+  if (!d.content.empty()) {
+    w.Key("content");
+    json::WriteString(w, d.content);
+  }
+  if (!d.refusal.empty()) {
+    w.Key("refusal");
+    json::WriteString(w, d.refusal);
+  }
+  if (!d.tool_calls.empty()) {
+    w.Key("tool_calls");
+    w.StartArray();
+    for (const ToolCallDelta& tc : d.tool_calls) {
+      w.StartObject();
+      w.Key("index");
+      w.Int(tc.index);
+      if (!tc.id.empty()) {
+        w.Key("id");
+        json::WriteString(w, tc.id);
+        w.Key("type");
+        w.String("function");
+      }
+      w.Key("function");
+      w.StartObject();
+      if (!tc.name.empty()) {
+        w.Key("name");
+        json::WriteString(w, tc.name);
+      }
+      w.Key("arguments");
+      json::WriteString(w, tc.arguments);
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  w.Key("logprobs");
+  w.Null();
+  w.Key("finish_reason");
+  if (d.finish_reason.empty()) {
+    w.Null();
+  } else {
+    json::WriteString(w, d.finish_reason);
+  }
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  AppendSse(out, "", std::string_view(buf.GetString(), buf.GetSize()));
+}
+
+void OpenAiChatStreamEncoder::WriteUsageChunk(std::string* out) {
+  started_ = true;
+  usage_sent_ = true;
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  WriteChunkHeader(w, options_);
+  w.Key("choices");
+  w.StartArray();
+  w.EndArray();
+  w.Key("usage");
+  WriteOpenAiUsage(w, usage_);
+  w.EndObject();
+  AppendSse(out, "", std::string_view(buf.GetString(), buf.GetSize()));
+}
+
+}  // namespace tg::adapter::translate

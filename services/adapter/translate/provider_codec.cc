@@ -1,0 +1,65 @@
+#include "translate/provider_codec.h"
+
+#include <strings.h>
+
+#include "translate/providers/anthropic_codec.h"
+#include "translate/providers/azure_codec.h"
+#include "translate/providers/bedrock_codec.h"
+#include "translate/providers/gemini_codec.h"
+#include "translate/providers/openai_codec.h"
+#include "translate/providers/provider_util.h"
+#include "translate/providers/responses_codec.h"
+
+namespace tg::adapter::translate {
+
+namespace {
+
+bool Is(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(json::Data(a), json::Data(b), a.size()) == 0;
+}
+
+}  // namespace
+
+std::string_view AuthSchemeName(AuthScheme scheme) {
+  switch (scheme) {
+    case AuthScheme::kNone:
+      return "none";
+    case AuthScheme::kBearer:
+      return "bearer";
+    case AuthScheme::kAnthropicApiKey:
+      return "x-api-key";
+    case AuthScheme::kGoogleApiKey:
+      return "x-goog-api-key";
+    case AuthScheme::kAzureApiKey:
+      return "api-key";
+    case AuthScheme::kAzureEntraToken:
+      return "azure-entra-token";
+    case AuthScheme::kAwsSigV4:
+      return "aws-sigv4";
+  }
+  return "none";
+}
+
+const ProviderCodec* FindProviderCodec(std::string_view provider, std::string_view api) {
+  // Codecs are stateless: one instance each, shared by every call.
+  static const OpenAiCodec kOpenAi;
+  static const AnthropicCodec kAnthropic;
+  static const AzureCodec kAzure;
+  static const ResponsesCodec kResponses;
+  static const GeminiCodec kGemini;
+  static const BedrockCodec kBedrock;
+  if (Is(provider, "openai")) {
+    return Is(api, "responses") ? static_cast<const ProviderCodec*>(&kResponses) : &kOpenAi;
+  }
+  if (Is(provider, "anthropic")) return &kAnthropic;
+  if (Is(provider, "azure")) return &kAzure;
+  if (Is(provider, "gemini") || Is(provider, "google")) return &kGemini;
+  if (Is(provider, "bedrock")) return &kBedrock;
+  return nullptr;
+}
+
+const ProviderCodec* ProviderCodecFor(const TargetInfo& target) {
+  return FindProviderCodec(target.provider, ProviderOption(target, "api"));
+}
+
+}  // namespace tg::adapter::translate

@@ -1,0 +1,210 @@
+#include "translate/providers/openai_codec.h"
+
+#include <algorithm>
+#include <array>
+
+#include "translate/canonical.h"
+#include "translate/target_url.h"
+
+namespace tg::adapter::translate {
+
+using json::Value;
+
+namespace {
+
+constexpr std::string_view kDefaultBaseUrl = "https://api.openai.com";
+constexpr std::string_view kDefaultPath = "/v1/chat/completions";
+
+// Every top-level parameter of POST /v1/chat/completions (sorted). Anything
+// else — the seeds' `system` (already a message), Anthropic's `top_k`,
+// `metadata.user_id`-style extras — would be a 400.
+constexpr std::array<std::string_view, 33> kChatParams = {
+    "audio",
+    "frequency_penalty",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "messages",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "presence_penalty",
+    "prompt_cache_key",
+    "reasoning_effort",
+    "response_format",
+    "safety_identifier",
+    "seed",
+    "service_tier",
+    "stop",
+    "store",
+    "stream",
+    "stream_options",
+    "temperature",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "user",
+    "verbosity",
+    "web_search_options",
+};
+
+static_assert(std::is_sorted(kChatParams.begin(), kChatParams.end()));
+
+bool IsChatParam(std::string_view name) {
+  return std::binary_search(kChatParams.begin(), kChatParams.end(), name);
+}
+
+}  // namespace
+
+std::string OpenAiCodec::ChatBody(const ChatRequest& request, const TargetInfo& target,
+                                  bool include_stream_options) {
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  w.Key("model");
+  json::WriteString(w, target.model.empty() ? request.model : target.model);
+  for (const auto& m : request.doc.GetObject()) {
+    std::string_view key(m.name.GetString(), m.name.GetStringLength());
+    if (key == "model" || key == "stream" || key == "stream_options" || !IsChatParam(key)) {
+      continue;
+    }
+    // `metadata` is OpenAI's string map; an Anthropic-style object with
+    // non-string values would be rejected, so only a flat string map passes.
+    if (key == "metadata") {
+      if (!m.value.IsObject()) continue;
+      bool flat = std::all_of(m.value.MemberBegin(), m.value.MemberEnd(),
+                              [](const auto& kv) { return kv.value.IsString(); });
+      if (!flat) continue;
+    }
+    json::WriteKey(w, key);
+    m.value.Accept(w);
+  }
+  if (target.stream) {
+    w.Key("stream");
+    w.Bool(true);
+    // Usage is needed for metering whatever the client asked; the client
+    // encoder shows the usage chunk only to clients that asked for it.
+    if (include_stream_options) {
+      w.Key("stream_options");
+      w.StartObject();
+      w.Key("include_usage");
+      w.Bool(true);
+      w.EndObject();
+    }
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+Result<HttpRequestSpec> OpenAiCodec::BuildRequest(const ChatRequest& request,
+                                                  const TargetInfo& target) const {
+  HttpRequestSpec spec;
+  std::string model = target.model.empty() ? request.model : target.model;
+  spec.url = JoinUrl(ResolveBaseUrl(kDefaultBaseUrl, target),
+                     ResolvePath(kDefaultPath, target, PathEncode(model)));
+  spec.headers =
+      WithTargetHeaders({{"content-type", "application/json"},
+                         {"accept", target.stream ? "text/event-stream" : "application/json"}},
+                        target.headers);
+  spec.body = ChatBody(request, target, /*include_stream_options=*/true);
+  spec.auth = AuthScheme::kBearer;
+  spec.framing = target.stream ? BodyFraming::kSse : BodyFraming::kJson;
+  return spec;
+}
+
+Result<ChatResponse> OpenAiCodec::ParseResponse(int status, std::string_view body,
+                                                const ResponseContext& ctx) const {
+  if (status < 200 || status > 299) return HttpError(status, body);
+  ChatResponse out;
+  AdapterError error;
+  if (!ParseProviderBody(body, &out.doc, &error)) return error;
+  if (json::Find(out.doc, "error") != nullptr && json::Find(out.doc, "choices") == nullptr) {
+    return HttpError(500, body);  // some compatible servers answer errors with 200
+  }
+  if (json::GetArray(out.doc, "choices") == nullptr) {
+    return ProtocolError("chat completion without choices");
+  }
+  json::Allocator& a = out.doc.GetAllocator();
+  if (json::Find(out.doc, "model") == nullptr)
+    json::Set(out.doc, "model", json::Str(ctx.model, a), a);
+  if (json::Find(out.doc, "created") == nullptr)
+    json::Set(out.doc, "created", Value(ctx.created), a);
+  if (const Value* usage = json::GetObject(out.doc, "usage")) {
+    out.usage = ReadOpenAiUsage(*usage);
+    out.has_usage = true;
+  }
+  return out;
+}
+
+std::unique_ptr<ProviderStreamDecoder> OpenAiCodec::NewStreamDecoder(const ResponseContext&) const {
+  return std::make_unique<OpenAiChatStreamDecoder>();
+}
+
+void OpenAiChatStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) {
+  if (event.data == "[DONE]") {
+    EmitEnd(out);
+    return;
+  }
+  if (!ParseData(event.data, out)) return;
+  const json::Document& chunk = data();
+  if (const Value* e = json::Find(chunk, "error"); e != nullptr && e->IsObject()) {
+    EmitError(StreamErrorFromObject(*e), out);
+    return;
+  }
+  const Value* choices = json::GetArray(chunk, "choices");
+  std::string_view id = json::GetString(chunk, "id");
+  if (!started_ && (!id.empty() || (choices != nullptr && !choices->Empty()))) {
+    started_ = true;
+    StreamEvent start;
+    start.type = StreamEvent::Type::kStart;
+    start.id = id;
+    start.model = json::GetString(chunk, "model");
+    start.created = json::GetInt(chunk, "created");
+    out->push_back(std::move(start));
+  }
+  if (choices != nullptr) {
+    for (const Value& choice : choices->GetArray()) {
+      StreamEvent ev;
+      ev.choice = static_cast<int>(json::GetInt(choice, "index"));
+      if (const Value* delta = json::GetObject(choice, "delta")) {
+        ev.content = json::GetString(*delta, "content");
+        ev.refusal = json::GetString(*delta, "refusal");
+        if (const Value* calls = json::GetArray(*delta, "tool_calls")) {
+          for (const Value& call : calls->GetArray()) {
+            ToolCallDelta tc;
+            tc.index = static_cast<int>(json::GetInt(call, "index"));
+            tc.id = json::GetString(call, "id");
+            if (const Value* fn = json::GetObject(call, "function")) {
+              tc.name = json::GetString(*fn, "name");
+              tc.arguments = json::GetString(*fn, "arguments");
+            }
+            ev.tool_calls.push_back(std::move(tc));
+          }
+        }
+      }
+      ev.finish_reason = json::GetString(choice, "finish_reason");
+      if (!ev.content.empty() || !ev.refusal.empty() || !ev.tool_calls.empty() ||
+          !ev.finish_reason.empty()) {
+        out->push_back(std::move(ev));
+      }
+    }
+  }
+  if (const Value* usage = json::GetObject(chunk, "usage")) {
+    StreamEvent ev;
+    ev.type = StreamEvent::Type::kUsage;
+    ev.usage = ReadOpenAiUsage(*usage);
+    out->push_back(std::move(ev));
+  }
+}
+
+void OpenAiChatStreamDecoder::OnEof(StreamEvents* out) {
+  EmitBroken("stream ended before [DONE]", out);
+}
+
+}  // namespace tg::adapter::translate

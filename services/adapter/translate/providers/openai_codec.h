@@ -1,0 +1,43 @@
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "translate/provider_codec.h"
+#include "translate/providers/provider_util.h"
+
+namespace tg::adapter::translate {
+
+// OpenAI Chat Completions (and every OpenAI-compatible server reached through
+// a host override). The canonical form is this API's, so the request keeps
+// the client's fields minus those OpenAI rejects (it answers 400
+// "Unrecognized request argument" to unknown ones).
+class OpenAiCodec : public ProviderCodec {
+ public:
+  std::string_view name() const override { return "openai"; }
+  Result<HttpRequestSpec> BuildRequest(const ChatRequest& request,
+                                       const TargetInfo& target) const override;
+  Result<ChatResponse> ParseResponse(int status, std::string_view body,
+                                     const ResponseContext& ctx) const override;
+  std::unique_ptr<ProviderStreamDecoder> NewStreamDecoder(
+      const ResponseContext& ctx) const override;
+
+  // The Chat Completions body for `target` (shared with Azure).
+  // `include_stream_options`: whether the server accepts stream_options.
+  static std::string ChatBody(const ChatRequest& request, const TargetInfo& target,
+                              bool include_stream_options);
+};
+
+// Decodes a Chat Completions stream (`data: {chunk}` … `data: [DONE]`);
+// tolerant of Azure's extras (a first chunk with id "" and no choices,
+// chunks without `delta`, content filter results).
+class OpenAiChatStreamDecoder : public SseStreamDecoder {
+ protected:
+  void OnEvent(const SseEvent& event, StreamEvents* out) override;
+  void OnEof(StreamEvents* out) override;
+
+ private:
+  bool started_ = false;
+};
+
+}  // namespace tg::adapter::translate

@@ -1,0 +1,189 @@
+#include "translate/providers/provider_util.h"
+
+#include <strings.h>
+
+namespace tg::adapter::translate {
+
+using json::Value;
+
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(json::Data(a), json::Data(b), a.size()) == 0;
+}
+
+std::string Truncated(std::string_view s) {
+  constexpr size_t kMax = 512;
+  if (s.size() <= kMax) return std::string(s);
+  return std::string(s.substr(0, kMax)) + "…";
+}
+
+// Reads type and message from an error object of any provider.
+void ReadErrorObject(const Value& e, std::string* type, std::string* message) {
+  *message = std::string(json::GetString(e, "message"));
+  // The most specific name first: OpenAI's code ("rate_limit_exceeded",
+  // "invalid_api_key") over its type ("tokens", "invalid_request_error"),
+  // then Anthropic's type ("overloaded_error"), then Gemini's status.
+  std::string_view t = json::GetString(e, "code");
+  if (t.empty()) t = json::GetString(e, "type");
+  if (t == "error") t = {};                         // an error event's own type, not the error's
+  if (t.empty()) t = json::GetString(e, "status");  // Gemini: RESOURCE_EXHAUSTED
+  *type = std::string(t);
+}
+
+}  // namespace
+
+Headers WithTargetHeaders(Headers defaults, const Headers& target_headers) {
+  for (const auto& [name, value] : target_headers) {
+    bool replaced = false;
+    for (auto& [dname, dvalue] : defaults) {
+      if (EqualsIgnoreCase(dname, name)) {
+        dvalue = value;
+        replaced = true;
+      }
+    }
+    if (!replaced) defaults.emplace_back(name, value);
+  }
+  return defaults;
+}
+
+int StatusForErrorType(std::string_view type, int fallback) {
+  struct Entry {
+    std::string_view type;
+    int status;
+  };
+  static constexpr Entry kTable[] = {
+      {"invalid_request_error", 400}, {"authentication_error", 401},
+      {"permission_error", 403},      {"not_found_error", 404},
+      {"request_too_large", 413},     {"rate_limit_error", 429},
+      {"rate_limit_exceeded", 429},   {"api_error", 500},
+      {"server_error", 500},          {"timeout_error", 504},
+      {"overloaded_error", 529},      {"INVALID_ARGUMENT", 400},
+      {"PERMISSION_DENIED", 403},     {"NOT_FOUND", 404},
+      {"RESOURCE_EXHAUSTED", 429},    {"INTERNAL", 500},
+      {"UNAVAILABLE", 503},           {"DEADLINE_EXCEEDED", 504},
+  };
+  for (const Entry& e : kTable) {
+    if (e.type == type) return e.status;
+  }
+  return fallback;
+}
+
+AdapterError HttpError(int status, std::string_view body) {
+  AdapterError err;
+  err.kind = ErrorKind::kHttp;
+  err.http_status = status;
+  err.retryable = IsRetryableStatus(status);
+  json::Document doc;
+  doc.Parse(json::Data(body), body.size());
+  if (!doc.HasParseError()) {
+    const Value* e = json::Find(doc, "error");
+    if (e != nullptr && e->IsObject()) {
+      ReadErrorObject(*e, &err.type, &err.message);
+      // OpenAI: an exhausted quota is a 429 that no retry will fix.
+      if (json::GetString(*e, "code") == "insufficient_quota" ||
+          json::GetString(*e, "type") == "insufficient_quota") {
+        err.retryable = false;
+      }
+    } else if (e != nullptr && e->IsString()) {
+      err.message = std::string(json::AsString(e));
+    } else if (doc.IsObject()) {
+      err.message = std::string(json::GetString(doc, "message"));
+      if (err.message.empty()) err.message = std::string(json::GetString(doc, "Message"));
+      err.type = std::string(json::GetString(doc, "__type"));  // AWS JSON protocol errors
+    } else if (doc.IsArray() && doc.Size() > 0) {
+      // Gemini sometimes wraps the error in a one-element array.
+      if (const Value* inner = json::GetObject(doc[0], "error")) {
+        ReadErrorObject(*inner, &err.type, &err.message);
+      }
+    }
+  }
+  if (err.message.empty()) err.message = Truncated(body);
+  if (err.message.empty()) err.message = "provider answered HTTP " + std::to_string(status);
+  return err;
+}
+
+AdapterError StreamErrorFromObject(const Value& e) {
+  AdapterError err;
+  err.kind = ErrorKind::kHttp;
+  ReadErrorObject(e, &err.type, &err.message);
+  int code = static_cast<int>(json::GetInt(e, "code", 0));
+  err.http_status = code >= 400 && code <= 599 ? code : StatusForErrorType(err.type, 500);
+  err.retryable = IsRetryableStatus(err.http_status);
+  if (err.message.empty()) err.message = "provider reported an error mid-stream";
+  return err;
+}
+
+std::string ProviderOption(const TargetInfo& target, std::string_view key) {
+  if (target.provider_options_json.empty()) return {};
+  json::ScratchDocument scratch;
+  if (!scratch.Parse(target.provider_options_json)) return {};
+  return std::string(json::GetString(scratch.doc(), key));
+}
+
+bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error) {
+  doc->Parse(json::Data(body), body.size());
+  if (doc->HasParseError() || !doc->IsObject()) {
+    *error = ProtocolError("provider answered a body that is not a JSON object");
+    return false;
+  }
+  return true;
+}
+
+void ProviderStreamDecoder::FeedEvent(std::string_view, std::string_view, StreamEvents* out) {
+  EmitError(ProtocolError("eventstream input for a provider that streams SSE"), out);
+}
+
+void ProviderStreamDecoder::EmitEnd(StreamEvents* out) {
+  if (done_) return;
+  done_ = true;
+  StreamEvent ev;
+  ev.type = StreamEvent::Type::kEnd;
+  out->push_back(std::move(ev));
+}
+
+void ProviderStreamDecoder::EmitError(AdapterError error, StreamEvents* out) {
+  if (done_) return;
+  done_ = true;
+  StreamEvent ev;
+  ev.type = StreamEvent::Type::kError;
+  ev.error = std::move(error);
+  out->push_back(std::move(ev));
+}
+
+void ProviderStreamDecoder::EmitBroken(std::string message, StreamEvents* out) {
+  EmitError(AdapterError{ErrorKind::kStreamBroken, 502, true, "stream_broken", std::move(message)},
+            out);
+}
+
+void SseStreamDecoder::Feed(std::string_view bytes, StreamEvents* out) {
+  if (done_) return;
+  sse_.Feed(bytes, &events_);
+  Drain(out);
+}
+
+void SseStreamDecoder::Finish(StreamEvents* out) {
+  if (done_) return;
+  sse_.Finish(&events_);
+  Drain(out);
+  if (!done_) OnEof(out);
+}
+
+void SseStreamDecoder::Drain(StreamEvents* out) {
+  for (const SseEvent& ev : events_) {
+    if (done_) break;
+    OnEvent(ev, out);
+  }
+  events_.clear();
+  if (sse_.overflowed()) EmitError(ProtocolError("SSE line longer than the limit"), out);
+}
+
+bool SseStreamDecoder::ParseData(std::string_view data, StreamEvents* out) {
+  if (!data_.Parse(data) || !data_.doc().IsObject()) {
+    EmitError(ProtocolError("stream event is not a JSON object"), out);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace tg::adapter::translate

@@ -1,0 +1,65 @@
+#pragma once
+
+// Pieces every provider codec shares: header lists, error bodies, options,
+// and an SSE-driven stream decoder base.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "translate/chat.h"
+#include "translate/json.h"
+#include "translate/provider_codec.h"
+#include "translate/sse_parser.h"
+
+namespace tg::adapter::translate {
+
+// `defaults` with the target's headers applied on top: a target header
+// replaces a default of the same name (case-insensitive), others are added.
+Headers WithTargetHeaders(Headers defaults, const Headers& target_headers);
+
+// An error status with whatever message the body carries. Understands every
+// provider's error shape: {"error":{"message","type"|"status","code"}},
+// {"type":"error","error":{"type","message"}}, {"message"} (Bedrock),
+// a bare string, or a non-JSON body (truncated).
+AdapterError HttpError(int status, std::string_view body);
+
+// A mid-stream error object (the value of "error", or an error event's data)
+// → AdapterError. `status` is inferred from the type/code when the object
+// has no numeric code; mid-stream errors default to 500, retryable.
+AdapterError StreamErrorFromObject(const json::Value& error);
+
+// The HTTP status Anthropic's error types stand for (529 overloaded_error…).
+int StatusForErrorType(std::string_view type, int fallback);
+
+// A string member of target.provider_options_json ("" when absent).
+std::string ProviderOption(const TargetInfo& target, std::string_view key);
+
+// Parses a 2xx body into `doc`, or returns the protocol error to report.
+bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error);
+
+// Stream decoder for SSE providers: parses events and hands each to OnEvent.
+class SseStreamDecoder : public ProviderStreamDecoder {
+ public:
+  void Feed(std::string_view bytes, StreamEvents* out) final;
+  void Finish(StreamEvents* out) final;
+
+ protected:
+  virtual void OnEvent(const SseEvent& event, StreamEvents* out) = 0;
+  // Called at end of body if neither kEnd nor kError was emitted: emit kEnd
+  // if the provider's stream may end this way, else report it broken.
+  virtual void OnEof(StreamEvents* out) = 0;
+
+  // Parses `data` into data(), or emits a protocol error and returns false.
+  bool ParseData(std::string_view data, StreamEvents* out);
+  const json::Document& data() const { return data_.doc(); }
+
+ private:
+  void Drain(StreamEvents* out);
+
+  SseParser sse_;
+  std::vector<SseEvent> events_;
+  json::ScratchDocument data_;
+};
+
+}  // namespace tg::adapter::translate

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "balancer.h"
+#include "tg/v1/balancer.grpc.pb.h"
+
+namespace tg::balancer {
+
+struct BalancerServiceOptions {
+  // A Pick naming a config revision this replica has not applied yet waits
+  // this long for it (bounded by the call's deadline), then gets UNAVAILABLE.
+  // Waiting beats failing: the edge's revision comes from the same feed and
+  // is usually milliseconds ahead.
+  std::chrono::milliseconds revision_wait{1000};
+  // How often picks that were never reported are looked for.
+  std::chrono::milliseconds sweep_interval{1000};
+};
+
+// tg.v1.BalancerService on gRPC's callback API. Every RPC is answered on the
+// reactor thread that received it: the Balancer never blocks (Redis I/O is on
+// the store's threads), so there is nothing to hand off. The one exception is
+// a Pick waiting for a config revision, which is finished later from the
+// config thread (or from the housekeeping thread when its wait runs out).
+class BalancerServiceImpl final : public tg::v1::BalancerService::CallbackService {
+ public:
+  explicit BalancerServiceImpl(Balancer* balancer, BalancerServiceOptions options = {});
+  ~BalancerServiceImpl() override;  // BeginShutdown()
+
+  // Call after every Balancer::ApplyConfig: answers the picks waiting for it.
+  void OnConfigApplied();
+  // Answers waiting picks with UNAVAILABLE and stops housekeeping. Call
+  // before GrpcServer::Shutdown. Idempotent.
+  void BeginShutdown();
+
+  grpc::ServerUnaryReactor* Pick(grpc::CallbackServerContext* ctx,
+                                 const tg::v1::PickRequest* request,
+                                 tg::v1::PickResponse* response) override;
+  grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
+                                   const tg::v1::ReportRequest* request,
+                                   tg::v1::ReportResponse* response) override;
+  grpc::ServerUnaryReactor* GetHealth(grpc::CallbackServerContext* ctx,
+                                      const tg::v1::GetHealthRequest* request,
+                                      tg::v1::GetHealthResponse* response) override;
+
+ private:
+  struct Waiter {
+    std::chrono::steady_clock::time_point deadline;
+    grpc::ServerUnaryReactor* reactor;
+    const tg::v1::PickRequest* request;
+    tg::v1::PickResponse* response;
+  };
+
+  bool Ready(const tg::v1::PickRequest& request) const;
+  void FinishPick(const Waiter& w);
+  void Housekeeping();
+
+  Balancer* const balancer_;
+  const BalancerServiceOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::list<Waiter> waiters_;
+  bool stopping_ = false;
+  std::thread housekeeping_;
+};
+
+}  // namespace tg::balancer

@@ -1,0 +1,125 @@
+// tg-balancer: picks provider targets and keeps passive health (DESIGN §5).
+#include <absl/synchronization/mutex.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "balancer.h"
+#include "balancer_service.h"
+#include "clock.h"
+#include "config_watcher_source.h"
+#include "health_store.h"
+#include "random.h"
+#include "redis_health_store.h"
+#include "tg/common/config_watcher.h"
+#include "tg/common/flags.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/log.h"
+
+namespace {
+
+// Health name that follows Redis reachability. The server ("") and
+// tg.v1.BalancerService stay SERVING while Redis is away, because picks go on
+// from the local view and taking replicas out of rotation would turn a Redis
+// outage into a balancer outage; this name lets probes and operators see it.
+constexpr char kRedisHealthName[] = "tg.v1.BalancerService.Redis";
+
+int Run(const tg::Flags& flags) {
+  using namespace tg::balancer;
+  const std::string listen = flags.String("balancer-listen", "127.0.0.1:50053");
+  const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
+  const std::string redis_url = flags.String("redis-url", "redis://127.0.0.1:6379");
+
+  SystemClock clock;
+  SystemRandom random;
+  std::unique_ptr<HealthStore> store;
+  if (redis_url.empty()) {
+    tg::log::Warn("--redis-url is empty: passive health is not shared between replicas");
+    store = std::make_unique<LocalOnlyHealthStore>();
+  } else {
+    std::string error;
+    auto options = ParseRedisUrl(redis_url, &error);
+    if (!options) {
+      tg::log::Error("invalid --redis-url", {{"error", error}});
+      return 2;
+    }
+    store = std::make_unique<RedisHealthStore>(std::move(*options), &clock);
+  }
+
+  BalancerOptions balancer_options;
+  balancer_options.pick_timeout = std::chrono::seconds(flags.Int("pick-timeout-seconds", 300));
+  Balancer balancer(&clock, &random, store.get(), balancer_options);
+  BalancerServiceImpl service(&balancer);
+  tg::ConfigWatcher watcher(grpc::CreateChannel(config_addr, grpc::InsecureChannelCredentials()));
+  ConfigWatcherSource source(&watcher);
+  source.SetOnChange([&] {
+    if (auto set = source.Current()) {
+      balancer.ApplyConfig(*set);
+      service.OnConfigApplied();
+    }
+  });
+  store->Start(&balancer);
+  watcher.Start();
+  source.Start();
+
+  std::string error;
+  auto server = tg::GrpcServer::Start(
+      tg::GrpcServerOptions{.listen = listen,
+                            .health_names = {"tg.v1.BalancerService", kRedisHealthName},
+                            .shutdown_grace = std::chrono::seconds(1)},
+      {&service}, &error);
+  if (!server) {
+    tg::log::Error("cannot start gRPC server", {{"error", error}});
+    service.BeginShutdown();
+    source.Stop();
+    watcher.Stop();
+    store->Stop();
+    return 1;
+  }
+  auto* health = server->server()->GetHealthCheckService();
+  auto apply_status = [health](const HealthStoreStatus& s) {
+    if (health != nullptr) health->SetServingStatus(kRedisHealthName, !s.degraded);
+  };
+  store->SetStatusListener(apply_status);
+  apply_status(store->status());
+  tg::log::Info(
+      "tg-balancer serving",
+      {{"listen", listen}, {"port", std::to_string(server->port())}, {"config_addr", config_addr}});
+
+  tg::WaitForTerminationSignal();
+
+  // Waiting picks first (they would otherwise hold the drain), then the
+  // server drains the rest; only then may the config feed and the store go.
+  store->SetStatusListener(nullptr);
+  service.BeginShutdown();
+  server->Shutdown();
+  server.reset();
+  source.Stop();
+  watcher.Stop();
+  store->Stop();
+  tg::log::Info("tg-balancer stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tg::BlockTerminationSignals();
+  // Debian's Abseil keeps absl::Mutex deadlock detection on, which makes
+  // every lock gRPC takes maintain a global lock graph: measurably slower
+  // picks (docs/BENCHMARKS.md) for a check meant for debug builds.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  tg::log::SetService("tg-balancer");
+  tg::Flags flags(argc, argv);
+  tg::log::SetLevel(flags.String("log-level", "info"));
+  try {
+    return Run(flags);
+  } catch (const std::exception& e) {
+    tg::log::Error("start-up failed", {{"error", e.what()}});
+  }
+  return 1;
+}

@@ -1,0 +1,942 @@
+// Boost 1.74 turns C++20 coroutines on for GCC only; Clang (clang-tidy
+// included) supports them with libstdc++'s <coroutine> just as well.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#define BOOST_ASIO_HAS_STD_COROUTINE 1
+#endif
+
+#include "fake_provider.h"
+
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>:
+// fake_provider.h brings it in first.
+#include <rapidjson/document.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "tg/common/json_util.h"
+#include "tg/common/log.h"
+
+namespace tg::fakes {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using net::ip::tcp;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kAwaitable = net::use_awaitable;
+constexpr milliseconds kPollStep{20};  // how often a waiting answer checks for a departed client
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else if (plus_is_space && s[i] == '+') {
+      out += ' ';
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Value of query parameter `name` (decoded); nullopt when absent.
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view item = query.substr(pos, amp - pos);
+    size_t eq = item.find('=');
+    if (PercentDecode(item.substr(0, eq), true) == name) {
+      return eq == std::string_view::npos ? std::string()
+                                          : PercentDecode(item.substr(eq + 1), true);
+    }
+    pos = amp + 1;
+  }
+  return std::nullopt;
+}
+
+int64_t QueryInt(std::string_view query, std::string_view name, int64_t fallback) {
+  auto v = QueryParam(query, name);
+  if (!v || v->empty()) return fallback;
+  char* end = nullptr;
+  long long n = std::strtoll(v->c_str(), &end, 10);
+  return end != nullptr && *end == '\0' ? n : fallback;
+}
+
+bool IsSecretHeader(std::string_view lower) {
+  return lower == "authorization" || lower == "x-api-key" || lower == "api-key" ||
+         lower == "x-goog-api-key" || lower == "x-amz-security-token" ||
+         lower == "x-identity-header";
+}
+
+std::string_view Reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 424:
+      return "Failed Dependency";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 529:
+      return "Site Overloaded";
+    default:
+      return "Status";
+  }
+}
+
+// The client closed its end (EOF) or the connection is broken. Data waiting
+// to be read (a pipelined request) counts as alive.
+bool PeerGone(int fd) {
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  return false;
+}
+
+struct Route {
+  Api api = Api::kUnknown;
+  std::string model;    // from the path (Gemini, Bedrock, Azure deployments)
+  bool stream = false;  // decided by the path (Gemini, Bedrock)
+  bool gemini_sse = false;
+  bool azure_deployment = false;
+  bool method_ok = true;
+};
+
+Route RouteFor(std::string_view method, std::string_view path, std::string_view query) {
+  Route r;
+  const bool post = method == "POST";
+  if (path == "/v1/chat/completions") {
+    r.api = Api::kOpenAiChat;
+  } else if (path == "/v1/responses") {
+    r.api = Api::kOpenAiResponses;
+  } else if (path == "/v1/messages") {
+    r.api = Api::kAnthropic;
+  } else if (path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/")) {
+    std::string_view rest = path.substr(path.find("/models/") + 8);
+    size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return r;
+    std::string_view verb = rest.substr(colon + 1);
+    if (verb != "generateContent" && verb != "streamGenerateContent") return r;
+    r.api = Api::kGemini;
+    r.model = PercentDecode(rest.substr(0, colon), false);
+    r.stream = verb == "streamGenerateContent";
+    r.gemini_sse = r.stream && QueryParam(query, "alt") == std::optional<std::string>("sse");
+  } else if (path.starts_with("/model/")) {
+    std::string_view rest = path.substr(7);
+    size_t slash = rest.rfind('/');
+    if (slash == std::string_view::npos) return r;
+    std::string_view op = rest.substr(slash + 1);
+    if (op != "converse" && op != "converse-stream") return r;
+    r.api = Api::kBedrock;
+    r.model = PercentDecode(rest.substr(0, slash), false);
+    r.stream = op == "converse-stream";
+  } else if (path.starts_with("/openai/deployments/") && path.ends_with("/chat/completions")) {
+    r.api = Api::kAzure;
+    std::string_view d = path.substr(20, path.size() - 20 - 17);
+    r.model = PercentDecode(d, false);
+    r.azure_deployment = true;
+  } else if (path == "/openai/v1/chat/completions") {
+    r.api = Api::kAzure;
+  } else if (path == "/metadata/identity/oauth2/token") {
+    r.api = Api::kImds;
+    r.method_ok = method == "GET";
+    return r;
+  } else if (path == "/_fake/stream") {
+    r.api = Api::kRaw;
+    r.method_ok = method == "GET" || post;
+    return r;
+  }
+  r.method_ok = post;
+  return r;
+}
+
+// Completion of a detached coroutine: an exception (allocation failure) is
+// logged, never rethrown into Asio.
+auto Done(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      log::Error("fake provider task failed", {{"task", what}, {"error", ex.what()}});
+    }
+  };
+}
+
+// Member `name` of a JSON object; nullptr when absent.
+const rapidjson::Value* Field(const rapidjson::Value& object, const char* name) {
+  return object.IsObject() && object.HasMember(name) ? &object[name] : nullptr;
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out;
+  json::AppendQuoted(out, s);
+  return out;
+}
+
+}  // namespace
+
+std::string RecordedRequest::Header(std::string_view name) const {
+  std::string lower = Lower(name);
+  for (const auto& [k, v] : headers) {
+    if (Lower(k) == lower) return v;
+  }
+  return "";
+}
+
+class FakeProvider::Impl {
+ public:
+  explicit Impl(FakeProviderOptions options) : options_(std::move(options)) {}
+
+  ~Impl() {
+    Stop();
+    // Abandoned sessions (coroutine frames) die with the io_context; they
+    // touch this object's members on the way out, so it goes first.
+    acceptor_.reset();
+    io_.reset();
+  }
+
+  bool Start(std::string* error) {
+    if (started_) {
+      if (error != nullptr) *error = "fake provider already started";
+      return false;
+    }
+    io_ = std::make_unique<net::io_context>();
+    acceptor_ = std::make_unique<tcp::acceptor>(*io_);
+    beast::error_code ec;
+    auto address = net::ip::make_address(options_.host, ec);
+    tcp::endpoint endpoint(address, options_.port);
+    if (!ec) acceptor_->open(endpoint.protocol(), ec);
+    if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(endpoint, ec);
+    if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      if (error != nullptr) *error = "fake provider cannot listen: " + ec.message();
+      return false;
+    }
+    port_ = acceptor_->local_endpoint().port();
+    net::co_spawn(*io_, Accept(), Done("accept"));
+    for (int i = 0; i < std::max(1, options_.threads); ++i) {
+      threads_.emplace_back([this] { io_->run(); });
+    }
+    started_ = true;
+    return true;
+  }
+
+  void Stop() {
+    if (!started_ || stopped_.exchange(true)) return;
+    // Shared: if the loop were wedged past the wait, the task must not
+    // outlive its promise.
+    auto closed = std::make_shared<std::promise<void>>();
+    std::future<void> done = closed->get_future();
+    net::post(*io_, [this, closed] {
+      beast::error_code ec;
+      acceptor_->close(ec);
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
+      closed->set_value();
+    });
+    done.wait_for(std::chrono::seconds(5));
+    io_->stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    cv_.notify_all();
+  }
+
+  uint16_t port() const { return port_; }
+  const FakeProviderOptions& options() const { return options_; }
+
+  void SetAnswer(FakeAnswer a) {
+    std::lock_guard<std::mutex> lock(mu_);
+    answer_ = std::move(a);
+  }
+  FakeAnswer answer() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return answer_;
+  }
+  void AddFault(FakeFault f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    faults_.push_back(std::move(f));
+  }
+  void ClearFaults() {
+    std::lock_guard<std::mutex> lock(mu_);
+    faults_.clear();
+  }
+  std::vector<RecordedRequest> Requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return SnapshotLocked();
+  }
+  void ClearRequests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    records_.clear();
+  }
+  bool WaitFor(const std::function<bool(const std::vector<RecordedRequest>&)>& predicate,
+               milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return predicate(SnapshotLocked()); });
+  }
+  size_t open_connections() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return open_fds_.size();
+  }
+
+ private:
+  using Record = std::shared_ptr<RecordedRequest>;
+  using Request = http::request<http::string_body>;
+
+  std::vector<RecordedRequest> SnapshotLocked() const {
+    std::vector<RecordedRequest> out;
+    out.reserve(records_.size());
+    for (const auto& r : records_) out.push_back(*r);
+    return out;
+  }
+
+  // Applies `fn` to the record under the lock and wakes WaitFor.
+  template <typename Fn>
+  void Update(const Record& record, Fn fn) {
+    if (!record) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn(*record);
+    }
+    cv_.notify_all();
+  }
+
+  net::awaitable<void> Accept() {
+    for (;;) {
+      beast::error_code ec;
+      tcp::socket socket = co_await acceptor_->async_accept(
+          net::any_io_executor(net::make_strand(*io_)), net::redirect_error(kAwaitable, ec));
+      if (ec) {
+        if (stopped_ || !acceptor_->is_open()) co_return;
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto executor = socket.get_executor();
+      net::co_spawn(executor, Session(std::move(socket)), Done("session"));
+    }
+  }
+
+  // Keeps open_fds_ (closed by Stop) in step with the session's socket.
+  struct FdGuard {
+    Impl* impl;
+    int fd;
+    FdGuard(Impl* i, int f) : impl(i), fd(f) {
+      std::lock_guard<std::mutex> lock(impl->mu_);
+      impl->open_fds_.insert(fd);
+    }
+    ~FdGuard() {
+      std::lock_guard<std::mutex> lock(impl->mu_);
+      impl->open_fds_.erase(fd);
+    }
+  };
+
+  net::awaitable<void> Session(tcp::socket socket) {
+    FdGuard guard(this, socket.native_handle());
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(64 * 1024);
+      parser.body_limit(options_.max_body_bytes);
+      beast::error_code ec;
+      co_await http::async_read_header(socket, buffer, parser, net::redirect_error(kAwaitable, ec));
+      if (ec) break;
+      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await net::async_write(socket, net::buffer(kContinue),
+                                  net::redirect_error(kAwaitable, ec));
+        if (ec) break;
+      }
+      co_await http::async_read(socket, buffer, parser, net::redirect_error(kAwaitable, ec));
+      if (ec) {
+        if (ec == http::error::body_limit) {
+          co_await WriteSimple(socket, 413, R"({"error":"body too large"})", false);
+        }
+        break;
+      }
+      Request request = parser.release();
+      bool keep_alive = co_await Handle(socket, request);
+      if (!keep_alive || stopped_) break;
+    }
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    socket.close(ignored);
+  }
+
+  // Waits `duration` (forever when negative), checking every kPollStep that
+  // the client is still there. false: the client left or the server stops.
+  net::awaitable<bool> Wait(tcp::socket& socket, milliseconds duration) {
+    net::steady_timer timer(socket.get_executor());
+    const bool forever = duration.count() < 0;
+    const auto deadline = Clock::now() + duration;
+    for (;;) {
+      if (stopped_ || PeerGone(socket.native_handle())) co_return false;
+      auto now = Clock::now();
+      if (!forever && now >= deadline) co_return true;
+      auto step = forever
+                      ? kPollStep
+                      : std::min<milliseconds>(
+                            kPollStep, std::chrono::duration_cast<milliseconds>(deadline - now) +
+                                           milliseconds(1));
+      timer.expires_after(step);
+      beast::error_code ec;
+      co_await timer.async_wait(net::redirect_error(kAwaitable, ec));
+    }
+  }
+
+  net::awaitable<bool> Write(tcp::socket& socket, std::string_view data) {
+    beast::error_code ec;
+    co_await net::async_write(socket, net::buffer(data.data(), data.size()),
+                              net::redirect_error(kAwaitable, ec));
+    co_return !ec;
+  }
+
+  net::awaitable<bool> WriteSimple(tcp::socket& socket, int status, std::string_view json,
+                                   bool keep_alive) {
+    std::string out =
+        "HTTP/1.1 " + std::to_string(status) + " " + std::string(Reason(status)) +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(json.size()) +
+        "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
+    out.append(json);
+    bool ok = co_await Write(socket, out);
+    co_return ok&& keep_alive;
+  }
+
+  // Returns whether the connection may serve another request.
+  net::awaitable<bool> Handle(tcp::socket& socket, const Request& req) {
+    std::string_view target(req.target().data(), req.target().size());
+    size_t qmark = target.find('?');
+    std::string path(target.substr(0, qmark));
+    std::string query(qmark == std::string_view::npos ? std::string_view()
+                                                      : target.substr(qmark + 1));
+    std::string method(req.method_string());
+
+    if (path.starts_with("/_fake/") && path != "/_fake/stream") {
+      std::string reply;
+      int status = Control(method, path, req.body(), &reply);
+      co_return co_await WriteSimple(socket, status, reply, req.keep_alive());
+    }
+
+    Route route = RouteFor(method, path, query);
+    const uint64_t seq = ++seq_;
+    Record record;
+    if (options_.record) {
+      record = std::make_shared<RecordedRequest>();
+      record->id = seq;
+      record->api = route.api;
+      record->method = method;
+      record->path = path;
+      record->query = query;
+      for (const auto& field : req) {
+        record->headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+      }
+      record->body = req.body();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        records_.push_back(record);
+      }
+      cv_.notify_all();
+    }
+
+    std::optional<FakeFault> fault = TakeFault(path, route.api);
+    if (fault && fault->delay.count() > 0) {
+      if (!co_await Wait(socket, fault->delay)) {
+        Update(record, [](RecordedRequest& r) { r.client_disconnected = true; });
+        co_return false;
+      }
+    }
+    if (fault && fault->hang) {
+      co_await Wait(socket, milliseconds(-1));
+      Update(record, [this](RecordedRequest& r) { r.client_disconnected = !stopped_; });
+      co_return false;
+    }
+
+    FakeAnswer answer = this->answer();
+    WireReply reply;
+    if (route.api == Api::kUnknown) {
+      reply = BuildError(Api::kUnknown, 404, "no such fake endpoint: " + path);
+    } else if (!route.method_ok) {
+      reply =
+          BuildError(route.api == Api::kImds || route.api == Api::kRaw ? Api::kUnknown : route.api,
+                     405, "method not allowed");
+    } else if (fault && fault->status > 0) {
+      reply = BuildError(route.api, fault->status);
+    } else if (auto denied = CheckCredentials(route, req, path, query)) {
+      reply = std::move(*denied);
+    } else if (route.api == Api::kImds) {
+      reply = ImdsToken(query);
+    } else if (route.api == Api::kRaw) {
+      reply = RawStream(query);
+    } else {
+      RequestFacts facts;
+      facts.model = route.model;
+      facts.stream = route.stream;
+      facts.gemini_sse = route.gemini_sse;
+      if (!ParseRequestFacts(route.api, req.body(), &facts)) {
+        reply = BuildError(route.api, 400,
+                           route.api == Api::kBedrock ? "Malformed input request, please "
+                                                        "reformat your input and try again."
+                                                      : "We could not parse the JSON body of "
+                                                        "your request.");
+      } else {
+        reply = BuildAnswer(route.api, facts, answer,
+                            ReplyIds{seq, static_cast<int64_t>(std::time(nullptr))});
+      }
+    }
+    milliseconds interval = reply.status == 200 ? answer.event_interval : milliseconds(0);
+    if (route.api == Api::kRaw) interval = milliseconds(QueryInt(query, "interval_ms", 0));
+    co_return co_await Send(socket, route.api, reply, fault, record, req.keep_alive(), interval);
+  }
+
+  // The first matching fault, its count consumed.
+  std::optional<FakeFault> TakeFault(std::string_view path, Api api) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+      if (!path.starts_with(it->path_prefix)) continue;
+      if (!it->api.empty() && it->api != ApiName(api)) continue;
+      FakeFault f = *it;
+      if (it->count > 0 && --it->count == 0) faults_.erase(it);
+      return f;
+    }
+    return std::nullopt;
+  }
+
+  net::awaitable<bool> Send(tcp::socket& socket, Api api, const WireReply& reply,
+                            const std::optional<FakeFault>& fault, const Record& record,
+                            bool keep_alive, milliseconds interval) {
+    const int64_t drop_bytes = fault ? fault->drop_after_bytes : -1;
+    const int64_t drop_events = fault ? fault->drop_after_events : -1;
+    const int64_t error_events = fault ? fault->error_after_events : -1;
+    std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " +
+                       std::string(Reason(reply.status)) + "\r\n";
+    for (const auto& [k, v] : reply.headers) head += k + ": " + v + "\r\n";
+    head += reply.streamed ? std::string("Transfer-Encoding: chunked\r\n")
+                           : "Content-Length: " + std::to_string(reply.body.size()) + "\r\n";
+    head += std::string("Connection: ") + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
+    Update(record, [&](RecordedRequest& r) { r.status = reply.status; });
+
+    auto disconnected = [&] {
+      Update(record, [](RecordedRequest& r) { r.client_disconnected = true; });
+      return false;
+    };
+
+    if (!reply.streamed) {
+      if (drop_bytes >= 0 && static_cast<size_t>(drop_bytes) < reply.body.size()) {
+        bool ok = co_await Write(socket, head + reply.body.substr(0, drop_bytes));
+        Update(record, [&](RecordedRequest& r) { r.body_bytes_sent = ok ? drop_bytes : 0; });
+        co_return false;  // the connection closes short of Content-Length
+      }
+      if (!co_await Write(socket, head + reply.body)) co_return disconnected();
+      Update(record, [&](RecordedRequest& r) {
+        r.body_bytes_sent = reply.body.size();
+        r.finished = true;
+      });
+      co_return keep_alive;
+    }
+
+    if (!co_await Write(socket, head)) co_return disconnected();
+    uint64_t sent = 0;
+    for (size_t i = 0; i < reply.events.size(); ++i) {
+      if (drop_events >= 0 && static_cast<int64_t>(i) == drop_events) co_return false;
+      if (error_events >= 0 && static_cast<int64_t>(i) == error_events) {
+        std::string error = BuildStreamError(api, fault->stream_error_type, static_cast<int>(i));
+        std::string chunk = ChunkHeader(error.size()) + error + "\r\n0\r\n\r\n";
+        if (!co_await Write(socket, chunk)) co_return disconnected();
+        Update(record, [&](RecordedRequest& r) {
+          r.body_bytes_sent += error.size();
+          r.events_sent += 1;
+          r.finished = true;
+        });
+        co_return keep_alive;
+      }
+      if (i > 0 && interval.count() > 0 && !co_await Wait(socket, interval)) {
+        co_return disconnected();
+      }
+      const std::string& event = reply.events[i];
+      if (drop_bytes >= 0 && sent + event.size() > static_cast<uint64_t>(drop_bytes)) {
+        size_t part = static_cast<size_t>(drop_bytes - static_cast<int64_t>(sent));
+        co_await Write(socket, ChunkHeader(event.size()) + event.substr(0, part));
+        Update(record, [&](RecordedRequest& r) { r.body_bytes_sent += part; });
+        co_return false;
+      }
+      if (!co_await Write(socket, ChunkHeader(event.size()) + event + "\r\n")) {
+        co_return disconnected();
+      }
+      sent += event.size();
+      Update(record, [&](RecordedRequest& r) {
+        r.body_bytes_sent += event.size();
+        r.events_sent += 1;
+      });
+    }
+    if (drop_events >= 0 && static_cast<size_t>(drop_events) == reply.events.size()) {
+      co_return false;  // every event, but not the end of the chunked body
+    }
+    if (!co_await Write(socket, "0\r\n\r\n")) co_return disconnected();
+    Update(record, [](RecordedRequest& r) { r.finished = true; });
+    co_return keep_alive;
+  }
+
+  static std::string ChunkHeader(size_t size) {
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "%zx\r\n", size);
+    return buf;
+  }
+
+  // nullopt when the request carries the right credentials for its API.
+  std::optional<WireReply> CheckCredentials(const Route& route, const Request& req,
+                                            const std::string& path, const std::string& query) {
+    const FakeCredentials& c = options_.credentials;
+    auto header = [&req](http::field f) { return std::string(req[f]); };
+    auto named = [&req](std::string_view name) {
+      return std::string(req[beast::string_view(name.data(), name.size())]);
+    };
+    const std::string authorization = header(http::field::authorization);
+    auto bearer_is = [&](const std::string& token) {
+      return !token.empty() && authorization == "Bearer " + token;
+    };
+    switch (route.api) {
+      case Api::kOpenAiChat:
+      case Api::kOpenAiResponses:
+        if (authorization.empty()) {
+          return BuildError(route.api, 401,
+                            "You didn't provide an API key. You need to provide your API key in "
+                            "an Authorization header using Bearer auth (i.e. Authorization: "
+                            "Bearer YOUR_KEY).",
+                            "invalid_request_error");
+        }
+        if (!bearer_is(c.openai_key)) return BuildError(route.api, 401);
+        return std::nullopt;
+      case Api::kAnthropic: {
+        const std::string key = named("x-api-key");
+        if (key.empty() && authorization.empty()) {
+          return BuildError(route.api, 401, "x-api-key header is required");
+        }
+        if (key != c.anthropic_key && !bearer_is(c.anthropic_key)) {
+          return BuildError(route.api, 401, "invalid x-api-key");
+        }
+        if (named("anthropic-version").empty()) {
+          return BuildError(route.api, 400, "anthropic-version: header is required");
+        }
+        return std::nullopt;
+      }
+      case Api::kGemini: {
+        std::string key = named("x-goog-api-key");
+        if (key.empty()) key = QueryParam(query, "key").value_or("");
+        if (key.empty()) {
+          return BuildError(route.api, 403,
+                            "Method doesn't allow unregistered callers (callers without "
+                            "established identity). Please use API Key or other form of API "
+                            "consumer identity to call this API.");
+        }
+        if (key != c.gemini_key) {
+          WireReply r =
+              BuildError(route.api, 400, "API key not valid. Please pass a valid API key.");
+          // The real answer names the reason in details[].
+          r.body.insert(r.body.size() - 2,
+                        R"(,"details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo",)"
+                        R"("reason":"API_KEY_INVALID","domain":"googleapis.com",)"
+                        R"("metadata":{"service":"generativelanguage.googleapis.com"}}])");
+          return r;
+        }
+        return std::nullopt;
+      }
+      case Api::kBedrock: {
+        adapter::aws::SigningRequest signing;
+        signing.method = std::string(req.method_string());
+        signing.path = path;
+        signing.query = query;
+        for (const auto& field : req) {
+          signing.headers.emplace_back(std::string(field.name_string()),
+                                       std::string(field.value()));
+        }
+        signing.body = req.body();
+        adapter::aws::SigV4Options sig;
+        sig.region = c.aws_region;
+        sig.service = "bedrock";
+        auto now = std::chrono::system_clock::now();
+        adapter::aws::SigV4Verification v = adapter::aws::VerifySigV4(
+            signing, c.aws, sig, c.aws_max_skew.count() > 0 ? &now : nullptr, c.aws_max_skew);
+        if (v.ok) return std::nullopt;
+        return BuildError(route.api, 403, v.message, v.error_type);
+      }
+      case Api::kAzure: {
+        if (named("api-key") != c.azure_key && !bearer_is(c.azure_entra_token)) {
+          return BuildError(route.api, 401);
+        }
+        if (route.azure_deployment && !QueryParam(query, "api-version")) {
+          return BuildError(route.api, 404, "Resource not found");
+        }
+        return std::nullopt;
+      }
+      case Api::kImds:
+        if (!beast::iequals(named("metadata"), "true")) {
+          WireReply r;
+          r.status = 400;
+          r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+          r.body = R"({"error":"invalid_request",)"
+                   R"("error_description":"Required metadata header not specified"})";
+          return r;
+        }
+        return std::nullopt;
+      default:
+        return std::nullopt;
+    }
+  }
+
+  WireReply ImdsToken(const std::string& query) const {
+    const int64_t now = std::time(nullptr);
+    WireReply r;
+    r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+    std::string resource = QueryParam(query, "resource").value_or("");
+    r.body = R"({"access_token":)" + JsonString(options_.credentials.azure_entra_token) +
+             R"(,"client_id":"00000000-0000-0000-0000-00000000fa4e","expires_in":"3599",)"
+             R"("expires_on":")" +
+             std::to_string(now + 3599) +
+             R"(","ext_expires_in":"3599",)"
+             R"("not_before":")" +
+             std::to_string(now) + R"(","resource":)" + JsonString(resource) +
+             R"(,"token_type":"Bearer"})";
+    return r;
+  }
+
+  // `chunks` chunks of `size` bytes ('a'..'z' by chunk), for the HTTP client's tests.
+  static WireReply RawStream(const std::string& query) {
+    WireReply r;
+    r.headers.emplace_back("Content-Type", "application/octet-stream");
+    r.streamed = true;
+    int64_t chunks = std::clamp<int64_t>(QueryInt(query, "chunks", 3), 0, 1 << 20);
+    int64_t size = std::clamp<int64_t>(QueryInt(query, "size", 16), 1, 16 << 20);
+    for (int64_t i = 0; i < chunks; ++i) {
+      r.events.emplace_back(static_cast<size_t>(size), static_cast<char>('a' + i % 26));
+    }
+    return r;
+  }
+
+  int Control(const std::string& method, const std::string& path, const std::string& body,
+              std::string* reply) {
+    *reply = R"({"ok":true})";
+    if (path == "/_fake/health") {
+      *reply = R"({"status":"ok","port":)" + std::to_string(port_) + "}";
+      return 200;
+    }
+    if (path == "/_fake/requests") {
+      if (method == "DELETE") {
+        ClearRequests();
+        return 200;
+      }
+      *reply = RecordJson();
+      return 200;
+    }
+    if (path == "/_fake/reset" && method == "POST") {
+      std::lock_guard<std::mutex> lock(mu_);
+      records_.clear();
+      faults_.clear();
+      answer_ = FakeAnswer();
+      return 200;
+    }
+    rapidjson::Document doc;
+    if (method == "POST") {
+      doc.Parse(body.data(), body.size());
+      if (doc.HasParseError() || !doc.IsObject()) {
+        *reply = R"({"error":"the body must be a JSON object"})";
+        return 400;
+      }
+    }
+    auto str = [&doc](const char* name, std::string fallback) {
+      const rapidjson::Value* v = Field(doc, name);
+      return v != nullptr && v->IsString() ? std::string(v->GetString()) : fallback;
+    };
+    auto num = [&doc](const char* name, int64_t fallback) {
+      const rapidjson::Value* v = Field(doc, name);
+      return v != nullptr && v->IsInt64() ? v->GetInt64() : fallback;
+    };
+    if (path == "/_fake/faults") {
+      if (method == "DELETE") {
+        ClearFaults();
+        return 200;
+      }
+      if (method != "POST") return 405;
+      FakeFault f;
+      f.path_prefix = str("path", "");
+      f.api = str("api", "");
+      f.status = static_cast<int>(num("status", 0));
+      f.delay = milliseconds(num("delay_ms", 0));
+      const rapidjson::Value* hang = Field(doc, "hang");
+      f.hang = hang != nullptr && hang->IsBool() && hang->GetBool();
+      f.drop_after_bytes = num("drop_after_bytes", -1);
+      f.drop_after_events = num("drop_after_events", -1);
+      f.error_after_events = num("error_after_events", -1);
+      f.stream_error_type = str("stream_error_type", "");
+      f.count = static_cast<int>(num("count", -1));
+      AddFault(std::move(f));
+      return 200;
+    }
+    if (path == "/_fake/answer" && method == "POST") {
+      FakeAnswer a;
+      a.text = str("text", a.text);
+      a.finish = str("finish", a.finish);
+      a.auto_tool_arguments = str("auto_tool_arguments", a.auto_tool_arguments);
+      a.input_tokens = num("input_tokens", a.input_tokens);
+      a.output_tokens = num("output_tokens", a.output_tokens);
+      a.cached_tokens = num("cached_tokens", a.cached_tokens);
+      a.event_interval = milliseconds(num("event_interval_ms", 0));
+      const rapidjson::Value* calls = Field(doc, "tool_calls");
+      if (calls != nullptr && calls->IsArray()) {
+        for (const auto& c : calls->GetArray()) {
+          if (!c.IsObject()) continue;
+          FakeToolCall call;
+          auto get = [&c](const char* name) {
+            const rapidjson::Value* v = Field(c, name);
+            return v != nullptr && v->IsString() ? std::string(v->GetString()) : std::string();
+          };
+          call.id = get("id");
+          call.name = get("name");
+          call.arguments_json = get("arguments");
+          a.tool_calls.push_back(std::move(call));
+        }
+      }
+      SetAnswer(std::move(a));
+      return 200;
+    }
+    *reply = R"({"error":"no such control endpoint"})";
+    return 404;
+  }
+
+  std::string RecordJson() const {
+    std::vector<RecordedRequest> records = Requests();
+    std::string out = "[";
+    for (size_t i = 0; i < records.size(); ++i) {
+      const RecordedRequest& r = records[i];
+      if (i > 0) out += ",";
+      out += R"({"id":)" + std::to_string(r.id) + R"(,"api":)" + JsonString(ApiName(r.api)) +
+             R"(,"method":)" + JsonString(r.method) + R"(,"path":)" + JsonString(r.path);
+      // Credentials never leave the process, even a fake's.
+      std::string query = r.query;
+      if (QueryParam(query, "key")) query = "<redacted: contains key=>";
+      out += R"(,"query":)" + JsonString(query) + R"(,"headers":{)";
+      for (size_t h = 0; h < r.headers.size(); ++h) {
+        if (h > 0) out += ",";
+        const std::string lower = Lower(r.headers[h].first);
+        out += JsonString(lower) + ":" +
+               JsonString(IsSecretHeader(lower) ? "<redacted>" : r.headers[h].second);
+      }
+      out += R"(},"body":)" + JsonString(r.body) + R"(,"status":)" + std::to_string(r.status) +
+             R"(,"finished":)" + (r.finished ? "true" : "false") + R"(,"client_disconnected":)" +
+             (r.client_disconnected ? "true" : "false") + R"(,"body_bytes_sent":)" +
+             std::to_string(r.body_bytes_sent) + R"(,"events_sent":)" +
+             std::to_string(r.events_sent) + "}";
+    }
+    return out + "]";
+  }
+
+  const FakeProviderOptions options_;
+  std::unique_ptr<net::io_context> io_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+  bool started_ = false;
+  std::atomic<bool> stopped_{false};
+  std::atomic<uint64_t> seq_{0};
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  FakeAnswer answer_;
+  std::vector<FakeFault> faults_;
+  std::vector<Record> records_;
+  std::set<int> open_fds_;
+};
+
+FakeProvider::FakeProvider(FakeProviderOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+FakeProvider::~FakeProvider() = default;
+
+bool FakeProvider::Start(std::string* error) { return impl_->Start(error); }
+void FakeProvider::Stop() { impl_->Stop(); }
+uint16_t FakeProvider::port() const { return impl_->port(); }
+std::string FakeProvider::base_url() const {
+  return "http://" + impl_->options().host + ":" + std::to_string(impl_->port());
+}
+const FakeCredentials& FakeProvider::credentials() const { return impl_->options().credentials; }
+void FakeProvider::SetAnswer(FakeAnswer answer) { impl_->SetAnswer(std::move(answer)); }
+FakeAnswer FakeProvider::answer() const { return impl_->answer(); }
+void FakeProvider::AddFault(FakeFault fault) { impl_->AddFault(std::move(fault)); }
+void FakeProvider::ClearFaults() { impl_->ClearFaults(); }
+std::vector<RecordedRequest> FakeProvider::Requests() const { return impl_->Requests(); }
+void FakeProvider::ClearRequests() { impl_->ClearRequests(); }
+bool FakeProvider::WaitFor(
+    const std::function<bool(const std::vector<RecordedRequest>&)>& predicate,
+    milliseconds timeout) const {
+  return impl_->WaitFor(predicate, timeout);
+}
+size_t FakeProvider::open_connections() const { return impl_->open_connections(); }
+
+}  // namespace tg::fakes

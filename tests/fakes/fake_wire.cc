@@ -1,0 +1,955 @@
+#include "fake_wire.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cstdio>
+
+#include "aws/eventstream.h"
+#include "tg/common/json_util.h"
+
+namespace tg::fakes {
+namespace {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+std::string Q(std::string_view s) {
+  std::string out;
+  tg::json::AppendQuoted(out, s);
+  return out;
+}
+
+// `json` when it is a JSON object, "{}" otherwise: tool arguments are embedded
+// as objects by Anthropic, Gemini and Bedrock.
+std::string ObjectOrEmpty(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return "{}";
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
+  doc.Accept(writer);
+  return buf.GetString();
+}
+
+std::string N(int64_t v) { return std::to_string(v); }
+
+// A request id in AWS's UUID shape, unique per request.
+std::string RequestUuid(uint64_t seq) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "00000000-0000-4000-8000-%012llx",
+                static_cast<unsigned long long>(seq));
+  return buf;
+}
+
+// Words with their leading space ("Hello", " from", " the"), as models stream.
+std::vector<std::string> Pieces(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 1; i <= text.size(); ++i) {
+    if (i == text.size() || text[i] == ' ') {
+      out.emplace_back(text.substr(start, i - start));
+      start = i;
+    }
+  }
+  return out;
+}
+
+// Tool arguments arrive in fragments in every streaming format but Gemini's.
+std::vector<std::string> Fragments(std::string_view args) {
+  if (args.size() < 2) return {std::string(args)};
+  size_t half = args.size() / 2;
+  return {std::string(args.substr(0, half)), std::string(args.substr(half))};
+}
+
+struct Plan {
+  std::string model;
+  std::string text;
+  std::vector<FakeToolCall> calls;
+  std::string finish;  // stop | length | tool_calls | content_filter
+  int64_t in = 0, out = 0, cached = 0;
+  uint64_t seq = 1;
+  int64_t now = 0;
+  bool include_usage = false;
+};
+
+Plan MakePlan(Api api, const RequestFacts& facts, const FakeAnswer& answer, const ReplyIds& ids) {
+  Plan p;
+  p.model = facts.model;
+  p.text = answer.text;
+  p.calls = answer.tool_calls;
+  if (p.calls.empty() && !facts.tool_names.empty() && !facts.ends_with_tool_result) {
+    p.calls.push_back({"", facts.tool_names.front(), answer.auto_tool_arguments});
+    p.text.clear();
+  }
+  for (size_t i = 0; i < p.calls.size(); ++i) {
+    if (!p.calls[i].id.empty()) continue;
+    std::string suffix =
+        "fake" + N(static_cast<int64_t>(ids.seq)) + "_" + N(static_cast<int64_t>(i));
+    switch (api) {
+      case Api::kAnthropic:
+        p.calls[i].id = "toolu_" + suffix;
+        break;
+      case Api::kBedrock:
+        p.calls[i].id = "tooluse_" + suffix;
+        break;
+      default:
+        p.calls[i].id = "call_" + suffix;
+    }
+  }
+  p.finish = p.calls.empty() ? answer.finish : "tool_calls";
+  p.in = answer.input_tokens;
+  p.out = answer.output_tokens;
+  p.cached = answer.cached_tokens;
+  p.seq = ids.seq;
+  p.now = ids.now_s;
+  p.include_usage = facts.include_usage;
+  return p;
+}
+
+// ------------------------------------------------------------ OpenAI / Azure
+
+std::string OpenAiUsage(const Plan& p) {
+  return R"({"prompt_tokens":)" + N(p.in) + R"(,"completion_tokens":)" + N(p.out) +
+         R"(,"total_tokens":)" + N(p.in + p.out) + R"(,"prompt_tokens_details":{"cached_tokens":)" +
+         N(p.cached) +
+         R"(,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,)"
+         R"("accepted_prediction_tokens":0,"rejected_prediction_tokens":0}})";
+}
+
+constexpr char kAzureFilterOk[] = R"({"hate":{"filtered":false,"severity":"safe"},)"
+                                  R"("self_harm":{"filtered":false,"severity":"safe"},)"
+                                  R"("sexual":{"filtered":false,"severity":"safe"},)"
+                                  R"("violence":{"filtered":false,"severity":"safe"}})";
+
+std::string ChatToolCalls(const Plan& p) {
+  std::string s = "[";
+  for (size_t i = 0; i < p.calls.size(); ++i) {
+    if (i > 0) s += ",";
+    s += R"({"id":)" + Q(p.calls[i].id) + R"(,"type":"function","function":{"name":)" +
+         Q(p.calls[i].name) + R"(,"arguments":)" + Q(p.calls[i].arguments_json) + "}}";
+  }
+  return s + "]";
+}
+
+WireReply OpenAiChat(const Plan& p, bool stream, bool azure) {
+  WireReply r;
+  const std::string id = "chatcmpl-fake" + N(static_cast<int64_t>(p.seq));
+  if (azure) {
+    r.headers.emplace_back("apim-request-id", "fake-apim-" + N(static_cast<int64_t>(p.seq)));
+    r.headers.emplace_back("x-ms-region", "East US");
+  } else {
+    r.headers.emplace_back("x-request-id", "req_fake" + N(static_cast<int64_t>(p.seq)));
+    r.headers.emplace_back("openai-processing-ms", "1");
+  }
+  if (!stream) {
+    r.headers.emplace_back("Content-Type", "application/json");
+    std::string message = R"({"role":"assistant","content":)" +
+                          (p.calls.empty() ? Q(p.text) : std::string("null")) +
+                          R"(,"refusal":null)";
+    if (!p.calls.empty()) message += R"(,"tool_calls":)" + ChatToolCalls(p);
+    message += R"(,"annotations":[]})";
+    r.body = R"({"id":)" + Q(id) + R"(,"object":"chat.completion","created":)" + N(p.now) +
+             R"(,"model":)" + Q(p.model) + R"(,"choices":[{"index":0,"message":)" + message;
+    if (azure) r.body += std::string(R"(,"content_filter_results":)") + kAzureFilterOk;
+    r.body += R"(,"logprobs":null,"finish_reason":)" + Q(p.finish) + "}]";
+    r.body += R"(,"usage":)" + OpenAiUsage(p);
+    if (azure) {
+      r.body +=
+          std::string(R"(,"prompt_filter_results":[{"prompt_index":0,"content_filter_results":)") +
+          kAzureFilterOk + "}]";
+    } else {
+      r.body += R"(,"service_tier":"default")";
+    }
+    r.body += R"(,"system_fingerprint":"fp_fake"})";
+    return r;
+  }
+  r.headers.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
+  r.streamed = true;
+  auto data = [](const std::string& json) { return "data: " + json + "\n\n"; };
+  const std::string prefix =
+      R"({"id":)" + Q(id) + R"(,"object":"chat.completion.chunk","created":)" + N(p.now) +
+      R"(,"model":)" + Q(p.model) + (azure ? "" : R"(,"service_tier":"default")") +
+      R"(,"system_fingerprint":"fp_fake","choices":[)";
+  const std::string usage_null = p.include_usage ? R"(,"usage":null)" : "";
+  auto chunk = [&](const std::string& delta, const std::string& finish, bool filtered) {
+    std::string c = prefix + R"({"index":0,"delta":)" + delta;
+    if (azure)
+      c += std::string(R"(,"content_filter_results":)") + (filtered ? kAzureFilterOk : "{}");
+    c += R"(,"logprobs":null,"finish_reason":)" + finish + "}]" + usage_null + "}";
+    return data(c);
+  };
+  if (azure) {
+    // Azure's first chunk carries only the prompt filter results.
+    r.events.push_back(data(
+        std::string(R"({"choices":[],"created":0,"id":"","model":"","object":"",)"
+                    R"("prompt_filter_results":[{"prompt_index":0,"content_filter_results":)") +
+        kAzureFilterOk + "}]}"));
+  }
+  r.events.push_back(chunk(R"({"role":"assistant","content":"","refusal":null})", "null", false));
+  for (const std::string& piece : Pieces(p.text)) {
+    r.events.push_back(chunk(R"({"content":)" + Q(piece) + "}", "null", true));
+  }
+  for (size_t i = 0; i < p.calls.size(); ++i) {
+    const FakeToolCall& c = p.calls[i];
+    r.events.push_back(chunk(
+        R"({"tool_calls":[{"index":)" + N(static_cast<int64_t>(i)) + R"(,"id":)" + Q(c.id) +
+            R"(,"type":"function","function":{"name":)" + Q(c.name) + R"(,"arguments":""}}]})",
+        "null", false));
+    for (const std::string& frag : Fragments(c.arguments_json)) {
+      r.events.push_back(chunk(R"({"tool_calls":[{"index":)" + N(static_cast<int64_t>(i)) +
+                                   R"(,"function":{"arguments":)" + Q(frag) + "}}]}",
+                               "null", false));
+    }
+  }
+  r.events.push_back(chunk("{}", Q(p.finish), false));
+  if (p.include_usage) {
+    r.events.push_back(data(prefix + R"(],"usage":)" + OpenAiUsage(p) + "}"));
+  }
+  r.events.push_back("data: [DONE]\n\n");
+  return r;
+}
+
+// ------------------------------------------------------------ OpenAI Responses
+
+std::string ResponsesUsage(const Plan& p) {
+  return R"({"input_tokens":)" + N(p.in) + R"(,"input_tokens_details":{"cached_tokens":)" +
+         N(p.cached) + R"(},"output_tokens":)" + N(p.out) +
+         R"(,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":)" + N(p.in + p.out) +
+         "}";
+}
+
+WireReply OpenAiResponses(const Plan& p, bool stream) {
+  WireReply r;
+  r.headers.emplace_back("x-request-id", "req_fake" + N(static_cast<int64_t>(p.seq)));
+  const std::string seq = N(static_cast<int64_t>(p.seq));
+  const std::string resp_id = "resp_fake" + seq;
+  const std::string msg_id = "msg_fake" + seq;
+  auto fc_id = [&](size_t i) { return "fc_fake" + seq + "_" + N(static_cast<int64_t>(i)); };
+  const bool incomplete = p.finish == "length" || p.finish == "content_filter";
+  const std::string reason = p.finish == "length" ? "max_output_tokens" : "content_filter";
+
+  auto text_part = [](const std::string& text) {
+    return R"({"type":"output_text","annotations":[],"logprobs":[],"text":)" + Q(text) + "}";
+  };
+  auto message_item = [&](bool done) {
+    return R"({"id":)" + Q(msg_id) + R"(,"type":"message","status":)" +
+           Q(done ? "completed" : "in_progress") + R"(,"content":)" +
+           (done ? "[" + text_part(p.text) + "]" : std::string("[]")) + R"(,"role":"assistant"})";
+  };
+  auto call_item = [&](size_t i, bool done) {
+    const FakeToolCall& c = p.calls[i];
+    return R"({"id":)" + Q(fc_id(i)) + R"(,"type":"function_call","status":)" +
+           Q(done ? "completed" : "in_progress") + R"(,"arguments":)" +
+           Q(done ? c.arguments_json : "") + R"(,"call_id":)" + Q(c.id) + R"(,"name":)" +
+           Q(c.name) + "}";
+  };
+  const bool has_message = !p.text.empty() || p.calls.empty();
+  auto response = [&](const std::string& status, bool done) {
+    std::string output = "[";
+    if (done) {
+      bool first = true;
+      if (has_message) {
+        output += message_item(true);
+        first = false;
+      }
+      for (size_t i = 0; i < p.calls.size(); ++i) {
+        if (!first) output += ",";
+        output += call_item(i, true);
+        first = false;
+      }
+    }
+    output += "]";
+    return R"({"id":)" + Q(resp_id) + R"(,"object":"response","created_at":)" + N(p.now) +
+           R"(,"status":)" + Q(status) +
+           R"(,"background":false,"error":null,"incomplete_details":)" +
+           (done && incomplete ? R"({"reason":)" + Q(reason) + "}" : std::string("null")) +
+           R"(,"instructions":null,"max_output_tokens":null,"model":)" + Q(p.model) +
+           R"(,"output":)" + output +
+           R"(,"parallel_tool_calls":true,"previous_response_id":null,)"
+           R"("reasoning":{"effort":null,"summary":null},"store":true,"temperature":1.0,)"
+           R"("text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"top_p":1.0,)"
+           R"("truncation":"disabled","usage":)" +
+           (done ? ResponsesUsage(p) : std::string("null")) + R"(,"user":null,"metadata":{}})";
+  };
+  const std::string final_status = incomplete ? "incomplete" : "completed";
+  if (!stream) {
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = response(final_status, true);
+    return r;
+  }
+  r.headers.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
+  r.streamed = true;
+  int n = 0;
+  auto event = [&](const std::string& type, const std::string& fields) {
+    std::string e = "event: " + type + "\ndata: {\"type\":" + Q(type) +
+                    ",\"sequence_number\":" + N(n++) + fields + "}\n\n";
+    r.events.push_back(std::move(e));
+  };
+  event("response.created", R"(,"response":)" + response("in_progress", false));
+  event("response.in_progress", R"(,"response":)" + response("in_progress", false));
+  int index = 0;
+  if (has_message) {
+    const std::string where =
+        R"(,"item_id":)" + Q(msg_id) + R"(,"output_index":)" + N(index) + R"(,"content_index":0)";
+    event("response.output_item.added",
+          R"(,"output_index":)" + N(index) + R"(,"item":)" + message_item(false));
+    event("response.content_part.added", where + R"(,"part":)" + text_part(""));
+    for (const std::string& piece : Pieces(p.text)) {
+      event("response.output_text.delta", where + R"(,"delta":)" + Q(piece) + R"(,"logprobs":[])");
+    }
+    event("response.output_text.done", where + R"(,"text":)" + Q(p.text) + R"(,"logprobs":[])");
+    event("response.content_part.done", where + R"(,"part":)" + text_part(p.text));
+    event("response.output_item.done",
+          R"(,"output_index":)" + N(index) + R"(,"item":)" + message_item(true));
+    ++index;
+  }
+  for (size_t i = 0; i < p.calls.size(); ++i, ++index) {
+    const std::string where = R"(,"item_id":)" + Q(fc_id(i)) + R"(,"output_index":)" + N(index);
+    event("response.output_item.added",
+          R"(,"output_index":)" + N(index) + R"(,"item":)" + call_item(i, false));
+    for (const std::string& frag : Fragments(p.calls[i].arguments_json)) {
+      event("response.function_call_arguments.delta", where + R"(,"delta":)" + Q(frag));
+    }
+    event("response.function_call_arguments.done",
+          where + R"(,"arguments":)" + Q(p.calls[i].arguments_json));
+    event("response.output_item.done",
+          R"(,"output_index":)" + N(index) + R"(,"item":)" + call_item(i, true));
+  }
+  event(incomplete ? "response.incomplete" : "response.completed",
+        R"(,"response":)" + response(final_status, true));
+  return r;
+}
+
+// ------------------------------------------------------------ Anthropic
+
+std::string AnthropicStop(const std::string& f) {
+  if (f == "length") return "max_tokens";
+  if (f == "tool_calls") return "tool_use";
+  if (f == "content_filter") return "refusal";
+  return "end_turn";
+}
+
+WireReply Anthropic(const Plan& p, bool stream) {
+  WireReply r;
+  r.headers.emplace_back("request-id", "req_fake" + N(static_cast<int64_t>(p.seq)));
+  const std::string id = "msg_fake" + N(static_cast<int64_t>(p.seq));
+  const std::string usage_in = R"("input_tokens":)" + N(p.in - p.cached) +
+                               R"(,"cache_creation_input_tokens":0,"cache_read_input_tokens":)" +
+                               N(p.cached);
+  const bool has_text = !p.text.empty() || p.calls.empty();
+  if (!stream) {
+    r.headers.emplace_back("Content-Type", "application/json");
+    std::string content = "[";
+    if (has_text) content += R"({"type":"text","text":)" + Q(p.text) + "}";
+    for (size_t i = 0; i < p.calls.size(); ++i) {
+      if (i > 0 || has_text) content += ",";
+      content += R"({"type":"tool_use","id":)" + Q(p.calls[i].id) + R"(,"name":)" +
+                 Q(p.calls[i].name) + R"(,"input":)" + ObjectOrEmpty(p.calls[i].arguments_json) +
+                 "}";
+    }
+    content += "]";
+    r.body = R"({"id":)" + Q(id) + R"(,"type":"message","role":"assistant","model":)" + Q(p.model) +
+             R"(,"content":)" + content + R"(,"stop_reason":)" + Q(AnthropicStop(p.finish)) +
+             R"(,"stop_sequence":null,"usage":{)" + usage_in + R"(,"output_tokens":)" + N(p.out) +
+             R"(,"service_tier":"standard"}})";
+    return r;
+  }
+  r.headers.emplace_back("Content-Type", "text/event-stream; charset=utf-8");
+  r.streamed = true;
+  auto event = [&](const std::string& type, const std::string& json) {
+    r.events.push_back("event: " + type + "\ndata: " + json + "\n\n");
+  };
+  event("message_start", R"({"type":"message_start","message":{"id":)" + Q(id) +
+                             R"(,"type":"message","role":"assistant","model":)" + Q(p.model) +
+                             R"(,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{)" +
+                             usage_in + R"(,"output_tokens":1,"service_tier":"standard"}}})");
+  int block = 0;
+  bool pinged = false;
+  auto ping = [&] {
+    if (!pinged) event("ping", R"({"type": "ping"})");
+    pinged = true;
+  };
+  if (has_text) {
+    event("content_block_start", R"({"type":"content_block_start","index":)" + N(block) +
+                                     R"(,"content_block":{"type":"text","text":""}})");
+    ping();
+    for (const std::string& piece : Pieces(p.text)) {
+      event("content_block_delta", R"({"type":"content_block_delta","index":)" + N(block) +
+                                       R"(,"delta":{"type":"text_delta","text":)" + Q(piece) +
+                                       "}}");
+    }
+    event("content_block_stop", R"({"type":"content_block_stop","index":)" + N(block) + "}");
+    ++block;
+  }
+  for (const FakeToolCall& c : p.calls) {
+    event("content_block_start", R"({"type":"content_block_start","index":)" + N(block) +
+                                     R"(,"content_block":{"type":"tool_use","id":)" + Q(c.id) +
+                                     R"(,"name":)" + Q(c.name) + R"(,"input":{}}})");
+    ping();
+    std::vector<std::string> frags = Fragments(c.arguments_json);
+    frags.insert(frags.begin(), "");  // Anthropic opens with an empty partial_json
+    for (const std::string& frag : frags) {
+      event("content_block_delta", R"({"type":"content_block_delta","index":)" + N(block) +
+                                       R"(,"delta":{"type":"input_json_delta","partial_json":)" +
+                                       Q(frag) + "}}");
+    }
+    event("content_block_stop", R"({"type":"content_block_stop","index":)" + N(block) + "}");
+    ++block;
+  }
+  event("message_delta",
+        R"({"type":"message_delta","delta":{"stop_reason":)" + Q(AnthropicStop(p.finish)) +
+            R"(,"stop_sequence":null},"usage":{"output_tokens":)" + N(p.out) + "}}");
+  event("message_stop", R"({"type":"message_stop"})");
+  return r;
+}
+
+// ------------------------------------------------------------ Gemini
+
+std::string GeminiFinish(const std::string& f) {
+  if (f == "length") return "MAX_TOKENS";
+  if (f == "content_filter") return "SAFETY";
+  return "STOP";  // tool calls too: Gemini says STOP with a functionCall part
+}
+
+WireReply Gemini(const Plan& p, bool stream, bool sse) {
+  WireReply r;
+  const std::string tail = R"(,"modelVersion":)" + Q(p.model) + R"(,"responseId":)" +
+                           Q("fake" + N(static_cast<int64_t>(p.seq))) + "}";
+  std::string full_usage = R"({"promptTokenCount":)" + N(p.in) + R"(,"candidatesTokenCount":)" +
+                           N(p.out) + R"(,"totalTokenCount":)" + N(p.in + p.out);
+  if (p.cached > 0) full_usage += R"(,"cachedContentTokenCount":)" + N(p.cached);
+  full_usage += R"(,"promptTokensDetails":[{"modality":"TEXT","tokenCount":)" + N(p.in) + "}]}";
+  const std::string prompt_usage =
+      R"({"promptTokenCount":)" + N(p.in) + R"(,"totalTokenCount":)" + N(p.in) + "}";
+  auto call_part = [](const FakeToolCall& c) {
+    return R"({"functionCall":{"name":)" + Q(c.name) + R"(,"args":)" +
+           ObjectOrEmpty(c.arguments_json) + "}}";
+  };
+  auto response = [&](const std::string& parts, bool last) {
+    return R"({"candidates":[{"content":{"parts":)" + parts + R"(,"role":"model"})" +
+           (last ? R"(,"finishReason":)" + Q(GeminiFinish(p.finish)) : std::string()) +
+           R"(,"index":0}],"usageMetadata":)" + (last ? full_usage : prompt_usage) + tail;
+  };
+  if (!stream) {
+    r.headers.emplace_back("Content-Type", "application/json; charset=UTF-8");
+    std::string parts = "[";
+    bool first = true;
+    if (!p.text.empty() || p.calls.empty()) {
+      parts += R"({"text":)" + Q(p.text) + "}";
+      first = false;
+    }
+    for (const FakeToolCall& c : p.calls) {
+      if (!first) parts += ",";
+      parts += call_part(c);
+      first = false;
+    }
+    r.body = response(parts + "]", true);
+    return r;
+  }
+  // One chunk per text piece; function calls arrive whole; the last chunk
+  // carries finishReason and the full usage.
+  std::vector<std::string> chunks_parts;
+  for (const std::string& piece : Pieces(p.text)) {
+    chunks_parts.push_back(R"([{"text":)" + Q(piece) + "}]");
+  }
+  if (!p.calls.empty()) {
+    std::string parts = "[";
+    for (size_t i = 0; i < p.calls.size(); ++i) parts += (i ? "," : "") + call_part(p.calls[i]);
+    chunks_parts.push_back(parts + "]");
+  }
+  if (chunks_parts.empty()) chunks_parts.push_back(R"([{"text":""}])");
+  r.streamed = true;
+  if (sse) {
+    r.headers.emplace_back("Content-Type", "text/event-stream");
+    for (size_t i = 0; i < chunks_parts.size(); ++i) {
+      r.events.push_back("data: " + response(chunks_parts[i], i + 1 == chunks_parts.size()) +
+                         "\r\n\r\n");
+    }
+  } else {
+    // Without alt=sse Gemini streams one JSON array, element by element.
+    r.headers.emplace_back("Content-Type", "application/json; charset=UTF-8");
+    for (size_t i = 0; i < chunks_parts.size(); ++i) {
+      r.events.push_back((i == 0 ? "[" : ",\r\n") +
+                         response(chunks_parts[i], i + 1 == chunks_parts.size()));
+    }
+    r.events.push_back("]");
+  }
+  return r;
+}
+
+// ------------------------------------------------------------ Bedrock
+
+std::string BedrockStop(const std::string& f) {
+  if (f == "length") return "max_tokens";
+  if (f == "tool_calls") return "tool_use";
+  if (f == "content_filter") return "content_filtered";
+  return "end_turn";
+}
+
+std::string BedrockUsage(const Plan& p) {
+  std::string s = R"({"inputTokens":)" + N(p.in) + R"(,"outputTokens":)" + N(p.out) +
+                  R"(,"totalTokens":)" + N(p.in + p.out);
+  if (p.cached > 0) s += R"(,"cacheReadInputTokens":)" + N(p.cached);
+  return s + "}";
+}
+
+WireReply Bedrock(const Plan& p, bool stream) {
+  WireReply r;
+  r.headers.emplace_back("x-amzn-RequestId", RequestUuid(p.seq));
+  const bool has_text = !p.text.empty() || p.calls.empty();
+  if (!stream) {
+    r.headers.emplace_back("Content-Type", "application/json");
+    std::string content = "[";
+    if (has_text) content += R"({"text":)" + Q(p.text) + "}";
+    for (size_t i = 0; i < p.calls.size(); ++i) {
+      if (i > 0 || has_text) content += ",";
+      content += R"({"toolUse":{"input":)" + ObjectOrEmpty(p.calls[i].arguments_json) +
+                 R"(,"name":)" + Q(p.calls[i].name) + R"(,"toolUseId":)" + Q(p.calls[i].id) + "}}";
+    }
+    content += "]";
+    r.body = R"({"metrics":{"latencyMs":42},"output":{"message":{"content":)" + content +
+             R"(,"role":"assistant"}},"stopReason":)" + Q(BedrockStop(p.finish)) + R"(,"usage":)" +
+             BedrockUsage(p) + "}";
+    return r;
+  }
+  r.headers.emplace_back("Content-Type", "application/vnd.amazon.eventstream");
+  r.streamed = true;
+  // Bedrock pads payloads with a "p" field of varying length (hides token
+  // lengths from traffic analysis); decoders must ignore it.
+  static constexpr std::string_view kPad =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123";
+  size_t n = 0;
+  auto event = [&](std::string_view type, std::string json_without_brace) {
+    std::string pad(kPad.substr(0, 1 + (n++ * 7) % kPad.size()));
+    std::string payload = json_without_brace + R"(,"p":)" + Q(pad) + "}";
+    r.events.push_back(adapter::aws::EncodeEvent(type, payload));
+  };
+  event("messageStart", R"({"role":"assistant")");
+  int block = 0;
+  if (has_text) {
+    for (const std::string& piece : Pieces(p.text)) {
+      event("contentBlockDelta",
+            R"({"contentBlockIndex":)" + N(block) + R"(,"delta":{"text":)" + Q(piece) + "}");
+    }
+    event("contentBlockStop", R"({"contentBlockIndex":)" + N(block));
+    ++block;
+  }
+  for (const FakeToolCall& c : p.calls) {
+    event("contentBlockStart", R"({"contentBlockIndex":)" + N(block) +
+                                   R"(,"start":{"toolUse":{"name":)" + Q(c.name) +
+                                   R"(,"toolUseId":)" + Q(c.id) + "}}");
+    for (const std::string& frag : Fragments(c.arguments_json)) {
+      event("contentBlockDelta", R"({"contentBlockIndex":)" + N(block) +
+                                     R"(,"delta":{"toolUse":{"input":)" + Q(frag) + "}}");
+    }
+    event("contentBlockStop", R"({"contentBlockIndex":)" + N(block));
+    ++block;
+  }
+  event("messageStop", R"({"stopReason":)" + Q(BedrockStop(p.finish)));
+  event("metadata", R"({"metrics":{"latencyMs":42},"usage":)" + BedrockUsage(p));
+  return r;
+}
+
+// ------------------------------------------------------------ request facts
+
+const rapidjson::Value* Member(const rapidjson::Value& v, const char* name) {
+  return v.IsObject() && v.HasMember(name) ? &v[name] : nullptr;
+}
+
+std::string StringMember(const rapidjson::Value& v, const char* name) {
+  const rapidjson::Value* m = Member(v, name);
+  return m != nullptr && m->IsString() ? std::string(m->GetString(), m->GetStringLength())
+                                       : std::string();
+}
+
+bool BoolMember(const rapidjson::Value& v, const char* name) {
+  const rapidjson::Value* m = Member(v, name);
+  return m != nullptr && m->IsBool() && m->GetBool();
+}
+
+const rapidjson::Value* LastOf(const rapidjson::Value* array) {
+  if (array == nullptr || !array->IsArray() || array->Empty()) return nullptr;
+  return &(*array)[array->Size() - 1];
+}
+
+// Whether any element of `content` (an array of blocks) has `key` as its
+// type (Anthropic "tool_result") or as a member (Bedrock "toolResult").
+bool ContentHas(const rapidjson::Value* content, const char* type_value, const char* member) {
+  if (content == nullptr || !content->IsArray()) return false;
+  for (const auto& block : content->GetArray()) {
+    if (type_value != nullptr && StringMember(block, "type") == type_value) return true;
+    if (member != nullptr && Member(block, member) != nullptr) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view ApiName(Api api) {
+  switch (api) {
+    case Api::kOpenAiChat:
+      return "openai";
+    case Api::kOpenAiResponses:
+      return "responses";
+    case Api::kAnthropic:
+      return "anthropic";
+    case Api::kGemini:
+      return "gemini";
+    case Api::kBedrock:
+      return "bedrock";
+    case Api::kAzure:
+      return "azure";
+    case Api::kImds:
+      return "imds";
+    case Api::kRaw:
+      return "raw";
+    case Api::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  std::string model = StringMember(doc, "model");
+  if (!model.empty()) facts->model = model;
+  if (api == Api::kOpenAiChat || api == Api::kAzure || api == Api::kOpenAiResponses ||
+      api == Api::kAnthropic) {
+    facts->stream = BoolMember(doc, "stream");
+  }
+  if (const rapidjson::Value* so = Member(doc, "stream_options")) {
+    facts->include_usage = BoolMember(*so, "include_usage");
+  }
+  auto add_tool = [facts](const std::string& name) {
+    if (!name.empty()) facts->tool_names.push_back(name);
+  };
+  switch (api) {
+    case Api::kOpenAiChat:
+    case Api::kAzure: {
+      if (const auto* tools = Member(doc, "tools"); tools && tools->IsArray()) {
+        for (const auto& t : tools->GetArray()) {
+          if (const auto* f = Member(t, "function")) add_tool(StringMember(*f, "name"));
+        }
+      }
+      const rapidjson::Value* last = LastOf(Member(doc, "messages"));
+      facts->ends_with_tool_result = last != nullptr && StringMember(*last, "role") == "tool";
+      break;
+    }
+    case Api::kOpenAiResponses: {
+      if (const auto* tools = Member(doc, "tools"); tools && tools->IsArray()) {
+        for (const auto& t : tools->GetArray()) {
+          if (StringMember(t, "type") == "function") add_tool(StringMember(t, "name"));
+        }
+      }
+      const rapidjson::Value* last = LastOf(Member(doc, "input"));
+      facts->ends_with_tool_result =
+          last != nullptr && StringMember(*last, "type") == "function_call_output";
+      break;
+    }
+    case Api::kAnthropic: {
+      if (const auto* tools = Member(doc, "tools"); tools && tools->IsArray()) {
+        for (const auto& t : tools->GetArray()) add_tool(StringMember(t, "name"));
+      }
+      const rapidjson::Value* last = LastOf(Member(doc, "messages"));
+      facts->ends_with_tool_result =
+          last != nullptr && ContentHas(Member(*last, "content"), "tool_result", nullptr);
+      break;
+    }
+    case Api::kGemini: {
+      if (const auto* tools = Member(doc, "tools"); tools && tools->IsArray()) {
+        for (const auto& t : tools->GetArray()) {
+          const auto* decls = Member(t, "functionDeclarations");
+          if (decls == nullptr || !decls->IsArray()) continue;
+          for (const auto& d : decls->GetArray()) add_tool(StringMember(d, "name"));
+        }
+      }
+      const rapidjson::Value* last = LastOf(Member(doc, "contents"));
+      facts->ends_with_tool_result =
+          last != nullptr && ContentHas(Member(*last, "parts"), nullptr, "functionResponse");
+      break;
+    }
+    case Api::kBedrock: {
+      if (const auto* config = Member(doc, "toolConfig")) {
+        if (const auto* tools = Member(*config, "tools"); tools && tools->IsArray()) {
+          for (const auto& t : tools->GetArray()) {
+            if (const auto* spec = Member(t, "toolSpec")) add_tool(StringMember(*spec, "name"));
+          }
+        }
+      }
+      const rapidjson::Value* last = LastOf(Member(doc, "messages"));
+      facts->ends_with_tool_result =
+          last != nullptr && ContentHas(Member(*last, "content"), nullptr, "toolResult");
+      break;
+    }
+    default:
+      break;
+  }
+  return true;
+}
+
+WireReply BuildAnswer(Api api, const RequestFacts& facts, const FakeAnswer& answer,
+                      const ReplyIds& ids) {
+  Plan p = MakePlan(api, facts, answer, ids);
+  switch (api) {
+    case Api::kOpenAiChat:
+      return OpenAiChat(p, facts.stream, /*azure=*/false);
+    case Api::kAzure:
+      return OpenAiChat(p, facts.stream, /*azure=*/true);
+    case Api::kOpenAiResponses:
+      return OpenAiResponses(p, facts.stream);
+    case Api::kAnthropic:
+      return Anthropic(p, facts.stream);
+    case Api::kGemini:
+      return Gemini(p, facts.stream, facts.gemini_sse);
+    case Api::kBedrock:
+      return Bedrock(p, facts.stream);
+    default:
+      return BuildError(api, 404);
+  }
+}
+
+WireReply BuildError(Api api, int status, std::string_view message, std::string_view type) {
+  WireReply r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  std::string msg(message);
+  std::string t(type);
+  switch (api) {
+    case Api::kOpenAiChat:
+    case Api::kOpenAiResponses: {
+      std::string code = "null";
+      if (t.empty()) {
+        switch (status) {
+          case 401:
+            t = "invalid_request_error";
+            code = Q("invalid_api_key");
+            if (msg.empty()) msg = "Incorrect API key provided.";
+            break;
+          case 404:
+            t = "invalid_request_error";
+            code = Q("model_not_found");
+            if (msg.empty()) msg = "The model does not exist or you do not have access to it.";
+            break;
+          case 429:
+            t = "requests";
+            code = Q("rate_limit_exceeded");
+            if (msg.empty()) msg = "Rate limit reached for requests. Please try again in 1s.";
+            break;
+          case 500:
+            t = "server_error";
+            if (msg.empty()) {
+              msg = "The server had an error while processing your request. Sorry about that!";
+            }
+            break;
+          case 503:
+            t = "server_error";
+            if (msg.empty()) msg = "The engine is currently overloaded, please try again later";
+            break;
+          default:
+            t = status >= 500 ? "server_error" : "invalid_request_error";
+        }
+      }
+      if (msg.empty()) msg = "Error " + std::to_string(status) + " (fake provider).";
+      r.body = R"({"error":{"message":)" + Q(msg) + R"(,"type":)" + Q(t) +
+               R"(,"param":null,"code":)" + code + "}}";
+      r.headers.emplace_back("x-request-id", "req_fake_error");
+      if (status == 429) {
+        r.headers.emplace_back("retry-after", "1");
+        r.headers.emplace_back("retry-after-ms", "1000");
+      }
+      break;
+    }
+    case Api::kAzure: {
+      if (msg.empty()) {
+        switch (status) {
+          case 401:
+            msg =
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                "to provide a valid key for an active subscription and use a correct regional "
+                "API endpoint for your resource.";
+            break;
+          case 404:
+            msg = "Resource not found";
+            break;
+          case 429:
+            msg =
+                "Requests to the ChatCompletions_Create Operation under Azure OpenAI API "
+                "version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 "
+                "pricing tier. Please retry after 1 second.";
+            break;
+          default:
+            msg = "Error " + std::to_string(status) + " (fake provider).";
+        }
+      }
+      r.body = R"({"error":{"code":)" + Q(t.empty() ? std::to_string(status) : t) +
+               R"(,"message":)" + Q(msg) + "}}";
+      r.headers.emplace_back("apim-request-id", "fake-apim-error");
+      if (status == 429) {
+        r.headers.emplace_back("retry-after", "1");
+        r.headers.emplace_back("retry-after-ms", "1000");
+      }
+      break;
+    }
+    case Api::kAnthropic: {
+      if (t.empty()) {
+        switch (status) {
+          case 400:
+            t = "invalid_request_error";
+            break;
+          case 401:
+            t = "authentication_error";
+            break;
+          case 403:
+            t = "permission_error";
+            break;
+          case 404:
+            t = "not_found_error";
+            break;
+          case 413:
+            t = "request_too_large";
+            break;
+          case 429:
+            t = "rate_limit_error";
+            break;
+          case 504:
+            t = "timeout_error";
+            break;
+          case 529:
+            t = "overloaded_error";
+            break;
+          default:
+            t = "api_error";
+        }
+      }
+      if (msg.empty()) {
+        msg = status == 529   ? "Overloaded"
+              : status == 429 ? "Number of request tokens has exceeded your per-minute rate limit"
+              : status == 401 ? "invalid x-api-key"
+                              : "Error " + std::to_string(status) + " (fake provider).";
+      }
+      r.body = R"({"type":"error","error":{"type":)" + Q(t) + R"(,"message":)" + Q(msg) +
+               R"(},"request_id":"req_fake_error"})";
+      r.headers.emplace_back("request-id", "req_fake_error");
+      if (status == 429) r.headers.emplace_back("retry-after", "1");
+      break;
+    }
+    case Api::kGemini: {
+      if (t.empty()) {
+        switch (status) {
+          case 400:
+            t = "INVALID_ARGUMENT";
+            break;
+          case 401:
+            t = "UNAUTHENTICATED";
+            break;
+          case 403:
+            t = "PERMISSION_DENIED";
+            break;
+          case 404:
+            t = "NOT_FOUND";
+            break;
+          case 429:
+            t = "RESOURCE_EXHAUSTED";
+            break;
+          case 500:
+            t = "INTERNAL";
+            break;
+          case 503:
+            t = "UNAVAILABLE";
+            break;
+          case 504:
+            t = "DEADLINE_EXCEEDED";
+            break;
+          default:
+            t = "UNKNOWN";
+        }
+      }
+      if (msg.empty()) {
+        msg = status == 429   ? "Resource has been exhausted (e.g. check quota)."
+              : status == 500 ? "An internal error has occurred. Please retry or report in "
+                                "https://developers.generativeai.google/guide/troubleshooting"
+              : status == 503 ? "The model is overloaded. Please try again later."
+                              : "Error " + std::to_string(status) + " (fake provider).";
+      }
+      r.headers[0].second = "application/json; charset=UTF-8";
+      r.body = R"({"error":{"code":)" + std::to_string(status) + R"(,"message":)" + Q(msg) +
+               R"(,"status":)" + Q(t) + "}}";
+      break;
+    }
+    case Api::kBedrock: {
+      if (t.empty()) {
+        switch (status) {
+          case 400:
+            t = "ValidationException";
+            break;
+          case 403:
+            t = "AccessDeniedException";
+            break;
+          case 404:
+            t = "ResourceNotFoundException";
+            break;
+          case 408:
+            t = "ModelTimeoutException";
+            break;
+          case 424:
+            t = "ModelErrorException";
+            break;
+          case 429:
+            t = "ThrottlingException";
+            break;
+          case 503:
+            t = "ServiceUnavailableException";
+            break;
+          default:
+            t = "InternalServerException";
+        }
+      }
+      if (msg.empty()) {
+        msg = status == 429 ? "Too many requests, please wait before trying again."
+                            : "Error " + std::to_string(status) + " (fake provider).";
+      }
+      r.headers.emplace_back("x-amzn-ErrorType",
+                             t + ":http://internal.amazon.com/coral/com.amazon.bedrock/");
+      r.headers.emplace_back("x-amzn-RequestId", "00000000-0000-4000-8000-0000000e4404");
+      r.body = R"({"message":)" + Q(msg) + "}";
+      break;
+    }
+    default:
+      r.body = R"({"error":)" + Q(msg.empty() ? "not found" : msg) + "}";
+  }
+  return r;
+}
+
+std::string BuildStreamError(Api api, std::string_view type, int sequence_number) {
+  switch (api) {
+    case Api::kOpenAiChat:
+    case Api::kAzure:
+      return R"(data: {"error":{"message":"The server had an error while processing your request. )"
+             R"(Sorry about that!","type":)" +
+             Q(type.empty() ? "server_error" : type) + R"(,"param":null,"code":null}})" + "\n\n";
+    case Api::kOpenAiResponses:
+      return "event: error\ndata: {\"type\":\"error\",\"sequence_number\":" + N(sequence_number) +
+             R"(,"code":)" + Q(type.empty() ? "server_error" : type) +
+             R"(,"message":"The server had an error while processing your request.",)"
+             R"("param":null})" +
+             "\n\n";
+    case Api::kAnthropic:
+      return "event: error\ndata: " + std::string(R"({"type":"error","error":{"type":)") +
+             Q(type.empty() ? "overloaded_error" : type) + R"(,"message":"Overloaded"}})" + "\n\n";
+    case Api::kGemini:
+      return std::string(
+                 R"(data: {"error":{"code":500,"message":"An internal error has occurred.",)") +
+             R"("status":)" + Q(type.empty() ? "INTERNAL" : type) + "}}\r\n\r\n";
+    case Api::kBedrock:
+      return adapter::aws::EncodeException(
+          type.empty() ? "modelStreamErrorException" : type,
+          R"({"message":"The model stream failed (injected by the fake provider)."})");
+    default:
+      return "";
+  }
+}
+
+}  // namespace tg::fakes

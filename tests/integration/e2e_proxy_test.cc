@@ -1,0 +1,362 @@
+// The proxy end to end: tg-config, tg-keyauth, tg-balancer, tg-adapter and
+// tg-edge as separate processes on a real PostgreSQL and Redis, in front of
+// the fake providers (in this process), driven over HTTP as the seeds do.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <map>
+#include <thread>
+
+#include "fake_provider.h"
+#include "process.h"
+#include "stack.h"
+#include "test_db.h"
+
+namespace tg::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+rapidjson::Document Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  return d;
+}
+
+fakes::FakeFault StatusFault(const std::string& path, int status) {
+  fakes::FakeFault f;
+  f.path_prefix = path;
+  f.status = status;
+  return f;
+}
+
+const char* RedisAddr() { return std::getenv("TG_TEST_REDIS_ADDR"); }
+
+class ProxyE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!TestDatabase::Available() || RedisAddr() == nullptr) return;
+    fake_ = new fakes::FakeProvider();
+    std::string error;
+    if (!fake_->Start(&error)) {
+      ADD_FAILURE() << error;
+      return;
+    }
+    StackOptions o;
+    o.balancer = true;
+    o.adapter = true;
+    o.redis_addr = RedisAddr();
+    o.edge_env["TG_PROXY_BASE_DOMAIN"] = "example.com";
+    stack_ = new Stack("e2e_proxy", o);
+    if (!stack_->StartAll()) {
+      delete stack_;
+      stack_ = nullptr;
+      return;
+    }
+    gateway_ = MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
+    other_gateway_ = MustCreate("/api/v1/gateways", R"({"name": "other", "subdomain": "other"})");
+    key_ = CreateKey(gateway_, "2099-01-01T00:00:00Z");
+    other_key_ = CreateKey(other_gateway_, "2099-01-01T00:00:00Z");
+  }
+  static void TearDownTestSuite() {
+    delete stack_;
+    stack_ = nullptr;
+    delete fake_;
+    fake_ = nullptr;
+  }
+  void SetUp() override {
+    if (!TestDatabase::Available() || RedisAddr() == nullptr) {
+      GTEST_SKIP() << "TG_TEST_PG_DSN / TG_TEST_REDIS_ADDR not set";
+    }
+    ASSERT_NE(stack_, nullptr) << "the stack did not start";
+    fake_->ClearFaults();
+    fake_->ClearRequests();
+    fake_->SetAnswer({});
+  }
+
+  static std::string MustCreate(const std::string& path, const std::string& body) {
+    auto r = stack_->Admin("POST", path, body);
+    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
+    auto d = Json(r.body);
+    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
+  }
+  static std::string CreateKey(const std::string& gw, const std::string& expires) {
+    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys",
+                           R"({"name": "k", "expires_at": ")" + expires + R"("})");
+    EXPECT_EQ(r.status, 201) << r.body;
+    auto d = Json(r.body);
+    return d.IsObject() && d.HasMember("key") ? d["key"].GetString() : "";
+  }
+
+  // A provider target pointed at the fake, with the fake's credentials.
+  static std::string Target(const std::string& provider, const std::string& extra = "") {
+    const auto& c = fake_->credentials();
+    std::string creds;
+    if (provider == "openai") creds = R"("api_key": ")" + c.openai_key + "\"";
+    if (provider == "anthropic") creds = R"("api_key": ")" + c.anthropic_key + "\"";
+    if (provider == "gemini") creds = R"("api_key": ")" + c.gemini_key + "\"";
+    if (provider == "azure") {
+      creds = R"("api_key": ")" + c.azure_key + R"(", "azure_endpoint": ")" + fake_->base_url() + "\"";
+    }
+    if (provider == "bedrock") {
+      creds = R"("aws_access_key_id": ")" + c.aws.access_key_id + R"(", "aws_secret_access_key": ")" +
+              c.aws.secret_access_key + R"(", "aws_region": ")" + c.aws_region + "\"";
+    }
+    std::string host = provider == "azure" ? "" :
+        R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) + R"(, "protocol": "http", )";
+    return R"({"provider": ")" + provider + R"(", )" + host + extra + R"("credentials": {)" + creds + "}}";
+  }
+
+  // An upstream + service + rule at `path` for the acme gateway.
+  static void Route(const std::string& path, const std::string& upstream_json, bool strip = true) {
+    std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
+    std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+    MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+               R"({"path": ")" + path + R"(", "service_id": ")" + svc + R"(", "methods": ["POST"],
+                   "strip_path": )" + (strip ? "true" : "false") + "}");
+  }
+
+  HttpResponse Chat(const std::string& path, const std::string& body,
+                    std::vector<std::string> headers = {}) {
+    if (headers.empty()) headers.push_back("X-TG-API-Key: " + key_);
+    headers.push_back("Content-Type: application/json");
+    return Http("POST", stack_->ProxyUrl(path), body, headers);
+  }
+
+  static fakes::FakeProvider* fake_;
+  static Stack* stack_;
+  static std::string gateway_, other_gateway_, key_, other_key_;
+};
+
+fakes::FakeProvider* ProxyE2E::fake_ = nullptr;
+Stack* ProxyE2E::stack_ = nullptr;
+std::string ProxyE2E::gateway_, ProxyE2E::other_gateway_, ProxyE2E::key_, ProxyE2E::other_key_;
+
+// The seeds' mixed body, as "Using the Load Balanced API" sends it.
+const char kSeedBody[] = R"({
+  "model": "gpt-4",
+  "messages": [{"role": "user", "content": "Hello, how are you?"}],
+  "max_tokens": 1020,
+  "system": "You are an assistant"
+})";
+
+TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodies) {
+  Route("/seed", R"({"name": "ai-providers-upstream", "algorithm": "round-robin", "targets": [)" +
+                     Target("openai", R"("default_model": "gpt-4o-mini",
+                        "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"], )") + "," +
+                     Target("anthropic", R"("default_model": "claude-3-sonnet",
+                        "models": ["claude-3-sonnet"], "headers": {"anthropic-version": "2023-06-01"}, )") +
+                     R"(], "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
+  std::vector<std::string> providers;
+  for (int i = 0; i < 4; ++i) {
+    // The seed's request also carries the admin JWT: it must not go upstream.
+    auto r = Chat("/seed/v1/chat/completions", kSeedBody,
+                  {"X-TG-API-Key: " + key_, "Authorization: Bearer " + stack_->Token()});
+    ASSERT_EQ(r.status, 200) << r.body;
+    providers.push_back(r.headers["x-selected-provider"]);
+    auto d = Json(r.body);
+    ASSERT_TRUE(d.IsObject()) << r.body;
+    EXPECT_STREQ(d["object"].GetString(), "chat.completion") << "OpenAI format whoever served it";
+    EXPECT_STREQ(d["choices"][0]["message"]["content"].GetString(), "Hello from the fake provider!");
+  }
+  EXPECT_NE(providers[0], providers[1]);
+  EXPECT_EQ(providers[0], providers[2]);
+  EXPECT_EQ(providers[1], providers[3]);
+
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.size(), 4u);
+  for (const auto& q : requests) {
+    auto body = Json(q.body);
+    if (q.api == fakes::Api::kAnthropic) {
+      EXPECT_STREQ(body["model"].GetString(), "claude-3-sonnet") << "gpt-4 → the default model";
+      EXPECT_EQ(body["max_tokens"].GetInt(), 1020);
+      EXPECT_TRUE(body.HasMember("system")) << q.body;
+      EXPECT_EQ(q.Header("x-api-key"), fake_->credentials().anthropic_key) << "credentials from the target";
+    } else {
+      EXPECT_STREQ(body["model"].GetString(), "gpt-4");
+      EXPECT_FALSE(body.HasMember("system")) << "system moved into messages: " << q.body;
+      EXPECT_STREQ(body["messages"][0]["role"].GetString(), "system");
+    }
+    EXPECT_EQ(q.Header("x-tg-api-key"), "");
+    for (const auto& [k, v] : q.headers) {
+      EXPECT_EQ(v.find(stack_->Token().substr(0, 20)), std::string::npos) << "admin JWT leaked in " << k;
+    }
+  }
+}
+
+TEST_F(ProxyE2E, StreamsFromEveryProviderEndWithTheClientsTerminator) {
+  for (const char* provider : {"openai", "anthropic", "gemini", "bedrock", "azure"}) {
+    std::string path = std::string("/stream-") + provider;
+    std::string model = std::string(provider) == "bedrock" ? "anthropic.claude-3-haiku-20240307-v1:0"
+                                                          : "model-x";
+    Route(path, R"({"name": "u", "targets": [)" +
+                    Target(provider, R"("default_model": ")" + model + R"(", )") + "]}");
+    auto r = Chat(path + "/v1/chat/completions",
+                  R"({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
+    ASSERT_EQ(r.status, 200) << provider << ": " << r.body;
+    EXPECT_EQ(r.headers["content-type"], "text/event-stream") << provider;
+    EXPECT_EQ(r.headers["x-selected-provider"], provider);
+    EXPECT_NE(r.body.find("Hello"), std::string::npos) << provider << ": " << r.body;
+    EXPECT_GE(r.body.size(), 14u);
+    EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n") << provider << ": " << r.body;
+
+    // Anthropic clients get Anthropic events from the same target.
+    r = Chat(path + "/v1/messages",
+             R"({"model": "m", "max_tokens": 50, "stream": true,
+                 "messages": [{"role": "user", "content": "Hi"}]})");
+    ASSERT_EQ(r.status, 200) << provider << ": " << r.body;
+    EXPECT_NE(r.body.find("event: message_stop"), std::string::npos) << provider << ": " << r.body;
+  }
+}
+
+TEST_F(ProxyE2E, A429FailsOverAndA400DoesNot) {
+  Route("/failover", R"({"name": "u", "targets": [)" + Target("openai") + "," + Target("anthropic") + "]}");
+  fake_->AddFault(StatusFault("/v1/chat/completions", 429));
+  for (int i = 0; i < 2; ++i) {
+    auto r = Chat("/failover/v1/chat/completions", kSeedBody);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
+  }
+  fake_->ClearFaults();
+  fake_->AddFault(StatusFault("/v1/chat/completions", 400));
+  fake_->AddFault(StatusFault("/v1/messages", 400));
+  auto r = Chat("/failover/v1/chat/completions", kSeedBody);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(fake_->Requests().size(), 4u) << "two 429s + one answer each, then one 400";
+}
+
+TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {
+  Route("/tools", R"({"name": "u", "targets": [)" + Target("anthropic", R"("default_model": "claude-3-sonnet", )") + "]}");
+  auto r = Chat("/tools/v1/chat/completions", R"({"model": "x", "messages": [
+      {"role": "user", "content": "Weather in Paris?"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = Json(r.body);
+  ASSERT_TRUE(d.IsObject()) << r.body;
+  EXPECT_STREQ(d["choices"][0]["finish_reason"].GetString(), "tool_calls") << r.body;
+  const auto& call = d["choices"][0]["message"]["tool_calls"][0];
+  EXPECT_STREQ(call["function"]["name"].GetString(), "get_weather");
+  EXPECT_STREQ(call["function"]["arguments"].GetString(), R"({"location":"Paris"})");
+  auto sent = Json(fake_->Requests().at(0).body);
+  EXPECT_STREQ(sent["tools"][0]["name"].GetString(), "get_weather") << "tools → Anthropic tools";
+}
+
+TEST_F(ProxyE2E, WeightsSeventyThirtyOverAThousandRequests) {
+  Route("/weights", R"({"name": "u", "algorithm": "weighted-round-robin", "targets": [)" +
+                        Target("openai", R"("weight": 70, )") + "," +
+                        Target("anthropic", R"("weight": 30, )") + "]}");
+  std::map<std::string, int> count;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = Chat("/weights/v1/chat/completions", kSeedBody);
+    ASSERT_EQ(r.status, 200) << "request " << i << ": " << r.body << r.error;
+    ++count[r.headers["x-selected-provider"]];
+  }
+  EXPECT_NEAR(count["openai"], 700, 30);
+  EXPECT_NEAR(count["anthropic"], 300, 30);
+}
+
+TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
+  Route("/priority", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                         Target("anthropic", R"("priority": 2, )") +
+                         R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 2}})");
+  fake_->AddFault(StatusFault("/v1/chat/completions", 500));
+  for (int i = 0; i < 6; ++i) {
+    auto r = Chat("/priority/v1/chat/completions", kSeedBody);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers["x-selected-provider"], "anthropic") << "the failing primary never answers";
+  }
+  auto to_primary = [&] {
+    int n = 0;
+    for (const auto& q : fake_->Requests()) n += q.api == fakes::Api::kOpenAiChat;
+    return n;
+  };
+  EXPECT_EQ(to_primary(), 2) << "after threshold=2 failures the primary is ejected";
+
+  fake_->ClearFaults();
+  std::this_thread::sleep_for(milliseconds(2300));  // interval = 2 s
+  auto r = Chat("/priority/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["x-selected-provider"], "openai") << "the trial request restores the primary";
+  r = Chat("/priority/v1/chat/completions", kSeedBody);
+  EXPECT_EQ(r.headers["x-selected-provider"], "openai");
+}
+
+TEST_F(ProxyE2E, KeysHostsAndRoutes) {
+  Route("/keys", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
+  const std::string path = "/keys/v1/chat/completions";
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + key_}).status, 200);
+  EXPECT_EQ(Chat(path, kSeedBody, {"Authorization: Bearer " + key_}).status, 200);
+  EXPECT_EQ(Chat(path, kSeedBody, {"Content-Type: application/json"}).status, 401);
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: tg_wrong"}).status, 401);
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + key_, "Host: acme.example.com"}).status, 200);
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + other_key_, "Host: acme.example.com"}).status, 401)
+      << "another gateway's key on this gateway's host";
+  EXPECT_EQ(Chat("/nowhere/v1/chat/completions", kSeedBody).status, 404);
+  EXPECT_EQ(Http("GET", stack_->ProxyUrl(path), "", {"X-Api-Key: " + key_}).status, 405);
+
+  // Expired: a key valid for two more seconds.
+  auto soon = std::chrono::system_clock::now() + seconds(2);
+  auto t = std::chrono::system_clock::to_time_t(soon);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  std::string short_key = CreateKey(gateway_, buf);
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + short_key}).status, 200);
+  std::this_thread::sleep_for(milliseconds(2200));
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + short_key}).status, 401);
+
+  // Revoked: effective within a second.
+  auto created = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys", R"({"name": "r"})");
+  auto d = Json(created.body);
+  std::string revoked_key = d["key"].GetString();
+  ASSERT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + revoked_key}).status, 200);
+  ASSERT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gateway_ + "/keys/" + d["id"].GetString()).status,
+            204);
+  std::this_thread::sleep_for(milliseconds(1000));
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + revoked_key}).status, 401);
+}
+
+TEST_F(ProxyE2E, StripPathOnAHostTarget) {
+  // A target without a provider: a plain reverse proxy (here onto the fake's
+  // OpenAI endpoint, reached through the stripped path).
+  Route("/raw", R"({"name": "u", "targets": [{"host": "127.0.0.1", "port": )" +
+                    std::to_string(fake_->port()) + R"(, "protocol": "http",
+                    "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
+                    fake_->credentials().openai_key + R"("}}]})");
+  auto r = Chat("/raw/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "127.0.0.1");
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].path, "/v1/chat/completions") << "the rule's /raw was stripped";
+  EXPECT_EQ(requests[0].body, kSeedBody) << "a host target gets the body untranslated";
+  EXPECT_EQ(requests[0].Header("authorization"), "Bearer " + fake_->credentials().openai_key)
+      << "the target's header credentials, not the client's key";
+}
+
+TEST_F(ProxyE2E, ClientDisconnectMidStreamCancelsTheProviderCall) {
+  Route("/slow", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
+  fakes::FakeAnswer slow;
+  slow.text = std::string(400, 'x');
+  slow.event_interval = milliseconds(50);
+  fake_->SetAnswer(slow);
+  {
+    RawClient c(stack_->proxy_port());
+    std::string body = R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
+    ASSERT_TRUE(c.Send("POST /slow/v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + key_ +
+                       "\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    ASSERT_TRUE(c.ReadUntil("data: ", milliseconds(5000)));
+  }
+  EXPECT_TRUE(fake_->WaitFor(
+      [](const std::vector<fakes::RecordedRequest>& r) {
+        return !r.empty() && r.back().client_disconnected;
+      },
+      seconds(5)))
+      << "the provider saw the gateway hang up";
+}
+
+}  // namespace
+}  // namespace tg::testing

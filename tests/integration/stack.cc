@@ -1,0 +1,131 @@
+#include "stack.h"
+
+#include <gtest/gtest.h>
+
+#include "tg/common/crypto.h"
+#include "tg/common/health_client.h"
+#include "tg/common/jwt.h"
+
+namespace tg::testing {
+
+Stack::Stack(const std::string& db_prefix, StackOptions options)
+    : db_(db_prefix), options_(std::move(options)) {
+  dir_ = std::filesystem::temp_directory_path() /
+         ("tg-e2e-" + crypto::HexEncode(crypto::RandomBytes(4)));
+  std::filesystem::create_directories(dir_);
+  config_port_ = FreePort();
+  keyauth_port_ = FreePort();
+  balancer_port_ = FreePort();
+  adapter_port_ = FreePort();
+  admin_port_ = FreePort();
+  proxy_port_ = FreePort();
+  secret_ = crypto::HexEncode(crypto::RandomBytes(24));
+}
+
+Stack::~Stack() {
+  StopAll();
+  // Keep the services' logs of a failed run for the post-mortem.
+  if (::testing::UnitTest::GetInstance()->current_test_suite() != nullptr &&
+      ::testing::UnitTest::GetInstance()->current_test_suite()->Failed()) {
+    std::fprintf(stderr, "service logs kept in %s\n", dir_.c_str());
+    return;
+  }
+  std::filesystem::remove_all(dir_);
+}
+
+std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::string, std::string> env) {
+  env["TG_LOG_LEVEL"] = "info";
+  return std::make_unique<Process>(name, BinDir() + "/" + name, std::move(env),
+                                   (dir_ / (name + ".log")).string());
+}
+
+bool Stack::WaitGrpc(Process& p, int port) {
+  bool ok = WaitFor(
+      [&] {
+        return CheckHealth("127.0.0.1:" + std::to_string(port), "", std::chrono::milliseconds(500)) ==
+               "SERVING";
+      },
+      std::chrono::seconds(30));
+  if (!ok) ADD_FAILURE() << p.name() << " did not become healthy:\n" << p.LogTail();
+  return ok;
+}
+
+bool Stack::StartAll() {
+  processes_.clear();
+  auto addr = [](int port) { return "127.0.0.1:" + std::to_string(port); };
+  auto start = [&](std::unique_ptr<Process> p, int grpc_port) {
+    Process* raw = p.get();
+    processes_.push_back(std::move(p));
+    if (!raw->Start()) return false;
+    return grpc_port == 0 || WaitGrpc(*raw, grpc_port);
+  };
+  if (!start(Make("tg-config", {{"TG_CONFIG_LISTEN", addr(config_port_)},
+                                {"TG_PG_DSN", db_.dsn()},
+                                {"TG_SECRETS_KEY_FILE", (dir_ / "secrets.key").string()}}),
+             config_port_)) {
+    return false;
+  }
+  if (!start(Make("tg-keyauth", {{"TG_KEYAUTH_LISTEN", addr(keyauth_port_)},
+                                 {"TG_PG_DSN", db_.dsn()},
+                                 {"TG_CONFIG_ADDR", addr(config_port_)}}),
+             keyauth_port_)) {
+    return false;
+  }
+  if (options_.balancer) {
+    auto env = options_.balancer_env;
+    env["TG_BALANCER_LISTEN"] = addr(balancer_port_);
+    env["TG_CONFIG_ADDR"] = addr(config_port_);
+    env["TG_REDIS_URL"] = "redis://" + options_.redis_addr;
+    if (!start(Make("tg-balancer", env), balancer_port_)) return false;
+  }
+  if (options_.adapter) {
+    if (!start(Make("tg-adapter", {{"TG_ADAPTER_LISTEN", addr(adapter_port_)},
+                                   {"TG_CONFIG_ADDR", addr(config_port_)}}),
+               adapter_port_)) {
+      return false;
+    }
+  }
+  auto env = options_.edge_env;
+  env["TG_ADMIN_LISTEN"] = addr(admin_port_);
+  env["TG_PROXY_LISTEN"] = addr(proxy_port_);
+  env["TG_METRICS_LISTEN"] = addr(FreePort());
+  env["TG_CONFIG_ADDR"] = addr(config_port_);
+  env["TG_KEYAUTH_ADDR"] = addr(keyauth_port_);
+  env["TG_BALANCER_ADDR"] = addr(balancer_port_);
+  env["TG_ADAPTER_ADDR"] = addr(adapter_port_);
+  env["TG_ADMIN_JWT_SECRET"] = secret_;
+  if (!start(Make("tg-edge", env), 0)) return false;
+  bool ok = WaitFor([&] { return Http("GET", AdminUrl("/healthz")).status == 200; },
+                    std::chrono::seconds(30));
+  if (!ok) {
+    for (auto& p : processes_) ADD_FAILURE() << p->name() << " log:\n" << p->LogTail();
+  }
+  return ok;
+}
+
+void Stack::StopAll() {
+  for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
+    auto& p = *it;
+    EXPECT_EQ(p->Stop(), 0) << p->name() << " did not exit cleanly:\n" << p->LogTail();
+  }
+  processes_.clear();
+}
+
+std::string Stack::AdminUrl(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(admin_port_) + path;
+}
+
+std::string Stack::ProxyUrl(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(proxy_port_) + path;
+}
+
+std::string Stack::Token(std::chrono::seconds ttl) const {
+  return jwt::SignHs256(secret_, "e2e", std::chrono::system_clock::now(), ttl);
+}
+
+HttpResponse Stack::Admin(const std::string& method, const std::string& path, const std::string& body) {
+  return Http(method, AdminUrl(path), body,
+              {"Content-Type: application/json", "Authorization: Bearer " + Token()});
+}
+
+}  // namespace tg::testing

@@ -1,0 +1,130 @@
+#pragma once
+
+// Fakes for tg-balancer's seams: clock, randomness, health store, upstream
+// source. Shared by the unit and integration tests and the benchmarks.
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "health_store.h"
+#include "random.h"
+#include "upstream_source.h"
+
+namespace tg::balancer::testing {
+
+// Time stands still until a test moves it. Starts at a plausible Unix time
+// so that versions and deadlines look like production ones.
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(int64_t start_ms = 1'700'000'000'000) : now_(start_ms) {}
+  int64_t NowMs() const override { return now_.load(); }
+  void Advance(int64_t ms) { now_ += ms; }
+  void AdvanceSeconds(int64_t s) { now_ += s * 1000; }
+
+ private:
+  std::atomic<int64_t> now_;
+};
+
+// Scripted values first (each reduced modulo n), then a seeded generator, so
+// tests are exact either way.
+class FakeRandom final : public Random {
+ public:
+  explicit FakeRandom(uint64_t seed = 42) : rng_(seed) {}
+  uint64_t Uniform(uint64_t n) override {
+    std::lock_guard lock(mu_);
+    ++calls_;
+    if (!script_.empty()) {
+      uint64_t v = script_.front();
+      script_.pop_front();
+      return v % n;
+    }
+    return ScaleToRange(rng_(), n);
+  }
+  void Script(std::vector<uint64_t> values) {
+    std::lock_guard lock(mu_);
+    script_.insert(script_.end(), values.begin(), values.end());
+  }
+  int calls() const {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::mt19937_64 rng_;
+  std::deque<uint64_t> script_;
+  int calls_ = 0;
+};
+
+// Records what the balancer asks of its store; tests play other replicas by
+// calling sink()->OnSharedState themselves.
+class FakeHealthStore final : public HealthStore {
+ public:
+  void Start(HealthSink* sink) override { sink_ = sink; }
+  void Stop() override {}
+  void Record(HealthEvent event) override {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(event));
+  }
+  void Follow(std::vector<FollowedTarget> targets) override {
+    std::lock_guard lock(mu_);
+    followed_ = std::move(targets);
+  }
+  HealthStoreStatus status() const override {
+    std::lock_guard lock(mu_);
+    return status_;
+  }
+  void SetStatusListener(std::function<void(const HealthStoreStatus&)>) override {}
+
+  void SetStatus(HealthStoreStatus s) {
+    std::lock_guard lock(mu_);
+    status_ = std::move(s);
+  }
+  std::vector<HealthEvent> events() const {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  std::vector<FollowedTarget> followed() const {
+    std::lock_guard lock(mu_);
+    return followed_;
+  }
+  HealthSink* sink() const { return sink_; }
+
+ private:
+  mutable std::mutex mu_;
+  HealthSink* sink_ = nullptr;
+  std::vector<HealthEvent> events_;
+  std::vector<FollowedTarget> followed_;
+  HealthStoreStatus status_;
+};
+
+class FakeUpstreamSource final : public UpstreamSource {
+ public:
+  std::shared_ptr<const UpstreamSet> Current() const override {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
+  void SetOnChange(std::function<void()> on_change) override { on_change_ = std::move(on_change); }
+  void Set(UpstreamSet set) {
+    {
+      std::lock_guard lock(mu_);
+      current_ = std::make_shared<const UpstreamSet>(std::move(set));
+    }
+    if (on_change_) on_change_();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const UpstreamSet> current_;
+  std::function<void()> on_change_;
+};
+
+}  // namespace tg::balancer::testing
