@@ -21,6 +21,8 @@ class KeyCache::RevocationStream : public grpc::ClientReadReactor<tg::v1::KeyEve
              std::shared_ptr<RevocationStream> self) {
     self_ = std::move(self);
     request_.set_from_revision(from_revision);
+    // Starts the moment tg-keyauth is reachable again (see ConfigWatcher).
+    context_.set_wait_for_ready(true);
     stub->async()->WatchKeys(&context_, &request_, this);
     StartRead(&event_);
     StartCall();

@@ -13,18 +13,20 @@
 #include "key_cache.h"
 #include "proxy_handler.h"
 #include "tg/common/flags.h"
+#include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
 
 namespace {
 
 std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
-  grpc::ChannelArguments args;
+  // Bounded reconnect backoff: a restarted service is used again within ~1 s.
+  grpc::ChannelArguments args = tg::InternalChannelArguments();
   // Notice a dead tg-config/tg-keyauth connection without waiting for a call.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return tg::DialInternal(address, args);
 }
 
 }  // namespace

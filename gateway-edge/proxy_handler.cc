@@ -131,6 +131,10 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   bool stream_ = false;
   int attempts_ = 0;
   std::vector<std::string> tried_;
+  // Why the last attempt failed when it left no answer to pass on (the adapter
+  // unreachable): what a retry that finds no target left answers.
+  int failed_status_ = 0;
+  std::string failed_message_;
 
   // The current attempt. Written by the gRPC thread of its stream; the
   // cancellation (io thread) only reads invoke_ and sets cancelled_.
@@ -327,8 +331,10 @@ void ProxyHandler::Call::OnPicked(const grpc::Status& status, const tg::v1::Pick
     if (cancelled_) return;
   }
   if (!status.ok()) {
-    // A later attempt that finds nothing left to try answers the last failure.
+    // A later attempt that finds nothing left to try answers the last failure
+    // (not the balancer's "every target was tried", which is no client error).
     if (attempts_ > 1 && head_) return AnswerHeld();
+    if (attempts_ > 1 && failed_status_ != 0) return Fail(failed_status_, failed_message_);
     switch (status.error_code()) {
       case grpc::StatusCode::FAILED_PRECONDITION:
         return Fail(400, status.error_message());
@@ -508,6 +514,12 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
                      (!passthrough || err.kind() == tg::v1::ProviderError::KIND_CONNECT ||
                       err.kind() == tg::v1::ProviderError::KIND_TIMEOUT);
     if (may_retry) {
+      if (!head_) {
+        // What answers if no other target is left (as below when none is).
+        head_.emplace();
+        head_->set_status(err.kind() == tg::v1::ProviderError::KIND_TIMEOUT ? 504 : 502);
+        head_->set_content_type("application/json");
+      }
       lock.unlock();
       log::Info("failing over", {{"request_id", request_id_},
                                  {"target", target_.id()},
@@ -539,10 +551,15 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     ReportOutcome(deadline ? tg::v1::OUTCOME_TIMEOUT : tg::v1::OUTCOME_CANCELLED, 0);
     return;
   }
+  // Whatever arrived of this attempt is incomplete: never an answer.
+  head_.reset();
+  held_.clear();
   lock.unlock();
   // Not the target's fault: report it as neither success nor failure.
   ReportOutcome(deadline ? tg::v1::OUTCOME_TIMEOUT : tg::v1::OUTCOME_CANCELLED, 0);
   if (!deadline && attempts_ < h_->options_.max_attempts && !upstream_id_.empty()) {
+    failed_status_ = 502;
+    failed_message_ = "adapter unavailable";
     PickNext();
     return;
   }

@@ -8,6 +8,9 @@
 //   build-balancer/bin/balancer_load_generator
 //       [--balancer=build-balancer/bin/tg-balancer] [--callers=32] [--seconds=10]
 //       [--warmup=2] [--targets=10] [--algorithm=weighted] [--channels=2] [--client-threads=1]
+//       [--balancer-cpus=0] [--client-cpus=1]   (pin with sched_setaffinity; default: none)
+//       [--client-poller=poll]   (this process's GRPC_POLL_STRATEGY only; default: the
+//                                 environment's, like the balancer's)
 //       [--redis-url=redis://127.0.0.1:26379]   (default: none, local health only)
 //
 // Each caller is one chain: Pick, then Report the pick as a success, then the
@@ -17,6 +20,7 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -243,6 +247,18 @@ void DriveChains(const std::vector<Chain*>& chains, const std::atomic<bool>* sto
   }
 }
 
+// "0" or "0,1": pins the calling process (and its future threads) to those
+// CPUs. Empty: no pinning.
+bool PinTo(const std::string& cpus) {
+  if (cpus.empty()) return true;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::istringstream in(cpus);
+  std::string cpu;
+  while (std::getline(in, cpu, ',')) CPU_SET(std::stoi(cpu), &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
 std::string DefaultBalancerPath(const char* argv0) {
   std::string self = argv0;
   auto slash = self.rfind('/');
@@ -266,6 +282,17 @@ int main(int argc, char** argv) {
   const int client_threads = std::max(1, std::stoi(arg("client-threads", "1")));
   const std::string algorithm = arg("algorithm", "weighted");
   const std::string redis_url = arg("redis-url", "");
+  const std::string client_poller = arg("client-poller", "");
+  const std::string balancer_cpus = arg("balancer-cpus", "");
+  const std::string client_cpus = arg("client-cpus", "");
+  // The harness's own gRPC poller (GRPC_POLL_STRATEGY), set before gRPC
+  // starts; the balancer keeps the environment's. Default: the environment's
+  // for both. ("poll" costs this client less CPU, but a client that polls only
+  // while it has calls in flight never reads the server's GOAWAY, so the
+  // balancer's shutdown then waits out its 1 s drain grace.)
+  const char* inherited_poller = std::getenv("GRPC_POLL_STRATEGY");
+  const std::string balancer_poller = inherited_poller ? inherited_poller : "";
+  if (!client_poller.empty()) setenv("GRPC_POLL_STRATEGY", client_poller.c_str(), 1);
   tg::BlockTerminationSignals();
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);  // as tg-balancer does
 
@@ -303,6 +330,12 @@ int main(int argc, char** argv) {
   pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!PinTo(balancer_cpus)) std::perror("sched_setaffinity");
+    if (balancer_poller.empty()) {
+      unsetenv("GRPC_POLL_STRATEGY");
+    } else {
+      setenv("GRPC_POLL_STRATEGY", balancer_poller.c_str(), 1);
+    }
     sigset_t none;
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, nullptr);
@@ -315,6 +348,7 @@ int main(int argc, char** argv) {
     _exit(127);
   }
 
+  if (!PinTo(client_cpus)) std::perror("sched_setaffinity");
   std::vector<std::shared_ptr<grpc::Channel>> chans;
   std::vector<std::unique_ptr<tg::v1::BalancerService::Stub>> stubs;
   for (int c = 0; c < channels; ++c) {
@@ -385,7 +419,10 @@ int main(int argc, char** argv) {
   const double wall = std::chrono::duration<double>(t1 - t0).count();
   const double rate = static_cast<double>(pairs1 - pairs0) / wall;
 
-  // Graceful shutdown, timed.
+  // Graceful shutdown, timed, with the client's connections closed first.
+  stubs.clear();
+  chans.clear();
+  std::this_thread::sleep_for(100ms);
   const auto term = Clock::now();
   kill(pid, SIGTERM);
   int status = 0;
@@ -395,9 +432,10 @@ int main(int argc, char** argv) {
   feed_server->Shutdown();
 
   std::printf(
-      "tg-balancer load: %d callers, %d client thread(s), %d channel(s), %d targets (%s), %d s "
-      "measured%s\n",
-      callers, client_threads, channels, targets, algorithm.c_str(), seconds,
+      "tg-balancer load: %d callers, %d client thread(s) (poller %s), %d channel(s), %d targets "
+      "(%s), %d s measured%s\n",
+      callers, client_threads, client_poller.empty() ? "default" : client_poller.c_str(), channels,
+      targets, algorithm.c_str(), seconds,
       redis_url.empty() ? ", no Redis" : (", Redis " + redis_url).c_str());
   std::printf("  pairs/s            %.0f  (Pick + Report; %llu pairs, %llu errors)\n", rate,
               static_cast<unsigned long long>(pairs1 - pairs0),

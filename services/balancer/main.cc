@@ -17,6 +17,7 @@
 #include "redis_health_store.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"
+#include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
 
@@ -54,7 +55,7 @@ int Run(const tg::Flags& flags) {
   balancer_options.pick_timeout = std::chrono::seconds(flags.Int("pick-timeout-seconds", 300));
   Balancer balancer(&clock, &random, store.get(), balancer_options);
   BalancerServiceImpl service(&balancer);
-  tg::ConfigWatcher watcher(grpc::CreateChannel(config_addr, grpc::InsecureChannelCredentials()));
+  tg::ConfigWatcher watcher(tg::DialInternal(config_addr));
   ConfigWatcherSource source(&watcher);
   source.SetOnChange([&] {
     if (auto set = source.Current()) {

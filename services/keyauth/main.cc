@@ -13,6 +13,7 @@
 #include "keyauth_service.h"
 #include "revocation_hub.h"
 #include "tg/common/flags.h"
+#include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
 #include "tg/common/pg.h"
@@ -46,8 +47,7 @@ int Run(const tg::Flags& flags) {
   feed.Start();
 
   tg::WorkerPool workers(static_cast<size_t>(flags.Int("keyauth-workers", 8)));
-  ConfigGatewayDirectory gateways(
-      grpc::CreateChannel(config_addr, grpc::InsecureChannelCredentials()));
+  ConfigGatewayDirectory gateways(tg::DialInternal(config_addr));
   SystemClock clock;
   KeyAuthServiceImpl service(KeyAuthDeps{.store = &store,
                                          .feed = &feed,

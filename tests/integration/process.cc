@@ -68,19 +68,28 @@ bool Process::running() {
 int Process::Stop(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return 0;
   kill(pid_, SIGTERM);
-  auto until = std::chrono::steady_clock::now() + grace;
+  if (auto status = Wait(grace)) return *status;
+  kill(pid_, SIGKILL);
   int status = 0;
-  while (std::chrono::steady_clock::now() < until) {
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return -1;
+}
+
+bool Process::Signal(int sig) { return pid_ > 0 && kill(pid_, sig) == 0; }
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return 0;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  for (;;) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
       return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
+    if (std::chrono::steady_clock::now() >= until) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  kill(pid_, SIGKILL);
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return -1;
 }
 
 std::string Process::LogTail(size_t bytes) const {
@@ -209,6 +218,22 @@ bool RawClient::ReadUntil(const std::string& needle, std::chrono::milliseconds t
     received_.append(buf, static_cast<size_t>(n));
   }
   return true;
+}
+
+bool RawClient::ReadUntilClosed(std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || fd_ < 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n == 0) return true;
+    if (n < 0) return false;  // a reset is not an orderly end
+    received_.append(buf, static_cast<size_t>(n));
+  }
 }
 
 std::string BinDir() {

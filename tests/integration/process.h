@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ class Process {
   bool Start();
   // SIGTERM, then SIGKILL after `grace`; returns the exit status (-1 if killed).
   int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // Sends `sig` without waiting (false when not running).
+  bool Signal(int sig);
+  // Waits up to `timeout` for the process to end: its exit status (-1 if a
+  // signal ended it), or nullopt while it still runs.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
   bool running();
   std::string LogTail(size_t bytes = 4000) const;
   const std::string& name() const { return name_; }
@@ -56,9 +62,14 @@ class RawClient {
  public:
   explicit RawClient(int port);
   ~RawClient();
+  bool connected() const { return fd_ >= 0; }
   bool Send(const std::string& data);
   // Reads until `needle` has arrived (true) or the timeout passes.
   bool ReadUntil(const std::string& needle, std::chrono::milliseconds timeout);
+  // Reads until the peer closes the connection (true) or the timeout passes.
+  bool ReadUntilClosed(std::chrono::milliseconds timeout);
+  // Everything read so far.
+  const std::string& received() const { return received_; }
 
  private:
   int fd_ = -1;

@@ -9,7 +9,7 @@
 namespace tg::testing {
 
 Stack::Stack(const std::string& db_prefix, StackOptions options)
-    : db_(db_prefix), options_(std::move(options)) {
+    : db_(db_prefix, options.pg_admin_dsn), options_(std::move(options)) {
   dir_ = std::filesystem::temp_directory_path() /
          ("tg-e2e-" + crypto::HexEncode(crypto::RandomBytes(4)));
   std::filesystem::create_directories(dir_);
@@ -52,9 +52,11 @@ bool Stack::WaitGrpc(Process& p, int port) {
 
 bool Stack::StartAll() {
   processes_.clear();
+  grpc_ports_.clear();
   auto addr = [](int port) { return "127.0.0.1:" + std::to_string(port); };
   auto start = [&](std::unique_ptr<Process> p, int grpc_port) {
     Process* raw = p.get();
+    grpc_ports_[raw->name()] = grpc_port;
     processes_.push_back(std::move(p));
     if (!raw->Start()) return false;
     return grpc_port == 0 || WaitGrpc(*raw, grpc_port);
@@ -95,6 +97,10 @@ bool Stack::StartAll() {
   env["TG_ADAPTER_ADDR"] = addr(adapter_port_);
   env["TG_ADMIN_JWT_SECRET"] = secret_;
   if (!start(Make("tg-edge", env), 0)) return false;
+  return WaitEdge();
+}
+
+bool Stack::WaitEdge() {
   bool ok = WaitFor([&] { return Http("GET", AdminUrl("/healthz")).status == 200; },
                     std::chrono::seconds(30));
   if (!ok) {
@@ -103,12 +109,37 @@ bool Stack::StartAll() {
   return ok;
 }
 
+Process* Stack::Find(const std::string& name) {
+  for (auto& p : processes_) {
+    if (p->name() == name) return p.get();
+  }
+  return nullptr;
+}
+
+bool Stack::Restart(const std::string& name, const std::function<void()>& while_down) {
+  Process* p = Find(name);
+  if (p == nullptr) {
+    ADD_FAILURE() << name << " is not part of the stack";
+    return false;
+  }
+  int status = p->Stop();
+  EXPECT_EQ(status, 0) << name << " did not exit cleanly:\n" << p->LogTail();
+  if (while_down) while_down();
+  if (!p->Start()) {
+    ADD_FAILURE() << name << " did not start again";
+    return false;
+  }
+  int port = grpc_ports_[name];
+  return port != 0 ? WaitGrpc(*p, port) : WaitEdge();
+}
+
 void Stack::StopAll() {
   for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
     auto& p = *it;
     EXPECT_EQ(p->Stop(), 0) << p->name() << " did not exit cleanly:\n" << p->LogTail();
   }
   processes_.clear();
+  grpc_ports_.clear();
 }
 
 std::string Stack::AdminUrl(const std::string& path) const {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +18,9 @@ struct StackOptions {
   std::string redis_addr;                    // host:port
   std::map<std::string, std::string> edge_env;  // extra TG_* for tg-edge
   std::map<std::string, std::string> balancer_env;
+  // The PostgreSQL server for the throwaway database, as an admin DSN like
+  // TG_TEST_PG_DSN's; "" uses TG_TEST_PG_DSN.
+  std::string pg_admin_dsn;
 };
 
 // The TrustGate services as separate processes on free loopback ports, on a
@@ -29,6 +33,14 @@ class Stack {
   bool StartAll();  // in dependency order; waits until each is healthy
   void StopAll();   // SIGTERM in reverse order; expects clean exits
 
+  // A started service by executable name ("tg-edge", "tg-config", …); nullptr
+  // when it is not part of the stack.
+  Process* Find(const std::string& name);
+  // SIGTERM one service (expecting a clean exit), run `while_down` (e.g.
+  // traffic during an outage), then start it again with the same settings on
+  // the same ports, and wait until it is healthy.
+  bool Restart(const std::string& name, const std::function<void()>& while_down = nullptr);
+
   std::string AdminUrl(const std::string& path) const;
   std::string ProxyUrl(const std::string& path) const;
   std::string Token(std::chrono::seconds ttl = std::chrono::seconds(3600)) const;
@@ -39,6 +51,7 @@ class Stack {
  private:
   std::unique_ptr<Process> Make(const std::string& name, std::map<std::string, std::string> env);
   bool WaitGrpc(Process& p, int port);
+  bool WaitEdge();
 
   TestDatabase db_;
   StackOptions options_;
@@ -46,6 +59,7 @@ class Stack {
   int config_port_, keyauth_port_, balancer_port_, adapter_port_, admin_port_, proxy_port_;
   std::string secret_;
   std::vector<std::unique_ptr<Process>> processes_;  // in start order
+  std::map<std::string, int> grpc_ports_;            // by name; 0 for tg-edge
 };
 
 }  // namespace tg::testing

@@ -13,9 +13,14 @@ bool TestDatabase::Available() {
   return v != nullptr && *v != '\0';
 }
 
-TestDatabase::TestDatabase(const std::string& prefix) {
-  if (!Available()) return;
-  admin_dsn_ = std::getenv("TG_TEST_PG_DSN");
+TestDatabase::TestDatabase(const std::string& prefix, const std::string& admin_dsn) {
+  if (!admin_dsn.empty()) {
+    admin_dsn_ = admin_dsn;
+  } else if (Available()) {
+    admin_dsn_ = std::getenv("TG_TEST_PG_DSN");
+  } else {
+    return;
+  }
   name_ = prefix + "_" + crypto::HexEncode(crypto::RandomBytes(6));
   pqxx::connection c(admin_dsn_);
   pqxx::nontransaction tx(c);

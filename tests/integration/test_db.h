@@ -5,15 +5,16 @@
 namespace tg::testing {
 
 // A throwaway database on the PostgreSQL that scripts/test started
-// (TG_TEST_PG_DSN). Created on construction, dropped on destruction.
+// (TG_TEST_PG_DSN), or on the one `admin_dsn` names. Created on construction,
+// dropped on destruction.
 class TestDatabase {
  public:
-  explicit TestDatabase(const std::string& prefix);
+  explicit TestDatabase(const std::string& prefix, const std::string& admin_dsn = "");
   ~TestDatabase();
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
 
-  // Empty when TG_TEST_PG_DSN is not set (tests then skip).
+  // Empty when neither admin_dsn nor TG_TEST_PG_DSN is set (tests then skip).
   const std::string& dsn() const { return dsn_; }
   const std::string& name() const { return name_; }
   static bool Available();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -269,6 +270,34 @@ TEST_F(EdgeHttpServerTest, IdleConnectionTimesOut) {
   c.ReadAll(std::chrono::seconds(5), &closed);
   EXPECT_TRUE(closed);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+// A client that leaves frees its connection at once, whatever the server was
+// waiting for: the next request on a keep-alive connection (idle timeout a
+// minute away) or the end of a lingering close (2 s).
+TEST_F(EdgeHttpServerTest, ConnectionsAreReleasedWhenTheClientLeaves) {
+  Start();
+  auto open_fds = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                         std::filesystem::directory_iterator());
+  };
+  auto before = open_fds();
+  for (std::string connection : {"keep-alive", "close", "keep-alive", "close"}) {
+    RawConnection c(port_);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(c.Send("GET /echo HTTP/1.1\r\nHost: x\r\nConnection: " + connection + "\r\n\r\n"));
+    auto raw = c.ReadUntil([](const std::string& r) { return CountResponses(r) == 1; },
+                           std::chrono::seconds(5));
+    ASSERT_EQ(CountResponses(raw), 1) << raw;
+  }  // the client closes its end
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (open_fds() > before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(open_fds(), before) << "the server still holds connections its clients closed";
+  auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
 }
 
 TEST_F(EdgeHttpServerTest, StopLetsInFlightRequestsFinish) {

@@ -22,8 +22,13 @@ class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>
     }
     // This replica has not yet seen the config the caller acted on (a target
     // or credentials just written): wait for it, briefly.
-    std::lock_guard lock(mu_);
-    waiting_ = true;
+    {
+      std::lock_guard lock(mu_);
+      waiting_ = true;
+    }
+    // Not under mu_: WaitForRevision may call back before it returns (the
+    // revision arrived meanwhile, or the watch is stopped), and the callback
+    // takes mu_.
     config_.WaitForRevision(req_.min_config_revision(),
                             std::chrono::steady_clock::now() + options.config_wait,
                             [this, begin](bool) {

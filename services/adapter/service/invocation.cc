@@ -270,7 +270,7 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
     if (spec_.framing == translate::BodyFraming::kAwsEventStream) {
       eventstream_ = std::make_unique<aws::EventStreamDecoder>();
     }
-    Emit({HeadEvent(200, "text/event-stream", std::string(provider_codec_->name()))}, false);
+    stream_head_ = HeadEvent(200, "text/event-stream", std::string(provider_codec_->name()));
   }
 }
 
@@ -285,6 +285,10 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
   events.clear();
   if (!bytes.empty()) {
     body_started_ = true;
+    if (stream_head_) {
+      out->push_back(std::move(*stream_head_));
+      stream_head_.reset();
+    }
     out->push_back(ChunkEvent(std::move(bytes)));
   }
 }
@@ -398,6 +402,8 @@ void Invocation::OnHttpDone(const http::HttpResult& result) {
     }
     std::vector<tg::v1::InvokeEvent> out;
     TranslateStreamEvents(events, &out);
+    if (stream_head_) out.insert(out.begin(), std::move(*stream_head_));  // a stream without a byte
+    stream_head_.reset();
     if (usage_) out.push_back(UsageEvent(*usage_, target_info_.model));
     if (stream_error_) {
       const auto& e = *stream_error_;

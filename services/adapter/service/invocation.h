@@ -100,6 +100,10 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::unique_ptr<aws::EventStreamDecoder> eventstream_;
   int status_ = 0;
   bool streaming_answer_ = false;  // a 2xx stream being translated as it comes
+  // That stream's head, held back until its first body byte: a stream that
+  // breaks before any byte is then still one complete failure answer with
+  // its own head (adapter.proto), not a second head after a 200.
+  std::optional<tg::v1::InvokeEvent> stream_head_;
   bool body_started_ = false;
   std::string buffered_;           // error bodies and whole answers
   std::optional<translate::AdapterError> stream_error_;

@@ -6,6 +6,7 @@
 #include "service/adapter_service.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"
+#include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
 #include "tg/common/worker_pool.h"
@@ -25,10 +26,7 @@ int main(int argc, char** argv) {
 
   tg::ConfigWatcherOptions watch;
   watch.include_credentials = true;
-  tg::ConfigWatcher config(
-      grpc::CreateChannel(flags.String("config-addr", "127.0.0.1:50051"),
-                          grpc::InsecureChannelCredentials()),
-      watch);
+  tg::ConfigWatcher config(tg::DialInternal(flags.String("config-addr", "127.0.0.1:50051")), watch);
   config.Start();
 
   tg::adapter::http::CurlHttpClient client;

@@ -19,6 +19,11 @@ class ConfigWatcher::Stream : public grpc::ClientReadReactor<tg::v1::WatchEvent>
     self_ = std::move(self);
     request_.set_from_revision(from_revision);
     request_.set_include_credentials(include_credentials);
+    // While tg-config is away the call waits for the channel to connect
+    // rather than failing at once: it then starts the moment tg-config is
+    // back, instead of at the next backoff tick (which could leave the
+    // snapshot stale for seconds after a restart).
+    context_.set_wait_for_ready(true);
     stub->async()->Watch(&context_, &request_, this);
     StartRead(&event_);
     StartCall();

@@ -1,0 +1,619 @@
+// tg-adapter's Invoke through real gRPC, a real ConfigWatcher and the real
+// libcurl client, against the in-process fake provider: every provider ×
+// streamed or not × OpenAI Chat and Anthropic clients, provider errors,
+// connect and first-byte failures, mid-stream drops and errors, cancellation,
+// Azure managed identity and Bedrock SigV4.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <rapidjson/document.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+#include <thread>
+
+#include "fake_provider.h"
+#include "http/curl_http_client.h"
+#include "service/adapter_service.h"
+#include "tg/common/config_watcher.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/json_util.h"
+#include "tg/common/worker_pool.h"
+#include "tg/v1/adapter.grpc.pb.h"
+#include "tg/v1/config.grpc.pb.h"
+
+namespace tg::adapter {
+namespace {
+
+using std::chrono::milliseconds;
+using tg::v1::ClientFormat;
+using tg::v1::ProviderError;
+
+constexpr ClientFormat kOpenAi = tg::v1::CLIENT_FORMAT_OPENAI_CHAT;
+constexpr ClientFormat kAnthropic = tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES;
+constexpr ClientFormat kClients[] = {kOpenAi, kAnthropic};
+
+// One row per provider: the target pointed at the fake, the fake's ApiName
+// (to aim faults), and a model in the provider's naming.
+struct ProviderCase {
+  const char* target;
+  const char* provider;
+  const char* api;
+  const char* model;
+};
+constexpr ProviderCase kProviders[] = {
+    {"t-openai", "openai", "openai", "gpt-4o"},
+    {"t-openai-responses", "openai", "responses", "gpt-4o"},  // provider_options.api
+    {"t-anthropic", "anthropic", "anthropic", "claude-3-5-sonnet-20241022"},
+    {"t-gemini", "gemini", "gemini", "gemini-1.5-flash"},
+    {"t-bedrock", "bedrock", "bedrock", "anthropic.claude-3-haiku-20240307-v1:0"},
+    {"t-azure", "azure", "azure", "gpt-4o"},
+};
+constexpr const ProviderCase& kBedrock = kProviders[4];
+
+const char* Name(ClientFormat f) {
+  return f == kOpenAi ? "openai-chat client" : "anthropic client";
+}
+
+// A port nothing listens on.
+int ClosedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+rapidjson::Document Json(const std::string& s) {
+  rapidjson::Document d;
+  d.Parse(s.c_str());
+  return d;
+}
+
+std::string Str(const rapidjson::Value& v, const char* key) {
+  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
+}
+
+struct SseEvent {
+  std::string event;
+  std::string data;
+};
+
+std::vector<SseEvent> ParseSse(const std::string& body) {
+  std::vector<SseEvent> out;
+  size_t at = 0;
+  while (at < body.size()) {
+    size_t end = body.find("\n\n", at);
+    std::string block = body.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    at = end == std::string::npos ? body.size() : end + 2;
+    SseEvent e;
+    size_t line_at = 0;
+    while (line_at < block.size()) {
+      size_t nl = block.find('\n', line_at);
+      std::string line =
+          block.substr(line_at, nl == std::string::npos ? std::string::npos : nl - line_at);
+      line_at = nl == std::string::npos ? block.size() : nl + 1;
+      if (line.rfind("event: ", 0) == 0) e.event = line.substr(7);
+      if (line.rfind("data: ", 0) == 0) e.data += line.substr(6);
+    }
+    if (!e.event.empty() || !e.data.empty()) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Everything one Invoke produced, and whether it kept adapter.proto's order:
+// exactly one head, first; chunks; at most one usage; exactly one end, last.
+struct Answer {
+  int heads = 0;
+  tg::v1::ResponseHead head;
+  std::vector<std::string> chunks;
+  std::optional<tg::v1::Usage> usage;
+  std::optional<tg::v1::InvokeEvent::End> end;
+  bool ordered = true;
+  grpc::Status status;
+
+  std::string body() const {
+    std::string b;
+    for (const auto& c : chunks) b += c;
+    return b;
+  }
+  void Add(const tg::v1::InvokeEvent& e) {
+    if (end || (heads == 0 && !e.has_head())) ordered = false;
+    switch (e.event_case()) {
+      case tg::v1::InvokeEvent::kHead:
+        if (++heads > 1) ordered = false;
+        head = e.head();
+        break;
+      case tg::v1::InvokeEvent::kChunk:
+        if (usage) ordered = false;
+        chunks.push_back(e.chunk());
+        break;
+      case tg::v1::InvokeEvent::kUsage:
+        if (usage) ordered = false;
+        usage = e.usage();
+        break;
+      case tg::v1::InvokeEvent::kEnd:
+        end = e.end();
+        break;
+      default:
+        ordered = false;
+    }
+  }
+};
+
+// A well-formed answer carrying the fake's text, in the client's format.
+void ExpectValidAnswer(ClientFormat client, bool stream, const std::string& body) {
+  const std::string text = fakes::FakeAnswer{}.text;
+  if (!stream) {
+    auto d = Json(body);
+    ASSERT_TRUE(d.IsObject()) << body;
+    if (client == kOpenAi) {
+      EXPECT_EQ(Str(d, "object"), "chat.completion") << body;
+      ASSERT_TRUE(d.HasMember("choices") && d["choices"].IsArray() && !d["choices"].Empty())
+          << body;
+      EXPECT_EQ(Str(d["choices"][0]["message"], "content"), text) << body;
+      EXPECT_EQ(Str(d["choices"][0], "finish_reason"), "stop") << body;
+      EXPECT_TRUE(d.HasMember("usage") && d["usage"]["prompt_tokens"].GetInt() == 12) << body;
+    } else {
+      EXPECT_EQ(Str(d, "type"), "message") << body;
+      ASSERT_TRUE(d.HasMember("content") && d["content"].IsArray() && !d["content"].Empty())
+          << body;
+      EXPECT_EQ(Str(d["content"][0], "text"), text) << body;
+      EXPECT_EQ(Str(d, "stop_reason"), "end_turn") << body;
+      EXPECT_TRUE(d.HasMember("usage") && d["usage"]["input_tokens"].GetInt() == 12) << body;
+    }
+    return;
+  }
+  auto events = ParseSse(body);
+  ASSERT_GE(events.size(), 2u) << body;
+  std::string got, stop;
+  bool usage_chunk = false;
+  if (client == kOpenAi) {
+    EXPECT_EQ(events.back().data, "[DONE]") << body;
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      auto d = Json(events[i].data);
+      ASSERT_TRUE(d.IsObject() && !d.HasMember("error")) << events[i].data;
+      EXPECT_EQ(Str(d, "object"), "chat.completion.chunk");
+      if (d.HasMember("usage") && d["usage"].IsObject()) {
+        usage_chunk = d["usage"]["prompt_tokens"].GetInt() == 12;
+      }
+      if (!d.HasMember("choices") || !d["choices"].IsArray() || d["choices"].Empty()) continue;
+      const auto& c = d["choices"][0];
+      got += Str(c["delta"], "content");
+      if (!Str(c, "finish_reason").empty()) stop = Str(c, "finish_reason");
+    }
+    EXPECT_TRUE(usage_chunk) << "stream_options.include_usage was asked: " << body;
+    EXPECT_EQ(stop, "stop") << body;
+  } else {
+    EXPECT_EQ(events.front().event, "message_start") << body;
+    EXPECT_EQ(events.back().event, "message_stop") << body;
+    for (const auto& e : events) {
+      ASSERT_NE(e.event, "error") << body;
+      auto d = Json(e.data);
+      if (e.event == "content_block_delta") got += Str(d["delta"], "text");
+      if (e.event == "message_delta") {
+        stop = Str(d["delta"], "stop_reason");
+        usage_chunk = d.HasMember("usage") && d["usage"].IsObject();
+      }
+    }
+    EXPECT_TRUE(usage_chunk) << body;
+    EXPECT_EQ(stop, "end_turn") << body;
+  }
+  EXPECT_EQ(got, text) << body;
+}
+
+// An error body (not streamed) in the client's format.
+void ExpectErrorBody(ClientFormat client, const std::string& body) {
+  auto d = Json(body);
+  ASSERT_TRUE(d.IsObject() && d.HasMember("error") && d["error"].IsObject()) << body;
+  EXPECT_FALSE(Str(d["error"], "message").empty()) << body;
+  if (client == kAnthropic) {
+    EXPECT_EQ(Str(d, "type"), "error") << body;
+    EXPECT_FALSE(Str(d["error"], "type").empty()) << body;
+  }
+}
+
+// A stream that broke: its last chunk is the client format's error event, and
+// no terminator was ever sent.
+void ExpectStreamEndsInError(ClientFormat client, const Answer& a) {
+  ASSERT_FALSE(a.chunks.empty());
+  auto last = ParseSse(a.chunks.back());
+  ASSERT_FALSE(last.empty()) << a.chunks.back();
+  auto body = a.body();
+  if (client == kOpenAi) {
+    auto d = Json(last.back().data);
+    EXPECT_TRUE(d.IsObject() && d.HasMember("error")) << a.chunks.back();
+    EXPECT_EQ(body.find("[DONE]"), std::string::npos) << body;
+  } else {
+    EXPECT_EQ(last.back().event, "error") << a.chunks.back();
+    EXPECT_EQ(body.find("message_stop"), std::string::npos) << body;
+  }
+}
+
+// tg-config's Watch, as the adapter sees it: one snapshot, credentials in
+// clear only when asked for.
+class FakeConfig final : public tg::v1::ConfigService::Service {
+ public:
+  explicit FakeConfig(tg::v1::ConfigSnapshot snapshot) : snapshot_(std::move(snapshot)) {}
+  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest* req,
+                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
+    tg::v1::WatchEvent ev;
+    ev.set_revision(3);
+    *ev.mutable_snapshot() = snapshot_;
+    if (!req->include_credentials()) {
+      for (auto& u : *ev.mutable_snapshot()->mutable_upstreams()) {
+        for (auto& t : *u.mutable_targets()) t.clear_credentials();
+      }
+    }
+    writer->Write(ev);
+    while (!ctx->IsCancelled()) std::this_thread::sleep_for(milliseconds(10));
+    return grpc::Status::OK;
+  }
+
+ private:
+  const tg::v1::ConfigSnapshot snapshot_;
+};
+
+class AdapterInvokeIT : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(fake_.Start(&error)) << error;
+
+    tg::v1::ConfigSnapshot snapshot;
+    auto* up = snapshot.add_upstreams();
+    up->set_id("u1");
+    up->set_name("ai");
+    const auto& c = fake_.credentials();
+    auto add = [&](const std::string& id, const std::string& provider, int port = -1) {
+      auto* t = up->add_targets();
+      t->set_id(id);
+      t->set_provider(provider);
+      if (provider != "azure") {
+        t->set_host("127.0.0.1");
+        t->set_port(port < 0 ? fake_.port() : port);
+        t->set_protocol("http");
+      }
+      auto* cr = t->mutable_credentials();
+      if (provider == "openai") cr->set_api_key(c.openai_key);
+      if (provider == "anthropic") cr->set_api_key(c.anthropic_key);
+      if (provider == "gemini") cr->set_api_key(c.gemini_key);
+      if (provider == "azure") {
+        cr->set_api_key(c.azure_key);
+        cr->set_azure_endpoint(fake_.base_url());
+      }
+      if (provider == "bedrock") {
+        cr->set_aws_access_key_id(c.aws.access_key_id);
+        cr->set_aws_secret_access_key(c.aws.secret_access_key);
+        cr->set_aws_region(c.aws_region);
+      }
+      return t;
+    };
+    for (const auto& p : kProviders) {
+      auto* t = add(p.target, p.provider);
+      if (std::string(p.api) == "responses") {
+        (*t->mutable_provider_options()->mutable_fields())["api"].set_string_value("responses");
+      }
+    }
+    auto* mi = add("t-azure-mi", "azure")->mutable_credentials();
+    mi->clear_api_key();
+    mi->set_azure_use_managed_identity(true);
+    add("t-bedrock-bad", "bedrock")
+        ->mutable_credentials()
+        ->set_aws_secret_access_key("wrong/secret");
+    add("t-closed", "openai", ClosedPort());
+    for (const auto& t : up->targets()) {
+      targets_[t.id()] = t;
+      targets_[t.id()].clear_credentials();  // as the balancer hands them out
+    }
+
+    config_ = std::make_unique<FakeConfig>(snapshot);
+    config_server_ = GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = std::chrono::seconds(0)},
+        {config_.get()}, &error);
+    ASSERT_NE(config_server_, nullptr) << error;
+    ConfigWatcherOptions wo;
+    wo.include_credentials = true;
+    watcher_ = std::make_unique<ConfigWatcher>(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(config_server_->port()),
+                            grpc::InsecureChannelCredentials()),
+        wo);
+    watcher_->Start();
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (watcher_->revision() < 3 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    ASSERT_EQ(watcher_->revision(), 3);
+
+    client_ = std::make_unique<http::CurlHttpClient>();
+    EntraTokenSource::Options eo;
+    eo.endpoint = fake_.base_url() + "/metadata/identity/oauth2/token";
+    entra_ = std::make_unique<EntraTokenSource>(*client_, eo);
+    workers_ = std::make_unique<WorkerPool>(2);
+    AdapterServiceOptions ao;
+    ao.invocation.timeouts.first_byte = milliseconds(1000);  // the hang fault's 504
+    ao.config_wait = milliseconds(300);
+    service_ =
+        std::make_unique<AdapterServiceImpl>(*watcher_, *client_, entra_.get(), *workers_, ao);
+    server_ = GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = std::chrono::seconds(1)},
+        {service_.get()}, &error);
+    ASSERT_NE(server_, nullptr) << error;
+    stub_ = tg::v1::ProviderAdapterService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    server_.reset();
+    service_.reset();
+    if (watcher_) watcher_->Stop();
+    if (config_server_) config_server_->Shutdown();
+    client_.reset();  // cancels what is left before the workers and the fake go
+    workers_.reset();
+    fake_.Stop();
+  }
+
+  tg::v1::InvokeRequest Request(const std::string& target, const std::string& model,
+                                ClientFormat client, bool stream) {
+    tg::v1::InvokeRequest req;
+    req.set_request_id("req-" + std::to_string(++seq_));
+    req.set_upstream_id("u1");
+    *req.mutable_target() = targets_.at(target);
+    req.set_effective_model(model);
+    req.set_client_format(client);
+    req.set_stream(stream);
+    std::string s = stream ? "true" : "false";
+    if (client == kOpenAi) {
+      req.set_body(R"({"model":"gpt-4","messages":[{"role":"system","content":"Be brief."},)"
+                   R"({"role":"user","content":"Hello!"}],"max_tokens":100,"stream":)" +
+                   s + (stream ? R"(,"stream_options":{"include_usage":true}})" : "}"));
+    } else {
+      req.set_body(R"({"model":"claude","system":"Be brief.","max_tokens":100,)"
+                   R"("messages":[{"role":"user","content":"Hello!"}],"stream":)" +
+                   s + "}");
+    }
+    return req;
+  }
+
+  Answer Invoke(const tg::v1::InvokeRequest& req) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto reader = stub_->Invoke(&ctx, req);
+    Answer a;
+    tg::v1::InvokeEvent e;
+    while (reader->Read(&e)) a.Add(e);
+    a.status = reader->Finish();
+    return a;
+  }
+  Answer Invoke(const ProviderCase& p, ClientFormat client, bool stream) {
+    return Invoke(Request(p.target, p.model, client, stream));
+  }
+
+  void Fault(const char* api, std::function<void(fakes::FakeFault&)> set) {
+    fake_.ClearFaults();
+    fakes::FakeFault f;
+    f.api = api;
+    set(f);
+    fake_.AddFault(f);
+  }
+
+  // A failure before any body byte: head `status`, one error body in the
+  // client's format, End{ok=false, body_started=false}.
+  void ExpectFailureAnswer(const Answer& a, ClientFormat client, int status,
+                           ProviderError::Kind kind, bool retryable) {
+    EXPECT_TRUE(a.status.ok()) << a.status.error_message();
+    EXPECT_TRUE(a.ordered);
+    EXPECT_EQ(a.head.status(), status);
+    ASSERT_EQ(a.chunks.size(), 1u);
+    ExpectErrorBody(client, a.chunks[0]);
+    ASSERT_TRUE(a.end.has_value());
+    EXPECT_FALSE(a.end->ok());
+    EXPECT_FALSE(a.end->body_started());
+    EXPECT_EQ(a.end->error().kind(), kind);
+    EXPECT_EQ(a.end->error().http_status(), status);
+    EXPECT_EQ(a.end->error().retryable(), retryable);
+  }
+
+  fakes::FakeProvider fake_;
+  std::map<std::string, tg::v1::Target> targets_;
+  std::unique_ptr<FakeConfig> config_;
+  std::unique_ptr<GrpcServer> config_server_;
+  std::unique_ptr<ConfigWatcher> watcher_;
+  std::unique_ptr<http::CurlHttpClient> client_;
+  std::unique_ptr<EntraTokenSource> entra_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<AdapterServiceImpl> service_;
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<tg::v1::ProviderAdapterService::Stub> stub_;
+  int seq_ = 0;
+};
+
+TEST_F(AdapterInvokeIT, EveryProviderAnswersEveryClientStreamedAndNot) {
+  for (const auto& p : kProviders) {
+    for (auto client : kClients) {
+      for (bool stream : {false, true}) {
+        SCOPED_TRACE(std::string(p.target) + " / " + Name(client) + (stream ? " / stream" : ""));
+        auto a = Invoke(p, client, stream);
+        ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+        EXPECT_TRUE(a.ordered);
+        EXPECT_EQ(a.head.status(), 200);
+        EXPECT_EQ(a.head.content_type(), stream ? "text/event-stream" : "application/json");
+        ExpectValidAnswer(client, stream, a.body());
+        ASSERT_TRUE(a.usage.has_value());
+        EXPECT_EQ(a.usage->input_tokens(), 12);
+        EXPECT_EQ(a.usage->output_tokens(), 9);
+        ASSERT_TRUE(a.end.has_value());
+        EXPECT_TRUE(a.end->ok()) << a.end->error().message();
+      }
+    }
+  }
+  // Every call reached the provider's own API, answered and finished.
+  for (const auto& r : fake_.Requests()) {
+    EXPECT_EQ(r.status, 200) << r.path;
+    EXPECT_TRUE(r.finished) << r.path;
+  }
+  EXPECT_EQ(fake_.Requests().size(), std::size(kProviders) * 4);
+}
+
+TEST_F(AdapterInvokeIT, ProviderErrorsAreCompleteAnswersInTheClientFormat) {
+  for (const auto& p : kProviders) {
+    for (int status : {429, 400}) {
+      Fault(p.api, [&](auto& f) { f.status = status; });
+      for (auto client : kClients) {
+        for (bool stream : {false, true}) {
+          SCOPED_TRACE(std::string(p.target) + " / " + std::to_string(status) + " / " +
+                       Name(client) + (stream ? " / stream" : ""));
+          ExpectFailureAnswer(Invoke(p, client, stream), client, status, ProviderError::KIND_HTTP,
+                              status == 429);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(AdapterInvokeIT, ConnectRefusedAndFirstByteTimeout) {
+  for (auto client : kClients) {
+    SCOPED_TRACE(Name(client));
+    ExpectFailureAnswer(Invoke(Request("t-closed", "gpt-4o", client, true)), client, 502,
+                        ProviderError::KIND_CONNECT, true);
+  }
+  Fault("openai", [](auto& f) { f.hang = true; });
+  auto started = std::chrono::steady_clock::now();
+  ExpectFailureAnswer(Invoke(kProviders[0], kOpenAi, true), kOpenAi, 504,
+                      ProviderError::KIND_TIMEOUT, true);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_TRUE(
+      fake_.WaitFor([](const auto& rs) { return rs.size() == 1 && rs[0].client_disconnected; },
+                    milliseconds(2000)))
+      << "the timed-out call is closed";
+}
+
+TEST_F(AdapterInvokeIT, BrokenStreamsEndInAnExplicitErrorNeverATerminator) {
+  // 20 text events: a break after the 6th is mid-text in every format (the
+  // Responses stream opens with four framing events).
+  fakes::FakeAnswer long_answer;
+  long_answer.text =
+      "one two three four five six seven eight nine ten eleven twelve thirteen "
+      "fourteen fifteen sixteen seventeen eighteen nineteen twenty";
+  fake_.SetAnswer(long_answer);
+  for (const auto& p : kProviders) {
+    for (bool provider_error : {false, true}) {
+      Fault(p.api,
+            [&](auto& f) { (provider_error ? f.error_after_events : f.drop_after_events) = 6; });
+      for (auto client : kClients) {
+        SCOPED_TRACE(std::string(p.target) + " / " + Name(client) +
+                     (provider_error ? " / provider error event" : " / dropped"));
+        auto a = Invoke(p, client, true);
+        ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+        EXPECT_TRUE(a.ordered);
+        EXPECT_EQ(a.head.status(), 200);
+        ExpectStreamEndsInError(client, a);
+        ASSERT_TRUE(a.end.has_value());
+        EXPECT_FALSE(a.end->ok());
+        EXPECT_TRUE(a.end->body_started());
+        if (!provider_error) {
+          EXPECT_TRUE(a.end->error().retryable());
+        }
+      }
+    }
+  }
+}
+
+TEST_F(AdapterInvokeIT, ABreakBeforeAnyBodyByteIsStillOneCompleteFailureAnswer) {
+  for (const auto& p : kProviders) {
+    Fault(p.api, [](auto& f) { f.drop_after_events = 0; });
+    SCOPED_TRACE(p.target);
+    auto a = Invoke(p, kOpenAi, true);
+    EXPECT_EQ(a.heads, 1);
+    ExpectFailureAnswer(a, kOpenAi, 502, ProviderError::KIND_PROTOCOL, true);
+  }
+}
+
+TEST_F(AdapterInvokeIT, CancellingTheCallStopsTheProviderCall) {
+  fakes::FakeAnswer slow;
+  slow.event_interval = milliseconds(250);
+  fake_.SetAnswer(slow);
+  for (const auto& p : kProviders) {
+    SCOPED_TRACE(p.target);
+    fake_.ClearRequests();
+    grpc::ClientContext ctx;
+    auto reader = stub_->Invoke(&ctx, Request(p.target, p.model, kOpenAi, true));
+    tg::v1::InvokeEvent e;
+    bool chunk = false;
+    while (!chunk && reader->Read(&e)) chunk = e.has_chunk();
+    ASSERT_TRUE(chunk);
+    ctx.TryCancel();
+    while (reader->Read(&e)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+    EXPECT_TRUE(
+        fake_.WaitFor([](const auto& rs) { return rs.size() == 1 && rs[0].client_disconnected; },
+                      milliseconds(2000)));
+    EXPECT_FALSE(fake_.Requests().at(0).finished);
+  }
+}
+
+TEST_F(AdapterInvokeIT, AzureManagedIdentityFetchesOneTokenForManyCalls) {
+  for (bool stream : {false, true}) {
+    auto a = Invoke(Request("t-azure-mi", "gpt-4o", kOpenAi, stream));
+    EXPECT_EQ(a.head.status(), 200) << a.body();
+    ExpectValidAnswer(kOpenAi, stream, a.body());
+    ASSERT_TRUE(a.end.has_value());
+    EXPECT_TRUE(a.end->ok()) << a.end->error().message();
+  }
+  int imds = 0, azure = 0;
+  for (const auto& r : fake_.Requests()) {
+    if (r.api == fakes::Api::kImds) {
+      ++imds;
+      EXPECT_EQ(r.Header("metadata"), "true");
+    }
+    if (r.api == fakes::Api::kAzure) {
+      ++azure;
+      EXPECT_EQ(r.Header("authorization"), "Bearer " + fake_.credentials().azure_entra_token);
+      EXPECT_EQ(r.Header("api-key"), "");
+    }
+  }
+  EXPECT_EQ(imds, 1) << "the token is cached";
+  EXPECT_EQ(azure, 2);
+}
+
+TEST_F(AdapterInvokeIT, BedrockCallsAreSigV4SignedAndABadSecretIs403) {
+  auto a = Invoke(kBedrock, kOpenAi, false);
+  EXPECT_EQ(a.head.status(), 200) << a.body();
+  auto rs = fake_.Requests();
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(
+      rs[0]
+          .Header("authorization")
+          .rfind("AWS4-HMAC-SHA256 Credential=" + fake_.credentials().aws.access_key_id + "/", 0),
+      0u)
+      << rs[0].Header("authorization");
+  EXPECT_EQ(rs[0].path, "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse");
+  for (bool stream : {false, true}) {
+    ExpectFailureAnswer(Invoke(Request("t-bedrock-bad", kBedrock.model, kAnthropic, stream)),
+                        kAnthropic, 403, ProviderError::KIND_HTTP, false);
+  }
+}
+
+TEST_F(AdapterInvokeIT, ACallAheadOfTheConfigWaitsBrieflyThenGoesOnWithWhatItHas) {
+  auto req = Request("t-openai", "gpt-4o", kOpenAi, false);
+  req.set_min_config_revision(4);  // this replica holds 3
+  auto started = std::chrono::steady_clock::now();
+  auto a = Invoke(req);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, milliseconds(300));
+  EXPECT_EQ(a.head.status(), 200) << a.body();
+  // A stopped watch answers the wait at once, from inside the call's setup.
+  watcher_->Stop();
+  a = Invoke(req);
+  EXPECT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.head.status(), 200) << a.body();
+}
+
+}  // namespace
+}  // namespace tg::adapter
