@@ -5,247 +5,50 @@
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 
+#include "seed_bodies.h"
+
 #include "tg/common/json_util.h"
 #include "tg/v1/resources.pb.h"
 
 namespace tg::edge {
 namespace {
 
+namespace seeds = tg::testing::seeds;
+
 // ---- /work/shared/seeds/000_*.txt, 001_*.txt and 002_*.txt, verbatim.
 
 // openai_responses
-constexpr char kOpenaiResponses[] = R"json({
-"name": "{{upstream_service_name}}",
-"algorithm": "round-robin",
-"targets": [
-{
-"provider": "openai",
-"provider_options": {"api": "responses"},
-"weight": 50,
-"priority": 1,
-"default_model": "gpt-4o-mini",
-"models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"],
-"stream": false,
-"credentials": {
-"api_key": "sk-proj-"
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kOpenaiResponses = seeds::kOpenAiResponses;
 
 // anthropic
-constexpr char kAnthropic[] = R"json({
-"name": "{{upstream_service_name}}",
-"algorithm": "round-robin",
-"targets": [
-{
-"provider": "anthropic",
-"weight": 50,
-"default_model": "claude-3-5-sonnet-20241022",
-"models": ["claude-3-5-sonnet-20241022"],
-"stream": false,
-"headers": {
-"anthropic-version": "2023-06-01"
-},
-"credentials": {
-"api_key": ""
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kAnthropic = seeds::kAnthropic;
 
 // gemini
-constexpr char kGemini[] = R"json({
-"name": "{{upstream_service_name}}",
-"algorithm": "round-robin",
-"targets": [
-{
-"provider": "gemini",
-"weight": 50,
-"default_model": "gemini-2.0-flash-001",
-"models": ["gemini-2.0-flash-001"],
-"stream": false,
-"credentials": {
-"api_key": ""
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kGemini = seeds::kGemini;
 
 // bedrock_standalone
-constexpr char kBedrockStandalone[] = R"json({
-"name": "{{upstream_service_name}}",
-"algorithm": "round-robin",
-"targets": [
-{
-"provider": "bedrock",
-"weight": 50,
-"default_model": "eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-"models": [
-"eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-"amazon.titan-text-express-v1",
-"eu.meta.llama3-2-1b-instruct-v1:0",
-"eu.mistral.pixtral-large-2502-v1:0",
-"deepseek-llm-r1-distill-llama-8b"
-],
-"stream": true,
-"headers": {
-"anthropic-version": "2023-06-01"
-},
-"credentials": {
-"aws_access_key_id": "",
-"aws_secret_access_key": "",
-"aws_session_token": "",
-"aws_region": "eu-west-1"
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kBedrockStandalone = seeds::kBedrockStandalone;
 
 // bedrock_anthropic
-constexpr char kBedrockAnthropic[] = R"json({
-"name": "{{upstream_service_name}}",
-"algorithm": "round-robin",
-"targets": [
-{
-"provider": "bedrock",
-"weight": 50,
-"default_model": "eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-"models": [
-"eu.anthropic.claude-3-5-sonnet-20240620-v1:0",
-"amazon.titan-text-express-v1",
-"eu.meta.llama3-2-1b-instruct-v1:0",
-"eu.mistral.pixtral-large-2502-v1:0",
-"deepseek-llm-r1-distill-llama-8b"
-],
-"stream": true,
-"headers": {
-"anthropic-version": "2023-06-01"
-},
-"credentials": {
-"aws_access_key_id": "A....",
-"aws_secret_access_key": "u1H49D0GfnbtDhYF...",
-"aws_session_token": "I...",
-"aws_region": "eu-west-1"
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kBedrockAnthropic = seeds::kBedrockAnthropic;
 
 // azure
-constexpr char kAzure[] = R"json({
-"name": "{{upstream_service_name}}",
-"algorithm": "round-robin",
-"targets": [
-{
-"provider": "azure",
-"weight": 50,
-"default_model": "gpt-4o-mini",
-"models": ["gpt-4o-mini"],
-"credentials": {
-"api_key": "7LQ...",
-"azure_endpoint": "https://example2.cognitiveservices.azure.com",
-"azure_version": "",
-"azure_use_managed_identity": false
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kAzure = seeds::kAzure;
 
 // gateway_trailing_comma
-constexpr char kGatewayTrailingComma[] = R"json({
-"name": "multi-provider-gateway",
-})json";
+constexpr const char* kGatewayTrailingComma = seeds::kGatewayStep1;
 
 // multi_provider_upstream
-constexpr char kMultiProviderUpstream[] = R"json({
-"name": "ai-providers-upstream",
-"algorithm": "round-robin",
-"targets": [
-{
-"path": "/v1/chat/completions",
-"provider": "openai",
-"weight": 50,
-"default_model": "gpt-4o-mini",
-"models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"],
-"credentials": {
-"api_key": "your-openai-key"
-}
-},
-{
-"path": "/v1/messages",
-"provider": "anthropic",
-"weight": 50,
-"default_model": "claude-3-sonnet",
-"models": ["claude-3-sonnet"],
-"headers": {
-"anthropic-version": "2023-06-01"
-},
-"credentials": {
-"api_key": "your-anthropic-key"
-}
-}
-],
-"health_checks": {
-"passive": true,
-"threshold": 3,
-"interval": 60
-}
-})json";
+constexpr const char* kMultiProviderUpstream = seeds::kUpstreamStep2;
 
 // service
-constexpr char kService[] = R"json({
-"name": "ai-chat-service",
-"description": "Load balanced AI chat completion service",
-"upstream_id": "{upstream_id}",
-"type": "upstream",
-"tags": ["ai", "chat"]
-})json";
+constexpr const char* kService = seeds::kServiceStep3;
 
 // rule
-constexpr char kRule[] = R"json({
-"path": "/v1",
-"service_id": "{service_id}",
-"methods": ["POST"],
-"strip_path": false,
-"active": true
-})json";
+constexpr const char* kRule = seeds::kRuleStep4;
 
 // key
-constexpr char kKey[] = R"json({
-"name": "test-key",
-"expires_at": "2026-01-01T00:00:00Z"
-})json";
+constexpr const char* kKey = seeds::kKeyStep5;
 
 // rr_upstream_002
 constexpr char kRrUpstream002[] = R"json({
@@ -288,43 +91,7 @@ constexpr char kRrUpstream002[] = R"json({
   })json";
 
 // weighted_upstream_002
-constexpr char kWeightedUpstream002[] = R"json({
-    "name": "weighted-upstream",
-    "algorithm": "weighted-round-robin",
-    "targets": [
-      {
-        "host": "api.openai.com",
-        "port": 443,
-        "protocol": "https",
-        "weight": 60,    # 60% of traffic
-        "priority": 1,
-        "default_model": "gpt-4o-mini",
-        "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"],
-        "credentials": {
-          "header_name": "Authorization",
-          "header_value": "Bearer your-openai-key"
-        }
-      },
-      {
-        "host": "api.anthropic.com",
-        "port": 443,
-        "protocol": "https",
-        "weight": 40,    # 40% of traffic
-        "priority": 1,
-        "default_model": "claude-3-5-sonnet-20241022",
-        "models": ["claude-3-5-sonnet-20241022"],
-        "credentials": {
-          "header_name": "Authorization",
-          "header_value": "Bearer your-anthropic-key"
-        }
-      }
-    ],
-    "health_checks": {
-      "passive": true,
-      "threshold": 3,
-      "interval": 60
-    }
-  })json";
+constexpr const char* kWeightedUpstream002 = seeds::kWeightedHostTargets;
 
 // service_002
 constexpr char kService002[] = R"json({
@@ -367,50 +134,10 @@ constexpr char kPriorityFallback002[] = R"json({
 })json";
 
 // gateway_subdomain_001
-constexpr char kGatewaySubdomain001[] = R"json({
-    "name": "multi-provider-gateway",
-    "subdomain": "your-subdomain"
-  })json";
+constexpr const char* kGatewaySubdomain001 = seeds::kGatewayWithSubdomain;
 
 // header_creds_upstream_001
-constexpr char kHeaderCredsUpstream001[] = R"json({
-    "name": "ai-providers-upstream",
-    "algorithm": "round-robin",
-    "targets": [
-      {
-        "path": "/v1/chat/completions",
-        "provider": "openai",
-        "weight": 50,
-        "priority": 1,
-        "default_model": "gpt-4",
-        "models": ["gpt-3.5-turbo", "gpt-4"],
-        "credentials": {
-          "header_name": "Authorization",
-          "header_value": "Bearer your-openai-key"
-        }
-      },
-      {
-        "path": "/v1/messages",
-        "provider": "anthropic",
-        "weight": 50,
-        "priority": 1,
-        "default_model": "claude-3-sonnet",
-        "models": ["claude-3-sonnet"],
-        "headers": {
-          "anthropic-version": "2023-06-01"
-        },
-        "credentials": {
-          "header_name": "x-api-key",
-          "header_value": "your-anthropic-key"
-        }
-      }
-    ],
-    "health_checks": {
-      "passive": true,
-      "threshold": 3,
-      "interval": 60
-    }
-  })json";
+constexpr const char* kHeaderCredsUpstream001 = seeds::kUpstreamHeaderCredentials;
 
 template <typename T>
 T Parse(std::string_view json) {
