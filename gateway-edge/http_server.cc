@@ -17,6 +17,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 
@@ -28,17 +29,6 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // After an answer that closes the connection the client may still be sending
 // (an oversized body, pipelined requests). Closing a socket with unread input
@@ -63,7 +53,7 @@ bool SplitHostPort(const std::string& listen, std::string* host, std::string* po
 
 std::string_view HttpRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (IEquals(k, name)) return v;
+    if (http_headers::NameEquals(k, name)) return v;
   }
   return {};
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proxy_routing.h"
+#include "tg/common/http_headers.h"
 #include "tg/common/crypto.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
@@ -17,28 +18,11 @@ namespace {
 
 using std::chrono::steady_clock;
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-// Headers that describe one connection, not the message (RFC 9110 7.6.1), plus
-// the ones the gateway owns: never forwarded either way.
-bool IsHopByHop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive",    "proxy-authenticate", "proxy-authorization", "te",
-      "trailer",    "transfer-encoding", "upgrade",        "host",                "content-length"};
-  for (auto n : kNames) {
-    if (IEquals(n, name)) return true;
-  }
-  return false;
-}
-
+// The gateway's own credentials: never forwarded upstream.
 bool IsGatewayKeyHeader(std::string_view name) {
-  return IEquals(name, "x-tg-api-key") || IEquals(name, "x-api-key") ||
-         IEquals(name, "authorization");
+  using http_headers::NameEquals;
+  return NameEquals(name, "x-tg-api-key") || NameEquals(name, "x-api-key") ||
+         NameEquals(name, "authorization");
 }
 
 const char* ErrorType(int status) {
@@ -365,7 +349,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
   req.set_method(req_.method);
   req.set_path(req_.query.empty() ? forward_path_ : forward_path_ + "?" + req_.query);
   for (const auto& [name, value] : req_.headers) {
-    if (IsHopByHop(name) || IsGatewayKeyHeader(name)) continue;
+    if (http_headers::IsHopByHop(name) || IsGatewayKeyHeader(name)) continue;
     (*req.mutable_client_headers())[name] = value;
   }
   req.set_min_config_revision(snap_->revision());
@@ -394,8 +378,8 @@ HttpResponse ProxyHandler::Call::HeadResponse() const {
   bool has_type = false;
   if (head_) {
     for (const auto& [name, value] : head_->headers()) {
-      if (IsHopByHop(name)) continue;
-      if (IEquals(name, "content-type")) has_type = true;
+      if (http_headers::IsHopByHop(name)) continue;
+      if (http_headers::NameEquals(name, "content-type")) has_type = true;
       r.headers.emplace_back(name, value);
     }
     if (!has_type && !head_->content_type().empty()) {

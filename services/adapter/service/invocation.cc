@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 
@@ -16,22 +17,6 @@ translate::ClientFormat ToTranslate(tg::v1::ClientFormat f) {
     case tg::v1::CLIENT_FORMAT_OPENAI_RESPONSES: return translate::ClientFormat::kOpenAiResponses;
     default: return translate::ClientFormat::kOpenAiChat;
   }
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-bool IsHopByHop(std::string_view name) {
-  for (std::string_view n : {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                             "te", "trailer", "transfer-encoding", "upgrade", "host",
-                             "content-length"}) {
-    if (IEquals(n, name)) return true;
-  }
-  return false;
 }
 
 tg::v1::InvokeEvent HeadEvent(int status, std::string content_type, std::string provider) {
@@ -149,7 +134,7 @@ void Invocation::StartPassthrough() {
   hr.body = req_.body();
   hr.timeouts = options_.timeouts;
   for (const auto& [k, v] : req_.client_headers()) {
-    if (!IsHopByHop(k)) hr.headers.emplace_back(k, v);
+    if (!http_headers::IsHopByHop(k)) hr.headers.emplace_back(k, v);
   }
   for (const auto& [k, v] : t.headers()) hr.headers.emplace_back(k, v);
   translate::HttpRequestSpec spec;
@@ -252,7 +237,7 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
   if (passthrough_) {
     auto e = HeadEvent(status_, head.Header("content-type"), req_.target().host());
     for (const auto& [k, v] : head.headers) {
-      if (!IsHopByHop(k)) (*e.mutable_head()->mutable_headers())[k] = v;
+      if (!http_headers::IsHopByHop(k)) (*e.mutable_head()->mutable_headers())[k] = v;
     }
     Emit({std::move(e)}, false);
     return;
