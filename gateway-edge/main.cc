@@ -16,6 +16,7 @@
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
 
 namespace {
 
@@ -33,9 +34,17 @@ std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
+  tg::DisableMutexDeadlockDetection();
   tg::Flags flags(argc, argv);
   tg::log::SetService("tg-edge");
   tg::log::SetLevel(flags.String("log-level", "info"));
+  std::string telemetry_error;
+  auto telemetry =
+      tg::Telemetry::Start("tg-edge", flags, "metrics-listen", "0.0.0.0:9090", &telemetry_error);
+  if (!telemetry) {
+    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
+    return 1;
+  }
 
   tg::edge::AdminApiOptions admin;
   admin.jwt_secret = flags.String("admin-jwt-secret");
@@ -71,7 +80,7 @@ int main(int argc, char** argv) {
   proxy_http.io_threads = static_cast<int>(flags.Int("proxy-io-threads", 2));
   proxy_http.body_limit = static_cast<uint64_t>(flags.Int("proxy-body-limit", 10 * 1024 * 1024));
   proxy_http.idle_timeout = std::chrono::milliseconds(flags.Int("proxy-idle-timeout-ms", 60000));
-  proxy_http.access_log = flags.Bool("proxy-access-log", true);
+  proxy_http.access_log = false;  // the proxy writes its own, richer line
   if (auto e = tg::edge::ValidateHttpServerOptions(proxy_http); !e.empty()) {
     tg::log::Error("invalid proxy listener options", {{"error", e}});
     return 2;
@@ -79,6 +88,7 @@ int main(int argc, char** argv) {
   tg::edge::ProxyOptions proxy;
   proxy.base_domain = flags.String("proxy-base-domain");
   proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts", 3));
+  proxy.access_log = flags.Bool("proxy-access-log", true);
 
   auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr));
   watcher->Start();

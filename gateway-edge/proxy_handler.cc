@@ -7,11 +7,14 @@
 #include <optional>
 #include <vector>
 
+#include "proxy_metrics.h"
 #include "proxy_routing.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/crypto.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
+#include "tg/common/trace.h"
 
 namespace tg::edge {
 namespace {
@@ -23,6 +26,27 @@ bool IsGatewayKeyHeader(std::string_view name) {
   using http_headers::NameEquals;
   return NameEquals(name, "x-tg-api-key") || NameEquals(name, "x-api-key") ||
          NameEquals(name, "authorization");
+}
+
+// The client's trace context: the gateway's own spans continue it, and the
+// provider gets the adapter's span as its parent, not the client's.
+bool IsTraceHeader(std::string_view name) {
+  return http_headers::NameEquals(name, "traceparent") ||
+         http_headers::NameEquals(name, "tracestate");
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// A bounded label for why an attempt was abandoned.
+std::string FailoverReason(const tg::v1::ProviderError& e) {
+  switch (e.kind()) {
+    case tg::v1::ProviderError::KIND_CONNECT: return "connect";
+    case tg::v1::ProviderError::KIND_TIMEOUT: return "timeout";
+    case tg::v1::ProviderError::KIND_PROTOCOL: return "protocol";
+    default: return e.http_status() > 0 ? std::to_string(e.http_status()) : "error";
+  }
 }
 
 const char* ErrorType(int status) {
@@ -76,8 +100,20 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
         request_id_(crypto::HexEncode(crypto::RandomBytes(8))),
         started_(steady_clock::now()) {
     h_->CallStarted();
+    ProxyMetrics::Get().in_flight.Add(1);
+    span_ = trace::Span::Start(req_.method, trace::SpanKind::kServer,
+                               trace::ParseTraceparent(req_.Header("traceparent")));
+    if (span_.recording()) {
+      span_.SetAttribute("http.request.method", req_.method);
+      span_.SetAttribute("url.path", req_.path);  // never the query: it may hold a key
+      span_.SetAttribute("tg.request_id", request_id_);
+    }
   }
-  ~Call() { h_->CallEnded(); }
+  ~Call() {
+    Finished();
+    ProxyMetrics::Get().in_flight.Add(-1);
+    h_->CallEnded();
+  }
 
   void Start();
   void Cancel();
@@ -99,6 +135,8 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   void AnswerHeld();
   HttpResponse HeadResponse() const;
   std::string SelectedProvider() const;
+  // The call is over (all references gone): metrics, span, access log.
+  void Finished();
 
   ProxyHandler* const h_;
   HttpRequest req_;
@@ -106,6 +144,17 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   const tg::v1::ClientFormat format_;
   const std::string request_id_;
   const steady_clock::time_point started_;
+
+  // Observability: the request's server span (continuing a client's
+  // traceparent), the current attempt's Invoke span, and what the access
+  // log and metrics report when the call is over.
+  trace::Span span_;
+  trace::Span attempt_span_;
+  std::string gateway_id_;
+  std::string rule_id_;
+  int answered_status_ = 0;
+  int64_t tokens_in_ = -1;
+  int64_t tokens_out_ = -1;
 
   std::shared_ptr<const ConfigSnapshot> snap_;
   const tg::v1::Service* service_ = nullptr;  // valid while snap_ is held
@@ -145,10 +194,12 @@ class ProxyHandler::InvokeStream : public grpc::ClientReadReactor<tg::v1::Invoke
       : call_(std::move(call)), high_water_(high_water) {}
 
   void Begin(tg::v1::ProviderAdapterService::Stub* stub, tg::v1::InvokeRequest request,
-             std::chrono::milliseconds deadline, std::shared_ptr<InvokeStream> self) {
+             std::chrono::milliseconds deadline, const trace::TraceContext& trace,
+             std::shared_ptr<InvokeStream> self) {
     self_ = std::move(self);
     request_ = std::move(request);
     context_.set_deadline(std::chrono::system_clock::now() + deadline);
+    trace::Inject(trace, &context_);
     stub->async()->Invoke(&context_, &request_, this);
     StartRead(&event_);
     StartCall();
@@ -207,6 +258,7 @@ class ProxyHandler::InvokeStream : public grpc::ClientReadReactor<tg::v1::Invoke
 // ---------------------------------------------------------------- call steps
 
 void ProxyHandler::Call::Answer(HttpResponse r) {
+  answered_status_ = r.status;
   r.headers.emplace_back("X-Request-Id", request_id_);
   respond_(std::move(r));
 }
@@ -249,6 +301,8 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     if (host_gateway->id() != v->gateway_id) return Fail(401, "API key not valid for this gateway");
   }
   if (snap_->FindGateway(v->gateway_id) == nullptr) return Fail(401, "invalid API key");
+  gateway_id_ = v->gateway_id;
+  span_.SetAttribute("tg.gateway_id", gateway_id_);
 
   RouteMatch m = MatchRule(*snap_, v->gateway_id, req_.method, req_.path);
   if (m.result == RouteMatch::Result::kWrongMethod) {
@@ -258,6 +312,14 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   }
   if (m.result != RouteMatch::Result::kMatched) return Fail(404, "no route for " + req_.path);
   service_ = m.service;
+  rule_id_ = m.rule->id();
+  if (span_.recording()) {
+    span_.SetName(req_.method + " " + m.rule->path());  // low cardinality: the rule's path
+    span_.SetAttribute("http.route", m.rule->path());
+    span_.SetAttribute("tg.rule_id", rule_id_);
+    span_.SetAttribute("tg.service_id", service_->id());
+    if (!service_->upstream_id().empty()) span_.SetAttribute("tg.upstream_id", service_->upstream_id());
+  }
   forward_path_ = ForwardPath(*m.rule, req_.path);
 
   if (service_->type() == "endpoint") {
@@ -286,6 +348,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     if (auto it = doc.FindMember("stream"); it != doc.MemberEnd() && it->value.IsBool()) {
       stream_ = it->value.GetBool();
     }
+    if (!model_.empty()) span_.SetAttribute("gen_ai.request.model", model_);
   }
   PickNext();
 }
@@ -296,17 +359,29 @@ void ProxyHandler::Call::PickNext() {
     grpc::ClientContext ctx;
     tg::v1::PickRequest req;
     tg::v1::PickResponse resp;
+    trace::Span span;
   };
   auto rpc = std::make_shared<Rpc>();
   rpc->ctx.set_deadline(std::chrono::system_clock::now() + h_->options_.pick_deadline);
+  rpc->span = trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kClient,
+                                 span_.context());
+  rpc->span.SetAttribute("tg.attempt", attempts_);
+  trace::Inject(rpc->span.context(), &rpc->ctx);
   rpc->req.set_upstream_id(upstream_id_);
   rpc->req.set_model(model_);
   for (const auto& t : tried_) rpc->req.add_exclude_target_ids(t);
   rpc->req.set_min_config_revision(snap_->revision());
   rpc->req.set_request_id(request_id_);
   auto self = shared_from_this();
-  h_->balancer_->async()->Pick(&rpc->ctx, &rpc->req, &rpc->resp,
-                               [self, rpc](grpc::Status status) { self->OnPicked(status, rpc->resp); });
+  h_->balancer_->async()->Pick(&rpc->ctx, &rpc->req, &rpc->resp, [self, rpc](grpc::Status status) {
+    if (status.ok()) {
+      rpc->span.SetAttribute("tg.target_id", rpc->resp.target().id());
+    } else {
+      rpc->span.SetError(status.error_message());
+    }
+    rpc->span.End();
+    self->OnPicked(status, rpc->resp);
+  });
 }
 
 void ProxyHandler::Call::OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick) {
@@ -349,7 +424,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
   req.set_method(req_.method);
   req.set_path(req_.query.empty() ? forward_path_ : forward_path_ + "?" + req_.query);
   for (const auto& [name, value] : req_.headers) {
-    if (http_headers::IsHopByHop(name) || IsGatewayKeyHeader(name)) continue;
+    if (http_headers::IsHopByHop(name) || IsGatewayKeyHeader(name) || IsTraceHeader(name)) continue;
     (*req.mutable_client_headers())[name] = value;
   }
   req.set_min_config_revision(snap_->revision());
@@ -364,8 +439,21 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     end_.reset();
     invoke_ = stream;
     attempt_started_ = steady_clock::now();
+    attempt_span_ = trace::Span::Start("tg.v1.ProviderAdapterService/Invoke",
+                                       trace::SpanKind::kClient, span_.context());
+    if (attempt_span_.recording()) {
+      attempt_span_.SetAttribute("tg.attempt", attempts_);
+      attempt_span_.SetAttribute("tg.target_id", target.id());
+      if (!target.provider().empty()) {
+        attempt_span_.SetAttribute("gen_ai.system", GenAiSystemName(target.provider()));
+        if (!model.empty()) attempt_span_.SetAttribute("gen_ai.request.model", model);
+      } else {
+        attempt_span_.SetAttribute("server.address", target.host());
+      }
+    }
   }
-  stream->Begin(h_->adapter_.get(), std::move(req), h_->options_.invoke_deadline, stream);
+  stream->Begin(h_->adapter_.get(), std::move(req), h_->options_.invoke_deadline,
+                attempt_span_.context(), stream);
 }
 
 std::string ProxyHandler::Call::SelectedProvider() const {
@@ -399,68 +487,59 @@ size_t ProxyHandler::Call::PendingBytes() {
 void ProxyHandler::Call::Commit() {
   // Called with mu_ held: from here on the answer belongs to this attempt.
   committed_ = true;
-  body_ = respond_.Stream(HeadResponse());
+  HttpResponse head = HeadResponse();
+  answered_status_ = head.status;
+  if (stream_) ProxyMetrics::Get().ttfb.With({SelectedProvider()}).Observe(SecondsSince(started_));
+  body_ = respond_.Stream(std::move(head));
   for (auto& piece : held_) body_->Write(std::move(piece));
   held_.clear();
 }
 
 void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
+  // One event may carry several parts (adapter.proto): head, chunk, usage, end.
   std::lock_guard lock(mu_);
-  switch (e.event_case()) {
-    case tg::v1::InvokeEvent::kHead:
-      head_ = e.head();
-      return;
-    case tg::v1::InvokeEvent::kChunk: {
-      if (committed_) {
-        std::weak_ptr<InvokeStream> weak = invoke_;
-        body_->Write(e.chunk(), [weak](bool ok) {
-          if (auto s = weak.lock(); s && ok) s->OnDrained();
-        });
-        return;
-      }
+  if (e.has_head()) head_ = e.head();
+  if (e.has_chunk()) {
+    if (committed_) {
+      std::weak_ptr<InvokeStream> weak = invoke_;
+      body_->Write(e.chunk(), [weak](bool ok) {
+        if (auto s = weak.lock(); s && ok) s->OnDrained();
+      });
+    } else {
       held_.push_back(e.chunk());
       // A successful stream is committed at its first byte and flows from then
       // on. A whole answer is held until its end (it then goes out with a
       // Content-Length), and so is an error: another target may serve it.
       bool streaming = stream_ || target_.provider().empty();
       if (streaming && head_ && head_->status() < 400) Commit();
-      return;
     }
-    case tg::v1::InvokeEvent::kEnd:
-      end_ = e.end();
-      return;
-    default:
-      return;  // usage: logged by the adapter, counted by metrics later
   }
+  if (e.has_usage()) {
+    tokens_in_ = e.usage().input_tokens();
+    tokens_out_ = e.usage().output_tokens();
+  }
+  if (e.has_end()) end_ = e.end();
 }
 
 void ProxyHandler::Call::ReportOutcome(tg::v1::Outcome outcome, int http_status) {
   if (upstream_id_.empty() || pick_.pick_id().empty()) return;  // endpoint services: no balancer
-  struct Rpc {
-    grpc::ClientContext ctx;
-    tg::v1::ReportRequest req;
-    tg::v1::ReportResponse resp;
-  };
-  auto rpc = std::make_shared<Rpc>();
-  rpc->ctx.set_deadline(std::chrono::system_clock::now() + h_->options_.pick_deadline);
-  rpc->req.set_pick_id(pick_.pick_id());
-  rpc->req.set_upstream_id(upstream_id_);
-  rpc->req.set_target_id(target_.id());
-  rpc->req.set_outcome(outcome);
-  rpc->req.set_http_status(http_status);
+  tg::v1::ReportRequest report;
+  report.set_pick_id(pick_.pick_id());
+  report.set_upstream_id(upstream_id_);
+  report.set_target_id(target_.id());
+  report.set_outcome(outcome);
+  report.set_http_status(http_status);
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() -
                                                                   attempt_started_)
                 .count();
-  rpc->req.mutable_latency()->set_seconds(us / 1000000);
-  rpc->req.mutable_latency()->set_nanos(static_cast<int32_t>((us % 1000000) * 1000));
-  ProxyHandler* h = h_;
-  h->CallStarted();  // the handler (and its stub) outlives the report
-  h->balancer_->async()->Report(&rpc->ctx, &rpc->req, &rpc->resp,
-                                [h, rpc](grpc::Status) { h->CallEnded(); });
+  report.mutable_latency()->set_seconds(us / 1000000);
+  report.mutable_latency()->set_nanos(static_cast<int32_t>((us % 1000000) * 1000));
+  h_->reports_.Add(std::move(report));
 }
 
 void ProxyHandler::Call::AnswerHeld() {
   HttpResponse r = HeadResponse();
+  answered_status_ = r.status;
   for (auto& piece : held_) r.body += piece;
   held_.clear();
   respond_(std::move(r));
@@ -469,6 +548,21 @@ void ProxyHandler::Call::AnswerHeld() {
 void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   std::unique_lock lock(mu_);
   invoke_.reset();
+  ProxyMetrics::Get().upstream.With({SelectedProvider()}).Observe(SecondsSince(attempt_started_));
+  if (attempt_span_.recording()) {
+    if (head_) attempt_span_.SetAttribute("http.response.status_code", head_->status());
+    if (end_ && end_->ok()) {
+      attempt_span_.SetAttribute("tg.outcome", "ok");
+      attempt_span_.SetOk();
+    } else if (end_) {
+      attempt_span_.SetAttribute("tg.outcome", FailoverReason(end_->error()));
+      attempt_span_.SetError(FailoverReason(end_->error()));
+    } else {
+      attempt_span_.SetAttribute("tg.outcome", cancelled_ ? "cancelled" : "adapter");
+      attempt_span_.SetError(status.error_message());
+    }
+  }
+  attempt_span_.End();
   if (end_ && end_->ok()) {
     lock.unlock();
     ReportOutcome(tg::v1::OUTCOME_SUCCESS, head_ ? head_->status() : 200);
@@ -504,6 +598,9 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
         head_->set_status(err.kind() == tg::v1::ProviderError::KIND_TIMEOUT ? 504 : 502);
         head_->set_content_type("application/json");
       }
+      const std::string reason = FailoverReason(err);
+      ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), reason}).Inc();
+      span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", reason}});
       lock.unlock();
       log::Info("failing over", {{"request_id", request_id_},
                                  {"target", target_.id()},
@@ -542,12 +639,70 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   // Not the target's fault: report it as neither success nor failure.
   ReportOutcome(deadline ? tg::v1::OUTCOME_TIMEOUT : tg::v1::OUTCOME_CANCELLED, 0);
   if (!deadline && attempts_ < h_->options_.max_attempts && !upstream_id_.empty()) {
+    ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), "adapter"}).Inc();
+    span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", "adapter"}});
     failed_status_ = 502;
     failed_message_ = "adapter unavailable";
     PickNext();
     return;
   }
   Fail(deadline ? 504 : 502, deadline ? "upstream timed out" : "adapter unavailable");
+}
+
+void ProxyHandler::Call::Finished() {
+  const int status = answered_status_ != 0 ? answered_status_ : 499;  // no answer: client left
+  const std::string provider = target_.id().empty() ? "none" : SelectedProvider();
+  const std::string& gateway = gateway_id_.empty() ? std::string("none") : gateway_id_;
+  const double seconds = SecondsSince(started_);
+  auto& m = ProxyMetrics::Get();
+  m.requests.With({gateway, provider, std::to_string(status)}).Inc();
+  m.duration.With({gateway, provider}).Observe(seconds);
+  if (tokens_in_ >= 0) m.tokens.With({gateway, provider, "input"}).Inc(static_cast<double>(tokens_in_));
+  if (tokens_out_ >= 0) {
+    m.tokens.With({gateway, provider, "output"}).Inc(static_cast<double>(tokens_out_));
+  }
+
+  if (span_.recording()) {
+    span_.SetAttribute("http.response.status_code", status);
+    span_.SetAttribute("tg.attempts", attempts_);
+    if (!target_.id().empty()) {
+      span_.SetAttribute("tg.target_id", target_.id());
+      if (!target_.provider().empty()) {
+        span_.SetAttribute("gen_ai.system", GenAiSystemName(target_.provider()));
+      }
+      if (!pick_.effective_model().empty()) {
+        span_.SetAttribute("gen_ai.response.model", pick_.effective_model());
+      }
+    }
+    if (tokens_in_ >= 0) span_.SetAttribute("gen_ai.usage.input_tokens", tokens_in_);
+    if (tokens_out_ >= 0) span_.SetAttribute("gen_ai.usage.output_tokens", tokens_out_);
+    if (status >= 500) {
+      span_.SetError("HTTP " + std::to_string(status));
+    }
+  }
+  const std::string trace_id = span_.context().TraceIdHex();
+  span_.End();
+
+  if (!h_->options_.access_log) return;
+  const std::string attempts = std::to_string(attempts_);
+  const std::string status_s = std::to_string(status);
+  const std::string latency = std::to_string(static_cast<int64_t>(seconds * 1000.0));
+  const std::string in = tokens_in_ >= 0 ? std::to_string(tokens_in_) : "";
+  const std::string out = tokens_out_ >= 0 ? std::to_string(tokens_out_) : "";
+  log::Info("access", {{"request_id", request_id_},
+                       {"trace_id", trace_id},
+                       {"method", req_.method},
+                       {"path", req_.path},
+                       {"gateway", gateway_id_},
+                       {"rule", rule_id_},
+                       {"target", target_.id()},
+                       {"provider", target_.id().empty() ? "" : provider},
+                       {"model", pick_.effective_model().empty() ? model_ : pick_.effective_model()},
+                       {"status", status_s},
+                       {"attempts", attempts},
+                       {"latency_ms", latency},
+                       {"tokens_in", in},
+                       {"tokens_out", out}});
 }
 
 // ---------------------------------------------------------------- handler
@@ -559,7 +714,8 @@ ProxyHandler::ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache
       config_(config),
       keys_(keys),
       balancer_(tg::v1::BalancerService::NewStub(std::move(balancer))),
-      adapter_(tg::v1::ProviderAdapterService::NewStub(std::move(adapter))) {}
+      adapter_(tg::v1::ProviderAdapterService::NewStub(std::move(adapter))),
+      reports_(balancer_.get(), ReportBatcher::Options{options_.pick_deadline}) {}
 
 ProxyHandler::~ProxyHandler() {
   std::unique_lock lock(mu_);

@@ -11,6 +11,7 @@
 
 #include "http_server.h"
 #include "key_cache.h"
+#include "report_batcher.h"
 #include "tg/common/config_watcher.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/balancer.grpc.pb.h"
@@ -30,11 +31,14 @@ struct ProxyOptions {
   // Unsent bytes of a streamed answer above which the proxy stops reading
   // from the adapter (gRPC flow control then slows the provider read).
   size_t stream_high_water = 256 * 1024;
+  // One JSON line per proxied request (docs/OPERATIONS.md lists the fields).
+  bool access_log = true;
 };
 
 // The proxy on :8081. Per request: gateway key → gateway (Host subdomain when
 // configured) → active rule (snapshot, no RPC) → service → for upstream
-// services Pick (tg-balancer) → Invoke (tg-adapter, streamed) → Report, with
+// services Pick (tg-balancer) → Invoke (tg-adapter, streamed) → Report
+// (batched, see ReportBatcher), with
 // failover to another target while nothing was sent to the client; endpoint
 // services are reverse-proxied through the adapter without a pick.
 // X-Selected-Provider is on every answer that reached a target.
@@ -59,6 +63,7 @@ class ProxyHandler : public HttpHandler {
   KeyCache* const keys_;
   std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;
   std::unique_ptr<tg::v1::ProviderAdapterService::Stub> adapter_;
+  ReportBatcher reports_;  // after balancer_: flushed before the stub goes
 
   std::mutex mu_;
   std::condition_variable idle_;

@@ -347,7 +347,7 @@ int main(int argc, char** argv) {
     const std::string a2 = "--config-addr=" + config_addr;
     const std::string a3 = "--redis-url=" + redis_url;
     execl(balancer_path.c_str(), "tg-balancer", a1.c_str(), a2.c_str(), a3.c_str(),
-          "--log-level=warn", static_cast<char*>(nullptr));
+          "--log-level=warn", "--balancer-metrics-listen=off", static_cast<char*>(nullptr));
     std::perror("exec tg-balancer");
     _exit(127);
   }

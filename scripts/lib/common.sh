@@ -21,7 +21,7 @@ DEB_PACKAGES=(
   build-essential cmake pkg-config g++
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libpqxx-dev libhiredis-dev rapidjson-dev libssl-dev libcurl4-openssl-dev
-  libboost-dev libjwt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev libjwt-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   postgresql redis-server curl docker-compose wrk
 )
 

@@ -7,9 +7,19 @@
 #include <random>
 
 #include "tg/common/log.h"
+#include "tg/common/metrics.h"
 
 namespace tg::balancer {
 namespace {
+
+// Ejections this replica decided (a replica that learns one through Redis
+// does not count it again).
+void OnEjection(const std::string& upstream_id, const std::string& target_id) {
+  static auto& ejections = metrics::Registry::Default().AddCounter(
+      "tg_balancer_ejections_total", "Targets ejected by passive health, by this replica.",
+      {"upstream", "target"}, 1000);
+  ejections.With({upstream_id, target_id}).Inc();
+}
 
 using grpc::Status;
 using grpc::StatusCode;
@@ -273,6 +283,10 @@ Status Balancer::Report(const tg::v1::ReportRequest& request) {
       const char* what = !next.ejected() ? "target restored"
                          : old.ejected() ? "target trial failed; ejected again"
                                          : "target ejected";
+      if (next.ejected()) {
+        ejections_.fetch_add(1, std::memory_order_relaxed);
+        OnEjection(upstream_id, target_id);
+      }
       log::Info(what, {{"upstream_id", upstream_id},
                        {"target_id", target_id},
                        {"ejections", std::to_string(next.ejections)},
@@ -281,6 +295,18 @@ Status Balancer::Report(const tg::v1::ReportRequest& request) {
   }
   store_->Record(HealthEvent{upstream_id, target_id, verdict, now, entry->health});
   return Status::OK;
+}
+
+void Balancer::VisitTargets(
+    const std::function<void(const std::string&, const std::string&, bool)>& fn) const {
+  auto dir = directory_.load();
+  const int64_t now = clock_->NowMs();
+  for (const auto& [id, entry] : dir->upstreams) {
+    std::lock_guard lock(entry->mu);
+    for (size_t i = 0; i < entry->public_targets.size(); ++i) {
+      fn(id, entry->public_targets[i].id(), entry->states[i].ejected_until_ms <= now);
+    }
+  }
 }
 
 Status Balancer::GetHealth(const tg::v1::GetHealthRequest& request,

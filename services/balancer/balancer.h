@@ -100,6 +100,14 @@ class Balancer final : public HealthSink {
   std::optional<TargetHealthState> LocalState(const std::string& upstream_id,
                                               const std::string& target_id) override;
 
+  // Every configured target with whether it takes traffic now (not ejected,
+  // or its ejection is over): what /metrics shows as tg_balancer_target_healthy.
+  void VisitTargets(const std::function<void(const std::string& upstream_id,
+                                             const std::string& target_id, bool healthy)>& fn)
+      const;
+  // Ejections decided by this replica since start.
+  uint64_t ejections() const { return ejections_.load(std::memory_order_relaxed); }
+
   // For tests and benchmarks.
   std::shared_ptr<PickPlan> PlanOf(std::string_view upstream_id) const;
 
@@ -132,6 +140,7 @@ class Balancer final : public HealthSink {
 
   std::atomic<std::shared_ptr<const Directory>> directory_;
   std::mutex config_mu_;  // one ApplyConfig or shared-state update at a time
+  std::atomic<uint64_t> ejections_{0};
 };
 
 }  // namespace tg::balancer

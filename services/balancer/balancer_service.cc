@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
 
 namespace tg::balancer {
 namespace {
@@ -38,14 +39,39 @@ bool BalancerServiceImpl::Ready(const tg::v1::PickRequest& request) const {
   return balancer_->loaded() && balancer_->revision() >= request.min_config_revision();
 }
 
-void BalancerServiceImpl::FinishPick(const Waiter& w) {
-  w.reactor->Finish(Guard("Pick", [&] { return balancer_->Pick(*w.request, w.response); }));
+void BalancerServiceImpl::FinishPick(const Waiter& w, trace::Span* span) {
+  Status status = Guard("Pick", [&] { return balancer_->Pick(*w.request, w.response); });
+  if (span->recording()) {
+    if (status.ok()) {
+      const auto& t = w.response->target();
+      span->SetAttribute("tg.target_id", t.id());
+      if (!t.provider().empty()) span->SetAttribute("gen_ai.system", GenAiSystemName(t.provider()));
+      if (!w.response->effective_model().empty()) {
+        span->SetAttribute("gen_ai.request.model", w.response->effective_model());
+      }
+      span->SetAttribute("tg.degraded", w.response->degraded());
+      span->SetOk();
+    } else {
+      span->SetAttribute("rpc.grpc.status_code", static_cast<int64_t>(status.error_code()));
+      span->SetError(status.error_message());
+    }
+  }
+  span->End();
+  w.reactor->Finish(status);
 }
 
 grpc::ServerUnaryReactor* BalancerServiceImpl::Pick(grpc::CallbackServerContext* ctx,
                                                     const tg::v1::PickRequest* request,
                                                     tg::v1::PickResponse* response) {
   auto* reactor = ctx->DefaultReactor();
+  trace::Span span =
+      trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kServer, trace::Extract(ctx));
+  if (span.recording()) {
+    span.SetAttribute("rpc.system", "grpc");
+    span.SetAttribute("tg.upstream_id", request->upstream_id());
+    span.SetAttribute("tg.request_id", request->request_id());
+    span.SetAttribute("tg.excluded_targets", request->exclude_target_ids_size());
+  }
   if (!Ready(*request)) {
     const auto now = std::chrono::steady_clock::now();
     auto deadline = now + options_.revision_wait;
@@ -58,12 +84,13 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::Pick(grpc::CallbackServerContext*
     // balancer moved on, so either this sees the new revision or that sees
     // this waiter.
     if (!stopping_ && !Ready(*request)) {
-      waiters_.push_back(Waiter{deadline, reactor, request, response});
+      waiters_.push_back(Waiter{deadline, reactor, request, response,
+                                std::make_shared<trace::Span>(std::move(span))});
       cv_.notify_all();
       return reactor;
     }
   }
-  FinishPick(Waiter{{}, reactor, request, response});
+  FinishPick(Waiter{{}, reactor, request, response, nullptr}, &span);
   return reactor;
 }
 
@@ -72,6 +99,21 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::Report(grpc::CallbackServerContex
                                                       tg::v1::ReportResponse*) {
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(Guard("Report", [&] { return balancer_->Report(*request); }));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BalancerServiceImpl::ReportBatch(
+    grpc::CallbackServerContext* ctx, const tg::v1::ReportBatchRequest* request,
+    tg::v1::ReportBatchResponse* response) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(Guard("ReportBatch", [&] {
+    int32_t applied = 0;
+    for (const auto& report : request->reports()) {
+      if (balancer_->Report(report).ok()) ++applied;
+    }
+    response->set_applied(applied);
+    return Status::OK;
+  }));
   return reactor;
 }
 
@@ -96,7 +138,7 @@ void BalancerServiceImpl::OnConfigApplied() {
       }
     }
   }
-  for (const auto& w : ready) FinishPick(w);
+  for (const auto& w : ready) FinishPick(w, w.span.get());
 }
 
 void BalancerServiceImpl::BeginShutdown() {
@@ -133,7 +175,7 @@ void BalancerServiceImpl::Housekeeping() {
       lock.unlock();
       // Answered by Pick itself, which says UNAVAILABLE (or, had the config
       // arrived in the meantime, picks).
-      for (const auto& w : expired) FinishPick(w);
+      for (const auto& w : expired) FinishPick(w, w.span.get());
       if (sweep) {
         balancer_->ReleaseExpiredPicks();
         next_sweep = now + options_.sweep_interval;

@@ -6,10 +6,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <thread>
 
 #include "balancer.h"
+#include "tg/common/trace.h"
 #include "tg/v1/balancer.grpc.pb.h"
 
 namespace tg::balancer {
@@ -46,6 +48,9 @@ class BalancerServiceImpl final : public tg::v1::BalancerService::CallbackServic
   grpc::ServerUnaryReactor* Report(grpc::CallbackServerContext* ctx,
                                    const tg::v1::ReportRequest* request,
                                    tg::v1::ReportResponse* response) override;
+  grpc::ServerUnaryReactor* ReportBatch(grpc::CallbackServerContext* ctx,
+                                        const tg::v1::ReportBatchRequest* request,
+                                        tg::v1::ReportBatchResponse* response) override;
   grpc::ServerUnaryReactor* GetHealth(grpc::CallbackServerContext* ctx,
                                       const tg::v1::GetHealthRequest* request,
                                       tg::v1::GetHealthResponse* response) override;
@@ -56,10 +61,12 @@ class BalancerServiceImpl final : public tg::v1::BalancerService::CallbackServic
     grpc::ServerUnaryReactor* reactor;
     const tg::v1::PickRequest* request;
     tg::v1::PickResponse* response;
+    // The Pick's server span while it waits (only then allocated).
+    std::shared_ptr<trace::Span> span;
   };
 
   bool Ready(const tg::v1::PickRequest& request) const;
-  void FinishPick(const Waiter& w);
+  void FinishPick(const Waiter& w, trace::Span* span);
   void Housekeeping();
 
   Balancer* const balancer_;

@@ -1,5 +1,4 @@
 // tg-balancer: picks provider targets and keeps passive health (DESIGN §5).
-#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -20,6 +19,8 @@
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
+#include "tg/common/metrics.h"
+#include "tg/common/telemetry.h"
 
 namespace {
 
@@ -55,6 +56,34 @@ int Run(const tg::Flags& flags) {
   balancer_options.pick_timeout = std::chrono::seconds(flags.Int("pick-timeout-seconds", 300));
   Balancer balancer(&clock, &random, store.get(), balancer_options);
   BalancerServiceImpl service(&balancer);
+
+  // After the balancer, so that it stops (and its scrape hook goes) first.
+  std::string telemetry_error;
+  auto telemetry = tg::Telemetry::Start("tg-balancer", flags, "balancer-metrics-listen",
+                                        "0.0.0.0:9093", &telemetry_error);
+  if (!telemetry) {
+    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
+    return 1;
+  }
+  auto& registry = tg::metrics::Registry::Default();
+  auto& healthy = registry.AddGauge("tg_balancer_target_healthy",
+                                    "1 while a target takes traffic, 0 while it is ejected.",
+                                    {"upstream", "target"}, 1000);
+  registry.AddScrapeHook("tg_balancer_target_healthy", [&balancer, &healthy] {
+    balancer.VisitTargets([&healthy](const std::string& u, const std::string& t, bool ok) {
+      healthy.With({u, t}).Set(ok ? 1 : 0);
+    });
+  });
+  registry.AddCallbackGauge("tg_balancer_outstanding_picks",
+                            "Picks handed out and not yet reported.",
+                            [&balancer] { return static_cast<double>(balancer.outstanding_picks()); });
+  struct Unhook {
+    tg::metrics::Registry& r;
+    ~Unhook() {
+      r.RemoveCallback("tg_balancer_target_healthy");
+      r.RemoveCallback("tg_balancer_outstanding_picks");
+    }
+  } unhook{registry};
   tg::ConfigWatcher watcher(tg::DialInternal(config_addr));
   ConfigWatcherSource source(&watcher);
   source.SetOnChange([&] {
@@ -110,10 +139,7 @@ int Run(const tg::Flags& flags) {
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
-  // Debian's Abseil keeps absl::Mutex deadlock detection on, which makes
-  // every lock gRPC takes maintain a global lock graph: measurably slower
-  // picks (docs/BENCHMARKS.md) for a check meant for debug builds.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  tg::DisableMutexDeadlockDetection();
   tg::log::SetService("tg-balancer");
   tg::Flags flags(argc, argv);
   tg::log::SetLevel(flags.String("log-level", "info"));

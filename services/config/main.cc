@@ -11,14 +11,23 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
 #include "tg/common/worker_pool.h"
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
+  tg::DisableMutexDeadlockDetection();
   tg::Flags flags(argc, argv);
   tg::log::SetService("tg-config");
   tg::log::SetLevel(flags.String("log-level", "info"));
+  std::string telemetry_error;
+  auto telemetry = tg::Telemetry::Start("tg-config", flags, "config-metrics-listen", "0.0.0.0:9091",
+                                        &telemetry_error);
+  if (!telemetry) {
+    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
+    return 1;
+  }
 
   std::string dsn = flags.String("pg-dsn", "host=127.0.0.1 port=5432 user=postgres dbname=trustgate");
   std::string error;

@@ -16,6 +16,7 @@
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
 #include "tg/common/worker_pool.h"
 
@@ -86,9 +87,17 @@ int Run(const tg::Flags& flags) {
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
+  tg::DisableMutexDeadlockDetection();
   tg::log::SetService("tg-keyauth");
   tg::Flags flags(argc, argv);
   tg::log::SetLevel(flags.String("log-level", "info"));
+  std::string telemetry_error;
+  auto telemetry = tg::Telemetry::Start("tg-keyauth", flags, "keyauth-metrics-listen", "0.0.0.0:9092",
+                                        &telemetry_error);
+  if (!telemetry) {
+    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
+    return 1;
+  }
   try {
     return Run(flags);
   } catch (const tg::pg::Unavailable& e) {

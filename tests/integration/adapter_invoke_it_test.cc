@@ -122,28 +122,26 @@ struct Answer {
     for (const auto& c : chunks) b += c;
     return b;
   }
+  // One event may carry several parts; they apply in field order.
   void Add(const tg::v1::InvokeEvent& e) {
     if (end || (heads == 0 && !e.has_head())) ordered = false;
-    switch (e.event_case()) {
-      case tg::v1::InvokeEvent::kHead:
-        if (++heads > 1) ordered = false;
-        head = e.head();
-        break;
-      case tg::v1::InvokeEvent::kChunk:
-        if (usage) ordered = false;
-        chunks.push_back(e.chunk());
-        break;
-      case tg::v1::InvokeEvent::kUsage:
-        if (usage) ordered = false;
-        usage = e.usage();
-        break;
-      case tg::v1::InvokeEvent::kEnd:
-        end = e.end();
-        break;
-      default:
-        ordered = false;
+    if (!e.has_head() && !e.has_chunk() && !e.has_usage() && !e.has_end()) ordered = false;
+    ++messages;
+    if (e.has_head()) {
+      if (++heads > 1) ordered = false;
+      head = e.head();
     }
+    if (e.has_chunk()) {
+      if (usage) ordered = false;
+      chunks.push_back(e.chunk());
+    }
+    if (e.has_usage()) {
+      if (usage) ordered = false;
+      usage = e.usage();
+    }
+    if (e.has_end()) end = e.end();
   }
+  int messages = 0;
 };
 
 // A well-formed answer carrying the fake's text, in the client's format.
@@ -450,6 +448,10 @@ TEST_F(AdapterInvokeIT, EveryProviderAnswersEveryClientStreamedAndNot) {
         EXPECT_EQ(a.usage->output_tokens(), 9);
         ASSERT_TRUE(a.end.has_value());
         EXPECT_TRUE(a.end->ok()) << a.end->error().message();
+        // A whole answer travels as one message (head, body, usage, end).
+        if (!stream) {
+          EXPECT_EQ(a.messages, 1);
+        }
       }
     }
   }

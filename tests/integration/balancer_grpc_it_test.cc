@@ -279,6 +279,44 @@ TEST_F(BalancerGrpcTest, PickReportGetHealthOverTheWire) {
   EXPECT_EQ(Report(tg::v1::ReportRequest()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(BalancerGrpcTest, ReportBatchAppliesEachReportAndSkipsInvalidOnes) {
+  config_.SetSnapshot({MakeUpstream("u1", "weighted", {{.id = "a"}, {.id = "b"}},
+                                    HealthSpec{.threshold = 1, .interval_s = 30})},
+                      1);
+  StartFeed();
+  tg::v1::PickResponse p1, p2;
+  ASSERT_TRUE(Pick(PickFor("u1", 1), &p1).ok());
+  ASSERT_TRUE(Pick(PickFor("u1", 1), &p2).ok());
+  ASSERT_NE(p1.target().id(), p2.target().id());
+
+  tg::v1::ReportBatchRequest batch;
+  auto* ok = batch.add_reports();
+  ok->set_pick_id(p1.pick_id());
+  ok->set_outcome(tg::v1::OUTCOME_SUCCESS);
+  batch.add_reports();  // no outcome: refused by Report, skipped here
+  auto* failed = batch.add_reports();
+  failed->set_pick_id(p2.pick_id());
+  failed->set_outcome(tg::v1::OUTCOME_HTTP_STATUS);
+  failed->set_http_status(503);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  tg::v1::ReportBatchResponse resp;
+  ASSERT_TRUE(stub_->ReportBatch(&ctx, batch, &resp).ok());
+  EXPECT_EQ(resp.applied(), 2);
+
+  // Both picks were released, and the 503 ejected its target (threshold 1).
+  tg::v1::GetHealthResponse health;
+  ASSERT_TRUE(GetHealth("u1", &health).ok());
+  ASSERT_EQ(health.targets_size(), 2);
+  for (const auto& t : health.targets()) {
+    EXPECT_EQ(t.in_flight(), 0) << t.target_id();
+    EXPECT_EQ(t.state(), t.target_id() == p2.target().id()
+                             ? tg::v1::TargetHealth::STATE_EJECTED
+                             : tg::v1::TargetHealth::STATE_HEALTHY)
+        << t.target_id();
+  }
+}
+
 TEST_F(BalancerGrpcTest, PickWaitsForItsRevisionThenGivesUp) {
   config_.SetSnapshot({MakeUpstream("u1", "round-robin", {{.id = "a"}})}, 3);
   StartFeed();

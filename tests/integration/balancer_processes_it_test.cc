@@ -67,6 +67,7 @@ TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
         std::map<std::string, std::string>{
             {"TG_BALANCER_LISTEN", "127.0.0.1:" + std::to_string(port)},
             {"TG_CONFIG_ADDR", config_addr},
+            {"TG_BALANCER_METRICS_LISTEN", "127.0.0.1:0"},
             {"TG_REDIS_URL", std::string("redis://") + redis}},
         dir + "/balancer" + std::to_string(i) + ".log"));
     ASSERT_TRUE(balancers.back()->Start());

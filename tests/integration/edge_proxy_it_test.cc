@@ -129,6 +129,13 @@ class FakeBalancer final : public tg::v1::BalancerService::Service {
     reports.push_back(*req);
     return grpc::Status::OK;
   }
+  grpc::Status ReportBatch(grpc::ServerContext*, const tg::v1::ReportBatchRequest* req,
+                           tg::v1::ReportBatchResponse* resp) override {
+    std::lock_guard lock(mu);
+    for (const auto& r : req->reports()) reports.push_back(r);
+    resp->set_applied(req->reports_size());
+    return grpc::Status::OK;
+  }
   std::mutex mu;
   std::vector<std::string> picks;
   std::vector<tg::v1::ReportRequest> reports;

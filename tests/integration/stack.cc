@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "tg/common/crypto.h"
 #include "tg/common/health_client.h"
 #include "tg/common/jwt.h"
@@ -19,6 +21,9 @@ Stack::Stack(const std::string& db_prefix, StackOptions options)
   adapter_port_ = FreePort();
   admin_port_ = FreePort();
   proxy_port_ = FreePort();
+  for (const char* name : {"tg-config", "tg-keyauth", "tg-balancer", "tg-adapter", "tg-edge"}) {
+    metrics_ports_[name] = FreePort();
+  }
   secret_ = crypto::HexEncode(crypto::RandomBytes(24));
 }
 
@@ -33,8 +38,23 @@ Stack::~Stack() {
   std::filesystem::remove_all(dir_);
 }
 
+int Stack::metrics_port(const std::string& name) const {
+  auto it = metrics_ports_.find(name);
+  return it == metrics_ports_.end() ? 0 : it->second;
+}
+
 std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::string, std::string> env) {
   env["TG_LOG_LEVEL"] = "info";
+  for (const auto& [k, v] : options_.common_env) env.emplace(k, v);
+  // Each service's own metrics flag: tg-edge's is TG_METRICS_LISTEN, the
+  // others' TG_<SERVICE>_METRICS_LISTEN (one environment serves them all).
+  std::string var = "TG_METRICS_LISTEN";
+  if (name != "tg-edge") {
+    std::string svc = name.substr(3);
+    for (auto& c : svc) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    var = "TG_" + svc + "_METRICS_LISTEN";
+  }
+  env[var] = "127.0.0.1:" + std::to_string(metrics_port(name));
   return std::make_unique<Process>(name, BinDir() + "/" + name, std::move(env),
                                    (dir_ / (name + ".log")).string());
 }
@@ -90,7 +110,6 @@ bool Stack::StartAll() {
   auto env = options_.edge_env;
   env["TG_ADMIN_LISTEN"] = addr(admin_port_);
   env["TG_PROXY_LISTEN"] = addr(proxy_port_);
-  env["TG_METRICS_LISTEN"] = addr(FreePort());
   env["TG_CONFIG_ADDR"] = addr(config_port_);
   env["TG_KEYAUTH_ADDR"] = addr(keyauth_port_);
   env["TG_BALANCER_ADDR"] = addr(balancer_port_);

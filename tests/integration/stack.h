@@ -18,6 +18,7 @@ struct StackOptions {
   std::string redis_addr;                    // host:port
   std::map<std::string, std::string> edge_env;  // extra TG_* for tg-edge
   std::map<std::string, std::string> balancer_env;
+  std::map<std::string, std::string> common_env;  // every service (OTEL_*, …)
   // The PostgreSQL server for the throwaway database, as an admin DSN like
   // TG_TEST_PG_DSN's; "" uses TG_TEST_PG_DSN.
   std::string pg_admin_dsn;
@@ -46,6 +47,8 @@ class Stack {
   std::string Token(std::chrono::seconds ttl = std::chrono::seconds(3600)) const;
   HttpResponse Admin(const std::string& method, const std::string& path, const std::string& body = "");
   int proxy_port() const { return proxy_port_; }
+  // The /metrics port of a service ("tg-edge", "tg-balancer", …).
+  int metrics_port(const std::string& name) const;
   const std::string& dsn() const { return db_.dsn(); }
 
  private:
@@ -60,6 +63,7 @@ class Stack {
   std::string secret_;
   std::vector<std::unique_ptr<Process>> processes_;  // in start order
   std::map<std::string, int> grpc_ports_;            // by name; 0 for tg-edge
+  std::map<std::string, int> metrics_ports_;         // by name, fixed at construction
 };
 
 }  // namespace tg::testing

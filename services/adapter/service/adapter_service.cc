@@ -8,12 +8,13 @@ class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>
                             public EventSink {
  public:
   InvokeReactor(const tg::v1::InvokeRequest& req, ConfigWatcher& config, http::HttpClient& client,
-                EntraTokenSource* entra, WorkerPool& workers, const AdapterServiceOptions& options)
+                EntraTokenSource* entra, WorkerPool& workers, const AdapterServiceOptions& options,
+                std::optional<trace::TraceContext> trace_parent)
       : config_(config), req_(req) {
-    auto begin = [this, &client, entra, &workers, options] {
+    auto begin = [this, &client, entra, &workers, options, trace_parent] {
       inv_ = std::make_shared<Invocation>(
           req_, AdapterServiceImpl::FindCredentials(*config_.snapshot(), req_), client, entra,
-          workers, options.invocation, this);
+          workers, options.invocation, this, trace_parent);
       inv_->Start();
     };
     if (config_.revision() >= req_.min_config_revision()) {
@@ -43,6 +44,9 @@ class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>
   }
 
   void WriteEvent(const tg::v1::InvokeEvent* event) override { StartWrite(event); }
+  void WriteLastEvent(const tg::v1::InvokeEvent* event, const grpc::Status& status) override {
+    StartWriteAndFinish(event, grpc::WriteOptions(), status);
+  }
   void FinishStream(const grpc::Status& status) override { Finish(status); }
 
   void OnWriteDone(bool ok) override { inv_->OnWriteDone(ok); }
@@ -94,8 +98,9 @@ tg::v1::Credentials AdapterServiceImpl::FindCredentials(const ConfigSnapshot& s,
 }
 
 grpc::ServerWriteReactor<tg::v1::InvokeEvent>* AdapterServiceImpl::Invoke(
-    grpc::CallbackServerContext*, const tg::v1::InvokeRequest* req) {
-  return new InvokeReactor(*req, config_, client_, entra_, workers_, options_);
+    grpc::CallbackServerContext* ctx, const tg::v1::InvokeRequest* req) {
+  return new InvokeReactor(*req, config_, client_, entra_, workers_, options_,
+                           trace::Extract(ctx));
 }
 
 }  // namespace tg::adapter

@@ -2,9 +2,11 @@
 
 #include <chrono>
 
+#include "service/adapter_metrics.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
 
 namespace tg::adapter {
 namespace {
@@ -85,7 +87,8 @@ class HttpSink final : public http::HttpStreamHandler {
 
 Invocation::Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials credentials,
                        http::HttpClient& client, EntraTokenSource* entra, WorkerPool& workers,
-                       InvocationOptions options, EventSink* sink)
+                       InvocationOptions options, EventSink* sink,
+                       const std::optional<trace::TraceContext>& trace_parent)
     : req_(std::move(request)),
       credentials_(std::move(credentials)),
       client_(client),
@@ -94,7 +97,31 @@ Invocation::Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials creden
       options_(options),
       passthrough_(req_.client_format() == tg::v1::CLIENT_FORMAT_PASSTHROUGH ||
                    req_.target().provider().empty()),
-      sink_(sink) {}
+      sink_(sink) {
+  AdapterMetrics::Get().in_flight.Add(1);
+  span_ = trace::Span::Start("tg.v1.ProviderAdapterService/Invoke", trace::SpanKind::kServer,
+                             trace_parent);
+  if (span_.recording()) {
+    span_.SetAttribute("rpc.system", "grpc");
+    span_.SetAttribute("tg.request_id", req_.request_id());
+    if (!req_.upstream_id().empty()) span_.SetAttribute("tg.upstream_id", req_.upstream_id());
+    span_.SetAttribute("tg.target_id", req_.target().id());
+    if (!passthrough_) {
+      span_.SetAttribute("gen_ai.system", GenAiSystemName(req_.target().provider()));
+      if (!req_.effective_model().empty()) {
+        span_.SetAttribute("gen_ai.request.model", req_.effective_model());
+      }
+    } else {
+      span_.SetAttribute("server.address", req_.target().host());
+    }
+  }
+}
+
+Invocation::~Invocation() { AdapterMetrics::Get().in_flight.Add(-1); }
+
+std::string Invocation::ProviderLabel() const {
+  return passthrough_ ? std::string("passthrough") : req_.target().provider();
+}
 
 translate::ResponseContext Invocation::Context() const {
   translate::ResponseContext ctx;
@@ -220,6 +247,31 @@ void Invocation::Send(http::HttpRequest request) {
     std::lock_guard lock(mu_);
     if (cancelled_) return;
   }
+  // GenAI conventions: "{operation} {model}"; a plain proxy call is named
+  // after its method.
+  provider_span_ = trace::Span::Start(
+      passthrough_ ? request.method : "chat " + target_info_.model, trace::SpanKind::kClient,
+      span_.context());
+  if (provider_span_.recording()) {
+    provider_span_.SetAttribute("http.request.method", request.method);
+    provider_span_.SetAttribute("server.address", req_.target().host());
+    if (!passthrough_) {
+      provider_span_.SetAttribute("gen_ai.operation.name", "chat");
+      provider_span_.SetAttribute("gen_ai.system", GenAiSystemName(req_.target().provider()));
+      provider_span_.SetAttribute("gen_ai.request.model", target_info_.model);
+    }
+  }
+  // The provider (or host) continues the trace; a client's own traceparent
+  // was replaced by the edge's and never reaches it.
+  for (auto it = request.headers.begin(); it != request.headers.end();) {
+    if (http_headers::NameEquals(it->first, "traceparent")) {
+      it = request.headers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  request.headers.emplace_back("traceparent", trace::FormatTraceparent(provider_span_.context()));
+  provider_started_ = std::chrono::steady_clock::now();
   auto transfer = client_.Start(std::move(request), std::make_shared<HttpSink>(shared_from_this()));
   bool cancel = false;
   {
@@ -234,6 +286,11 @@ void Invocation::Send(http::HttpRequest request) {
 
 void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
   status_ = head.status;
+  AdapterMetrics::Get()
+      .ttfb.With({ProviderLabel()})
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
+                   .count());
+  provider_span_.SetAttribute("http.response.status_code", static_cast<int64_t>(status_));
   if (passthrough_) {
     auto e = HeadEvent(status_, head.Header("content-type"), req_.target().host());
     for (const auto& [k, v] : head.headers) {
@@ -321,6 +378,16 @@ void Invocation::OnHttpBody(std::string_view chunk) {
 }
 
 void Invocation::OnHttpDone(const http::HttpResult& result) {
+  AdapterMetrics::Get()
+      .duration.With({ProviderLabel()})
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
+                   .count());
+  if (!result.ok()) {
+    provider_span_.SetError(http::HttpErrorKindName(result.error));
+  } else if (status_ >= 400) {
+    provider_span_.SetError("HTTP " + std::to_string(status_));
+  }
+  provider_span_.End();
   bool cancelled;
   {
     std::lock_guard lock(mu_);
@@ -445,10 +512,53 @@ void Invocation::FailBeforeBody(int status, ProviderError::Kind kind, bool retry
 
 // ---------------------------------------------------------------- gRPC side
 
+void Invocation::Observe(const std::vector<tg::v1::InvokeEvent>& last_events) {
+  if (observed_) return;
+  observed_ = true;
+  const tg::v1::InvokeEvent::End* end = nullptr;
+  const tg::v1::Usage* usage = nullptr;
+  int status = 0;
+  for (const auto& e : last_events) {
+    if (e.has_head()) status = e.head().status();
+    if (e.has_usage()) usage = &e.usage();
+    if (e.has_end()) end = &e.end();
+  }
+  if (status == 0) status = status_ > 0 ? status_ : 200;
+  if (end != nullptr && !end->ok() && end->error().http_status() > 0) {
+    status = end->error().http_status();
+  }
+  auto& m = AdapterMetrics::Get();
+  const std::string provider = ProviderLabel();
+  m.requests.With({provider, std::to_string(status)}).Inc();
+  if (usage != nullptr) {
+    const std::string& model = usage->model();
+    m.tokens.With({provider, model, "input"}).Inc(static_cast<double>(usage->input_tokens()));
+    m.tokens.With({provider, model, "output"}).Inc(static_cast<double>(usage->output_tokens()));
+  }
+  if (!span_.recording()) return;
+  span_.SetAttribute("http.response.status_code", static_cast<int64_t>(status));
+  if (usage != nullptr) {
+    span_.SetAttribute("gen_ai.usage.input_tokens", usage->input_tokens());
+    span_.SetAttribute("gen_ai.usage.output_tokens", usage->output_tokens());
+  }
+  if (end != nullptr && !end->ok()) {
+    span_.SetAttribute("tg.outcome", tg::v1::ProviderError::Kind_Name(end->error().kind()));
+    span_.SetAttribute("tg.retryable", end->error().retryable());
+    // The kind and status only: a provider's message may quote the request.
+    span_.SetError(tg::v1::ProviderError::Kind_Name(end->error().kind()) + " " +
+                   std::to_string(status));
+  } else {
+    span_.SetAttribute("tg.outcome", "ok");
+    span_.SetOk();
+  }
+  span_.End();
+}
+
 void Invocation::Emit(std::vector<tg::v1::InvokeEvent> events, bool last) {
   std::shared_ptr<http::HttpTransfer> pause;
   std::unique_lock lock(mu_);
   if (finished_ || last_queued_) return;
+  if (last) Observe(events);
   for (auto& e : events) {
     if (e.has_chunk()) queued_bytes_ += e.chunk().size();
     queue_.push_back(std::move(e));
@@ -463,6 +573,50 @@ void Invocation::Emit(std::vector<tg::v1::InvokeEvent> events, bool last) {
   if (pause) pause->Pause();
 }
 
+namespace {
+
+// The parts of an event in adapter.proto's order: head, chunk, usage, end.
+int FirstPart(const tg::v1::InvokeEvent& e) {
+  if (e.has_head()) return 0;
+  if (e.has_chunk()) return 1;
+  if (e.has_usage()) return 2;
+  return e.has_end() ? 3 : 4;
+}
+
+int LastPart(const tg::v1::InvokeEvent& e) {
+  if (e.has_end()) return 3;
+  if (e.has_usage()) return 2;
+  if (e.has_chunk()) return 1;
+  return e.has_head() ? 0 : -1;
+}
+
+// Merged messages stay below this much body (a single larger chunk is sent
+// as it is).
+constexpr size_t kMaxMergedChunk = 64 * 1024;
+
+// Appends `next` to `into` when the parts stay in order (adjacent chunks
+// join): what the caller reads is unchanged, in fewer messages.
+bool MergeInto(tg::v1::InvokeEvent& into, tg::v1::InvokeEvent& next) {
+  const int last = LastPart(into);
+  const int first = FirstPart(next);
+  const bool join_chunks = first == 1 && last == 1;
+  if (!(first > last || join_chunks)) return false;
+  if (join_chunks && into.chunk().size() + next.chunk().size() > kMaxMergedChunk) return false;
+  if (next.has_head()) *into.mutable_head() = std::move(*next.mutable_head());
+  if (next.has_chunk()) {
+    if (into.has_chunk()) {
+      into.mutable_chunk()->append(next.chunk());
+    } else {
+      into.set_chunk(std::move(*next.mutable_chunk()));
+    }
+  }
+  if (next.has_usage()) *into.mutable_usage() = std::move(*next.mutable_usage());
+  if (next.has_end()) *into.mutable_end() = std::move(*next.mutable_end());
+  return true;
+}
+
+}  // namespace
+
 void Invocation::PumpLocked(std::unique_lock<std::mutex>& lock) {
   if (writing_ || finished_ || sink_ == nullptr) return;
   if (queue_.empty()) {
@@ -474,10 +628,21 @@ void Invocation::PumpLocked(std::unique_lock<std::mutex>& lock) {
     lock.lock();
     return;
   }
+  // Everything queued goes out in as few messages as the order allows: a
+  // whole answer is one message, and a stream that outpaces the caller
+  // sends its waiting chunks together.
   writing_event_ = std::move(queue_.front());
   queue_.pop_front();
-  writing_ = true;
+  while (!queue_.empty() && MergeInto(writing_event_, queue_.front())) queue_.pop_front();
   EventSink* sink = sink_;
+  if (queue_.empty() && last_queued_) {
+    finished_ = true;
+    lock.unlock();
+    sink->WriteLastEvent(&writing_event_, grpc::Status::OK);
+    lock.lock();
+    return;
+  }
+  writing_ = true;
   lock.unlock();
   sink->WriteEvent(&writing_event_);
   lock.lock();
@@ -531,6 +696,12 @@ void Invocation::Detach() {
   std::shared_ptr<http::HttpTransfer> cancel;
   {
     std::lock_guard lock(mu_);
+    if (!observed_) {
+      observed_ = true;
+      span_.SetAttribute("tg.outcome", "cancelled");
+      span_.SetError("cancelled by the caller");
+      span_.End();
+    }
     sink_ = nullptr;
     finished_ = true;
     if (!last_queued_) cancel = transfer_;

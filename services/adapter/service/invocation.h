@@ -12,6 +12,7 @@
 #include "aws/eventstream.h"
 #include "http/http_client.h"
 #include "service/auth.h"
+#include "tg/common/trace.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.pb.h"
 #include "translate/client_codec.h"
@@ -37,6 +38,8 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void WriteEvent(const tg::v1::InvokeEvent* event) = 0;
+  // The last event and the status in one step (no OnWriteDone follows).
+  virtual void WriteLastEvent(const tg::v1::InvokeEvent* event, const grpc::Status& status) = 0;
   virtual void FinishStream(const grpc::Status& status) = 0;
 };
 
@@ -50,7 +53,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
  public:
   Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials credentials,
              http::HttpClient& client, EntraTokenSource* entra, WorkerPool& workers,
-             InvocationOptions options, EventSink* sink);
+             InvocationOptions options, EventSink* sink,
+             const std::optional<trace::TraceContext>& trace_parent = std::nullopt);
+  ~Invocation();
 
   void Start();
   // From the sink.
@@ -79,6 +84,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
                       const std::string& type, const std::string& message);
   void TranslateStreamEvents(translate::StreamEvents& events, std::vector<tg::v1::InvokeEvent>* out);
   translate::ResponseContext Context() const;
+  std::string ProviderLabel() const;
+  // The outcome, once (from Emit with last): span attributes and metrics.
+  void Observe(const std::vector<tg::v1::InvokeEvent>& last_events);
 
   const tg::v1::InvokeRequest req_;
   const tg::v1::Credentials credentials_;
@@ -108,6 +116,13 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::string buffered_;           // error bodies and whole answers
   std::optional<translate::AdapterError> stream_error_;
   std::optional<translate::Usage> usage_;
+
+  // Tracing and metrics. span_ is the Invoke's server span; provider_span_
+  // the provider HTTP call (its traceparent goes to the provider).
+  trace::Span span_;
+  trace::Span provider_span_;
+  std::chrono::steady_clock::time_point provider_started_;
+  bool observed_ = false;
 
   std::mutex mu_;
   EventSink* sink_;                 // null once detached

@@ -9,13 +9,23 @@
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/log.h"
+#include "tg/common/telemetry.h"
 #include "tg/common/worker_pool.h"
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
+  tg::DisableMutexDeadlockDetection();
   tg::Flags flags(argc, argv);
   tg::log::SetService("tg-adapter");
   tg::log::SetLevel(flags.String("log-level", "info"));
+
+  std::string error;
+  auto telemetry = tg::Telemetry::Start("tg-adapter", flags, "adapter-metrics-listen",
+                                        "0.0.0.0:9094", &error);
+  if (!telemetry) {
+    tg::log::Error("cannot start telemetry", {{"error", error}});
+    return 1;
+  }
 
   tg::adapter::AdapterServiceOptions options;
   auto& t = options.invocation.timeouts;
@@ -40,7 +50,6 @@ int main(int argc, char** argv) {
   opts.listen = flags.String("adapter-listen", "127.0.0.1:50054");
   opts.health_names = {"tg.v1.ProviderAdapterService"};
   opts.shutdown_grace = std::chrono::seconds(flags.Int("shutdown-grace-seconds", 10));
-  std::string error;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});

@@ -15,6 +15,15 @@ std::shared_ptr<grpc::Channel> DialInternal(const std::string& address) {
 
 std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
                                             const grpc::ChannelArguments& args) {
+  if (address.rfind("dns:", 0) == 0) {
+    // Several replicas behind one DNS name (a Kubernetes headless Service):
+    // calls spread over every address it resolves to. A plain host:port
+    // keeps pick_first, which after a lost connection queues the next call
+    // while it reconnects instead of failing it during the reconnect backoff.
+    grpc::ChannelArguments balanced = args;
+    balanced.SetLoadBalancingPolicyName("round_robin");
+    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), balanced);
+  }
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -2,6 +2,8 @@
 
 #include <csignal>
 
+#include <absl/synchronization/mutex.h>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -20,6 +22,10 @@ std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Connections are recycled now and then (calls in flight, long watches
+  // included, finish on the old one), so that clients re-resolve and find
+  // replicas added since they connected.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   for (auto* svc : services) builder.RegisterService(svc);
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
@@ -45,6 +51,10 @@ void GrpcServer::Shutdown() {
   SetServing(false);
   server_->Shutdown(std::chrono::system_clock::now() + options_.shutdown_grace);
   server_->Wait();
+}
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 void BlockTerminationSignals() {

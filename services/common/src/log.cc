@@ -14,6 +14,8 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::string g_service = "tg";  // set before threads start
 std::mutex g_write_mu;
+std::atomic<uint64_t> g_written{0};
+std::atomic<uint64_t> g_dropped{0};
 
 const char* LevelName(Level l) {
   switch (l) {
@@ -67,8 +69,17 @@ void Write(Level level, std::string_view msg, std::initializer_list<Field> field
     json::AppendQuoted(line, v);
   }
   line += "}\n";
-  std::lock_guard lock(g_write_mu);
-  std::fwrite(line.data(), 1, line.size(), stderr);
+  size_t n;
+  {
+    std::lock_guard lock(g_write_mu);
+    n = std::fwrite(line.data(), 1, line.size(), stderr);
+  }
+  (n == line.size() ? g_written : g_dropped).fetch_add(1, std::memory_order_relaxed);
+}
+
+LogStats Stats() {
+  return LogStats{g_written.load(std::memory_order_relaxed),
+                  g_dropped.load(std::memory_order_relaxed)};
 }
 
 }  // namespace tg::log

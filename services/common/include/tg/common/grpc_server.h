@@ -49,4 +49,10 @@ class GrpcServer {
 void BlockTerminationSignals();
 int WaitForTerminationSignal();
 
+// Debian's Abseil keeps absl::Mutex deadlock detection on, which makes every
+// lock gRPC takes maintain a global lock graph: a check meant for debug
+// builds that costs a serving process measurable throughput
+// (docs/BENCHMARKS.md). Every service's main() calls this first.
+void DisableMutexDeadlockDetection();
+
 }  // namespace tg

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -20,6 +21,13 @@ using Field = std::pair<std::string_view, std::string_view>;
 // Writes one JSON line to stderr: {"ts":...,"level":...,"service":...,"msg":...,fields...}.
 // Callers never pass credentials, keys or prompts.
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
+
+// Lines written and lines lost (stderr closed or failing) since start.
+struct LogStats {
+  uint64_t written = 0;
+  uint64_t dropped = 0;
+};
+LogStats Stats();
 
 inline void Debug(std::string_view m, std::initializer_list<Field> f = {}) { Write(Level::kDebug, m, f); }
 inline void Info(std::string_view m, std::initializer_list<Field> f = {}) { Write(Level::kInfo, m, f); }

@@ -1,0 +1,36 @@
+#include "proxy_metrics.h"
+
+namespace tg::edge {
+
+ProxyMetrics& ProxyMetrics::Get() {
+  static ProxyMetrics* m = [] {
+    auto& r = metrics::Registry::Default();
+    return new ProxyMetrics{
+        r.AddCounter("tg_proxy_requests_total",
+                     "Proxied requests by gateway, the provider that answered (\"none\" when no "
+                     "target was reached) and the status sent to the client.",
+                     {"gateway", "provider", "status"}, 2000),
+        r.AddHistogram("tg_proxy_request_duration_seconds",
+                       "Proxied requests, received to answered (streams: to their last byte).",
+                       {"gateway", "provider"}, metrics::LatencyBuckets(), 1000),
+        r.AddHistogram("tg_proxy_upstream_duration_seconds",
+                       "One provider attempt, Invoke sent to its end.", {"provider"},
+                       metrics::LatencyBuckets(), 100),
+        r.AddHistogram("tg_proxy_ttfb_seconds",
+                       "Streamed answers, request received to the first byte sent.",
+                       {"provider"}, metrics::LatencyBuckets(), 100),
+        r.AddCounter("tg_proxy_failovers_total",
+                     "Attempts abandoned for another target, by the provider that failed and "
+                     "why (status code, connect, timeout, adapter).",
+                     {"gateway", "provider", "reason"}, 1000),
+        r.AddCounter("tg_proxy_tokens_total",
+                     "Tokens of answered requests by gateway, provider and direction "
+                     "(input|output).",
+                     {"gateway", "provider", "direction"}, 2000),
+        r.AddGauge("tg_proxy_in_flight", "Proxied requests in progress.", {}).With({}),
+    };
+  }();
+  return *m;
+}
+
+}  // namespace tg::edge
