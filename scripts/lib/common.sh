@@ -104,11 +104,13 @@ port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# free_port [EXCLUDED_PORT...]: print a random free loopback TCP port in 20000-60000.
+# free_port [EXCLUDED_PORT...]: print a random free loopback TCP port in
+# 20000-32767, below Linux's ephemeral range (32768-60999), so that an outgoing
+# connection made before the service binds it cannot take it meanwhile.
 free_port() {
   local port i
   for ((i = 0; i < 200; i++)); do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+    port=$((20000 + (RANDOM * 32768 + RANDOM) % 12768))
     [[ " $* " == *" $port "* ]] && continue
     port_in_use "$port" || { echo "$port"; return 0; }
   done
