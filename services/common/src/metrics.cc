@@ -356,24 +356,27 @@ void AppendHeader(std::string& out, std::string_view name, std::string_view help
   out += '\n';
 }
 
-void AppendSamples(std::string& out, std::string_view name,
-                   const std::vector<std::string>& label_names, const Labels& values,
-                   const Counter& c) {
+// One sample line: name{labels} value.
+void AppendSample(std::string& out, std::string_view name,
+                  const std::vector<std::string>& label_names, const Labels& values,
+                  double value) {
   out += name;
   AppendLabels(out, label_names, values);
   out += ' ';
-  AppendNumber(out, c.Value());
+  AppendNumber(out, value);
   out += '\n';
 }
 
 void AppendSamples(std::string& out, std::string_view name,
                    const std::vector<std::string>& label_names, const Labels& values,
+                   const Counter& c) {
+  AppendSample(out, name, label_names, values, c.Value());
+}
+
+void AppendSamples(std::string& out, std::string_view name,
+                   const std::vector<std::string>& label_names, const Labels& values,
                    const Gauge& g) {
-  out += name;
-  AppendLabels(out, label_names, values);
-  out += ' ';
-  AppendNumber(out, g.Value());
-  out += '\n';
+  AppendSample(out, name, label_names, values, g.Value());
 }
 
 void AppendSamples(std::string& out, std::string_view name,
