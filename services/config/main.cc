@@ -18,6 +18,7 @@
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
   tg::DisableMutexDeadlockDetection();
+  tg::pg::SetDefaultConnectTimeout(5);
   tg::Flags flags(argc, argv);
   tg::log::SetService("tg-config");
   tg::log::SetLevel(flags.String("log-level", "info"));

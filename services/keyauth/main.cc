@@ -88,6 +88,7 @@ int Run(const tg::Flags& flags) {
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
   tg::DisableMutexDeadlockDetection();
+  tg::pg::SetDefaultConnectTimeout(5);
   tg::log::SetService("tg-keyauth");
   tg::Flags flags(argc, argv);
   tg::log::SetLevel(flags.String("log-level", "info"));

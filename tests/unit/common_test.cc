@@ -1,11 +1,19 @@
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
+#include <pqxx/pqxx>
 
 #include "tg/common/crypto.h"
 #include "tg/common/flags.h"
 #include "tg/common/json_util.h"
 #include "tg/common/jwt.h"
+#include "tg/common/pg.h"
 #include "tg/v1/resources.pb.h"
 
 namespace tg {
@@ -173,6 +181,40 @@ TEST(ProtoJson, PrintsOriginalFieldNamesAndOmitsUnset) {
   EXPECT_NE(s.find("\"default_model\":\"gpt-4o-mini\""), std::string::npos) << s;
   EXPECT_NE(s.find("\"stream\":false"), std::string::npos) << s;
   EXPECT_EQ(s.find("weight"), std::string::npos) << s;
+}
+
+// A server that completes the TCP handshake (the kernel does) and then never
+// says a word: what a hung PostgreSQL looks like to libpq.
+TEST(Pg, ConnectTimeoutBoundsAServerThatNeverAnswers) {
+  const char* saved = std::getenv("PGCONNECT_TIMEOUT");
+  std::string restore = saved ? saved : "";
+  ::unsetenv("PGCONNECT_TIMEOUT");
+  pg::SetDefaultConnectTimeout(2);
+  EXPECT_STREQ(std::getenv("PGCONNECT_TIMEOUT"), "2");
+  pg::SetDefaultConnectTimeout(9);  // an operator's own setting wins
+  EXPECT_STREQ(std::getenv("PGCONNECT_TIMEOUT"), "2");
+
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(pqxx::connection("host=127.0.0.1 port=" + std::to_string(ntohs(addr.sin_port)) +
+                                " user=nobody dbname=nothing"),
+               std::exception);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, std::chrono::milliseconds(1500));  // it did wait for the server
+  EXPECT_LT(took, std::chrono::seconds(10));          // and gave up, not after minutes
+  close(fd);
+  if (saved) {
+    ::setenv("PGCONNECT_TIMEOUT", restore.c_str(), 1);
+  } else {
+    ::unsetenv("PGCONNECT_TIMEOUT");
+  }
 }
 
 TEST(Flags, CommandLineWinsOverEnvironment) {

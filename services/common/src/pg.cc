@@ -1,6 +1,7 @@
 #include "tg/common/pg.h"
 
 #include <condition_variable>
+#include <cstdlib>
 #include <thread>
 
 #include "tg/common/log.h"
@@ -94,6 +95,10 @@ void ApplyMigrations(pqxx::connection& conn, std::string_view component,
     throw;
   }
   exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLock) + ")");
+}
+
+void SetDefaultConnectTimeout(int seconds) {
+  ::setenv("PGCONNECT_TIMEOUT", std::to_string(seconds).c_str(), /*overwrite=*/0);
 }
 
 std::unique_ptr<pqxx::connection> ConnectWithRetry(const std::string& dsn,

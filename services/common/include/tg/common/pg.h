@@ -62,6 +62,13 @@ struct Migration {
 void ApplyMigrations(pqxx::connection& conn, std::string_view component,
                      const std::vector<Migration>& migrations);
 
+// Bounds every connection attempt of this process (libpq's PGCONNECT_TIMEOUT)
+// unless the environment or the DSN (connect_timeout) already says: a
+// database that drops packets instead of refusing then costs a pool
+// connection attempt `seconds`, not the kernel's two-minute TCP timeout.
+// Call from main() before any thread starts (it sets an environment variable).
+void SetDefaultConnectTimeout(int seconds);
+
 // Connects with retries until `deadline` (services start before PostgreSQL is
 // ready in compose stacks).
 std::unique_ptr<pqxx::connection> ConnectWithRetry(const std::string& dsn,
