@@ -146,7 +146,8 @@ size_t KeyCache::size() const {
   return entries_.size();
 }
 
-void KeyCache::Verify(std::string_view key, Done done) {
+void KeyCache::Verify(std::string_view key, Done done,
+                      const std::optional<trace::TraceContext>& trace) {
   std::string hash = crypto::Sha256(key);
   auto now = Clock::now();
   bool hit = false;
@@ -184,6 +185,7 @@ void KeyCache::Verify(std::string_view key, Done done) {
   };
   auto call = std::make_shared<Call>();
   call->ctx.set_deadline(std::chrono::system_clock::now() + options_.verify_deadline);
+  if (trace) trace::Inject(*trace, &call->ctx);
   call->req.set_key(std::string(key));
   stub_->async()->VerifyKey(&call->ctx, &call->req, &call->resp,
                             [this, call, hash](grpc::Status status) {

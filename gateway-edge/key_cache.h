@@ -15,6 +15,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "tg/common/trace.h"
+
 #include "tg/v1/keyauth.grpc.pb.h"
 
 namespace tg::edge {
@@ -56,7 +58,10 @@ class KeyCache {
   void Stop();
 
   // Calls `done` exactly once: inline on a cache hit, else from a gRPC thread.
-  void Verify(std::string_view key, Done done);
+  // A miss's VerifyKey call carries `trace` (the request's span) as its
+  // traceparent, so tg-keyauth's span joins the request's trace.
+  void Verify(std::string_view key, Done done,
+              const std::optional<trace::TraceContext>& trace = std::nullopt);
 
   bool watching() const { return watching_.load(); }
   size_t size() const;

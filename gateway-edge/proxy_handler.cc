@@ -272,9 +272,10 @@ void ProxyHandler::Call::Start() {
   respond_.OnCancel([weak] {
     if (auto call = weak.lock()) call->Cancel();
   });
-  h_->keys_->Verify(key, [self](std::optional<KeyCache::Verified> v, grpc::Status status) {
-    self->OnKey(v, status);
-  });
+  h_->keys_->Verify(
+      key,
+      [self](std::optional<KeyCache::Verified> v, grpc::Status status) { self->OnKey(v, status); },
+      span_.context());
 }
 
 void ProxyHandler::Call::Cancel() {

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   tg::GrpcServerOptions opts;
   opts.listen = flags.String("config-listen", "127.0.0.1:50051");
   opts.health_names = {"tg.v1.ConfigService"};
+  opts.trace_unary_rpcs = true;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});

@@ -60,7 +60,9 @@ int Run(const tg::Flags& flags) {
 
   std::string error;
   auto server = tg::GrpcServer::Start(
-      tg::GrpcServerOptions{.listen = listen, .health_names = {"tg.v1.KeyAuthService"}}, {&service},
+      tg::GrpcServerOptions{.listen = listen,
+                            .health_names = {"tg.v1.KeyAuthService"},
+                            .trace_unary_rpcs = true}, {&service},
       &error);
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});

@@ -152,26 +152,41 @@ const CollectedSpan* Find(const std::vector<CollectedSpan>& spans, const std::st
   return nullptr;
 }
 
-TEST_F(ObservabilityE2E, OneRequestIsOneTraceAcrossEdgeBalancerAdapterAndProvider) {
+TEST_F(ObservabilityE2E, OneRequestIsOneTraceAcrossEveryService) {
+  // A key the edge has not verified yet: its check is a VerifyKey call.
+  auto k = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys",
+                         R"({"name": "fresh", "expires_at": "2099-01-01T00:00:00Z"})");
+  rapidjson::Document kd;
+  kd.Parse(k.body.c_str());
+  ASSERT_TRUE(kd.IsObject() && kd.HasMember("key")) << k.body;
+  const std::string fresh_key = kd["key"].GetString();
+
   const std::string trace_id = crypto::HexEncode(crypto::RandomBytes(16));
   const std::string client_span = crypto::HexEncode(crypto::RandomBytes(8));
-  auto r = Chat({"traceparent: 00-" + trace_id + "-" + client_span + "-01"});
+  auto r = Http("POST", stack_->ProxyUrl("/obs/v1/chat/completions"), Body(),
+                {"X-TG-API-Key: " + fresh_key, "Content-Type: application/json",
+                 "traceparent: 00-" + trace_id + "-" + client_span + "-01"});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["x-selected-provider"], "openai");
 
-  // Six spans: the edge's server span with its Pick and Invoke client spans,
-  // the balancer's Pick, the adapter's Invoke and its provider call.
+  // Seven spans: the edge's server span with its Pick and Invoke client
+  // spans, tg-keyauth's VerifyKey, the balancer's Pick, the adapter's Invoke
+  // and its provider call.
   auto spans = collector_->WaitForSpans(
       [&](const std::vector<CollectedSpan>& all) {
         return std::count_if(all.begin(), all.end(),
-                             [&](const CollectedSpan& s) { return s.trace_id == trace_id; }) >= 6;
+                             [&](const CollectedSpan& s) { return s.trace_id == trace_id; }) >= 7;
       },
       seconds(10));
   std::vector<CollectedSpan> trace;
   for (const auto& s : spans) {
     if (s.trace_id == trace_id) trace.push_back(s);
   }
-  ASSERT_EQ(trace.size(), 6u);
+  ASSERT_EQ(trace.size(), 7u);
+  const auto* verify = Find(trace, "tg-keyauth", "tg.v1.KeyAuthService/VerifyKey");
+  ASSERT_NE(verify, nullptr);
+  EXPECT_EQ(verify->kind, 2);
+  EXPECT_EQ(verify->attributes.at("rpc.grpc.status_code"), "0");
 
   const auto* edge = Find(trace, "tg-edge", "POST /obs");
   const auto* edge_pick = Find(trace, "tg-edge", "tg.v1.BalancerService/Pick");
@@ -183,6 +198,7 @@ TEST_F(ObservabilityE2E, OneRequestIsOneTraceAcrossEdgeBalancerAdapterAndProvide
 
   // Parented as the calls were made, the edge under the client's span.
   EXPECT_EQ(edge->parent_span_id, client_span);
+  EXPECT_EQ(verify->parent_span_id, edge->span_id);
   EXPECT_EQ(edge->kind, 2);  // server
   EXPECT_EQ(edge_pick->parent_span_id, edge->span_id);
   EXPECT_EQ(edge_pick->kind, 3);  // client
@@ -235,6 +251,29 @@ TEST_F(ObservabilityE2E, OneRequestIsOneTraceAcrossEdgeBalancerAdapterAndProvide
   EXPECT_NE(log.find("\"trace_id\":\"" + trace_id + "\""), std::string::npos);
   EXPECT_EQ(log.find(kCanary), std::string::npos);
   EXPECT_EQ(log.find(key_), std::string::npos);
+  EXPECT_EQ(log.find(fresh_key), std::string::npos);
+  for (const auto& body : collector_->RawBodies()) EXPECT_EQ(body.find(fresh_key), std::string::npos);
+}
+
+TEST_F(ObservabilityE2E, AdminCallsAreTracedInTgConfigAndTgKeyauth) {
+  // The suite's set-up created a gateway, an upstream and a key through the
+  // admin API: each write is a server span in the service that made it.
+  auto spans = collector_->WaitForSpans(
+      [](const std::vector<CollectedSpan>& all) {
+        return Find(all, "tg-config", "tg.v1.ConfigService/CreateUpstream") != nullptr &&
+               Find(all, "tg-keyauth", "tg.v1.KeyAuthService/CreateKey") != nullptr;
+      },
+      seconds(10));
+  const auto* upstream = Find(spans, "tg-config", "tg.v1.ConfigService/CreateUpstream");
+  ASSERT_NE(upstream, nullptr);
+  EXPECT_EQ(upstream->kind, 2);
+  EXPECT_EQ(upstream->status_code, 1);  // OK
+  ASSERT_NE(Find(spans, "tg-keyauth", "tg.v1.KeyAuthService/CreateKey"), nullptr);
+  // Streams (the Watch feeds) and gRPC's own health checks get no span.
+  for (const auto& s : spans) {
+    EXPECT_EQ(s.name.find("Watch"), std::string::npos) << s.name;
+    EXPECT_EQ(s.name.find("grpc.health"), std::string::npos) << s.name;
+  }
 }
 
 TEST_F(ObservabilityE2E, AFailoverIsAnEventOnTheRequestSpanAndASecondAttempt) {

@@ -6,10 +6,61 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include "tg/common/log.h"
+#include "tg/common/trace.h"
 
 namespace tg {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+// One server span per unary RPC: started when the caller's metadata arrives,
+// ended with the status.
+class TracingInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TracingInterceptor(const char* method) : method_(method) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
+    if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      std::optional<trace::TraceContext> parent;
+      if (const auto* metadata = batch->GetRecvInitialMetadata()) parent = trace::Extract(*metadata);
+      span_ = trace::Span::Start(method_, trace::SpanKind::kServer, parent);
+      span_.SetAttribute("rpc.system", "grpc");
+    }
+    if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = batch->GetSendStatus();
+      span_.SetAttribute("rpc.grpc.status_code", static_cast<int64_t>(status.error_code()));
+      if (status.ok()) {
+        span_.SetOk();
+      } else {
+        span_.SetError(status.error_message());
+      }
+      span_.End();
+    }
+    batch->Proceed();
+  }
+
+ private:
+  const std::string_view method_;  // gRPC's, alive for the server's lifetime
+  trace::Span span_;
+};
+
+class TracingInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    std::string_view method = info->method() ? info->method() : "";
+    if (info->type() != grpc::experimental::ServerRpcInfo::Type::UNARY) return nullptr;
+    if (method.rfind("/grpc.", 0) == 0) return nullptr;  // health checks, reflection
+    if (!method.empty() && method.front() == '/') method.remove_prefix(1);
+    return new TracingInterceptor(method.data());
+  }
+};
+
+}  // namespace
 
 std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
                                               const std::vector<grpc::Service*>& services,
@@ -27,6 +78,11 @@ std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
   // replicas added since they connected.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   for (auto* svc : services) builder.RegisterService(svc);
+  if (options.trace_unary_rpcs) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+    factories.push_back(std::make_unique<TracingInterceptorFactory>());
+    builder.experimental().SetInterceptorCreators(std::move(factories));
+  }
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     *error = "cannot listen on " + options.listen;

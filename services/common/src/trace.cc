@@ -51,10 +51,7 @@ struct SpanData {
   std::array<uint8_t, 8> span_id{};
   std::array<uint8_t, 8> parent_span_id{};  // all zero for a root
   uint64_t start_ns = 0;
-  uint64_t end_ns = 0;
-  // End time is start_ns plus the steady-clock duration, so a wall-clock step
-  // during the span cannot make it end before it started.
-  SteadyClock::time_point start_steady;
+  uint64_t end_ns = 0;  // both from NowUnixNanos(): one monotonic scale
   std::vector<Attribute> attributes;
   uint32_t dropped_attributes = 0;
   std::vector<Event> events;
@@ -78,9 +75,17 @@ constexpr size_t kMaxEventAttributes = 32;
 constexpr size_t kMaxValueBytes = 4096;
 constexpr auto kWarnEvery = std::chrono::minutes(1);
 
+// Wall-clock time read through the steady clock from one anchor taken once:
+// every timestamp of the process is on one monotonic scale, so a child span
+// never appears to end after its parent because two clocks were read a few
+// nanoseconds apart (NTP slews both clocks alike; only a wall-clock step,
+// rare and ignored here, separates them).
 uint64_t NowUnixNanos() {
+  static const auto anchor_wall = std::chrono::system_clock::now();
+  static const auto anchor_steady = SteadyClock::now();
+  const auto since = SteadyClock::now() - anchor_steady;
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
+                                   anchor_wall.time_since_epoch() + since)
                                    .count());
 }
 
@@ -739,7 +744,6 @@ Span Span::Start(std::string_view name, SpanKind kind, const std::optional<Trace
   d.span_id = span.context_.span_id;
   if (has_parent) d.parent_span_id = parent->span_id;
   d.start_ns = NowUnixNanos();
-  d.start_steady = SteadyClock::now();
   return span;
 }
 
@@ -831,9 +835,7 @@ void Span::SetOk() {
 
 void Span::End() {
   if (!data_) return;
-  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      SteadyClock::now() - data_->start_steady);
-  data_->end_ns = data_->start_ns + static_cast<uint64_t>(std::max<int64_t>(elapsed.count(), 0));
+  data_->end_ns = std::max(data_->start_ns, NowUnixNanos());  // same scale as start_ns
   GlobalTracer().Enqueue(std::move(data_));
 }
 

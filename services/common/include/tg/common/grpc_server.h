@@ -14,6 +14,11 @@ struct GrpcServerOptions {
   std::vector<std::string> health_names;          // full service names reported by grpc.health.v1
   int max_message_bytes = 32 * 1024 * 1024;       // largest request or response message
   std::chrono::seconds shutdown_grace{10};        // in-flight RPCs get this long on Shutdown
+  // A server span for every unary RPC of the registered services, named
+  // "<package>.<Service>/<Method>" and parented by the caller's traceparent
+  // metadata (streams such as Watch and gRPC's own health and reflection
+  // calls get none). For services whose handlers do not make their own.
+  bool trace_unary_rpcs = false;
 };
 
 // A gRPC server with grpc.health.v1 and server reflection, as every TrustGate
