@@ -7,6 +7,7 @@
 #include "tg/common/json_util.h"
 #include "tg/common/jwt.h"
 #include "tg/common/log.h"
+#include "tg/common/trace.h"
 
 namespace tg::edge {
 
@@ -257,12 +258,17 @@ void AdminApi::Call(Start start, Req request, Done done) {
     grpc::ClientContext context;
     Req request;
     Resp response;
+    std::optional<trace::TraceContext> trace;  // the admin request's span
   };
   auto state = std::make_shared<State>(this);
   state->request = std::move(request);
   state->context.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
+  state->trace = trace::CurrentContext();
+  if (state->trace) trace::Inject(*state->trace, &state->context);
   start(&state->context, &state->request, &state->response,
         [state, done = std::move(done)](grpc::Status status) {
+          // Calls `done` starts belong to the same admin request.
+          trace::ScopedContext scope(state->trace);
           // No exception may cross into gRPC. Should `done` throw before it
           // answered, its responder's last copy answers 500 when destroyed.
           try {
@@ -275,7 +281,51 @@ void AdminApi::Call(Start start, Req request, Done done) {
         });
 }
 
+namespace {
+
+std::string_view ResourcePath(const AdminRoute& r) {
+  switch (r.resource) {
+    case AdminRoute::Resource::kHealth: return "/healthz";
+    case AdminRoute::Resource::kGateway:
+      return r.collection ? "/api/v1/gateways" : "/api/v1/gateways/{id}";
+    case AdminRoute::Resource::kUpstream:
+      return r.collection ? "/api/v1/gateways/{id}/upstreams" : "/api/v1/gateways/{id}/upstreams/{id}";
+    case AdminRoute::Resource::kService:
+      return r.collection ? "/api/v1/gateways/{id}/services" : "/api/v1/gateways/{id}/services/{id}";
+    case AdminRoute::Resource::kRule:
+      return r.collection ? "/api/v1/gateways/{id}/rules" : "/api/v1/gateways/{id}/rules/{id}";
+    case AdminRoute::Resource::kKey:
+      return r.collection ? "/api/v1/gateways/{id}/keys" : "/api/v1/gateways/{id}/keys/{id}";
+  }
+  return "";
+}
+
+}  // namespace
+
 void AdminApi::Handle(HttpRequest request, HttpResponder respond) {
+  auto route = MatchAdminRoute(request.path);
+  if (route && route->resource != AdminRoute::Resource::kHealth) {
+    // A server span per admin call, continuing a client's traceparent; the
+    // tg-config / tg-keyauth calls it makes carry it (AdminApi::Call).
+    auto span = std::make_shared<trace::Span>(trace::Span::Start(
+        request.method + " " + std::string(ResourcePath(*route)), trace::SpanKind::kServer,
+        trace::ParseTraceparent(request.Header("traceparent"))));
+    span->SetAttribute("http.request.method", request.method);
+    span->SetAttribute("http.route", ResourcePath(*route));
+    trace::ScopedContext scope(span->context());
+    HttpResponder traced([span, respond](HttpResponse r) {
+      span->SetAttribute("http.response.status_code", static_cast<int64_t>(r.status));
+      if (r.status >= 500) span->SetError("HTTP " + std::to_string(r.status));
+      span->End();
+      respond(std::move(r));
+    });
+    return Serve(std::move(request), *route, std::move(traced));
+  }
+  Serve(std::move(request), route, std::move(respond));
+}
+
+void AdminApi::Serve(HttpRequest request, const std::optional<AdminRoute>& route,
+                     HttpResponder respond) {
   if (RequiresAdminToken(request.path)) {
     std::string_view auth = Trim(request.Header("Authorization"));
     if (!StartsWithIgnoreCase(auth, "bearer ") || Trim(auth.substr(7)).empty()) {
@@ -286,7 +336,6 @@ void AdminApi::Handle(HttpRequest request, HttpResponder respond) {
     if (verdict != jwt::Verdict::kOk) return respond(Unauthorized(jwt::VerdictMessage(verdict)));
   }
 
-  auto route = MatchAdminRoute(request.path);
   if (!route) return respond(JsonError(404, "not found"));
   if (!MethodAllowed(*route, request.method)) {
     auto r = JsonError(405, "method not allowed");

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -50,6 +51,7 @@ class AdminApi : public HttpHandler {
   void Handle(HttpRequest request, HttpResponder respond) override;
 
  private:
+  void Serve(HttpRequest request, const std::optional<AdminRoute>& route, HttpResponder respond);
   template <typename Kind>
   void HandleConfig(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
   void HandleKeys(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);

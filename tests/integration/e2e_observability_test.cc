@@ -269,6 +269,32 @@ TEST_F(ObservabilityE2E, AdminCallsAreTracedInTgConfigAndTgKeyauth) {
   EXPECT_EQ(upstream->kind, 2);
   EXPECT_EQ(upstream->status_code, 1);  // OK
   ASSERT_NE(Find(spans, "tg-keyauth", "tg.v1.KeyAuthService/CreateKey"), nullptr);
+  // An admin call carrying a traceparent is one trace: the edge's span for
+  // the HTTP call, tg-config's for the RPC it made.
+  const std::string trace_id = crypto::HexEncode(crypto::RandomBytes(16));
+  const std::string client_span = crypto::HexEncode(crypto::RandomBytes(8));
+  auto r = Http("GET", stack_->AdminUrl("/api/v1/gateways/" + gateway_), "",
+                {"Authorization: Bearer " + stack_->Token(),
+                 "traceparent: 00-" + trace_id + "-" + client_span + "-01"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  spans = collector_->WaitForSpans(
+      [&](const std::vector<CollectedSpan>& all) {
+        return std::count_if(all.begin(), all.end(),
+                             [&](const CollectedSpan& s) { return s.trace_id == trace_id; }) >= 2;
+      },
+      seconds(10));
+  std::vector<CollectedSpan> trace;
+  for (const auto& s : spans) {
+    if (s.trace_id == trace_id) trace.push_back(s);
+  }
+  ASSERT_EQ(trace.size(), 2u);
+  const auto* admin = Find(trace, "tg-edge", "GET /api/v1/gateways/{id}");
+  const auto* get = Find(trace, "tg-config", "tg.v1.ConfigService/GetGateway");
+  ASSERT_TRUE(admin && get);
+  EXPECT_EQ(admin->parent_span_id, client_span);
+  EXPECT_EQ(admin->attributes.at("http.response.status_code"), "200");
+  EXPECT_EQ(get->parent_span_id, admin->span_id);
+
   // Streams (the Watch feeds) and gRPC's own health checks get no span.
   for (const auto& s : spans) {
     EXPECT_EQ(s.name.find("Watch"), std::string::npos) << s.name;

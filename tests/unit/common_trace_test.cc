@@ -1,6 +1,8 @@
 #include "tg/common/trace.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <grpcpp/test/client_context_test_peer.h>
 #include <grpcpp/test/server_context_test_spouse.h>
 #include <netinet/in.h>
@@ -48,6 +50,26 @@ uint16_t ClosedPort() {
 
 // ---------------------------------------------------------------------------
 // traceparent
+
+TEST(CurrentContextTest, ScopedContextSetsRestoresAndStaysOnItsThread) {
+  EXPECT_FALSE(CurrentContext().has_value());
+  auto outer = ParseTraceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  auto inner = ParseTraceparent("00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01");
+  ASSERT_TRUE(outer && inner);
+  {
+    ScopedContext a(outer);
+    EXPECT_EQ(CurrentContext()->SpanIdHex(), "b7ad6b7169203331");
+    {
+      ScopedContext b(inner);
+      EXPECT_EQ(CurrentContext()->SpanIdHex(), "00f067aa0ba902b7");
+      std::optional<TraceContext> seen_elsewhere = outer;
+      std::thread([&] { seen_elsewhere = CurrentContext(); }).join();
+      EXPECT_FALSE(seen_elsewhere.has_value());
+    }
+    EXPECT_EQ(CurrentContext()->SpanIdHex(), "b7ad6b7169203331");
+  }
+  EXPECT_FALSE(CurrentContext().has_value());
+}
 
 TEST(TraceparentTest, ParsesAndFormatsRoundTrip) {
   auto ctx = ParseTraceparent(kExample);

@@ -846,6 +846,18 @@ namespace {
 constexpr char kTraceparentKey[] = "traceparent";
 }  // namespace
 
+namespace {
+thread_local std::optional<TraceContext> t_current;
+}  // namespace
+
+std::optional<TraceContext> CurrentContext() { return t_current; }
+
+ScopedContext::ScopedContext(const std::optional<TraceContext>& ctx) : previous_(t_current) {
+  t_current = ctx;
+}
+
+ScopedContext::~ScopedContext() { t_current = previous_; }
+
 void Inject(const TraceContext& ctx, grpc::ClientContext* client) {
   if (client == nullptr || !ctx.valid()) return;
   client->AddMetadata(kTraceparentKey, FormatTraceparent(ctx));

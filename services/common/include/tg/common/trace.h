@@ -180,6 +180,22 @@ class Span {
 
 // gRPC propagation through the "traceparent" metadata entry. Inject once per
 // ClientContext (metadata entries add up); a no-op if !ctx.valid().
+// The trace context of the work this thread is doing, for code that starts
+// calls far from where the request arrived (the admin API's handlers): set
+// it with a ScopedContext for a synchronous stretch, capture it when a call
+// starts and set it again around that call's completion.
+std::optional<TraceContext> CurrentContext();
+class ScopedContext {
+ public:
+  explicit ScopedContext(const std::optional<TraceContext>& ctx);
+  ~ScopedContext();  // restores the previous one
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+
+ private:
+  std::optional<TraceContext> previous_;
+};
+
 void Inject(const TraceContext& ctx, grpc::ClientContext* client);
 std::optional<TraceContext> Extract(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
