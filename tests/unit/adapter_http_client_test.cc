@@ -519,6 +519,34 @@ TEST_F(HttpClientTest, KeepAliveReusesTheConnection) {
   EXPECT_EQ(fake_.open_connections(), 1u);
 }
 
+// Load that rises and falls: the connections of a burst stay open through a
+// quiet spell and serve the next burst (libcurl's own cache size follows the
+// number of running transfers and closed most of them).
+TEST_F(HttpClientTest, ABurstsConnectionsSurviveAQuietSpellForTheNextBurst) {
+  constexpr int kBurst = 16;
+  auto burst = [&] {
+    std::vector<std::shared_ptr<Collector>> all;
+    for (int i = 0; i < kBurst; ++i) {
+      all.push_back(Run(Get("/_fake/stream?chunks=2&size=10&interval_ms=50")));
+    }
+    int opened = 0;
+    for (auto& c : all) {
+      EXPECT_TRUE(c->WaitDone(milliseconds(10000)));
+      EXPECT_TRUE(c->result().ok()) << c->result().message;
+      opened += c->result().new_connections;
+    }
+    return opened;
+  };
+  EXPECT_EQ(burst(), kBurst);
+  for (int i = 0; i < 5; ++i) {  // the quiet spell: one transfer at a time
+    HttpResponse r = Fetch(client_, Get("/_fake/stream?chunks=1")).get();
+    ASSERT_TRUE(r.result.ok());
+    EXPECT_EQ(r.result.new_connections, 0);
+  }
+  EXPECT_EQ(burst(), 0) << "the second burst reuses the first one's connections";
+  EXPECT_EQ(fake_.open_connections(), static_cast<size_t>(kBurst));
+}
+
 TEST_F(HttpClientTest, ManyConcurrentTransfersOnOneLoop) {
   constexpr int kTransfers = 200;
   std::vector<std::shared_ptr<Collector>> all;
