@@ -247,8 +247,12 @@ TEST_F(ObservabilityE2E, OneRequestIsOneTraceAcrossEveryService) {
   // The access log names the request's trace, and nothing private either.
   Process* edge_process = stack_->Find("tg-edge");
   ASSERT_NE(edge_process, nullptr);
-  std::string log = edge_process->LogTail(20000);
-  EXPECT_NE(log.find("\"trace_id\":\"" + trace_id + "\""), std::string::npos);
+  // The line is written when the call ends, by the log's writer thread.
+  std::string log;
+  EXPECT_TRUE(WaitFor([&] {
+    log = edge_process->LogTail(20000);
+    return log.find("\"trace_id\":\"" + trace_id + "\"") != std::string::npos;
+  }, seconds(5)));
   EXPECT_EQ(log.find(kCanary), std::string::npos);
   EXPECT_EQ(log.find(key_), std::string::npos);
   EXPECT_EQ(log.find(fresh_key), std::string::npos);

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -7,12 +8,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
 #include <pqxx/pqxx>
 
 #include "tg/common/crypto.h"
 #include "tg/common/flags.h"
 #include "tg/common/json_util.h"
 #include "tg/common/jwt.h"
+#include "tg/common/log.h"
 #include "tg/common/pg.h"
 #include "tg/v1/resources.pb.h"
 
@@ -215,6 +221,89 @@ TEST(Pg, ConnectTimeoutBoundsAServerThatNeverAnswers) {
   } else {
     ::unsetenv("PGCONNECT_TIMEOUT");
   }
+}
+
+// Points stderr's descriptor somewhere else for the life of the object.
+class StderrRedirect {
+ public:
+  explicit StderrRedirect(int fd) : saved_(dup(STDERR_FILENO)) { dup2(fd, STDERR_FILENO); }
+  ~StderrRedirect() {
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+  }
+
+ private:
+  int saved_;
+};
+
+TEST(Log, LinesArriveWholeAndInOrderFromManyThreads) {
+  char path[] = "/tmp/tg-log-test-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const auto before = log::Stats();
+  {
+    StderrRedirect redirect(fd);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([t] {
+        for (int i = 0; i < 500; ++i) {
+          log::Info("line", {{"thread", std::to_string(t)}, {"i", std::to_string(i)}});
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    log::Flush();
+  }
+  close(fd);
+  std::ifstream in(path);
+  std::string line;
+  std::map<std::string, int> next;  // per thread, the next i expected
+  int lines = 0;
+  while (std::getline(in, line)) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    ASSERT_TRUE(d.IsObject()) << line;
+    std::string t = d["thread"].GetString();
+    EXPECT_EQ(std::stoi(d["i"].GetString()), next[t]++) << "thread " << t;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2000);
+  EXPECT_EQ(log::Stats().written - before.written, 2000u);
+  unlink(path);
+}
+
+TEST(Log, AStuckReaderCostsDroppedLinesNeverABlockedCaller) {
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  log::SetBufferLimit(4096);
+  const auto before = log::Stats();
+  auto slowest = std::chrono::nanoseconds(0);
+  std::thread reader;
+  {
+    StderrRedirect redirect(pipefd[1]);
+    // Nobody reads the pipe yet: once its 64 KiB are full the writer thread
+    // blocks, the buffer fills, and lines must be dropped, not waited for.
+    for (int i = 0; i < 20000; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      log::Info("filling the pipe", {{"i", std::to_string(i)}, {"pad", std::string(100, 'x')}});
+      slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    }
+    EXPECT_GT(log::Stats().dropped, before.dropped);
+    // Now drain the pipe so that everything queued gets out.
+    reader = std::thread([fd = pipefd[0]] {
+      char buf[65536];
+      while (read(fd, buf, sizeof buf) > 0) {
+      }
+    });
+    log::Flush();
+  }  // stderr is the real one again
+  close(pipefd[1]);  // the reader sees end of file
+  reader.join();
+  close(pipefd[0]);
+  log::SetBufferLimit(8 * 1024 * 1024);
+  EXPECT_LT(slowest, std::chrono::milliseconds(50));
+  const auto after = log::Stats();
+  EXPECT_EQ((after.written - before.written) + (after.dropped - before.dropped), 20000u);
 }
 
 TEST(Flags, CommandLineWinsOverEnvironment) {

@@ -1,10 +1,15 @@
 #include "tg/common/log.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <thread>
 
 #include "tg/common/json_util.h"
 
@@ -13,7 +18,6 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::string g_service = "tg";  // set before threads start
-std::mutex g_write_mu;
 std::atomic<uint64_t> g_written{0};
 std::atomic<uint64_t> g_dropped{0};
 
@@ -25,6 +29,130 @@ const char* LevelName(Level l) {
     case Level::kError: return "error";
   }
   return "info";
+}
+
+// Writes all of `data` to stderr's descriptor; false if it cannot.
+bool WriteAll(const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(STDERR_FILENO, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Lines go to a buffer that one background thread writes out, many lines per
+// write(2) under load: a request thread formats its line and appends it, it
+// never waits for the disk or a slow log reader. A full buffer drops lines
+// (counted), so a stuck stderr cannot stall the service.
+class Writer {
+ public:
+  ~Writer() { Stop(); }
+
+  void Append(const std::string& line) {
+    std::unique_lock lock(mu_);
+    if (stopped_) {  // after Stop (process exit): write it ourselves
+      lock.unlock();
+      Count(WriteAll(line.data(), line.size()), 1);
+      return;
+    }
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    if (pending_.size() + line.size() > limit_) {
+      lock.unlock();
+      g_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const bool was_empty = pending_.empty();
+    pending_ += line;
+    ++pending_lines_;
+    lock.unlock();
+    if (was_empty) cv_.notify_one();
+  }
+
+  void Flush() {
+    std::unique_lock lock(mu_);
+    ++flush_requests_;
+    cv_.notify_one();
+    drained_.wait(lock, [this] {
+      return stopped_ || !thread_.joinable() || (pending_.empty() && !writing_);
+    });
+  }
+
+  void SetLimit(size_t bytes) {
+    std::lock_guard lock(mu_);
+    limit_ = bytes;
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    // Whatever the thread had not taken yet.
+    Count(WriteAll(pending_.data(), pending_.size()), pending_lines_);
+    pending_.clear();
+    pending_lines_ = 0;
+    drained_.notify_all();
+  }
+
+ private:
+  static void Count(bool ok, uint64_t lines) {
+    (ok ? g_written : g_dropped).fetch_add(lines, std::memory_order_relaxed);
+  }
+
+  void Run() {
+    std::string batch;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopped_ || !pending_.empty() || flush_requests_ > 0; });
+      flush_requests_ = 0;
+      if (pending_.empty()) {
+        drained_.notify_all();
+        if (stopped_) return;
+        continue;
+      }
+      batch.swap(pending_);
+      const uint64_t lines = pending_lines_;
+      pending_lines_ = 0;
+      writing_ = true;
+      lock.unlock();
+      Count(WriteAll(batch.data(), batch.size()), lines);
+      batch.clear();
+      lock.lock();
+      writing_ = false;
+      if (pending_.empty()) drained_.notify_all();
+      if (stopped_ && pending_.empty()) return;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable drained_;
+  std::thread thread_;
+  std::string pending_;
+  uint64_t pending_lines_ = 0;
+  size_t limit_ = 8 * 1024 * 1024;
+  int flush_requests_ = 0;
+  bool writing_ = false;
+  bool stopped_ = false;
+};
+
+// Never destroyed before the last static that might log: flushed and stopped
+// at exit by an atexit handler instead.
+Writer& TheWriter() {
+  static Writer* writer = [] {
+    auto* w = new Writer();
+    std::atexit([] { TheWriter().Stop(); });
+    return w;
+  }();
+  return *writer;
 }
 
 }  // namespace
@@ -53,7 +181,7 @@ void Write(Level level, std::string_view msg, std::initializer_list<Field> field
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   std::string line;
-  line.reserve(128);
+  line.reserve(256);
   line += "{\"ts\":\"";
   line += ts;
   line += "\",\"level\":\"";
@@ -69,13 +197,12 @@ void Write(Level level, std::string_view msg, std::initializer_list<Field> field
     json::AppendQuoted(line, v);
   }
   line += "}\n";
-  size_t n;
-  {
-    std::lock_guard lock(g_write_mu);
-    n = std::fwrite(line.data(), 1, line.size(), stderr);
-  }
-  (n == line.size() ? g_written : g_dropped).fetch_add(1, std::memory_order_relaxed);
+  TheWriter().Append(line);
 }
+
+void Flush() { TheWriter().Flush(); }
+
+void SetBufferLimit(size_t bytes) { TheWriter().SetLimit(bytes); }
 
 LogStats Stats() {
   return LogStats{g_written.load(std::memory_order_relaxed),

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -18,9 +19,18 @@ bool Enabled(Level level);
 
 using Field = std::pair<std::string_view, std::string_view>;
 
-// Writes one JSON line to stderr: {"ts":...,"level":...,"service":...,"msg":...,fields...}.
-// Callers never pass credentials, keys or prompts.
+// Queues one JSON line for stderr: {"ts":...,"level":...,"service":...,"msg":...,fields...}.
+// A background thread writes the queue out, many lines per write(2), so the
+// caller never waits for the disk or the log reader; when 8 MiB are waiting,
+// further lines are dropped and counted (Stats). Queued lines are written at
+// exit; an abort loses them. Callers never pass credentials, keys or prompts.
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
+
+// Returns once every line queued before the call is written (tests, and
+// before an intentional abort).
+void Flush();
+// The most bytes waiting to be written before lines are dropped.
+void SetBufferLimit(size_t bytes);
 
 // Lines written and lines lost (stderr closed or failing) since start.
 struct LogStats {
