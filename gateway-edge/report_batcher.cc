@@ -16,13 +16,23 @@ ReportBatcher::ReportBatcher(tg::v1::BalancerService::Stub* stub, Options option
     : stub_(stub), options_(options) {}
 
 ReportBatcher::~ReportBatcher() {
+  // One more batch at most after the one in flight, so that a balancer that
+  // hangs holds shutdown for two deadlines, not one per queued batch; the
+  // rest is dropped (the balancer releases unreported picks on its own).
   std::unique_lock lock(mu_);
-  idle_.wait(lock, [this] { return !in_flight_ && waiting_.empty(); });
+  closing_ = true;
+  idle_.wait(lock, [this] { return !in_flight_; });
+  if (!waiting_.empty()) {
+    SendLocked(lock);
+    idle_.wait(lock, [this] { return !in_flight_; });
+  }
+  dropped_ += waiting_.size();
+  waiting_.clear();
 }
 
 void ReportBatcher::Add(tg::v1::ReportRequest report) {
   std::unique_lock lock(mu_);
-  if (waiting_.size() >= options_.max_queued) {
+  if (closing_ || waiting_.size() >= options_.max_queued) {
     ++dropped_;
     return;
   }
@@ -48,7 +58,7 @@ void ReportBatcher::SendLocked(std::unique_lock<std::mutex>& lock) {
 void ReportBatcher::OnDone(bool) {
   std::unique_lock lock(mu_);
   in_flight_ = false;
-  if (!waiting_.empty()) {
+  if (!waiting_.empty() && !closing_) {
     SendLocked(lock);
     return;
   }

@@ -30,7 +30,9 @@ class ReportBatcher {
   };
 
   ReportBatcher(tg::v1::BalancerService::Stub* stub, Options options);
-  ~ReportBatcher();  // sends what waits and waits for the calls to end
+  // Sends at most one more batch of what waits, waits for the calls to end
+  // (two deadlines at worst) and drops the rest.
+  ~ReportBatcher();
 
   void Add(tg::v1::ReportRequest report);
 
@@ -47,6 +49,7 @@ class ReportBatcher {
   mutable std::mutex mu_;
   std::condition_variable idle_;
   bool in_flight_ = false;
+  bool closing_ = false;
   std::vector<tg::v1::ReportRequest> waiting_;
   uint64_t dropped_ = 0;
   uint64_t batches_ = 0;
