@@ -26,10 +26,12 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <charconv>
 #include <condition_variable>
 #include <exception>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string_view>
@@ -381,6 +383,7 @@ class FakeOtlpCollector::Impl {
     std::lock_guard lock(mu_);
     spans_.clear();
     bodies_.clear();
+    headers_.clear();
     requests_ = 0;
     bad_requests_ = 0;
   }
@@ -396,6 +399,15 @@ class FakeOtlpCollector::Impl {
   std::vector<std::string> RawBodies() const {
     std::lock_guard lock(mu_);
     return bodies_;
+  }
+  std::vector<std::string> HeaderValues(const std::string& name) const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> values;
+    for (const auto& headers : headers_) {
+      auto it = headers.find(name);
+      values.push_back(it == headers.end() ? "" : it->second);
+    }
+    return values;
   }
   void SetResponseDelay(milliseconds delay) {
     std::lock_guard lock(mu_);
@@ -476,6 +488,12 @@ class FakeOtlpCollector::Impl {
       std::lock_guard lock(mu_);
       ++requests_;
       bodies_.push_back(req.body());
+      auto& headers = headers_.emplace_back();
+      for (const auto& field : req) {
+        std::string name(field.name_string());
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        headers[name] = std::string(field.value());
+      }
       delay = delay_;
       status = status_;
     }
@@ -551,6 +569,7 @@ class FakeOtlpCollector::Impl {
   mutable std::condition_variable cv_;
   std::vector<CollectedSpan> spans_;
   std::vector<std::string> bodies_;
+  std::vector<std::map<std::string, std::string>> headers_;  // lower-case names
   size_t requests_ = 0;
   size_t bad_requests_ = 0;
   milliseconds delay_{0};
@@ -576,6 +595,9 @@ void FakeOtlpCollector::Clear() { impl_->Clear(); }
 size_t FakeOtlpCollector::requests() const { return impl_->requests(); }
 size_t FakeOtlpCollector::bad_requests() const { return impl_->bad_requests(); }
 std::vector<std::string> FakeOtlpCollector::RawBodies() const { return impl_->RawBodies(); }
+std::vector<std::string> FakeOtlpCollector::HeaderValues(const std::string& name) const {
+  return impl_->HeaderValues(name);
+}
 void FakeOtlpCollector::SetResponseDelay(milliseconds delay) { impl_->SetResponseDelay(delay); }
 void FakeOtlpCollector::SetStatus(int status) { impl_->SetStatus(status); }
 

@@ -62,6 +62,8 @@ class FakeOtlpCollector {
   size_t requests() const;      // POST /v1/traces received, whatever the answer
   size_t bad_requests() const;  // of those, bodies rejected with 400 (or 415)
   std::vector<std::string> RawBodies() const;  // every body received, in order
+  // The value of header `name` (lower case) of every request, in order ("" when absent).
+  std::vector<std::string> HeaderValues(const std::string& name) const;
 
   // Faults: wait this long before answering (a slow collector) ...
   void SetResponseDelay(std::chrono::milliseconds delay);

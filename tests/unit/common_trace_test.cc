@@ -390,6 +390,27 @@ TEST_F(TraceTest, IntegerAttributeTypesCompile) {
 // ---------------------------------------------------------------------------
 // Export
 
+TEST(OtlpHeadersTest, ParsesTheOtelFormatAndSkipsWhatCannotBeAHeader) {
+  auto h = ParseOtlpHeaders(" api-key = s%3Dcr%2Cet , x-tenant=acme,,bad name=1,novalue,"
+                            "x-split=a%0D%0AInjected: yes");
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0], (std::pair<std::string, std::string>{"api-key", "s=cr,et"}));
+  EXPECT_EQ(h[1], (std::pair<std::string, std::string>{"x-tenant", "acme"}));
+  EXPECT_TRUE(ParseOtlpHeaders("").empty());
+}
+
+TEST_F(TraceTest, SendsTheConfiguredHeadersWithEveryExport) {
+  TracerOptions o = Options();
+  o.headers = {{"x-api-key", "collector-secret"}, {"x-tenant", "acme"}};
+  Init(o);
+  Span::Start("one", SpanKind::kInternal, std::nullopt).End();
+  Shutdown();
+  ASSERT_GE(collector_.requests(), 1u);
+  for (const auto& v : collector_.HeaderValues("x-api-key")) EXPECT_EQ(v, "collector-secret");
+  for (const auto& v : collector_.HeaderValues("x-tenant")) EXPECT_EQ(v, "acme");
+  for (const auto& v : collector_.HeaderValues("content-type")) EXPECT_EQ(v, "application/json");
+}
+
 TEST_F(TraceTest, ExportsSpansAsOtlpJson) {
   Init(Options());
   Span server = Span::Start("POST /v1/chat/completions", SpanKind::kServer, std::nullopt);
@@ -647,7 +668,8 @@ class EnvTest : public ::testing::Test {
       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT",
       "OTEL_TRACES_SAMPLER",      "OTEL_TRACES_SAMPLER_ARG",
       "OTEL_BSP_MAX_QUEUE_SIZE",  "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-      "OTEL_BSP_SCHEDULE_DELAY",  "OTEL_BSP_EXPORT_TIMEOUT"};
+      "OTEL_BSP_SCHEDULE_DELAY",  "OTEL_BSP_EXPORT_TIMEOUT",
+      "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"};
   void SetUp() override {
     for (const char* v : kVars) ::unsetenv(v);
   }
@@ -664,6 +686,15 @@ TEST_F(EnvTest, DefaultsAreOffWithServiceName) {
   EXPECT_TRUE(o.parent_based);
   EXPECT_EQ(o.max_queue, 4096u);
   EXPECT_EQ(o.max_batch, 512u);
+}
+
+TEST_F(EnvTest, HeadersTracesSpecificFirst) {
+  EXPECT_TRUE(OptionsFromEnv("s").headers.empty());
+  ::setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=general", 1);
+  ASSERT_EQ(OptionsFromEnv("s").headers.size(), 1u);
+  EXPECT_EQ(OptionsFromEnv("s").headers[0].second, "general");
+  ::setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=traces", 1);
+  EXPECT_EQ(OptionsFromEnv("s").headers[0].second, "traces");
 }
 
 TEST_F(EnvTest, Endpoints) {

@@ -428,6 +428,9 @@ class Tracer {
     curl_slist* headers = nullptr;
     headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Expect:");
+    for (const auto& [name, value] : options_.headers) {
+      headers = curl_slist_append(headers, (name + ": " + value).c_str());
+    }
     std::string service;
     std::string endpoint;
     size_t max_batch = 0;
@@ -643,6 +646,65 @@ std::string FormatTraceparent(const TraceContext& ctx) {
 // ---------------------------------------------------------------------------
 // Options and lifecycle
 
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool ValidHeaderName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> ParseOtlpHeaders(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view item = text.substr(start, comma - start);
+    start = comma + 1;
+    if (Trim(std::string(item)).empty()) continue;
+    const size_t eq = item.find('=');
+    std::string name = eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(0, eq)));
+    std::string value = eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(eq + 1)));
+    // A value with a line break would smuggle another header; a bad entry is
+    // named by position only: the value may be a secret.
+    if (!ValidHeaderName(name) || value.find_first_of("\r\n") != std::string::npos) {
+      log::Warn("ignoring an invalid OTLP exporter header",
+                {{"position", std::to_string(out.size() + 1)}});
+      continue;
+    }
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  return out;
+}
+
 TracerOptions OptionsFromEnv(std::string_view default_service) {
   TracerOptions o;
   o.service_name = Trim(Env("OTEL_SERVICE_NAME"));
@@ -658,6 +720,10 @@ TracerOptions OptionsFromEnv(std::string_view default_service) {
   }
   if (Lower(Trim(Env("OTEL_SDK_DISABLED"))) == "true") endpoint.clear();
   o.endpoint = std::move(endpoint);
+
+  std::string headers = Trim(Env("OTEL_EXPORTER_OTLP_TRACES_HEADERS"));
+  if (headers.empty()) headers = Trim(Env("OTEL_EXPORTER_OTLP_HEADERS"));
+  o.headers = ParseOtlpHeaders(headers);
 
   const std::string arg = Trim(Env("OTEL_TRACES_SAMPLER_ARG"));
   double ratio = 1.0;

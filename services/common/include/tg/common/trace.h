@@ -15,6 +15,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // Distributed tracing: W3C trace context (`traceparent`) in and out, spans
 // exported as OTLP/HTTP with JSON encoding to a collector (Jaeger's :4318).
@@ -73,6 +74,9 @@ struct TracerOptions {
   std::chrono::milliseconds flush_interval{500};  // longest a span waits for a full batch
   // Per export request; also bounds how long Shutdown() spends flushing.
   std::chrono::milliseconds export_timeout{2000};
+  // Extra request headers for the collector (an API key, a tenant). Secret:
+  // never logged.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Options from the standard OpenTelemetry environment variables:
@@ -87,10 +91,17 @@ struct TracerOptions {
 //   OTEL_TRACES_SAMPLER_ARG                ratio in [0, 1] for the *traceidratio samplers;
 //                                          when OTEL_TRACES_SAMPLER is unset it selects
 //                                          parentbased_traceidratio
+//   OTEL_EXPORTER_OTLP_TRACES_HEADERS,    "k1=v1,k2=v2" (values percent-encoded) sent with
+//   OTEL_EXPORTER_OTLP_HEADERS             every export; the first set wins
 //   OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_SCHEDULE_DELAY (ms),
 //   OTEL_BSP_EXPORT_TIMEOUT (ms)           the queue and batch settings
 // Values it cannot use are logged (warn) and replaced by the defaults.
 TracerOptions OptionsFromEnv(std::string_view default_service);
+
+// OTEL_EXPORTER_OTLP_HEADERS' format: "k1=v1,k2=v2", names and values
+// percent-decoded and trimmed; an entry without "=", with an invalid name or
+// with a line break in its value is skipped (and logged by position only).
+std::vector<std::pair<std::string, std::string>> ParseOtlpHeaders(std::string_view text);
 
 // Applies `options` process-wide and starts the exporter thread when an
 // endpoint is set. Call from main() before serving. Calling it again (tests)
