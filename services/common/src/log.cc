@@ -87,19 +87,23 @@ class Writer {
     limit_ = bytes;
   }
 
+  // At exit: the thread writes what is queued, given two seconds. A stderr
+  // nobody reads (a full pipe) must not hang the exit, so after that the
+  // thread is left behind and what it still holds is lost.
   void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      if (stopped_) return;
-      stopped_ = true;
-    }
+    std::unique_lock lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
     cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
-    // Whatever the thread had not taken yet.
-    Count(WriteAll(pending_.data(), pending_.size()), pending_lines_);
-    pending_.clear();
-    pending_lines_ = 0;
-    drained_.notify_all();
+    if (!thread_.joinable()) return;
+    const bool drained = drained_.wait_for(lock, std::chrono::seconds(2),
+                                           [this] { return pending_.empty() && !writing_; });
+    lock.unlock();
+    if (drained) {
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
   }
 
  private:
