@@ -70,6 +70,7 @@ int Run(const tg::Flags& flags) {
                                     "1 while a target takes traffic, 0 while it is ejected.",
                                     {"upstream", "target"}, 1000);
   registry.AddScrapeHook("tg_balancer_target_healthy", [&balancer, &healthy] {
+    healthy.HideAll();  // a target deleted from the config stops being exported
     balancer.VisitTargets([&healthy](const std::string& u, const std::string& t, bool ok) {
       healthy.With({u, t}).Set(ok ? 1 : 0);
     });

@@ -215,6 +215,26 @@ TEST(Registry, ScrapeHooksSetLabelledGaugesBeforeEachRenderUntilRemoved) {
   EXPECT_TRUE(Contains(r.Render(), "target_healthy{target=\"a\"} 0\n"));  // no longer run
 }
 
+TEST(Registry, HiddenChildrenAreNotRenderedUntilNamedAgain) {
+  Registry r;
+  auto& healthy = r.AddGauge("target_healthy", "Up.", {"target"});
+  std::vector<std::string> targets = {"a", "b"};
+  r.AddScrapeHook("target_healthy", [&] {
+    healthy.HideAll();
+    for (const auto& t : targets) healthy.With({t}).Set(1);
+  });
+  std::string text = r.Render();
+  EXPECT_TRUE(Contains(text, "target_healthy{target=\"a\"} 1\n"));
+  EXPECT_TRUE(Contains(text, "target_healthy{target=\"b\"} 1\n"));
+  targets = {"b"};  // "a" was deleted
+  text = r.Render();
+  EXPECT_FALSE(Contains(text, "target=\"a\"")) << text;
+  EXPECT_TRUE(Contains(text, "target_healthy{target=\"b\"} 1\n"));
+  targets = {"a", "b"};  // and came back
+  EXPECT_TRUE(Contains(r.Render(), "target_healthy{target=\"a\"} 1\n"));
+  r.RemoveCallback("target_healthy");
+}
+
 TEST(Registry, DefaultHasProcessMetrics) {
   std::string text = Registry::Default().Render();
   for (const char* name : {"process_resident_memory_bytes", "process_cpu_seconds_total",

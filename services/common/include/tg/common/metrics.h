@@ -150,6 +150,12 @@ class Family final : public detail::Collectable {
   // lands in the overflow child (every value "_other").
   M& With(const Labels& values);
 
+  // Stops rendering every child until With() names it again: for a gauge
+  // family rebuilt at each scrape from state owned elsewhere (a scrape hook
+  // calls HideAll, then With for what exists now), so that a label set that
+  // no longer exists (a deleted target) stops being exported.
+  void HideAll();
+
   const std::string& name() const { return name_; }
   const std::vector<std::string>& label_names() const { return label_names_; }
   // Children, the overflow child included.
@@ -164,6 +170,7 @@ class Family final : public detail::Collectable {
         : labels(std::move(l)), metric(std::forward<Args>(args)...) {}
     Labels labels;
     M metric;
+    mutable std::atomic<bool> hidden{false};
   };
 
   M& Insert(Labels values);
@@ -279,9 +286,21 @@ M& Family<M>::With(const Labels& values) {
   {
     std::shared_lock lock(mu_);
     auto it = index_.find(values);
-    if (it != index_.end()) return it->second->metric;
+    if (it != index_.end()) {
+      Child* child = it->second;
+      if (child->hidden.load(std::memory_order_relaxed)) {
+        child->hidden.store(false, std::memory_order_relaxed);
+      }
+      return child->metric;
+    }
   }
   return Insert(values);
+}
+
+template <class M>
+void Family<M>::HideAll() {
+  std::shared_lock lock(mu_);
+  for (const Child& c : children_) c.hidden.store(true, std::memory_order_relaxed);
 }
 
 template <class M>
@@ -291,13 +310,19 @@ M& Family<M>::Insert(Labels values) {
   {
     std::unique_lock lock(mu_);
     auto it = index_.find(values);
-    if (it != index_.end()) return it->second->metric;
+    if (it != index_.end()) {
+      it->second->hidden.store(false, std::memory_order_relaxed);
+      return it->second->metric;
+    }
     if (regular_children_ >= max_children_) {
       warn = !overflowed_;
       overflowed_ = true;
       values.assign(label_names_.size(), std::string(kOverflowLabel));
       it = index_.find(values);
-      if (it != index_.end()) result = &it->second->metric;
+      if (it != index_.end()) {
+        it->second->hidden.store(false, std::memory_order_relaxed);
+        result = &it->second->metric;
+      }
     } else {
       ++regular_children_;
     }
@@ -331,7 +356,9 @@ void Family<M>::RenderTo(std::string& out) const {
   {
     std::shared_lock lock(mu_);
     children.reserve(children_.size());
-    for (const Child& c : children_) children.push_back(&c);
+    for (const Child& c : children_) {
+      if (!c.hidden.load(std::memory_order_relaxed)) children.push_back(&c);
+    }
   }
   // Children are never removed and their labels never change, so reading them
   // after the lock is released is safe.
