@@ -353,6 +353,11 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   const std::string adapter_before = Scrape("tg-adapter");
 
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Chat().status, 200);
+  auto streamed = Http("POST", stack_->ProxyUrl("/obs/v1/chat/completions"),
+                       R"({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}],
+                           "stream": true})",
+                       {"X-TG-API-Key: " + key_, "Content-Type: application/json"});
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
   fakes::FakeFault f;
   f.path_prefix = "/v1/chat/completions";
   f.status = 429;
@@ -364,9 +369,12 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   std::string edge_after;
   ASSERT_TRUE(WaitFor([&] {
     edge_after = Scrape("tg-edge");
-    return Sample(edge_after, ok_series) - Sample(edge_before, ok_series) >= 5;
+    return Sample(edge_after, ok_series) - Sample(edge_before, ok_series) >= 6;
   }, seconds(5))) << edge_after;
-  EXPECT_EQ(Sample(edge_after, ok_series) - Sample(edge_before, ok_series), 5);
+  // Five whole answers and one stream from openai.
+  EXPECT_EQ(Sample(edge_after, ok_series) - Sample(edge_before, ok_series), 6);
+  const std::string ttfb_count = "tg_proxy_ttfb_seconds_count{provider=\"openai\"}";
+  EXPECT_EQ(Sample(edge_after, ttfb_count) - Sample(edge_before, ttfb_count), 1);
   EXPECT_EQ(Sample(edge_after, failover_series) - Sample(edge_before, failover_series), 1);
   const std::string duration_count = "tg_proxy_request_duration_seconds_count{gateway=\"" +
                                      gateway_ + "\",provider=\"openai\"}";
@@ -376,14 +384,49 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   EXPECT_NE(edge_after.find("\ntg_log_lines_dropped_total "), std::string::npos);
   EXPECT_NE(edge_after.find("\nprocess_resident_memory_bytes "), std::string::npos);
 
-  // The adapter counted the provider's tokens (12 in per answer from the fake).
+  // The adapter counted the provider's tokens (the fake reports 12 in and 9
+  // out per answer, streamed or not): six answers from openai.
   const std::string adapter_after = Scrape("tg-adapter");
-  EXPECT_EQ(Sample(adapter_after, tokens_series) - Sample(adapter_before, tokens_series), 5 * 12);
+  EXPECT_EQ(Sample(adapter_after, tokens_series) - Sample(adapter_before, tokens_series), 6 * 12);
+  const std::string output_series =
+      "tg_adapter_tokens_total{provider=\"openai\",model=\"gpt-4\",direction=\"output\"}";
+  EXPECT_EQ(Sample(adapter_after, output_series) - Sample(adapter_before, output_series), 6 * 9);
 
   // The balancer shows both targets healthy (a 429 alone ejects nothing here).
   const std::string balancer = Scrape("tg-balancer");
   EXPECT_NE(balancer.find("tg_balancer_target_healthy{upstream=\""), std::string::npos) << balancer;
   EXPECT_NE(balancer.find(",target=\"t-openai\"} 1\n"), std::string::npos) << balancer;
+
+  // With passive health (threshold 1) a 429 ejects: counted once, and the
+  // target's health gauge drops to 0.
+  const auto& c = fake_->credentials();
+  const std::string host = R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
+                           R"(, "protocol": "http")";
+  const std::string up = Create("/api/v1/gateways/" + gateway_ + "/upstreams",
+                                R"({"name": "ej", "algorithm": "round-robin", "targets": [
+        {"id": "e-openai", "provider": "openai", "priority": 1, )" + host +
+                                    R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
+        {"id": "e-anthropic", "provider": "anthropic", "priority": 2, )" + host +
+                                    R"(, "credentials": {"api_key": ")" + c.anthropic_key + R"("}}],
+        "health_checks": {"passive": true, "threshold": 1, "interval": 60}})");
+  const std::string svc = Create("/api/v1/gateways/" + gateway_ + "/services",
+                                 R"({"name": "ej", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  Create("/api/v1/gateways/" + gateway_ + "/rules",
+         R"({"path": "/ej", "service_id": ")" + svc + R"(", "methods": ["POST"], "strip_path": true})");
+  fake_->AddFault(f);
+  auto ejecting = Http("POST", stack_->ProxyUrl("/ej/v1/chat/completions"), Body(),
+                       {"X-TG-API-Key: " + key_, "Content-Type: application/json"});
+  ASSERT_EQ(ejecting.status, 200) << ejecting.body;
+  EXPECT_EQ(ejecting.headers["x-selected-provider"], "anthropic");
+  const std::string ejections =
+      "tg_balancer_ejections_total{upstream=\"" + up + "\",target=\"e-openai\"}";
+  const std::string ejected =
+      "tg_balancer_target_healthy{upstream=\"" + up + "\",target=\"e-openai\"} 0\n";
+  std::string after;
+  EXPECT_TRUE(WaitFor([&] {
+    after = Scrape("tg-balancer");
+    return Sample(after, ejections) == 1 && after.find(ejected) != std::string::npos;
+  }, seconds(5))) << after;
 
   // tg-config and tg-keyauth serve /metrics too.
   EXPECT_NE(Scrape("tg-config").find("\nprocess_cpu_seconds_total "), std::string::npos);
