@@ -8,6 +8,7 @@
 #include "tg/common/jwt.h"
 #include "tg/common/log.h"
 #include "tg/common/trace.h"
+#include "tg/common/utf8.h"
 
 namespace tg::edge {
 
@@ -303,6 +304,8 @@ std::string_view ResourcePath(const AdminRoute& r) {
 }  // namespace
 
 void AdminApi::Handle(HttpRequest request, HttpResponder respond) {
+  // Ids from the path become protobuf strings, which must be UTF-8.
+  if (!utf8::IsValid(request.path)) return respond(JsonError(400, "request path is not valid UTF-8"));
   auto route = MatchAdminRoute(request.path);
   if (route && route->resource != AdminRoute::Resource::kHealth) {
     // A server span per admin call, continuing a client's traceparent; the

@@ -9,12 +9,15 @@
 
 #include "proxy_metrics.h"
 #include "proxy_routing.h"
+#include "tg/common/bounded_json.h"
 #include "tg/common/http_headers.h"
+#include "tg/common/input_limits.h"
 #include "tg/common/crypto.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/trace.h"
+#include "tg/common/utf8.h"
 
 namespace tg::edge {
 namespace {
@@ -33,6 +36,17 @@ bool IsGatewayKeyHeader(std::string_view name) {
 bool IsTraceHeader(std::string_view name) {
   return http_headers::NameEquals(name, "traceparent") ||
          http_headers::NameEquals(name, "tracestate");
+}
+
+// The first part of the request that is not valid UTF-8 ("header User-Agent",
+// "request path"), or "". Names are tokens (ASCII), so naming one is safe.
+std::string InvalidUtf8Part(const HttpRequest& r) {
+  if (!utf8::IsValid(r.path)) return "request path";
+  if (!utf8::IsValid(r.query)) return "request query";
+  for (const auto& [name, value] : r.headers) {
+    if (!utf8::IsValid(value)) return "header " + utf8::Sanitize(name);
+  }
+  return {};
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
@@ -179,6 +193,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   steady_clock::time_point attempt_started_;
   std::optional<tg::v1::ResponseHead> head_;
   std::vector<std::string> held_;  // body held back while failover is possible
+  size_t held_bytes_ = 0;
   std::optional<tg::v1::InvokeEvent::End> end_;
   bool committed_ = false;
   std::shared_ptr<HttpBodyStream> body_;
@@ -264,6 +279,11 @@ void ProxyHandler::Call::Answer(HttpResponse r) {
 }
 
 void ProxyHandler::Call::Start() {
+  // What goes into protobuf string fields (the key, forwarded headers, the
+  // path) must be UTF-8: refused here, not later as a failed RPC.
+  if (std::string bad = InvalidUtf8Part(req_); !bad.empty()) {
+    return Fail(400, bad + " is not valid UTF-8");
+  }
   auto key = ExtractApiKey(req_);
   if (key.empty()) return Fail(401, "missing API key (X-TG-API-Key, X-Api-Key or Authorization: Bearer)");
   auto self = shared_from_this();
@@ -339,10 +359,11 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   upstream_id_ = service_->upstream_id();
   if (format_ != tg::v1::CLIENT_FORMAT_UNSPECIFIED) {
     rapidjson::Document doc;
-    doc.Parse(req_.body.data(), req_.body.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
-      return Fail(400, "request body must be a JSON object");
+    json::ParseResult parsed = json::Parse(req_.body, &doc);
+    if (!parsed.ok() && parsed.failure != json::ParseFailure::kSyntax) {
+      return Fail(400, "request body refused: " + parsed.message);
     }
+    if (!parsed.ok() || !doc.IsObject()) return Fail(400, "request body must be a JSON object");
     if (auto it = doc.FindMember("model"); it != doc.MemberEnd() && it->value.IsString()) {
       model_ = it->value.GetString();
     }
@@ -437,6 +458,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     target_ = target;
     head_.reset();
     held_.clear();
+    held_bytes_ = 0;
     end_.reset();
     invoke_ = stream;
     attempt_started_ = steady_clock::now();
@@ -494,6 +516,7 @@ void ProxyHandler::Call::Commit() {
   body_ = respond_.Stream(std::move(head));
   for (auto& piece : held_) body_->Write(std::move(piece));
   held_.clear();
+  held_bytes_ = 0;
 }
 
 void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
@@ -508,11 +531,16 @@ void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
       });
     } else {
       held_.push_back(e.chunk());
+      held_bytes_ += e.chunk().size();
       // A successful stream is committed at its first byte and flows from then
       // on. A whole answer is held until its end (it then goes out with a
-      // Content-Length), and so is an error: another target may serve it.
+      // Content-Length), and so is an error: another target may serve it;
+      // but never more than the limit of what the edge holds per request.
       bool streaming = stream_ || target_.provider().empty();
-      if (streaming && head_ && head_->status() < 400) Commit();
+      if (head_ && ((streaming && head_->status() < 400) ||
+                    held_bytes_ > limits::kMaxHeldAnswerBytes)) {
+        Commit();
+      }
     }
   }
   if (e.has_usage()) {
@@ -636,6 +664,7 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   // Whatever arrived of this attempt is incomplete: never an answer.
   head_.reset();
   held_.clear();
+  held_bytes_ = 0;
   lock.unlock();
   // Not the target's fault: report it as neither success nor failure.
   ReportOutcome(deadline ? tg::v1::OUTCOME_TIMEOUT : tg::v1::OUTCOME_CANCELLED, 0);

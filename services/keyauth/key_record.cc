@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <rapidjson/document.h>
 
+#include "tg/common/bounded_json.h"
 #include "tg/common/crypto.h"
 #include "tg/common/json_util.h"
 
@@ -92,8 +93,7 @@ std::optional<std::string> HexDecode(std::string_view hex) {
 
 std::optional<KeyRecord> FromChangeDoc(std::string_view doc) {
   rapidjson::Document d;
-  d.Parse(doc.data(), doc.size());
-  if (d.HasParseError() || !d.IsObject()) return std::nullopt;
+  if (!json::Parse(doc, &d).ok() || !d.IsObject()) return std::nullopt;
   auto str = [&d](const char* name) -> std::optional<std::string_view> {
     if (!d.HasMember(name) || !d[name].IsString()) return std::nullopt;
     const auto& v = d[name];

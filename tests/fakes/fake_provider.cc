@@ -40,6 +40,7 @@
 #include <thread>
 #include <utility>
 
+#include "tg/common/bounded_json.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 
@@ -528,6 +529,8 @@ class FakeProvider::Impl {
       reply =
           BuildError(route.api == Api::kImds || route.api == Api::kRaw ? Api::kUnknown : route.api,
                      405, "method not allowed");
+    } else if (fault && !fault->malformed.empty()) {
+      reply = MalformedReply(*fault);
     } else if (fault && fault->status > 0) {
       reply = BuildError(route.api, fault->status);
     } else if (auto denied = CheckCredentials(route, req, path, query)) {
@@ -769,6 +772,29 @@ class FakeProvider::Impl {
   }
 
   // `chunks` chunks of `size` bytes ('a'..'z' by chunk), for the HTTP client's tests.
+  static WireReply MalformedReply(const FakeFault& f) {
+    WireReply r;
+    const auto n = static_cast<size_t>(std::clamp<int64_t>(f.malformed_size, 1, 1LL << 30));
+    if (f.malformed == "deep_json") {
+      r.headers.emplace_back("Content-Type", "application/json");
+      r.body = std::string(n, '[') + std::string(n, ']');
+    } else if (f.malformed == "sse_without_blank_lines") {
+      r.headers.emplace_back("Content-Type", "text/event-stream");
+      r.streamed = true;
+      // 64 KiB pieces of `data:` lines; a blank line never comes.
+      std::string line = "data: " + std::string(1018, 'x') + "\n";
+      std::string piece;
+      while (piece.size() + line.size() <= 64 * 1024) piece += line;
+      for (size_t sent = 0; sent < n; sent += piece.size()) r.events.push_back(piece);
+    } else {
+      r.status = f.status > 0 ? f.status : 500;
+      r.headers.emplace_back("Content-Type", "text/plain");
+      r.headers.emplace_back("X-Fake-Bytes", "bad \xff\xfe bytes");
+      r.body = "upstream failure \xff\xfe\xc3( end";
+    }
+    return r;
+  }
+
   static WireReply RawStream(const std::string& query) {
     WireReply r;
     r.headers.emplace_back("Content-Type", "application/octet-stream");
@@ -805,8 +831,7 @@ class FakeProvider::Impl {
     }
     rapidjson::Document doc;
     if (method == "POST") {
-      doc.Parse(body.data(), body.size());
-      if (doc.HasParseError() || !doc.IsObject()) {
+      if (!tg::json::Parse(body, &doc).ok() || !doc.IsObject()) {
         *reply = R"({"error":"the body must be a JSON object"})";
         return 400;
       }
@@ -836,6 +861,8 @@ class FakeProvider::Impl {
       f.drop_after_events = num("drop_after_events", -1);
       f.error_after_events = num("error_after_events", -1);
       f.stream_error_type = str("stream_error_type", "");
+      f.malformed = str("malformed", "");
+      f.malformed_size = num("malformed_size", f.malformed_size);
       f.count = static_cast<int>(num("count", -1));
       AddFault(std::move(f));
       return 200;

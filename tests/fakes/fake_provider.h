@@ -70,6 +70,14 @@ struct FakeFault {
   int64_t error_after_events = -1;  // >= 0: after this many events, the provider's mid-stream
                                     // error event, then the stream ends
   std::string stream_error_type;    // "" provider default; Bedrock: the exception type
+  // Hostile answers (issue 11), instead of the provider's own:
+  //   "deep_json": 200, application/json, `malformed_size` nested arrays;
+  //   "sse_without_blank_lines": 200, text/event-stream, `malformed_size`
+  //     bytes of `data:` lines with no blank line, so no event ever ends;
+  //   "invalid_utf8_error": `status` (default 500), a text body and an
+  //     X-Fake-Bytes header with bytes that are not UTF-8.
+  std::string malformed;
+  int64_t malformed_size = 200000;
   int count = -1;                   // requests it applies to; -1 until cleared
 };
 

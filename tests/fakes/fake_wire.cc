@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "aws/eventstream.h"
+#include "tg/common/bounded_json.h"
 #include "tg/common/json_util.h"
 
 namespace tg::fakes {
@@ -24,8 +25,7 @@ std::string Q(std::string_view s) {
 // as objects by Anthropic, Gemini and Bedrock.
 std::string ObjectOrEmpty(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) return "{}";
+  if (!tg::json::Parse(json, &doc).ok() || !doc.IsObject()) return "{}";
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
   doc.Accept(writer);
@@ -612,8 +612,7 @@ std::string_view ApiName(Api api) {
 
 bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) return false;
+  if (!tg::json::Parse(body, &doc).ok() || !doc.IsObject()) return false;
   std::string model = StringMember(doc, "model");
   if (!model.empty()) facts->model = model;
   if (api == Api::kOpenAiChat || api == Api::kAzure || api == Api::kOpenAiResponses ||

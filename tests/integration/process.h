@@ -31,6 +31,7 @@ class Process {
   bool running();
   std::string LogTail(size_t bytes = 4000) const;
   const std::string& name() const { return name_; }
+  pid_t pid() const { return pid_; }  // -1 when not started
 
  private:
   std::string name_;

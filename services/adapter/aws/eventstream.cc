@@ -257,7 +257,13 @@ size_t EventStreamDecoder::DecodeFrom(std::string_view data, std::vector<EventMe
       SetError(EventStreamError::kPreludeCrc, "prelude CRC mismatch");
       break;
     }
-    if (total < kOverheadBytes || total > options_.max_message_bytes ||
+    if (total > options_.max_message_bytes) {
+      SetError(EventStreamError::kLength, "frame of " + std::to_string(total) +
+                                              " bytes above the limit of " +
+                                              std::to_string(options_.max_message_bytes));
+      break;
+    }
+    if (total < kOverheadBytes ||
         headers_len > total - kOverheadBytes || headers_len > options_.max_header_bytes) {
       SetError(EventStreamError::kLength, "impossible lengths: total " + std::to_string(total) +
                                               ", headers " + std::to_string(headers_len));

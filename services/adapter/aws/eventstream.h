@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tg/common/input_limits.h"
+
 namespace tg::adapter::aws {
 
 // application/vnd.amazon.eventstream, the framing of Bedrock's
@@ -91,10 +93,11 @@ enum class EventStreamError {
 std::string_view EventStreamErrorName(EventStreamError error);
 
 struct EventStreamDecoderOptions {
-  // AWS's own limits: a message is at most 16 MiB, its headers at most 128 KiB.
-  // A corrupt length must not make the decoder buffer gigabytes.
-  size_t max_message_bytes = 16 * 1024 * 1024;
-  size_t max_header_bytes = 128 * 1024;
+  // AWS allows a message of 16 MiB with 128 KiB of headers; Bedrock's events
+  // are a few KiB, so the gateway accepts 1 MiB (tg/common/input_limits.h).
+  // A corrupt or hostile length must not make the decoder buffer more.
+  size_t max_message_bytes = limits::kMaxEventStreamFrameBytes;
+  size_t max_header_bytes = limits::kMaxEventStreamHeaderBytes;
 };
 
 // Incremental decoder: feed the HTTP body as it arrives, split anywhere.

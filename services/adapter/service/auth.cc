@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "aws/sigv4.h"
+#include "tg/common/bounded_json.h"
 
 namespace tg::adapter {
 
@@ -40,8 +41,7 @@ std::optional<std::string> EntraTokenSource::Get(std::string* error) {
     return std::nullopt;
   }
   rapidjson::Document d;
-  d.Parse(resp.body.c_str());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("access_token") ||
+  if (!::tg::json::Parse(resp.body, &d).ok() || !d.IsObject() || !d.HasMember("access_token") ||
       !d["access_token"].IsString()) {
     *error = "managed identity token answer unreadable";
     return std::nullopt;

@@ -7,6 +7,7 @@
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
+#include "tg/common/utf8.h"
 
 namespace tg::adapter {
 namespace {
@@ -45,7 +46,8 @@ tg::v1::InvokeEvent EndEvent(bool ok, ProviderError::Kind kind, int status, bool
     end->mutable_error()->set_kind(kind);
     end->mutable_error()->set_http_status(status);
     end->mutable_error()->set_retryable(retryable);
-    end->mutable_error()->set_message(message);
+    // Provider bytes may be anything; a protobuf string must be UTF-8.
+    end->mutable_error()->set_message(utf8::Sanitize(message));
   }
   return e;
 }
@@ -292,9 +294,10 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
                    .count());
   provider_span_.SetAttribute("http.response.status_code", static_cast<int64_t>(status_));
   if (passthrough_) {
-    auto e = HeadEvent(status_, head.Header("content-type"), req_.target().host());
+    auto e = HeadEvent(status_, utf8::Sanitize(head.Header("content-type")), req_.target().host());
     for (const auto& [k, v] : head.headers) {
-      if (!http_headers::IsHopByHop(k)) (*e.mutable_head()->mutable_headers())[k] = v;
+      if (http_headers::IsHopByHop(k)) continue;
+      (*e.mutable_head()->mutable_headers())[utf8::Sanitize(k)] = utf8::Sanitize(v);
     }
     Emit({std::move(e)}, false);
     return;
@@ -342,6 +345,7 @@ void Invocation::OnHttpBody(std::string_view chunk) {
     return;
   }
   if (streaming_answer_) {
+    if (stream_ended_) return;  // the transfer is being cancelled
     translate::StreamEvents events;
     if (eventstream_) {
       std::vector<aws::EventMessage> messages;
@@ -360,7 +364,21 @@ void Invocation::OnHttpBody(std::string_view chunk) {
     }
     std::vector<tg::v1::InvokeEvent> out;
     TranslateStreamEvents(events, &out);
+    if (stream_error_) {
+      // The stream failed (a parser refused its input, or the provider
+      // reported an error): the client gets the end now and the provider's
+      // transfer is cancelled, not read on to its end.
+      StopReading();
+      EndStream(std::move(out));
+      return;
+    }
     if (!out.empty()) Emit(std::move(out), false);
+    return;
+  }
+  if (status_ >= 400 && buffered_.size() + chunk.size() > options_.max_error_body) {
+    // An error body is for a message: its beginning says it.
+    buffered_.append(chunk.substr(0, options_.max_error_body - buffered_.size()));
+    StopReading();
     return;
   }
   if (buffered_.size() + chunk.size() > options_.max_buffered_body) {
@@ -377,7 +395,16 @@ void Invocation::OnHttpBody(std::string_view chunk) {
   buffered_.append(chunk);
 }
 
-void Invocation::OnHttpDone(const http::HttpResult& result) {
+void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
+  bool cancelled;
+  {
+    std::lock_guard lock(mu_);
+    cancelled = cancelled_;
+  }
+  // A transfer we stopped ourselves (StopReading) ended as we wanted: what
+  // was read is the answer.
+  const http::HttpResult result =
+      stopped_reading_ && !cancelled ? http::HttpResult{} : transfer_result;
   AdapterMetrics::Get()
       .duration.With({ProviderLabel()})
       .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
@@ -388,11 +415,7 @@ void Invocation::OnHttpDone(const http::HttpResult& result) {
     provider_span_.SetError("HTTP " + std::to_string(status_));
   }
   provider_span_.End();
-  bool cancelled;
-  {
-    std::lock_guard lock(mu_);
-    cancelled = cancelled_;
-  }
+  if (stream_ended_) return;
   if (cancelled || result.error == http::HttpErrorKind::kCancelled) {
     if (status_ == -1) {
       return FailBeforeBody(502, ProviderError::KIND_PROTOCOL, true, "bad_response",
@@ -454,16 +477,7 @@ void Invocation::OnHttpDone(const http::HttpResult& result) {
     }
     std::vector<tg::v1::InvokeEvent> out;
     TranslateStreamEvents(events, &out);
-    if (stream_head_) out.insert(out.begin(), std::move(*stream_head_));  // a stream without a byte
-    stream_head_.reset();
-    if (usage_) out.push_back(UsageEvent(*usage_, target_info_.model));
-    if (stream_error_) {
-      const auto& e = *stream_error_;
-      out.push_back(EndEvent(false, KindOf(e.kind), e.http_status, e.retryable, e.message, true));
-    } else {
-      out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
-    }
-    Emit(std::move(out), true);
+    EndStream(std::move(out));
     return;
   }
 
@@ -482,13 +496,39 @@ void Invocation::OnHttpDone(const http::HttpResult& result) {
   Emit(std::move(out), true);
 }
 
+void Invocation::EndStream(std::vector<tg::v1::InvokeEvent> out) {
+  stream_ended_ = true;
+  if (stream_head_) out.insert(out.begin(), std::move(*stream_head_));  // a stream without a byte
+  stream_head_.reset();
+  if (usage_) out.push_back(UsageEvent(*usage_, target_info_.model));
+  if (stream_error_) {
+    const auto& e = *stream_error_;
+    out.push_back(EndEvent(false, KindOf(e.kind), e.http_status, e.retryable, e.message, true));
+  } else {
+    out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
+  }
+  Emit(std::move(out), true);
+}
+
+void Invocation::StopReading() {
+  if (stopped_reading_) return;
+  stopped_reading_ = true;
+  std::shared_ptr<http::HttpTransfer> t;
+  {
+    std::lock_guard lock(mu_);
+    t = transfer_;
+  }
+  if (t) t->Cancel();
+}
+
 std::vector<tg::v1::InvokeEvent> Invocation::FailureAnswer(int status, ProviderError::Kind kind,
                                                            bool retryable, const std::string& type,
                                                            const std::string& message) {
   std::vector<tg::v1::InvokeEvent> out;
   std::string body;
   if (client_codec_ != nullptr && !passthrough_) {
-    translate::AdapterError e{translate::ErrorKind::kHttp, status, retryable, type, message};
+    translate::AdapterError e{translate::ErrorKind::kHttp, status, retryable, utf8::Sanitize(type),
+                              utf8::Sanitize(message)};
     body = client_codec_->EncodeError(e);
   } else {
     body = R"({"error":)";

@@ -12,6 +12,7 @@
 #include "aws/eventstream.h"
 #include "http/http_client.h"
 #include "service/auth.h"
+#include "tg/common/input_limits.h"
 #include "tg/common/trace.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.pb.h"
@@ -26,9 +27,11 @@ struct InvocationOptions {
   // provider back instead of making the adapter buffer a whole answer.
   size_t pause_above_bytes = 256 * 1024;
   size_t resume_below_bytes = 64 * 1024;
-  // A provider's error body (or a whole non-streamed answer) is read into
-  // memory up to this size.
-  size_t max_buffered_body = 16 * 1024 * 1024;
+  // A whole non-streamed answer is read into memory up to this size (larger:
+  // 502); a provider's error body only up to max_error_body (the rest is
+  // not read, the message is cut at a character boundary).
+  size_t max_buffered_body = limits::kMaxBufferedAnswerBytes;
+  size_t max_error_body = limits::kMaxErrorBodyBytes;
   http::HttpTimeouts timeouts;
 };
 
@@ -83,6 +86,11 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void FailBeforeBody(int status, tg::v1::ProviderError::Kind kind, bool retryable,
                       const std::string& type, const std::string& message);
   void TranslateStreamEvents(translate::StreamEvents& events, std::vector<tg::v1::InvokeEvent>* out);
+  // The stream's last events (usage, End) after `out`, queued as the last.
+  void EndStream(std::vector<tg::v1::InvokeEvent> out);
+  // Stops reading the provider: the transfer is cancelled and its OnDone,
+  // which follows, is not a failure (HTTP loop thread).
+  void StopReading();
   translate::ResponseContext Context() const;
   std::string ProviderLabel() const;
   // The outcome, once (from Emit with last): span attributes and metrics.
@@ -114,6 +122,8 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::optional<tg::v1::InvokeEvent> stream_head_;
   bool body_started_ = false;
   std::string buffered_;           // error bodies and whole answers
+  bool stopped_reading_ = false;   // StopReading: the answer is complete as it is
+  bool stream_ended_ = false;      // EndStream ran: OnHttpDone has nothing to add
   std::optional<translate::AdapterError> stream_error_;
   std::optional<translate::Usage> usage_;
 

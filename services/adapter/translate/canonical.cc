@@ -162,9 +162,9 @@ bool ParseDataUrl(std::string_view url, DataUrl* out) {
 
 Value ArgumentsObject(std::string_view arguments, Allocator& a) {
   json::Document parsed(&a);  // parsed straight into the caller's pool: no copy
-  parsed.Parse(json::Data(arguments), arguments.size());
+  const bool parsed_ok = json::ParseStrict(arguments, &parsed);
   Value out(rapidjson::kObjectType);
-  if (!parsed.HasParseError() && parsed.IsObject()) out.Swap(parsed);
+  if (parsed_ok && parsed.IsObject()) out.Swap(parsed);
   return out;
 }
 

@@ -1,6 +1,5 @@
 #include "translate/json.h"
 
-#include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
 
 #include <cmath>
@@ -8,17 +7,25 @@
 namespace tg::adapter::translate::json {
 
 bool Parse(std::string_view text, Document* doc, std::string* error) {
-  constexpr unsigned kFlags = rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag |
-                              rapidjson::kParseFullPrecisionFlag;
-  doc->Parse<kFlags>(Data(text), text.size());
-  if (doc->HasParseError()) {
-    if (error != nullptr) {
-      *error = std::string("invalid JSON at offset ") + std::to_string(doc->GetErrorOffset()) +
-               ": " + rapidjson::GetParseError_En(doc->GetParseError());
-    }
-    return false;
-  }
-  return true;
+  ::tg::json::ParseOptions options;
+  options.lenient = true;
+  options.full_precision = true;
+  ::tg::json::ParseResult r = ::tg::json::Parse(text, doc, options);
+  if (!r.ok() && error != nullptr) *error = std::move(r.message);
+  return r.ok();
+}
+
+bool ParseStrict(std::string_view text, Document* doc, ::tg::json::ParseResult* result) {
+  ::tg::json::ParseResult r = ::tg::json::Parse(text, doc);
+  const bool ok = r.ok();
+  if (result != nullptr) *result = std::move(r);
+  return ok;
+}
+
+std::string RefusedBeyondSyntax(const ::tg::json::ParseResult& result) {
+  using ::tg::json::ParseFailure;
+  if (result.failure == ParseFailure::kNone || result.failure == ParseFailure::kSyntax) return {};
+  return "provider JSON refused: " + result.message;
 }
 
 const Value* Find(const Value& obj, std::string_view key) {

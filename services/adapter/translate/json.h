@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "tg/common/bounded_json.h"
+
 namespace tg::adapter::translate::json {
 
 using Value = rapidjson::Value;
@@ -21,8 +23,18 @@ using Allocator = rapidjson::Document::AllocatorType;
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Parses `text`, tolerating comments and trailing commas (users paste the
-// documentation's bodies). Returns false with a message otherwise.
+// documentation's bodies), within tg::json's bounds (depth, size, UTF-8).
+// Returns false with a message otherwise.
 bool Parse(std::string_view text, Document* doc, std::string* error);
+
+// Parses strict JSON from a provider (an answer, a stream event, tool
+// arguments) within the same bounds; `result` (optional) gets the reason.
+bool ParseStrict(std::string_view text, Document* doc, ::tg::json::ParseResult* result = nullptr);
+
+// The message for a provider's JSON that was refused for more than its
+// syntax (depth, size, encoding), or "" for a plain syntax error, which each
+// caller reports in its own words.
+std::string RefusedBeyondSyntax(const ::tg::json::ParseResult& result);
 
 // The member `key` of `obj`, or nullptr when obj is not an object or lacks it.
 const Value* Find(const Value& obj, std::string_view key);
@@ -82,12 +94,12 @@ class ScratchDocument {
   ScratchDocument(const ScratchDocument&) = delete;
   ScratchDocument& operator=(const ScratchDocument&) = delete;
 
-  // Parses `text` (strict JSON), discarding the previous value.
-  bool Parse(std::string_view text) {
+  // Parses `text` (strict JSON, bounded like ParseStrict), discarding the
+  // previous value.
+  bool Parse(std::string_view text, ::tg::json::ParseResult* result = nullptr) {
     doc_.SetNull();
     allocator_.Clear();
-    doc_.Parse(Data(text), text.size());
-    return !doc_.HasParseError();
+    return ParseStrict(text, &doc_, result);
   }
   Document& doc() { return doc_; }
   const Document& doc() const { return doc_; }

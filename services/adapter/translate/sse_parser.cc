@@ -14,14 +14,11 @@ void SseParser::Feed(std::string_view bytes, std::vector<SseEvent>* out) {
     size_t end = pos;
     while (end < bytes.size() && bytes[end] != '\n' && bytes[end] != '\r') ++end;
     if (end == bytes.size()) {
-      if (partial_.size() + (end - pos) > kMaxLineBytes) {
-        overflowed_ = true;
-        partial_.clear();
-        return;
-      }
+      if (HeldBytes() + (end - pos) > max_event_bytes_) return Overflow();
       partial_.append(bytes.substr(pos));
       return;
     }
+    if (HeldBytes() + (end - pos) > max_event_bytes_) return Overflow();
     if (partial_.empty()) {
       Line(bytes.substr(pos, end - pos), out);
     } else {
@@ -38,6 +35,14 @@ void SseParser::Feed(std::string_view bytes, std::vector<SseEvent>* out) {
     }
     pos = end + 1;
   }
+}
+
+void SseParser::Overflow() {
+  overflowed_ = true;
+  partial_.clear();
+  partial_.shrink_to_fit();
+  pending_ = SseEvent{};
+  has_data_ = false;
 }
 
 void SseParser::Finish(std::vector<SseEvent>* out) {

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tg/common/input_limits.h"
+
 namespace tg::adapter::translate {
 
 struct SseEvent {
@@ -17,11 +19,15 @@ struct SseEvent {
 // CRLF or CR (Gemini sends CRLF), `data:` with or without the space, several
 // data lines are joined with '\n', lines starting with ':' are comments, and
 // an event is dispatched at a blank line if it carried data.
+//
+// Memory is bounded: an event whose lines (data, event name and the line
+// being read) together pass `max_event_bytes` is a protocol error, whether
+// it is one endless line or endless `data:` lines without the blank line
+// that would end it.
 class SseParser {
  public:
-  // A line longer than this is treated as a protocol error rather than
-  // buffered without bound (a provider's chunk is a few KiB).
-  static constexpr size_t kMaxLineBytes = 16 << 20;
+  explicit SseParser(size_t max_event_bytes = limits::kMaxSseEventBytes)
+      : max_event_bytes_(max_event_bytes) {}
 
   // Appends every event completed by `bytes` to `out`.
   void Feed(std::string_view bytes, std::vector<SseEvent>* out);
@@ -31,13 +37,18 @@ class SseParser {
   // line has still said it.
   void Finish(std::vector<SseEvent>* out);
 
-  // True once a line exceeded kMaxLineBytes; the parser then ignores input.
+  // True once an event exceeded the limit; the parser then ignores input.
   bool overflowed() const { return overflowed_; }
+  size_t max_event_bytes() const { return max_event_bytes_; }
 
  private:
   void Line(std::string_view line, std::vector<SseEvent>* out);
   void Dispatch(std::vector<SseEvent>* out);
+  // Bytes held for the event being read (its fields and the unfinished line).
+  size_t HeldBytes() const { return pending_.data.size() + pending_.event.size() + partial_.size(); }
+  void Overflow();
 
+  const size_t max_event_bytes_;
   std::string partial_;   // an unterminated line carried to the next Feed
   bool skip_lf_ = false;  // the previous chunk ended in CR: a leading LF is its CRLF
   bool has_data_ = false;

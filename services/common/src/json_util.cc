@@ -7,10 +7,20 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "tg/common/bounded_json.h"
+#include "tg/common/utf8.h"
+
 namespace tg::json {
 
 void AppendQuoted(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  // Ill-formed UTF-8 (a raw request target, a provider's bytes) becomes
+  // U+FFFD, so that whatever is quoted here is valid JSON and valid UTF-8.
+  std::string sanitized;
+  if (!utf8::IsValid(s)) {
+    sanitized = utf8::Sanitize(s);
+    s = sanitized;
+  }
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
@@ -20,7 +30,7 @@ void AppendQuoted(std::string& out, std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || c == 0x7f) {
           out += "\\u00";
           out += kHex[c >> 4];
           out += kHex[c & 0xf];
@@ -60,12 +70,12 @@ std::string StripHashComments(std::string_view in) {
 bool NormalizeLenient(std::string_view in, std::string* out, std::string* error) {
   std::string cleaned = StripHashComments(in);
   rapidjson::Document doc;
-  constexpr unsigned kFlags = rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag |
-                              rapidjson::kParseFullPrecisionFlag;
-  doc.Parse<kFlags>(cleaned.data(), cleaned.size());
-  if (doc.HasParseError()) {
-    *error = std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) + ": " +
-             rapidjson::GetParseError_En(doc.GetParseError());
+  ParseOptions options;
+  options.lenient = true;
+  options.full_precision = true;
+  ParseResult parsed = Parse(cleaned, &doc, options);
+  if (!parsed.ok()) {
+    *error = parsed.message;
     return false;
   }
   rapidjson::StringBuffer buf;
@@ -186,7 +196,12 @@ bool ParseProto(std::string_view json, google::protobuf::Message* msg, std::stri
   }
   {
     rapidjson::Document doc;
-    doc.Parse(strict.data(), strict.size());
+    ParseOptions options;
+    options.full_precision = true;
+    if (ParseResult parsed = Parse(strict, &doc, options); !parsed.ok()) {
+      *error = parsed.message;
+      return false;
+    }
     if (!CheckMessage(doc, msg->GetDescriptor(), "", error)) return false;
   }
   google::protobuf::util::JsonParseOptions opts;

@@ -341,8 +341,13 @@ void BedrockStreamDecoder::Complete(StreamEvents* out) {
 void BedrockStreamDecoder::FeedEvent(std::string_view type, std::string_view payload,
                                      StreamEvents* out) {
   if (done_) return;
-  if (!payload_.Parse(payload.empty() ? std::string_view("{}") : payload) ||
-      !payload_.doc().IsObject()) {
+  ::tg::json::ParseResult parsed;
+  if (!payload_.Parse(payload.empty() ? std::string_view("{}") : payload, &parsed)) {
+    std::string why = json::RefusedBeyondSyntax(parsed);
+    EmitError(ProtocolError(why.empty() ? "eventstream payload is not a JSON object" : why), out);
+    return;
+  }
+  if (!payload_.doc().IsObject()) {
     EmitError(ProtocolError("eventstream payload is not a JSON object"), out);
     return;
   }

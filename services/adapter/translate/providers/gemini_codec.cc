@@ -83,9 +83,9 @@ Value FunctionResponse(const Value& m, const Conversation& conv, Allocator& a) {
   std::string_view name = it != conv.tool_names.end() ? it->second : json::GetString(m, "name");
   std::string text = json::ContentText(json::Find(m, "content"), "\n");
   json::Document parsed(&a);  // into the caller's pool: no copy
-  parsed.Parse(json::Data(text), text.size());
+  const bool parsed_ok = json::ParseStrict(text, &parsed);
   Value response(rapidjson::kObjectType);
-  if (!parsed.HasParseError() && parsed.IsObject()) {
+  if (parsed_ok && parsed.IsObject()) {
     response.Swap(parsed);
   } else {
     response.AddMember("content", json::Str(text, a), a);

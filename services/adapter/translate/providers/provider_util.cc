@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include "tg/common/utf8.h"
+
 namespace tg::adapter::translate {
 
 using json::Value;
@@ -12,10 +14,12 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(json::Data(a), json::Data(b), a.size()) == 0;
 }
 
+// The beginning of a body that is not JSON, as valid UTF-8, cut at a
+// character boundary.
 std::string Truncated(std::string_view s) {
   constexpr size_t kMax = 512;
-  if (s.size() <= kMax) return std::string(s);
-  return std::string(s.substr(0, kMax)) + "…";
+  if (s.size() <= kMax) return utf8::Sanitize(s);
+  return utf8::Sanitize(utf8::TruncateAtBoundary(s, kMax)) + "…";
 }
 
 // Reads type and message from an error object of any provider.
@@ -75,8 +79,7 @@ AdapterError HttpError(int status, std::string_view body) {
   err.http_status = status;
   err.retryable = IsRetryableStatus(status);
   json::Document doc;
-  doc.Parse(json::Data(body), body.size());
-  if (!doc.HasParseError()) {
+  if (json::ParseStrict(body, &doc)) {
     const Value* e = json::Find(doc, "error");
     if (e != nullptr && e->IsObject()) {
       ReadErrorObject(*e, &err.type, &err.message);
@@ -122,8 +125,13 @@ std::string ProviderOption(const TargetInfo& target, std::string_view key) {
 }
 
 bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error) {
-  doc->Parse(json::Data(body), body.size());
-  if (doc->HasParseError() || !doc->IsObject()) {
+  ::tg::json::ParseResult parsed;
+  if (!json::ParseStrict(body, doc, &parsed)) {
+    std::string why = json::RefusedBeyondSyntax(parsed);
+    *error = ProtocolError(why.empty() ? "provider answered a body that is not a JSON object" : why);
+    return false;
+  }
+  if (!doc->IsObject()) {
     *error = ProtocolError("provider answered a body that is not a JSON object");
     return false;
   }
@@ -175,11 +183,21 @@ void SseStreamDecoder::Drain(StreamEvents* out) {
     OnEvent(ev, out);
   }
   events_.clear();
-  if (sse_.overflowed()) EmitError(ProtocolError("SSE line longer than the limit"), out);
+  if (sse_.overflowed()) {
+    EmitError(ProtocolError("provider stream event larger than " +
+                            std::to_string(sse_.max_event_bytes()) + " bytes"),
+              out);
+  }
 }
 
 bool SseStreamDecoder::ParseData(std::string_view data, StreamEvents* out) {
-  if (!data_.Parse(data) || !data_.doc().IsObject()) {
+  ::tg::json::ParseResult parsed;
+  if (!data_.Parse(data, &parsed)) {
+    std::string why = json::RefusedBeyondSyntax(parsed);
+    EmitError(ProtocolError(why.empty() ? "stream event is not a JSON object" : why), out);
+    return false;
+  }
+  if (!data_.doc().IsObject()) {
     EmitError(ProtocolError("stream event is not a JSON object"), out);
     return false;
   }

@@ -1,0 +1,149 @@
+// The bounded JSON parser, UTF-8 helpers and the JSON quoting every log line
+// uses (issue 11: hostile input must neither crash a process nor break a log).
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <string>
+
+#include "tg/common/bounded_json.h"
+#include "tg/common/json_util.h"
+#include "tg/common/utf8.h"
+#include "tg/v1/resources.pb.h"
+
+namespace tg {
+namespace {
+
+std::string Nested(size_t depth, char open = '[', char close = ']') {
+  return std::string(depth, open) + std::string(depth, close);
+}
+
+TEST(BoundedJsonTest, DepthAtTheLimitIsAccepted) {
+  rapidjson::Document doc;
+  json::ParseResult r = json::Parse(Nested(128), &doc);
+  ASSERT_TRUE(r.ok()) << r.message;
+  EXPECT_TRUE(doc.IsArray());
+}
+
+TEST(BoundedJsonTest, OneLevelDeeperIsRefused) {
+  rapidjson::Document doc;
+  json::ParseResult r = json::Parse(Nested(129), &doc);
+  EXPECT_EQ(r.failure, json::ParseFailure::kTooDeep);
+  EXPECT_EQ(r.message, "JSON nested deeper than 128 levels");
+  EXPECT_TRUE(doc.IsNull());
+  // Objects count as arrays do.
+  std::string objects;
+  for (int i = 0; i < 129; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(129, '}');
+  EXPECT_EQ(json::Parse(objects, &doc).failure, json::ParseFailure::kTooDeep);
+}
+
+// The reproduction: 200,000 nested arrays crashed tg-edge (SIGSEGV, stack
+// exhausted by the recursive parser). Unterminated too, as an attacker sends it.
+TEST(BoundedJsonTest, TwoHundredThousandLevelsAreRefusedWithoutCrashing) {
+  rapidjson::Document doc;
+  EXPECT_EQ(json::Parse(Nested(200000), &doc).failure, json::ParseFailure::kTooDeep);
+  EXPECT_EQ(json::Parse(std::string(200000, '['), &doc).failure, json::ParseFailure::kTooDeep);
+  json::ParseOptions lenient;
+  lenient.lenient = true;
+  EXPECT_EQ(json::Parse(Nested(200000), &doc, lenient).failure, json::ParseFailure::kTooDeep);
+  // Even with no depth limit the parser itself does not recurse.
+  json::ParseOptions unlimited;
+  unlimited.max_depth = SIZE_MAX;
+  EXPECT_TRUE(json::Parse(Nested(200000), &doc, unlimited).ok());
+}
+
+TEST(BoundedJsonTest, BigFlatDocumentsAreFine) {
+  std::string big = "[";
+  for (int i = 0; i < 200000; ++i) big += (i ? ",{\"k\":" : "{\"k\":") + std::to_string(i) + "}";
+  big += "]";
+  rapidjson::Document doc;
+  ASSERT_TRUE(json::Parse(big, &doc).ok());
+  EXPECT_EQ(doc.Size(), 200000u);
+}
+
+TEST(BoundedJsonTest, SizeBound) {
+  rapidjson::Document doc;
+  json::ParseOptions o;
+  o.max_bytes = 10;
+  EXPECT_TRUE(json::Parse("[1,2,3,4]", &doc, o).ok());
+  EXPECT_EQ(json::Parse("[1,2,3,4,5]", &doc, o).failure, json::ParseFailure::kTooLarge);
+}
+
+TEST(BoundedJsonTest, InvalidUtf8IsAnEncodingError) {
+  rapidjson::Document doc;
+  json::ParseResult r = json::Parse("{\"model\":\"gpt\xff\"}", &doc);
+  EXPECT_EQ(r.failure, json::ParseFailure::kEncoding);
+  EXPECT_EQ(json::Parse(R"({"m":"\ud800"})", &doc).failure, json::ParseFailure::kSyntax);
+  // A lone low surrogate escape decodes to bytes that are not UTF-8.
+  EXPECT_EQ(json::Parse(R"({"m":"\udc00"})", &doc).failure, json::ParseFailure::kEncoding);
+  EXPECT_EQ(json::Parse(R"({"\udfff":1})", &doc).failure, json::ParseFailure::kEncoding);
+  EXPECT_TRUE(json::Parse(R"({"m":"\ud83d\ude00 \u00e9"})", &doc).ok());
+  EXPECT_TRUE(json::Parse("{\"m\":\"h\xc3\xa9\"}", &doc).ok());
+}
+
+TEST(BoundedJsonTest, SyntaxErrorsKeepTheirOffset) {
+  rapidjson::Document doc;
+  json::ParseResult r = json::Parse("{\"a\":}", &doc);
+  EXPECT_EQ(r.failure, json::ParseFailure::kSyntax);
+  EXPECT_EQ(r.message.rfind("malformed JSON at offset 5", 0), 0u) << r.message;
+  json::ParseOptions lenient;
+  lenient.lenient = true;
+  EXPECT_TRUE(json::Parse("{\"a\": [1,], // c\n}", &doc, lenient).ok());
+  EXPECT_FALSE(json::Parse("{\"a\": [1,]}", &doc).ok());
+  EXPECT_FALSE(json::Parse("[1] [2]", &doc).ok());
+}
+
+TEST(BoundedJsonTest, AdminBodiesAreBounded) {
+  tg::v1::Gateway g;
+  std::string error;
+  EXPECT_FALSE(json::ParseProto("{\"name\":" + Nested(200000) + "}", &g, &error));
+  EXPECT_EQ(error, "JSON nested deeper than 128 levels");
+  EXPECT_FALSE(json::ParseProto("{\"name\":\"a\xfe\"}", &g, &error));
+  EXPECT_NE(error.find("not valid UTF-8"), std::string::npos) << error;
+  std::string out;
+  EXPECT_FALSE(json::NormalizeLenient(Nested(200000), &out, &error));
+}
+
+TEST(Utf8Test, Validity) {
+  EXPECT_TRUE(utf8::IsValid(""));
+  EXPECT_TRUE(utf8::IsValid("plain"));
+  EXPECT_TRUE(utf8::IsValid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_FALSE(utf8::IsValid("\xff"));
+  EXPECT_FALSE(utf8::IsValid("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(utf8::IsValid("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(utf8::IsValid("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(utf8::IsValid("\xe2\x82"));          // truncated
+}
+
+TEST(Utf8Test, SanitizeReplacesEachBadSequence) {
+  EXPECT_EQ(utf8::Sanitize("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(utf8::Sanitize("\xe2\x82x"), "\xef\xbf\xbdx");  // one U+FFFD for the cut sequence
+  EXPECT_EQ(utf8::Sanitize("\xc3\xa9"), "\xc3\xa9");
+}
+
+TEST(Utf8Test, TruncateNeverSplitsACharacter) {
+  EXPECT_EQ(utf8::TruncateAtBoundary("ab\xc3\xa9", 3), "ab");
+  EXPECT_EQ(utf8::TruncateAtBoundary("ab\xc3\xa9", 4), "ab\xc3\xa9");
+  EXPECT_EQ(utf8::TruncateAtBoundary("\xf0\x9f\x98\x80z", 2), "");
+}
+
+// Every log line is built with AppendQuoted: whatever a request target
+// carries, the line stays valid JSON and valid UTF-8.
+TEST(AppendQuotedTest, ControlCharactersAndInvalidBytesGiveValidJson) {
+  std::string hostile = "/v1/\x01\x1f\x7f\"\\\n\r\t\xff\xfe\xc3(\xe2\x82 end";
+  std::string line = "{\"path\":";
+  json::AppendQuoted(line, hostile);
+  line += "}";
+  EXPECT_TRUE(utf8::IsValid(line));
+  for (unsigned char c : line) EXPECT_GE(c, 0x20) << line;
+  rapidjson::Document doc;
+  ASSERT_TRUE(json::Parse(line, &doc).ok()) << line;
+  std::string back = doc["path"].GetString();
+  EXPECT_EQ(back.substr(0, 10), "/v1/\x01\x1f\x7f\"\\\n");
+  EXPECT_NE(back.find("\xef\xbf\xbd"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tg
