@@ -134,3 +134,38 @@ TEST(SseParserTest, OverlongLineIsReportedNotBuffered) {
 
 }  // namespace
 }  // namespace tg::adapter::translate
+
+namespace tg::adapter::translate {
+namespace {
+
+// Issue 11: `data:` lines that never end with a blank line grew tg-adapter
+// by the whole stream (61 → 264 MiB in 24 s). Each line is short; the event
+// they build is what must be bounded.
+TEST(SseParserTest, EventWithoutBlankLineIsBoundedNotBuffered) {
+  SseParser parser;
+  std::vector<SseEvent> out;
+  const std::string line = "data: " + std::string(1000, 'x') + "\n";
+  size_t fed = 0;
+  while (!parser.overflowed() && fed < (8u << 20)) {
+    parser.Feed(line, &out);
+    fed += line.size();
+  }
+  EXPECT_TRUE(parser.overflowed());
+  // The limit counts the event's data; the lines' "data: " prefixes come on top.
+  EXPECT_LE(fed, limits::kMaxSseEventBytes * 101 / 100 + line.size());
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(SseParserTest, EventsUpToTheLimitPass) {
+  SseParser parser(64);
+  std::vector<SseEvent> out;
+  parser.Feed("data: " + std::string(50, 'a') + "\n\n", &out);
+  parser.Feed("data: " + std::string(50, 'b') + "\n\n", &out);  // each event on its own
+  EXPECT_FALSE(parser.overflowed());
+  EXPECT_EQ(out.size(), 2u);
+  parser.Feed("data: " + std::string(40, 'c') + "\ndata: " + std::string(40, 'd') + "\n", &out);
+  EXPECT_TRUE(parser.overflowed());
+}
+
+}  // namespace
+}  // namespace tg::adapter::translate

@@ -263,6 +263,55 @@ TEST(ProviderErrorTest, NonJsonErrorBodyIsKeptTruncated) {
   EXPECT_LT(r.error().message.size(), 600u);
 }
 
+// Issue 11: a provider's answer of 200,000 nested arrays crashed tg-adapter.
+TEST(HostileJsonTest, DeeplyNestedProviderAnswersAreProtocolErrors) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  for (const char* provider : {"openai", "anthropic", "gemini", "bedrock"}) {
+    Result<ChatResponse> r = FindProviderCodec(provider)->ParseResponse(200, deep, {});
+    ASSERT_FALSE(r.ok()) << provider;
+    EXPECT_EQ(r.error().kind, ErrorKind::kProtocol) << provider;
+    EXPECT_EQ(r.error().http_status, 502) << provider;
+    EXPECT_NE(r.error().message.find("nested deeper than 128 levels"), std::string::npos)
+        << provider << ": " << r.error().message;
+    // An error body nested as deep is reported, not parsed.
+    Result<ChatResponse> e = FindProviderCodec(provider)->ParseResponse(500, deep, {});
+    ASSERT_FALSE(e.ok()) << provider;
+    EXPECT_EQ(e.error().http_status, 500) << provider;
+  }
+  auto decoder = FindProviderCodec("openai")->NewStreamDecoder({});
+  StreamEvents events;
+  decoder->Feed("data: " + deep + "\n\n", &events);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, StreamEvent::Type::kError);
+  EXPECT_NE(events.back().error.message.find("nested deeper"), std::string::npos);
+}
+
+TEST(HostileJsonTest, DeeplyNestedClientBodiesAre400) {
+  const std::string deep = "{\"model\":\"m\",\"x\":" + std::string(200000, '[') +
+                           std::string(200000, ']') + "}";
+  for (ClientFormat f : {ClientFormat::kOpenAiChat, ClientFormat::kAnthropicMessages,
+                         ClientFormat::kOpenAiResponses}) {
+    Result<ChatRequest> r = ClientCodecFor(f).DecodeRequest(deep);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().http_status, 400);
+    EXPECT_NE(r.error().message.find("nested deeper than 128 levels"), std::string::npos)
+        << r.error().message;
+  }
+  // Tool-call arguments and other provider JSON are parsed bounded too.
+  json::Document doc;
+  EXPECT_FALSE(json::ParseStrict(std::string(1000, '[') + std::string(1000, ']'), &doc));
+  EXPECT_TRUE(json::ParseStrict(std::string(128, '[') + std::string(128, ']'), &doc));
+}
+
+TEST(ProviderErrorTest, ErrorMessagesAreUtf8AndCutAtACharacter) {
+  std::string body = "\xff\xfe" + std::string(509, 'x') + "\xc3\xa9tail";
+  Result<ChatResponse> r = FindProviderCodec("openai")->ParseResponse(500, body, {});
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message;
+  EXPECT_EQ(m.find("\xc3"), std::string::npos) << "a character cut in half";
+  EXPECT_EQ(m.rfind("\xef\xbf\xbd", 0), 0u) << "invalid bytes become U+FFFD";
+}
+
 TEST(ProviderErrorTest, UnparseableSuccessIsAProtocolError) {
   Result<ChatResponse> r = FindProviderCodec("openai")->ParseResponse(200, "not json", {});
   ASSERT_FALSE(r.ok());
