@@ -88,9 +88,10 @@ class HostileInputE2E : public ::testing::Test {
     Route("/ai", R"({"name": "u", "targets": [{"provider": "openai", )" + at_fake +
                      R"(, "default_model": "gpt-4", "credentials": {"api_key": ")" + c.openai_key +
                      R"("}}]})");
-    Route("/raw", R"({"name": "r", "targets": [{)" + at_fake +
-                      R"(, "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
-                      c.openai_key + R"("}}]})");
+    Route("/raw",
+          R"({"name": "r", "targets": [{)" + at_fake +
+              R"(, "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
+              c.openai_key + R"("}}]})");
   }
   static void TearDownTestSuite() {
     delete stack_;
@@ -116,8 +117,9 @@ class HostileInputE2E : public ::testing::Test {
   }
   static void Route(const std::string& path, const std::string& upstream_json) {
     std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
-    std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+    std::string svc =
+        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                   R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
     MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
                R"({"path": ")" + path + R"(", "service_id": ")" + svc +
                    R"(", "methods": ["POST"], "strip_path": true})");
@@ -220,8 +222,9 @@ TEST_F(HostileInputE2E, SseEventThatNeverEndsFailsAtOnceWithBoundedMemory) {
   // 96 MiB of `data:` lines without the blank line that would end the event.
   fake_->AddFault(Malformed("sse_without_blank_lines", 96LL << 20));
   auto started = std::chrono::steady_clock::now();
-  auto r = Post("/ai/v1/chat/completions",
-                R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
+  auto r = Post(
+      "/ai/v1/chat/completions",
+      R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
   auto took = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("provider stream event larger than 1048576 bytes"), std::string::npos)
@@ -236,9 +239,11 @@ TEST_F(HostileInputE2E, SseEventThatNeverEndsFailsAtOnceWithBoundedMemory) {
   // The transfer was cancelled: the fake did not get to send the 96 MiB.
   auto requests = fake_->Requests();
   ASSERT_FALSE(requests.empty());
-  EXPECT_TRUE(WaitFor([&] { return fake_->Requests().back().finished ||
-                                   fake_->Requests().back().client_disconnected; },
-                      seconds(5)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return fake_->Requests().back().finished || fake_->Requests().back().client_disconnected;
+      },
+      seconds(5)));
   EXPECT_LT(fake_->Requests().back().body_bytes_sent, 32ull << 20);
   ExpectAlive("tg-adapter");
   fake_->ClearFaults();
@@ -246,8 +251,9 @@ TEST_F(HostileInputE2E, SseEventThatNeverEndsFailsAtOnceWithBoundedMemory) {
 }
 
 TEST_F(HostileInputE2E, InvalidUtf8IsA400NotAnUnavailableService) {
-  auto r = Post("/ai/v1/chat/completions",
-                "{\"model\": \"gpt\xff\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}");
+  auto r =
+      Post("/ai/v1/chat/completions",
+           "{\"model\": \"gpt\xff\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}");
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("not valid UTF-8"), std::string::npos) << r.body;
   // An escaped lone surrogate decodes to bytes that are not UTF-8 either.
@@ -294,8 +300,8 @@ TEST_F(HostileInputE2E, AccessLogLinesStayValidJsonForHostileTargets) {
     c.ReadUntilClosed(seconds(5));
   }
   // The log writer is asynchronous: wait for the first line to show.
-  ASSERT_TRUE(WaitFor([&] { return edge->LogTail(1 << 20).find(marker) != std::string::npos; },
-                      seconds(5)))
+  ASSERT_TRUE(
+      WaitFor([&] { return edge->LogTail(1 << 20).find(marker) != std::string::npos; }, seconds(5)))
       << edge->LogTail();
   std::this_thread::sleep_for(milliseconds(300));
   std::istringstream lines(edge->LogTail(1 << 20));

@@ -118,7 +118,10 @@ TEST(Utf8Test, Validity) {
 }
 
 TEST(Utf8Test, SanitizeReplacesEachBadSequence) {
-  EXPECT_EQ(utf8::Sanitize("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(utf8::Sanitize("a\xff"
+                           "b"),
+            "a\xef\xbf\xbd"
+            "b");
   EXPECT_EQ(utf8::Sanitize("\xe2\x82x"), "\xef\xbf\xbdx");  // one U+FFFD for the cut sequence
   EXPECT_EQ(utf8::Sanitize("\xc3\xa9"), "\xc3\xa9");
 }

@@ -1,8 +1,8 @@
 #include "tg/common/bounded_json.h"
 
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
-#include <rapidjson/encodedstream.h>
 #include <rapidjson/reader.h>
 
 #include <cstring>
@@ -111,7 +111,8 @@ ParseResult ParseWith(std::string_view text, Document* doc, size_t max_depth) {
     result.message = "JSON nested deeper than " + std::to_string(max_depth) + " levels";
   } else if (code == rapidjson::kParseErrorStringInvalidEncoding || limiter.bad_string()) {
     result.failure = ParseFailure::kEncoding;
-    result.message = "JSON string is not valid UTF-8 (offset " + std::to_string(result.offset) + ")";
+    result.message =
+        "JSON string is not valid UTF-8 (offset " + std::to_string(result.offset) + ")";
   } else {
     result.failure = ParseFailure::kSyntax;
     result.message = "malformed JSON at offset " + std::to_string(result.offset) + ": " +
@@ -143,14 +144,22 @@ ParseResult Parse(std::string_view text, rapidjson::Document* doc, const ParseOp
   const unsigned key = (options.lenient ? 1u : 0u) | (options.validate_utf8 ? 2u : 0u) |
                        (options.full_precision ? 4u : 0u);
   switch (key) {
-    case 0: return ParseWith<kParseDefaultFlags>(text, doc, d);
-    case 1: return ParseWith<kLenient>(text, doc, d);
-    case 2: return ParseWith<kUtf8>(text, doc, d);
-    case 3: return ParseWith<kLenient | kUtf8>(text, doc, d);
-    case 4: return ParseWith<kExact>(text, doc, d);
-    case 5: return ParseWith<kLenient | kExact>(text, doc, d);
-    case 6: return ParseWith<kUtf8 | kExact>(text, doc, d);
-    default: return ParseWith<kLenient | kUtf8 | kExact>(text, doc, d);
+    case 0:
+      return ParseWith<kParseDefaultFlags>(text, doc, d);
+    case 1:
+      return ParseWith<kLenient>(text, doc, d);
+    case 2:
+      return ParseWith<kUtf8>(text, doc, d);
+    case 3:
+      return ParseWith<kLenient | kUtf8>(text, doc, d);
+    case 4:
+      return ParseWith<kExact>(text, doc, d);
+    case 5:
+      return ParseWith<kLenient | kExact>(text, doc, d);
+    case 6:
+      return ParseWith<kUtf8 | kExact>(text, doc, d);
+    default:
+      return ParseWith<kLenient | kUtf8 | kExact>(text, doc, d);
   }
 }
 

@@ -41,8 +41,8 @@ enum class ParseFailure {
 
 struct ParseResult {
   ParseFailure failure = ParseFailure::kNone;
-  size_t offset = 0;     // where the parse stopped (kSyntax, kTooDeep, kEncoding)
-  std::string message;   // "JSON nested deeper than 128 levels", "malformed JSON at offset 3: …"
+  size_t offset = 0;    // where the parse stopped (kSyntax, kTooDeep, kEncoding)
+  std::string message;  // "JSON nested deeper than 128 levels", "malformed JSON at offset 3: …"
 
   bool ok() const { return failure == ParseFailure::kNone; }
   explicit operator bool() const { return ok(); }
