@@ -178,6 +178,11 @@ void KeyCache::OnReset(int64_t revision) {
   required_ = floor_;
 }
 
+bool KeyCache::IsRevoked(const std::string& key_id) const {
+  std::lock_guard lock(mu_);
+  return revoked_.count(key_id) > 0;
+}
+
 int64_t KeyCache::required_revision() const {
   std::lock_guard lock(mu_);
   return required_;
@@ -241,7 +246,7 @@ void KeyCache::StartVerify(std::string key, std::string hash, int attempt,
       [this, call, hash, attempt, required, trace](grpc::Status status) {
         std::optional<Verified> v;
         int64_t revision = call->resp.revision();
-        if (status.ok() && revision < required) {
+        if (status.ok() && revision < required && !IsRevoked(call->resp.key_id())) {
           // A replica that ignored min_revision: its answer may predate a
           // revocation this cache knows of.
           status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stale key state");

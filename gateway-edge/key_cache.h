@@ -108,6 +108,9 @@ class KeyCache {
   void OnReset(int64_t revision);
   void RevokeLocked(const std::string& key_id, int64_t revision);
   void PruneRevokedLocked(std::chrono::steady_clock::time_point now);
+  // A key the cache knows revoked is refused at once, whatever answered (an
+  // OK for it is stale by definition: key ids are never reused).
+  bool IsRevoked(const std::string& key_id) const;
   void OnStreamEnded();
   void OpenStream();
 
