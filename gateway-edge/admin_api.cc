@@ -4,6 +4,7 @@
 #include <span>
 #include <type_traits>
 
+#include "tg/common/idempotency.h"
 #include "tg/common/json_util.h"
 #include "tg/common/jwt.h"
 #include "tg/common/log.h"
@@ -142,6 +143,12 @@ bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return true;
 }
 
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -158,6 +165,14 @@ bool LooksLikeTransportError(std::string_view m) {
     if (m.find(needle) != std::string_view::npos) return true;
   }
   return m.empty();
+}
+
+// The create's Idempotency-Key header: "" when absent; *error when invalid.
+std::string IdempotencyKey(const HttpRequest& request, std::string* error) {
+  std::string_view key = request.Header("Idempotency-Key");
+  if (key.empty()) return "";
+  *error = idempotency::Validate(key);
+  return std::string(key);
 }
 
 HttpResponse Unauthorized(std::string_view message) {
@@ -212,7 +227,12 @@ HttpResponse ErrorFromGrpc(const grpc::Status& status) {
       return JsonError(503,
                        LooksLikeTransportError(msg) ? "service unavailable, retry later" : msg);
     case grpc::StatusCode::DEADLINE_EXCEEDED:
+      // Writes roll back when their deadline passes, so this also means
+      // "nothing was written": retrying (with the same Idempotency-Key) is safe.
       return JsonError(504, "backend did not answer in time");
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      if (msg == idempotency::kMismatchMessage) return JsonError(422, msg);
+      break;
     default:
       break;
   }
@@ -221,11 +241,13 @@ HttpResponse ErrorFromGrpc(const grpc::Status& status) {
 }
 
 AdminApi::AdminApi(AdminApiOptions options, std::shared_ptr<grpc::Channel> config_channel,
-                   std::shared_ptr<grpc::Channel> keyauth_channel, ConfigWatcher* watcher)
+                   std::shared_ptr<grpc::Channel> keyauth_channel, ConfigWatcher* watcher,
+                   KeyCache* keys)
     : options_(std::move(options)),
       config_(tg::v1::ConfigService::NewStub(config_channel)),
       keyauth_(tg::v1::KeyAuthService::NewStub(keyauth_channel)),
-      watcher_(watcher) {}
+      watcher_(watcher),
+      keys_(keys) {}
 
 AdminApi::~AdminApi() {
   std::unique_lock lock(mu_);
@@ -394,9 +416,12 @@ void AdminApi::HandleConfig(const HttpRequest& request, const AdminRoute& route,
     CreateReq create;
     pb::Message* entity = MutableEntity(&create);
     std::string error;
+    std::string idempotency_key = IdempotencyKey(request, &error);
+    if (!error.empty()) return respond(JsonError(400, error));
     if (!json::ParseProto(request.body, entity, &error)) return respond(JsonError(400, error));
     ClearFields(entity, kReadOnlyFields);
     SetIds(entity, route);
+    create.set_idempotency_key(std::move(idempotency_key));
     return Call<CreateReq, Result>(
         Kind::Create(stub), std::move(create),
         [this, respond, request_path = request.path](const grpc::Status& s, const Result& r) {
@@ -487,6 +512,8 @@ void AdminApi::HandleKeys(const HttpRequest& request, const AdminRoute& route,
   if (route.collection) {  // POST
     CreateKeyRequest create;
     std::string error;
+    create.set_idempotency_key(IdempotencyKey(request, &error));
+    if (!error.empty()) return respond(JsonError(400, error));
     if (!json::ParseProto(request.body, create.mutable_key(), &error)) {
       return respond(JsonError(400, error));
     }
@@ -521,8 +548,11 @@ void AdminApi::HandleKeys(const HttpRequest& request, const AdminRoute& route,
   Call<DeleteKeyRequest, DeleteKeyResult>(
       [ka](auto* c, auto* q, auto* p, auto cb) { ka->async()->DeleteKey(c, q, p, cb); },
       std::move(del),
-      [respond](const grpc::Status& s, const DeleteKeyResult&) {
+      [this, respond, key_id = route.id](const grpc::Status& s, const DeleteKeyResult& r) {
         if (!s.ok()) return respond(ErrorFromGrpc(s));
+        // This edge's proxy refuses the key before the client hears 204
+        // (other edges within their WatchKeys stream's delay).
+        if (keys_ != nullptr) keys_->Revoke(Lower(key_id), r.revision());
         respond(NoContent());
       });
 }

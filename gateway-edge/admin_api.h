@@ -14,6 +14,7 @@
 #include "admin_route.h"
 #include "tg/common/config_watcher.h"
 #include "http_server.h"
+#include "key_cache.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 
@@ -21,7 +22,9 @@ namespace tg::edge {
 
 struct AdminApiOptions {
   std::string jwt_secret;                       // HS256 secret of admin tokens; required
-  std::chrono::milliseconds rpc_timeout{5000};  // deadline of each gRPC call
+  // Deadline of each gRPC call. A write that cannot commit within it rolls
+  // back (504, nothing written).
+  std::chrono::milliseconds rpc_timeout{5000};
   // How long a write answer waits for the config watch to reach the write's
   // revision (so that a proxied request right after the answer sees it).
   std::chrono::milliseconds revision_wait{2000};
@@ -42,9 +45,12 @@ HttpResponse ErrorFromGrpc(const grpc::Status& status);
 // RPC), the resource messages' JSON mapping being the REST JSON.
 class AdminApi : public HttpHandler {
  public:
-  // `watcher` (may be null in tests that write nothing) must outlive this.
+  // `watcher` (may be null in tests that write nothing) and `keys` (the
+  // proxy's key cache, which a key DELETE updates before answering; may be
+  // null) must outlive this.
   AdminApi(AdminApiOptions options, std::shared_ptr<grpc::Channel> config_channel,
-           std::shared_ptr<grpc::Channel> keyauth_channel, ConfigWatcher* watcher);
+           std::shared_ptr<grpc::Channel> keyauth_channel, ConfigWatcher* watcher,
+           KeyCache* keys = nullptr);
   // Waits for the gRPC calls still in flight (each bounded by rpc_timeout).
   ~AdminApi() override;
 
@@ -68,6 +74,7 @@ class AdminApi : public HttpHandler {
   std::unique_ptr<tg::v1::ConfigService::Stub> config_;
   std::unique_ptr<tg::v1::KeyAuthService::Stub> keyauth_;
   ConfigWatcher* const watcher_;
+  KeyCache* const keys_;
 
   std::mutex mu_;
   std::condition_variable cv_;

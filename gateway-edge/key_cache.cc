@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <thread>
 
@@ -33,9 +34,9 @@ class KeyCache::RevocationStream : public grpc::ClientReadReactor<tg::v1::KeyEve
     if (!ok) return;
     cache_->watching_ = true;
     if (event_.has_revoked()) {
-      cache_->OnRevoked(event_.revoked().key_id());
+      cache_->OnRevoked(event_.revoked().key_id(), event_.revision());
     } else if (event_.reset()) {
-      cache_->OnReset();
+      cache_->OnReset(event_.revision());
     }
     {
       std::lock_guard lock(cache_->stream_mu_);
@@ -127,18 +128,64 @@ void KeyCache::OnStreamEnded() {
   reconnect_cv_.notify_all();
 }
 
-void KeyCache::OnRevoked(const std::string& key_id) {
+void KeyCache::OnRevoked(const std::string& key_id, int64_t revision) {
   std::lock_guard lock(mu_);
-  auto it = by_id_.find(key_id);
-  if (it == by_id_.end()) return;
-  entries_.erase(it->second);
-  by_id_.erase(it);
+  RevokeLocked(key_id, revision);
 }
 
-void KeyCache::OnReset() {
+void KeyCache::Revoke(const std::string& key_id, int64_t revision) {
+  std::lock_guard lock(mu_);
+  RevokeLocked(key_id, revision);
+}
+
+void KeyCache::RevokeLocked(const std::string& key_id, int64_t revision) {
+  if (auto it = by_id_.find(key_id); it != by_id_.end()) {
+    entries_.erase(it->second);
+    by_id_.erase(it);
+  }
+  auto now = Clock::now();
+  PruneRevokedLocked(now);
+  if (revoked_.size() >= options_.max_entries) {
+    // Forget them all; answers older than what they covered are refused.
+    revoked_.clear();
+    floor_ = required_;
+  }
+  auto& r = revoked_[key_id];
+  r.revision = std::max(r.revision, revision);
+  r.at = now;
+  required_ = std::max(required_, revision);
+}
+
+void KeyCache::PruneRevokedLocked(Clock::time_point now) {
+  if (revoked_.empty() || now - last_prune_ < std::chrono::seconds(10)) return;
+  last_prune_ = now;
+  std::erase_if(revoked_, [&](const auto& kv) {
+    if (now - kv.second.at < options_.revoked_retention) return false;
+    // No longer known individually: answers at or below it are not trusted.
+    floor_ = std::max(floor_, kv.second.revision);
+    return true;
+  });
+}
+
+void KeyCache::OnReset(int64_t revision) {
   std::lock_guard lock(mu_);
   entries_.clear();
   by_id_.clear();
+  // Which keys were revoked up to here is unknown: every answer must now be
+  // at least as new as anything this cache has seen.
+  revoked_.clear();
+  floor_ = std::max({floor_, required_, revision});
+  required_ = floor_;
+}
+
+bool KeyCache::IsRevoked(const std::string& key_id) const {
+  std::lock_guard lock(mu_);
+  return revoked_.count(key_id) > 0;
+}
+
+int64_t KeyCache::required_revision() const {
+  std::lock_guard lock(mu_);
+  return required_;
 }
 
 size_t KeyCache::size() const {
@@ -178,6 +225,11 @@ void KeyCache::Verify(std::string_view key, Done done,
     return;
   }
 
+  StartVerify(std::string(key), std::move(hash), 0, trace);
+}
+
+void KeyCache::StartVerify(std::string key, std::string hash, int attempt,
+                           const std::optional<trace::TraceContext>& trace) {
   struct Call {
     grpc::ClientContext ctx;
     tg::v1::VerifyKeyRequest req;
@@ -186,31 +238,53 @@ void KeyCache::Verify(std::string_view key, Done done,
   auto call = std::make_shared<Call>();
   call->ctx.set_deadline(std::chrono::system_clock::now() + options_.verify_deadline);
   if (trace) trace::Inject(*trace, &call->ctx);
-  call->req.set_key(std::string(key));
-  stub_->async()->VerifyKey(&call->ctx, &call->req, &call->resp,
-                            [this, call, hash](grpc::Status status) {
-                              std::optional<Verified> v;
-                              if (status.ok()) {
-                                Verified ver;
-                                ver.key_id = call->resp.key_id();
-                                ver.gateway_id = call->resp.gateway_id();
-                                if (call->resp.has_expires_at()) {
-                                  auto us = google::protobuf::util::TimeUtil::TimestampToMicroseconds(
-                                      call->resp.expires_at());
-                                  ver.expires_at = std::chrono::system_clock::time_point(
-                                      std::chrono::microseconds(us));
-                                }
-                                v = std::move(ver);
-                              }
-                              OnVerified(hash, std::move(v), status);
-                            });
+  call->req.set_key(std::move(key));
+  const int64_t required = required_revision();
+  call->req.set_min_revision(required);
+  stub_->async()->VerifyKey(
+      &call->ctx, &call->req, &call->resp,
+      [this, call, hash, attempt, required, trace](grpc::Status status) {
+        std::optional<Verified> v;
+        int64_t revision = call->resp.revision();
+        if (status.ok() && revision < required && !IsRevoked(call->resp.key_id())) {
+          // A replica that ignored min_revision: its answer may predate a
+          // revocation this cache knows of.
+          status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stale key state");
+        }
+        if (status.error_code() == grpc::StatusCode::UNAVAILABLE && attempt == 0 && !stopping_) {
+          // Once more: another replica, or this one caught up.
+          StartVerify(call->req.key(), hash, 1, trace);
+          return;
+        }
+        if (status.ok()) {
+          Verified ver;
+          ver.key_id = call->resp.key_id();
+          ver.gateway_id = call->resp.gateway_id();
+          if (call->resp.has_expires_at()) {
+            auto us = google::protobuf::util::TimeUtil::TimestampToMicroseconds(
+                call->resp.expires_at());
+            ver.expires_at = std::chrono::system_clock::time_point(std::chrono::microseconds(us));
+          }
+          v = std::move(ver);
+        }
+        OnVerified(hash, std::move(v), revision, status);
+      });
 }
 
-void KeyCache::OnVerified(const std::string& hash, std::optional<Verified> v,
-                          const grpc::Status& status) {
+void KeyCache::OnVerified(const std::string& hash, std::optional<Verified> v, int64_t revision,
+                          grpc::Status status) {
   std::vector<Done> waiters;
   {
     std::lock_guard lock(mu_);
+    if (v && revoked_.count(v->key_id) > 0) {
+      // Revoked after the state this answer reflects (it was in flight, or
+      // the replica lags): never admitted again.
+      v.reset();
+      status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid API key");
+    } else if (v && revision < floor_) {
+      v.reset();
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stale key state");
+    }
     if (auto it = pending_.find(hash); it != pending_.end()) {
       waiters = std::move(it->second.waiters);
       pending_.erase(it);

@@ -33,6 +33,10 @@ struct KeyCacheOptions {
   std::chrono::milliseconds disconnected_ttl{1000};
   std::chrono::milliseconds verify_deadline{2000};
   size_t max_entries = 200000;  // the cache is cleared when it grows past this
+  // How long a revocation is remembered to refuse stale VerifyKey answers
+  // (longer than any replica can lag and stay in rotation: a replica behind a
+  // revocation we know of must catch up before it answers, see min_revision).
+  std::chrono::seconds revoked_retention{600};
 };
 
 // Verifies gateway keys for the proxy: a hit costs one SHA-256 and a hash
@@ -40,6 +44,15 @@ struct KeyCacheOptions {
 // share it). Revocations arrive on tg-keyauth's WatchKeys stream and drop the
 // key's entry at once. Raw keys are never stored: entries are keyed by the
 // key's SHA-256.
+//
+// Revisions (several tg-keyauth replicas, one of which may lag): the cache
+// remembers every revocation it learned (WatchKeys events, and this edge's
+// own admin DELETEs through Revoke) with its revision, and knows them all
+// above `floor` (a reset or a pruned revocation raises it). A VerifyKey asks
+// for min_revision = the newest of those, so the replica answering must have
+// applied them (it catches up or answers UNAVAILABLE); an answer for a key
+// the cache knows revoked, or at a revision below the floor, never admits
+// the key.
 class KeyCache {
  public:
   struct Verified {
@@ -63,8 +76,15 @@ class KeyCache {
   void Verify(std::string_view key, Done done,
               const std::optional<trace::TraceContext>& trace = std::nullopt);
 
+  // This edge revoked `key_id` at `revision` (the admin API's DELETE, once
+  // tg-keyauth committed it): the entry is gone when this returns, and no
+  // older VerifyKey answer can bring it back.
+  void Revoke(const std::string& key_id, int64_t revision);
+
   bool watching() const { return watching_.load(); }
   size_t size() const;
+  // The min_revision a VerifyKey sent now would carry.
+  int64_t required_revision() const;
 
  private:
   class RevocationStream;
@@ -75,10 +95,22 @@ class KeyCache {
   struct Pending {
     std::vector<Done> waiters;
   };
+  struct Revocation {
+    int64_t revision;
+    std::chrono::steady_clock::time_point at;
+  };
 
-  void OnVerified(const std::string& hash, std::optional<Verified> v, const grpc::Status& status);
-  void OnRevoked(const std::string& key_id);
-  void OnReset();
+  void StartVerify(std::string key, std::string hash, int attempt,
+                   const std::optional<trace::TraceContext>& trace);
+  void OnVerified(const std::string& hash, std::optional<Verified> v, int64_t revision,
+                  grpc::Status status);
+  void OnRevoked(const std::string& key_id, int64_t revision);
+  void OnReset(int64_t revision);
+  void RevokeLocked(const std::string& key_id, int64_t revision);
+  void PruneRevokedLocked(std::chrono::steady_clock::time_point now);
+  // A key the cache knows revoked is refused at once, whatever answered (an
+  // OK for it is stale by definition: key ids are never reused).
+  bool IsRevoked(const std::string& key_id) const;
   void OnStreamEnded();
   void OpenStream();
 
@@ -89,6 +121,10 @@ class KeyCache {
   std::unordered_map<std::string, Entry> entries_;      // SHA-256(key) → entry
   std::unordered_map<std::string, std::string> by_id_;  // key id → SHA-256(key)
   std::unordered_map<std::string, Pending> pending_;    // misses in flight
+  std::unordered_map<std::string, Revocation> revoked_;  // key id → its revocation
+  int64_t floor_ = 0;     // revocations at or below are not all in revoked_
+  int64_t required_ = 0;  // max(floor_, every revision in revoked_): min_revision
+  std::chrono::steady_clock::time_point last_prune_;
 
   std::atomic<bool> watching_{false};
   std::atomic<bool> stopping_{false};

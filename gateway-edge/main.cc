@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
 
   tg::edge::AdminApiOptions admin;
   admin.jwt_secret = flags.String("admin-jwt-secret");
+  admin.rpc_timeout = std::chrono::milliseconds(flags.Int("admin-rpc-timeout-ms", 5000));
   if (admin.jwt_secret.empty()) {
     std::fprintf(stderr,
                  "tg-edge: no admin JWT secret; set TG_ADMIN_JWT_SECRET or --admin-jwt-secret "
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
   auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(
       proxy, watcher.get(), keys.get(), Dial(balancer_addr), Dial(adapter_addr));
   auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr), Dial(keyauth_addr),
-                                                  watcher.get());
+                                                  watcher.get(), keys.get());
   std::string error;
   auto server = tg::edge::HttpServer::Start(http, api.get(), &error);
   if (!server) {

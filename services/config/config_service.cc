@@ -154,8 +154,22 @@ ConfigServiceImpl::Reactor* ConfigServiceImpl::Defer(Ctx* ctx, Fn fn) {
 using R = ConfigServiceImpl::Reactor;
 using C = ConfigServiceImpl::Ctx;
 
+namespace {
+
+// A write's bounds are its RPC's: the deadline the caller set and its
+// cancellation (the context stays valid until the reactor finishes).
+WriteContext Bounds(C* c, std::string idempotency_key = "") {
+  WriteContext w;
+  w.bounds.deadline = c->deadline();
+  w.bounds.cancelled = [c] { return c->IsCancelled(); };
+  w.idempotency_key = std::move(idempotency_key);
+  return w;
+}
+
+}  // namespace
+
 R* ConfigServiceImpl::CreateGateway(C* c, const tg::v1::CreateGatewayRequest* q, tg::v1::GatewayResult* a) {
-  return Defer(c, [=, this] { return store_.CreateGateway(q->gateway(), a); });
+  return Defer(c, [=, this] { return store_.CreateGateway(q->gateway(), a, Bounds(c, q->idempotency_key())); });
 }
 R* ConfigServiceImpl::GetGateway(C* c, const tg::v1::GetGatewayRequest* q, tg::v1::GatewayResult* a) {
   return Defer(c, [=, this] { return store_.GetGateway(q->id(), a); });
@@ -164,14 +178,14 @@ R* ConfigServiceImpl::ListGateways(C* c, const tg::v1::ListGatewaysRequest*, tg:
   return Defer(c, [=, this] { return store_.ListGateways(a); });
 }
 R* ConfigServiceImpl::UpdateGateway(C* c, const tg::v1::UpdateGatewayRequest* q, tg::v1::GatewayResult* a) {
-  return Defer(c, [=, this] { return store_.UpdateGateway(q->gateway(), a); });
+  return Defer(c, [=, this] { return store_.UpdateGateway(q->gateway(), a, Bounds(c)); });
 }
 R* ConfigServiceImpl::DeleteGateway(C* c, const tg::v1::DeleteGatewayRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, [=, this] { return store_.DeleteGateway(q->id(), a); });
+  return Defer(c, [=, this] { return store_.DeleteGateway(q->id(), a, Bounds(c)); });
 }
 
 R* ConfigServiceImpl::CreateUpstream(C* c, const tg::v1::CreateUpstreamRequest* q, tg::v1::UpstreamResult* a) {
-  return Defer(c, [=, this] { return store_.CreateUpstream(q->upstream(), a); });
+  return Defer(c, [=, this] { return store_.CreateUpstream(q->upstream(), a, Bounds(c, q->idempotency_key())); });
 }
 R* ConfigServiceImpl::GetUpstream(C* c, const tg::v1::GetUpstreamRequest* q, tg::v1::UpstreamResult* a) {
   return Defer(c, [=, this] { return store_.GetUpstream(q->gateway_id(), q->id(), a); });
@@ -180,14 +194,14 @@ R* ConfigServiceImpl::ListUpstreams(C* c, const tg::v1::ListUpstreamsRequest* q,
   return Defer(c, [=, this] { return store_.ListUpstreams(q->gateway_id(), a); });
 }
 R* ConfigServiceImpl::UpdateUpstream(C* c, const tg::v1::UpdateUpstreamRequest* q, tg::v1::UpstreamResult* a) {
-  return Defer(c, [=, this] { return store_.UpdateUpstream(q->upstream(), a); });
+  return Defer(c, [=, this] { return store_.UpdateUpstream(q->upstream(), a, Bounds(c)); });
 }
 R* ConfigServiceImpl::DeleteUpstream(C* c, const tg::v1::DeleteUpstreamRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, [=, this] { return store_.DeleteUpstream(q->gateway_id(), q->id(), a); });
+  return Defer(c, [=, this] { return store_.DeleteUpstream(q->gateway_id(), q->id(), a, Bounds(c)); });
 }
 
 R* ConfigServiceImpl::CreateService(C* c, const tg::v1::CreateServiceRequest* q, tg::v1::ServiceResult* a) {
-  return Defer(c, [=, this] { return store_.CreateService(q->service(), a); });
+  return Defer(c, [=, this] { return store_.CreateService(q->service(), a, Bounds(c, q->idempotency_key())); });
 }
 R* ConfigServiceImpl::GetService(C* c, const tg::v1::GetServiceRequest* q, tg::v1::ServiceResult* a) {
   return Defer(c, [=, this] { return store_.GetService(q->gateway_id(), q->id(), a); });
@@ -196,14 +210,14 @@ R* ConfigServiceImpl::ListServices(C* c, const tg::v1::ListServicesRequest* q, t
   return Defer(c, [=, this] { return store_.ListServices(q->gateway_id(), a); });
 }
 R* ConfigServiceImpl::UpdateService(C* c, const tg::v1::UpdateServiceRequest* q, tg::v1::ServiceResult* a) {
-  return Defer(c, [=, this] { return store_.UpdateService(q->service(), a); });
+  return Defer(c, [=, this] { return store_.UpdateService(q->service(), a, Bounds(c)); });
 }
 R* ConfigServiceImpl::DeleteService(C* c, const tg::v1::DeleteServiceRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, [=, this] { return store_.DeleteService(q->gateway_id(), q->id(), a); });
+  return Defer(c, [=, this] { return store_.DeleteService(q->gateway_id(), q->id(), a, Bounds(c)); });
 }
 
 R* ConfigServiceImpl::CreateRule(C* c, const tg::v1::CreateRuleRequest* q, tg::v1::RuleResult* a) {
-  return Defer(c, [=, this] { return store_.CreateRule(q->rule(), a); });
+  return Defer(c, [=, this] { return store_.CreateRule(q->rule(), a, Bounds(c, q->idempotency_key())); });
 }
 R* ConfigServiceImpl::GetRule(C* c, const tg::v1::GetRuleRequest* q, tg::v1::RuleResult* a) {
   return Defer(c, [=, this] { return store_.GetRule(q->gateway_id(), q->id(), a); });
@@ -212,10 +226,10 @@ R* ConfigServiceImpl::ListRules(C* c, const tg::v1::ListRulesRequest* q, tg::v1:
   return Defer(c, [=, this] { return store_.ListRules(q->gateway_id(), a); });
 }
 R* ConfigServiceImpl::UpdateRule(C* c, const tg::v1::UpdateRuleRequest* q, tg::v1::RuleResult* a) {
-  return Defer(c, [=, this] { return store_.UpdateRule(q->rule(), a); });
+  return Defer(c, [=, this] { return store_.UpdateRule(q->rule(), a, Bounds(c)); });
 }
 R* ConfigServiceImpl::DeleteRule(C* c, const tg::v1::DeleteRuleRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, [=, this] { return store_.DeleteRule(q->gateway_id(), q->id(), a); });
+  return Defer(c, [=, this] { return store_.DeleteRule(q->gateway_id(), q->id(), a, Bounds(c)); });
 }
 
 grpc::ServerWriteReactor<tg::v1::WatchEvent>* ConfigServiceImpl::Watch(C*, const tg::v1::WatchRequest* q) {

@@ -2,8 +2,11 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <optional>
+
 #include "credentials.h"
 #include "tg/common/change_log.h"
+#include "tg/common/idempotency.h"
 #include "tg/common/log.h"
 #include "validation.h"
 
@@ -97,6 +100,39 @@ int64_t Record(pqxx::transaction_base& tx, const std::string& kind, const std::s
   return pg::AppendChange(tx, pg::Change{"config", kind, id, gw, deleted, doc});
 }
 
+// The create's idempotency claim, when it carries a key. `request` is the
+// entity as the caller sent it; `scope` the collection it is created in.
+std::optional<idempotency::Claim> ClaimOf(const WriteContext& w, const std::string& scope,
+                                          const google::protobuf::Message& request) {
+  if (w.idempotency_key.empty()) return std::nullopt;
+  return idempotency::MakeClaim("config/" + scope, w.idempotency_key, request);
+}
+
+// The remembered answer of a repeated create (its status), or nullopt when
+// the create must run.
+std::optional<Status> Replay(pqxx::transaction_base& tx,
+                             const std::optional<idempotency::Claim>& claim,
+                             google::protobuf::Message* out) {
+  if (!claim) return std::nullopt;
+  std::string answer;
+  switch (idempotency::Lookup(tx, *claim, &answer)) {
+    case idempotency::Found::kNone:
+      return std::nullopt;
+    case idempotency::Found::kOtherRequest:
+      return Status(StatusCode::FAILED_PRECONDITION, std::string(idempotency::kMismatchMessage));
+    case idempotency::Found::kSameRequest:
+      break;
+  }
+  out->Clear();
+  if (!ParseDoc(answer, out)) return Status(StatusCode::INTERNAL, "internal error");
+  return Status::OK;
+}
+
+void Remember(pqxx::transaction_base& tx, const std::optional<idempotency::Claim>& claim,
+              const google::protobuf::Message& out) {
+  if (claim) idempotency::Remember(tx, *claim, ToDoc(out));
+}
+
 }  // namespace
 
 bool ParseDoc(const std::string& doc, google::protobuf::Message* msg) {
@@ -109,7 +145,7 @@ ConfigStore::ConfigStore(pg::Pool& pool, crypto::SecretBox box, Clock now)
     : pool_(pool), box_(std::move(box)), now_(std::move(now)) {}
 
 std::vector<pg::Migration> ConfigStore::Migrations() {
-  return {{1, pg::kChangeLogSchema}, {2, kSchemaV1}};
+  return {{1, pg::kChangeLogSchema}, {2, kSchemaV1}, {3, idempotency::kSchema}};
 }
 
 Status ConfigStore::Run(const std::function<Status(pqxx::connection&)>& fn) {
@@ -122,6 +158,17 @@ Status ConfigStore::Run(const std::function<Status(pqxx::connection&)>& fn) {
     return Status(StatusCode::ALREADY_EXISTS, "already exists");
   } catch (const pqxx::foreign_key_violation&) {
     return Status(StatusCode::FAILED_PRECONDITION, "still referenced by another resource");
+  } catch (const pg::WriteAborted& e) {
+    return e.cancelled ? Status(StatusCode::CANCELLED, "write cancelled: nothing was written")
+                       : Status(StatusCode::DEADLINE_EXCEEDED,
+                                "write deadline exceeded: nothing was written");
+  } catch (const pqxx::sql_error& e) {
+    if (pg::IsStatementTimeout(e)) {
+      // statement_timeout (the write's remaining deadline, or the default)
+      return Status(StatusCode::DEADLINE_EXCEEDED, "database did not answer in time");
+    }
+    log::Error("config store failure", {{"sqlstate", e.sqlstate()}});
+    return Status(StatusCode::INTERNAL, "internal error");
   } catch (const std::exception& e) {
     log::Error("config store failure", {{"error", e.what()}});
     return Status(StatusCode::INTERNAL, "internal error");
@@ -131,14 +178,17 @@ Status ConfigStore::Run(const std::function<Status(pqxx::connection&)>& fn) {
 
 // ---- gateways ---------------------------------------------------------------
 
-Status ConfigStore::CreateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out) {
+Status ConfigStore::CreateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
+                                 const WriteContext& w) {
   if (auto e = ValidateGateway(g)) return Invalid(*e);
+  auto claim = ClaimOf(w, "gateways", g);
   g.set_id(crypto::NewUuid());
   *g.mutable_created_at() = now_();
   *g.mutable_updated_at() = g.created_at();
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
+    if (auto replay = Replay(tx, claim, out)) return *replay;
     if (!g.subdomain().empty() &&
         !tx.exec_params("SELECT 1 FROM gateways WHERE subdomain = $1", g.subdomain()).empty()) {
       return Status(StatusCode::ALREADY_EXISTS, "subdomain \"" + g.subdomain() + "\" is already in use");
@@ -147,8 +197,9 @@ Status ConfigStore::CreateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out)
     tx.exec_params("INSERT INTO gateways (id, subdomain, doc) VALUES ($1, NULLIF($2, ''), $3)", g.id(),
                    g.subdomain(), doc);
     out->set_revision(Record(tx, "gateway", g.id(), "", false, doc));
-    tx.commit();
     *out->mutable_gateway() = g;
+    Remember(tx, claim, *out);
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
@@ -172,12 +223,13 @@ Status ConfigStore::ListGateways(tg::v1::ListGatewaysResponse* out) {
   });
 }
 
-Status ConfigStore::UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out) {
+Status ConfigStore::UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(g.id())) return NotFound("gateway");
   if (auto e = ValidateGateway(g)) return Invalid(*e);
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     tg::v1::Gateway old;
     if (!LoadOne(tx, "gateways", "", g.id(), &old, true)) return NotFound("gateway");
     if (!g.subdomain().empty() &&
@@ -192,17 +244,18 @@ Status ConfigStore::UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out)
     tx.exec_params("UPDATE gateways SET subdomain = NULLIF($2, ''), doc = $3 WHERE id = $1", g.id(),
                    g.subdomain(), doc);
     out->set_revision(Record(tx, "gateway", g.id(), "", false, doc));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     *out->mutable_gateway() = g;
     return Status::OK;
   });
 }
 
-Status ConfigStore::DeleteGateway(const std::string& id, tg::v1::DeleteResult* out) {
+Status ConfigStore::DeleteGateway(const std::string& id, tg::v1::DeleteResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(id)) return NotFound("gateway");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     // Children go with their gateway: rules first, then services, then
     // upstreams, so no reference check stands in the way.
     tx.exec_params("DELETE FROM rules WHERE gateway_id = $1", id);
@@ -212,15 +265,17 @@ Status ConfigStore::DeleteGateway(const std::string& id, tg::v1::DeleteResult* o
       return NotFound("gateway");
     }
     out->set_revision(Record(tx, "gateway", id, "", true, ""));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
 
 // ---- upstreams --------------------------------------------------------------
 
-Status ConfigStore::CreateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out) {
+Status ConfigStore::CreateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(u.gateway_id())) return NotFound("gateway");
+  auto claim = ClaimOf(w, "upstreams/" + u.gateway_id(), u);
   NormalizeUpstream(&u);
   if (auto e = ValidateUpstream(u)) return Invalid(*e);
   u.set_id(crypto::NewUuid());
@@ -228,7 +283,8 @@ Status ConfigStore::CreateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* o
   *u.mutable_updated_at() = u.created_at();
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
+    if (auto replay = Replay(tx, claim, out)) return *replay;
     if (!GatewayExists(tx, u.gateway_id())) return NotFound("gateway");
     tg::v1::Upstream sealed = u;
     SealUpstream(box_, &sealed);
@@ -236,9 +292,10 @@ Status ConfigStore::CreateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* o
     tx.exec_params("INSERT INTO upstreams (id, gateway_id, doc) VALUES ($1, $2, $3)", u.id(),
                    u.gateway_id(), doc);
     out->set_revision(Record(tx, "upstream", u.id(), u.gateway_id(), false, doc));
-    tx.commit();
     MaskUpstream(&u);
     *out->mutable_upstream() = std::move(u);
+    Remember(tx, claim, *out);
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
@@ -271,11 +328,12 @@ Status ConfigStore::ListUpstreams(const std::string& gw, tg::v1::ListUpstreamsRe
   });
 }
 
-Status ConfigStore::UpdateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out) {
+Status ConfigStore::UpdateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(u.gateway_id()) || !ValidId(u.id())) return NotFound("upstream");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     tg::v1::Upstream old;
     if (!LoadOne(tx, "upstreams", u.gateway_id(), u.id(), &old, true)) return NotFound("upstream");
     OpenUpstream(box_, &old);
@@ -289,7 +347,7 @@ Status ConfigStore::UpdateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* o
     std::string doc = ToDoc(sealed);
     tx.exec_params("UPDATE upstreams SET doc = $2 WHERE id = $1", u.id(), doc);
     out->set_revision(Record(tx, "upstream", u.id(), u.gateway_id(), false, doc));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     MaskUpstream(&u);
     *out->mutable_upstream() = std::move(u);
     return Status::OK;
@@ -297,11 +355,11 @@ Status ConfigStore::UpdateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* o
 }
 
 Status ConfigStore::DeleteUpstream(const std::string& gw, const std::string& id,
-                                   tg::v1::DeleteResult* out) {
+                                   tg::v1::DeleteResult* out, const WriteContext& w) {
   if (!ValidId(gw) || !ValidId(id)) return NotFound("upstream");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     if (tx.exec_params("SELECT 1 FROM upstreams WHERE id = $1 AND gateway_id = $2", id, gw).empty()) {
       return NotFound("upstream");
     }
@@ -312,7 +370,7 @@ Status ConfigStore::DeleteUpstream(const std::string& gw, const std::string& id,
     }
     tx.exec_params("DELETE FROM upstreams WHERE id = $1", id);
     out->set_revision(Record(tx, "upstream", id, gw, true, ""));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
@@ -334,8 +392,10 @@ Status CheckServiceRefs(pqxx::transaction_base& tx, const tg::v1::Service& s) {
 
 }  // namespace
 
-Status ConfigStore::CreateService(tg::v1::Service s, tg::v1::ServiceResult* out) {
+Status ConfigStore::CreateService(tg::v1::Service s, tg::v1::ServiceResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(s.gateway_id())) return NotFound("gateway");
+  auto claim = ClaimOf(w, "services/" + s.gateway_id(), s);
   NormalizeService(&s);
   if (auto e = ValidateService(s)) return Invalid(*e);
   s.set_id(crypto::NewUuid());
@@ -343,7 +403,8 @@ Status ConfigStore::CreateService(tg::v1::Service s, tg::v1::ServiceResult* out)
   *s.mutable_updated_at() = s.created_at();
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
+    if (auto replay = Replay(tx, claim, out)) return *replay;
     if (!GatewayExists(tx, s.gateway_id())) return NotFound("gateway");
     if (auto st = CheckServiceRefs(tx, s); !st.ok()) return st;
     tg::v1::Service sealed = s;
@@ -353,9 +414,10 @@ Status ConfigStore::CreateService(tg::v1::Service s, tg::v1::ServiceResult* out)
         "INSERT INTO services (id, gateway_id, upstream_id, doc) VALUES ($1, $2, NULLIF($3, ''), $4)",
         s.id(), s.gateway_id(), s.type() == "upstream" ? s.upstream_id() : "", doc);
     out->set_revision(Record(tx, "service", s.id(), s.gateway_id(), false, doc));
-    tx.commit();
     MaskService(&s);
     *out->mutable_service() = std::move(s);
+    Remember(tx, claim, *out);
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
@@ -388,13 +450,14 @@ Status ConfigStore::ListServices(const std::string& gw, tg::v1::ListServicesResp
   });
 }
 
-Status ConfigStore::UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out) {
+Status ConfigStore::UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(s.gateway_id()) || !ValidId(s.id())) return NotFound("service");
   NormalizeService(&s);
   if (auto e = ValidateService(s)) return Invalid(*e);
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     tg::v1::Service old;
     if (!LoadOne(tx, "services", s.gateway_id(), s.id(), &old, true)) return NotFound("service");
     if (auto st = CheckServiceRefs(tx, s); !st.ok()) return st;
@@ -408,7 +471,7 @@ Status ConfigStore::UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out)
     tx.exec_params("UPDATE services SET upstream_id = NULLIF($2, ''), doc = $3 WHERE id = $1", s.id(),
                    s.type() == "upstream" ? s.upstream_id() : "", doc);
     out->set_revision(Record(tx, "service", s.id(), s.gateway_id(), false, doc));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     MaskService(&s);
     *out->mutable_service() = std::move(s);
     return Status::OK;
@@ -416,11 +479,11 @@ Status ConfigStore::UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out)
 }
 
 Status ConfigStore::DeleteService(const std::string& gw, const std::string& id,
-                                  tg::v1::DeleteResult* out) {
+                                  tg::v1::DeleteResult* out, const WriteContext& w) {
   if (!ValidId(gw) || !ValidId(id)) return NotFound("service");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     if (tx.exec_params("SELECT 1 FROM services WHERE id = $1 AND gateway_id = $2", id, gw).empty()) {
       return NotFound("service");
     }
@@ -431,7 +494,7 @@ Status ConfigStore::DeleteService(const std::string& gw, const std::string& id,
     }
     tx.exec_params("DELETE FROM services WHERE id = $1", id);
     out->set_revision(Record(tx, "service", id, gw, true, ""));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
@@ -452,8 +515,10 @@ Status CheckRuleRefs(pqxx::transaction_base& tx, const tg::v1::Rule& r) {
 
 }  // namespace
 
-Status ConfigStore::CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out) {
+Status ConfigStore::CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(r.gateway_id())) return NotFound("gateway");
+  auto claim = ClaimOf(w, "rules/" + r.gateway_id(), r);
   NormalizeRule(&r);
   if (auto e = ValidateRule(r)) return Invalid(*e);
   r.set_id(crypto::NewUuid());
@@ -461,15 +526,17 @@ Status ConfigStore::CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out) {
   *r.mutable_updated_at() = r.created_at();
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
+    if (auto replay = Replay(tx, claim, out)) return *replay;
     if (!GatewayExists(tx, r.gateway_id())) return NotFound("gateway");
     if (auto st = CheckRuleRefs(tx, r); !st.ok()) return st;
     std::string doc = ToDoc(r);
     tx.exec_params("INSERT INTO rules (id, gateway_id, service_id, doc) VALUES ($1, $2, $3, $4)",
                    r.id(), r.gateway_id(), r.service_id(), doc);
     out->set_revision(Record(tx, "rule", r.id(), r.gateway_id(), false, doc));
-    tx.commit();
     *out->mutable_rule() = std::move(r);
+    Remember(tx, claim, *out);
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }
@@ -495,13 +562,14 @@ Status ConfigStore::ListRules(const std::string& gw, tg::v1::ListRulesResponse* 
   });
 }
 
-Status ConfigStore::UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out) {
+Status ConfigStore::UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
+                                 const WriteContext& w) {
   if (!ValidId(r.gateway_id()) || !ValidId(r.id())) return NotFound("rule");
   NormalizeRule(&r);
   if (auto e = ValidateRule(r)) return Invalid(*e);
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     tg::v1::Rule old;
     if (!LoadOne(tx, "rules", r.gateway_id(), r.id(), &old, true)) return NotFound("rule");
     if (auto st = CheckRuleRefs(tx, r); !st.ok()) return st;
@@ -511,24 +579,24 @@ Status ConfigStore::UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out) {
     tx.exec_params("UPDATE rules SET service_id = $2, doc = $3 WHERE id = $1", r.id(), r.service_id(),
                    doc);
     out->set_revision(Record(tx, "rule", r.id(), r.gateway_id(), false, doc));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     *out->mutable_rule() = std::move(r);
     return Status::OK;
   });
 }
 
 Status ConfigStore::DeleteRule(const std::string& gw, const std::string& id,
-                               tg::v1::DeleteResult* out) {
+                               tg::v1::DeleteResult* out, const WriteContext& w) {
   if (!ValidId(gw) || !ValidId(id)) return NotFound("rule");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, w.bounds);
     if (tx.exec_params("DELETE FROM rules WHERE id = $1 AND gateway_id = $2", id, gw).affected_rows() ==
         0) {
       return NotFound("rule");
     }
     out->set_revision(Record(tx, "rule", id, gw, true, ""));
-    tx.commit();
+    pg::CommitWrite(tx, w.bounds);
     return Status::OK;
   });
 }

@@ -47,7 +47,10 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  tg::pg::Pool pool({.dsn = dsn, .size = static_cast<size_t>(flags.Int("pg-pool-size", 4))});
+  tg::pg::Pool pool(
+      {.dsn = dsn,
+       .size = static_cast<size_t>(flags.Int("pg-pool-size", 4)),
+       .statement_timeout = std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms", 10000))});
   tg::config::ConfigStore store(pool, std::move(*box),
                                 [] {
     return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(

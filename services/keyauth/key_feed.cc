@@ -1,5 +1,6 @@
 #include "key_feed.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "tg/common/change_log.h"
@@ -45,8 +46,18 @@ int64_t KeyFeed::revision() const {
 
 void KeyFeed::PollLocked() {
   for (;;) {
-    auto rows = store_->ReadChanges(revision_, options_.batch_size);
-    if (rows.empty()) return;
+    int64_t as_of = 0;
+    auto rows = store_->ReadChanges(revision_, options_.batch_size, &as_of);
+    if (rows.empty()) {
+      // Nothing new for keys, but the state is current up to as_of: a
+      // VerifyKey asking for a revision a config write drew can be answered.
+      if (as_of > revision_) {
+        index_->Apply({}, as_of);
+        hub_->Publish({}, as_of);
+        revision_ = as_of;
+      }
+      return;
+    }
     std::vector<KeyUpdate> updates;
     std::vector<Revocation> revoked;
     for (auto& row : rows) {
@@ -67,7 +78,7 @@ void KeyFeed::PollLocked() {
       }
       updates.push_back(KeyUpdate{record->id, false, std::move(*record)});
     }
-    int64_t last = rows.back().revision;
+    int64_t last = std::max(rows.back().revision, as_of);
     index_->Apply(updates, last);
     hub_->Publish(revoked, last);
     revision_ = last;

@@ -1,5 +1,7 @@
 #include "key_index.h"
 
+#include <algorithm>
+
 #include "key_format.h"
 #include "tg/common/crypto.h"
 
@@ -31,12 +33,17 @@ void KeyIndex::Reset(const std::vector<KeyRecord>& keys, int64_t revision) {
   next->revision = revision;
   std::lock_guard lock(write_mu_);
   snapshot_.store(std::move(next));
+  current_revision_.store(revision);
 }
 
 void KeyIndex::Apply(const std::vector<KeyUpdate>& updates, int64_t revision) {
   std::lock_guard lock(write_mu_);
   auto current = snapshot_.load();
-  if (revision <= current->revision && updates.empty()) return;
+  if (updates.empty()) {
+    // Only the revision moves (other topics' writes): no copy of the keys.
+    if (revision > current_revision_.load()) current_revision_.store(revision);
+    return;
+  }
   auto next = std::make_shared<Snapshot>(*current);
   for (const auto& u : updates) {
     if (u.deleted) {
@@ -46,12 +53,18 @@ void KeyIndex::Apply(const std::vector<KeyUpdate>& updates, int64_t revision) {
     }
   }
   next->revision = std::max(revision, current->revision);
+  int64_t applied = next->revision;
   snapshot_.store(std::move(next));
+  // After the snapshot: a reader that sees this revision sees those keys.
+  if (applied > current_revision_.load()) current_revision_.store(applied);
 }
 
 std::optional<VerifiedKey> KeyIndex::Verify(std::string_view key, std::string_view gateway_id,
                                             TimePoint now) const {
   if (!HasKeyShape(key)) return std::nullopt;
+  // The revision before the snapshot (writers store them the other way
+  // round), so the answer never claims a revision its keys do not reflect.
+  int64_t current = current_revision_.load();
   auto snap = snapshot_.load();
   auto bucket = snap->by_prefix.find(std::string(KeyPrefix(key)));
   if (bucket == snap->by_prefix.end()) return std::nullopt;
@@ -64,10 +77,14 @@ std::optional<VerifiedKey> KeyIndex::Verify(std::string_view key, std::string_vi
   if (match == nullptr) return std::nullopt;
   if (!gateway_id.empty() && match->gateway_id != gateway_id) return std::nullopt;
   if (match->expires_at && *match->expires_at <= now) return std::nullopt;
-  return VerifiedKey{match->id, match->gateway_id, match->expires_at, snap->revision};
+  return VerifiedKey{match->id, match->gateway_id, match->expires_at,
+                     std::max(current, snap->revision)};
 }
 
-int64_t KeyIndex::revision() const { return snapshot_.load()->revision; }
+int64_t KeyIndex::revision() const {
+  int64_t current = current_revision_.load();
+  return std::max(current, snapshot_.load()->revision);
+}
 
 size_t KeyIndex::size() const { return snapshot_.load()->prefix_of.size(); }
 

@@ -71,6 +71,9 @@ class KeyIndex {
 
   std::mutex write_mu_;  // serializes writers only
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  // The revision the keys are current up to; ahead of snapshot_->revision
+  // when later writes touched no key (config writes share the revisions).
+  std::atomic<int64_t> current_revision_{0};
 };
 
 }  // namespace tg::keyauth

@@ -57,15 +57,30 @@ const std::vector<pg::Migration>& KeyStore::Migrations() {
   // The change log is created by whichever component migrates first; every
   // component includes it so none depends on another having started.
   static const std::string v1 = std::string(pg::kChangeLogSchema) + std::string(kApiKeysSchema);
-  static const std::vector<pg::Migration> migrations = {{1, v1}};
+  static const std::vector<pg::Migration> migrations = {{1, v1}, {2, idempotency::kSchema}};
   return migrations;
 }
 
-int64_t KeyStore::Create(const KeyRecord& r) {
-  int64_t revision = 0;
+KeyStore::Created KeyStore::Create(const KeyRecord& r, const pg::WriteBounds& bounds,
+                                   const std::optional<idempotency::Claim>& claim) {
+  Created out;
   pool_->Run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, bounds);
+    if (claim) {
+      std::string first_id;
+      switch (idempotency::Lookup(tx, *claim, &first_id)) {
+        case idempotency::Found::kNone:
+          break;
+        case idempotency::Found::kSameRequest:
+          out.outcome = Created::Outcome::kRepeated;
+          out.existing_id = std::move(first_id);
+          return;  // nothing written; the transaction rolls back
+        case idempotency::Found::kOtherRequest:
+          out.outcome = Created::Outcome::kMismatch;
+          return;
+      }
+    }
     std::string expires = r.expires_at ? FormatTime(*r.expires_at) : std::string();
     tx.exec_params(
         "INSERT INTO api_keys (id, gateway_id, name, prefix, hash, expires_at, created_at, "
@@ -74,10 +89,11 @@ int64_t KeyStore::Create(const KeyRecord& r) {
         r.id, r.gateway_id, r.name, r.prefix, crypto::HexEncode(r.hash),
         r.expires_at ? expires.c_str() : nullptr, FormatTime(r.created_at),
         FormatTime(r.updated_at));
-    revision = pg::AppendChange(tx, KeyChange(r.id, r.gateway_id, false, ToChangeDoc(r)));
-    tx.commit();
+    out.revision = pg::AppendChange(tx, KeyChange(r.id, r.gateway_id, false, ToChangeDoc(r)));
+    if (claim) idempotency::Remember(tx, *claim, r.id);
+    pg::CommitWrite(tx, bounds);
   });
-  return revision;
+  return out;
 }
 
 std::optional<KeyRecord> KeyStore::Get(const std::string& gateway_id, const std::string& id,
@@ -110,25 +126,27 @@ std::vector<KeyRecord> KeyStore::List(const std::string& gateway_id, int64_t* re
   return out;
 }
 
-std::optional<int64_t> KeyStore::Delete(const std::string& gateway_id, const std::string& id) {
+std::optional<int64_t> KeyStore::Delete(const std::string& gateway_id, const std::string& id,
+                                        const pg::WriteBounds& bounds) {
   std::optional<int64_t> revision;
   pool_->Run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, bounds);
     auto res = tx.exec_params("DELETE FROM api_keys WHERE gateway_id = $1 AND id = $2 RETURNING id",
                               gateway_id, id);
     if (res.empty()) return;  // the transaction rolls back: nothing was written
     revision = pg::AppendChange(tx, KeyChange(id, gateway_id, true, ""));
-    tx.commit();
+    pg::CommitWrite(tx, bounds);
   });
   return revision;
 }
 
-int64_t KeyStore::DeleteGateway(const std::string& gateway_id, int* deleted) {
+int64_t KeyStore::DeleteGateway(const std::string& gateway_id, int* deleted,
+                               const pg::WriteBounds& bounds) {
   int64_t revision = 0;
   pool_->Run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);
-    pg::LockWrites(tx);
+    pg::BeginWrite(tx, bounds);
     auto res =
         tx.exec_params("DELETE FROM api_keys WHERE gateway_id = $1 RETURNING id", gateway_id);
     *deleted = static_cast<int>(res.size());
@@ -137,7 +155,7 @@ int64_t KeyStore::DeleteGateway(const std::string& gateway_id, int* deleted) {
       revision = pg::AppendChange(tx, KeyChange(row[0].as<std::string>(), gateway_id, true, ""));
     }
     if (res.empty()) revision = pg::CurrentRevision(tx);
-    tx.commit();
+    pg::CommitWrite(tx, bounds);
   });
   return revision;
 }
@@ -161,11 +179,13 @@ KeySnapshot KeyStore::LoadAll() {
   return out;
 }
 
-std::vector<pg::ChangeRow> KeyStore::ReadChanges(int64_t after, int limit) {
+std::vector<pg::ChangeRow> KeyStore::ReadChanges(int64_t after, int limit, int64_t* as_of) {
   std::vector<pg::ChangeRow> rows;
   pool_->Run([&](pqxx::connection& conn) {
-    pqxx::read_transaction tx(conn);
+    // One snapshot: the key rows and the revision they are complete up to.
+    pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(conn);
     rows = pg::ReadChanges(tx, kKeysTopic, after, limit);
+    *as_of = static_cast<int>(rows.size()) < limit ? pg::CurrentRevision(tx) : 0;
     tx.commit();
   });
   return rows;

@@ -12,6 +12,7 @@
 #include "key_format.h"
 #include "key_record.h"
 #include "tg/common/crypto.h"
+#include "tg/common/idempotency.h"
 #include "tg/common/log.h"
 
 namespace tg::keyauth {
@@ -42,6 +43,15 @@ bool IsBlank(std::string_view s) {
   return true;
 }
 
+// A write's bounds are its RPC's deadline and cancellation (the context
+// stays valid until the reactor finishes).
+pg::WriteBounds BoundsOf(grpc::CallbackServerContext* ctx) {
+  pg::WriteBounds b;
+  b.deadline = ctx->deadline();
+  b.cancelled = [ctx] { return ctx->IsCancelled(); };
+  return b;
+}
+
 grpc::ServerUnaryReactor* Reject(grpc::CallbackServerContext* ctx, const Status& status) {
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(status);
@@ -56,12 +66,19 @@ Status Guard(const char* rpc, const std::function<Status()>& fn) {
     return fn();
   } catch (const pg::Unavailable&) {
     return Status(StatusCode::UNAVAILABLE, "database unavailable");
+  } catch (const pg::WriteAborted& e) {
+    return e.cancelled ? Status(StatusCode::CANCELLED, "write cancelled: nothing was written")
+                       : Status(StatusCode::DEADLINE_EXCEEDED,
+                                "write deadline exceeded: nothing was written");
   } catch (const pqxx::broken_connection&) {
     return Status(StatusCode::UNAVAILABLE, "database unavailable");
   } catch (const pqxx::in_doubt_error&) {
     log::Error("commit outcome unknown", {{"rpc", rpc}});
     return Status(StatusCode::UNAVAILABLE, "database unavailable");
   } catch (const pqxx::sql_error& e) {
+    if (pg::IsStatementTimeout(e)) {
+      return Status(StatusCode::DEADLINE_EXCEEDED, "database did not answer in time");
+    }
     log::Error("database error", {{"rpc", rpc}, {"sqlstate", e.sqlstate()}});
     return Status(StatusCode::INTERNAL, "internal error");
   } catch (const std::exception& e) {
@@ -245,13 +262,37 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::CreateKey(grpc::CallbackServerCont
     expires_at = CheckExpiry(req->key().expires_at(), deps_.clock->Now(), &st);
     if (!expires_at) return Reject(ctx, st);
   }
-  return Offload(ctx, "CreateKey", [this, gateway_id = *gateway_id, name, expires_at, resp] {
+  std::optional<idempotency::Claim> claim;
+  if (!req->idempotency_key().empty()) {
+    if (auto e = idempotency::Validate(req->idempotency_key()); !e.empty()) {
+      return Reject(ctx, Status(StatusCode::INVALID_ARGUMENT, e));
+    }
+    claim = idempotency::MakeClaim("keyauth/keys/" + *gateway_id, req->idempotency_key(),
+                                   req->key());
+  }
+  return Offload(ctx, "CreateKey", [this, ctx, gateway_id = *gateway_id, name, expires_at,
+                                    claim = std::move(claim), resp] {
+    pg::WriteBounds bounds = BoundsOf(ctx);
+    pg::CheckWriteBounds(bounds);  // before the tg-config round trip too
     if (Status st = deps_.gateways->Exists(gateway_id); !st.ok()) return st;
     GeneratedKey key = GenerateKey();
     TimePoint now = ToMicros(deps_.clock->Now());
     KeyRecord record{crypto::NewUuid(), gateway_id, name, key.prefix,
                      key.hash,          expires_at, now,  now};
-    int64_t revision = deps_.store->Create(record);
+    KeyStore::Created created = deps_.store->Create(record, bounds, claim);
+    switch (created.outcome) {
+      case KeyStore::Created::Outcome::kCreated:
+        break;
+      case KeyStore::Created::Outcome::kRepeated:
+        // The key was shown once, to the first create; no replica has it.
+        return Status(StatusCode::ALREADY_EXISTS,
+                      "key " + created.existing_id +
+                          " was already created with this Idempotency-Key; a key is shown only "
+                          "once: delete it and create another");
+      case KeyStore::Created::Outcome::kMismatch:
+        return Status(StatusCode::FAILED_PRECONDITION, std::string(idempotency::kMismatchMessage));
+    }
+    int64_t revision = created.revision;
     CatchUp(revision);
     ToProto(record, resp->mutable_key());
     resp->mutable_key()->set_key(std::move(key.key));
@@ -303,8 +344,8 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteKey(grpc::CallbackServerCont
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   auto id = CanonicalUuid(req->id());
   if (!id) return Reject(ctx, KeyNotFound());
-  return Offload(ctx, "DeleteKey", [this, gateway_id = *gateway_id, id = *id, resp] {
-    auto revision = deps_.store->Delete(gateway_id, id);
+  return Offload(ctx, "DeleteKey", [this, ctx, gateway_id = *gateway_id, id = *id, resp] {
+    auto revision = deps_.store->Delete(gateway_id, id, BoundsOf(ctx));
     if (!revision) return KeyNotFound();
     CatchUp(*revision);
     resp->set_revision(*revision);
@@ -321,9 +362,9 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteGatewayKeys(
   auto gateway_id = CanonicalUuid(req->gateway_id());
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   // No existence check: this runs while (or after) the gateway is deleted.
-  return Offload(ctx, "DeleteGatewayKeys", [this, gateway_id = *gateway_id, resp] {
+  return Offload(ctx, "DeleteGatewayKeys", [this, ctx, gateway_id = *gateway_id, resp] {
     int deleted = 0;
-    int64_t revision = deps_.store->DeleteGateway(gateway_id, &deleted);
+    int64_t revision = deps_.store->DeleteGateway(gateway_id, &deleted, BoundsOf(ctx));
     CatchUp(revision);
     resp->set_revision(revision);
     log::Info("gateway keys deleted", {{"gateway_id", gateway_id},
@@ -336,19 +377,37 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteGatewayKeys(
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::VerifyKey(grpc::CallbackServerContext* ctx,
                                                         const tg::v1::VerifyKeyRequest* req,
                                                         tg::v1::VerifyKeyResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  std::string gateway_filter = Lower(req->gateway_id());
-  auto verified = deps_.index->Verify(req->key(), gateway_filter, deps_.clock->Now());
-  if (!verified) {
-    reactor->Finish(Status(StatusCode::UNAUTHENTICATED, "invalid API key"));
-    return reactor;
+  if (req->min_revision() > deps_.index->revision()) {
+    // The caller knows of a revocation this replica has not applied: catch
+    // up first (a read of the change log, so on a worker), and refuse to
+    // vouch for any key while still behind.
+    return Offload(ctx, "VerifyKey", [this, req, resp] {
+      try {
+        deps_.feed->CatchUp(req->min_revision());
+      } catch (const std::exception&) {
+        // Answered below: still behind.
+      }
+      if (deps_.index->revision() < req->min_revision()) {
+        return Status(StatusCode::UNAVAILABLE, "key state behind the requested revision");
+      }
+      return Verify(*req, resp);
+    });
   }
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(Verify(*req, resp));
+  return reactor;
+}
+
+Status KeyAuthServiceImpl::Verify(const tg::v1::VerifyKeyRequest& req,
+                                  tg::v1::VerifyKeyResponse* resp) const {
+  std::string gateway_filter = Lower(req.gateway_id());
+  auto verified = deps_.index->Verify(req.key(), gateway_filter, deps_.clock->Now());
+  if (!verified) return Status(StatusCode::UNAUTHENTICATED, "invalid API key");
   resp->set_key_id(verified->key_id);
   resp->set_gateway_id(verified->gateway_id);
   if (verified->expires_at) *resp->mutable_expires_at() = ToProtoTime(*verified->expires_at);
   resp->set_revision(verified->revision);
-  reactor->Finish(Status::OK);
-  return reactor;
+  return Status::OK;
 }
 
 grpc::ServerWriteReactor<tg::v1::KeyEvent>* KeyAuthServiceImpl::WatchKeys(

@@ -37,9 +37,12 @@ struct KeyAuthDeps {
 // on the reactor thread from the in-memory index; WatchKeys streams the hub's
 // revocations.
 //
-// Errors: INVALID_ARGUMENT (bad name or expires_at), NOT_FOUND (malformed or
-// unknown gateway, unknown key), UNAUTHENTICATED (VerifyKey, one message for
-// every reason), UNAVAILABLE (PostgreSQL or tg-config unreachable: retry),
+// Errors: INVALID_ARGUMENT (bad name, expires_at or idempotency key),
+// NOT_FOUND (malformed or unknown gateway, unknown key), UNAUTHENTICATED
+// (VerifyKey, one message for every reason), UNAVAILABLE (PostgreSQL or
+// tg-config unreachable, or VerifyKey's min_revision out of reach: retry),
+// DEADLINE_EXCEEDED / CANCELLED (a write rolled back: nothing was written),
+// ALREADY_EXISTS / FAILED_PRECONDITION (a repeated idempotent create),
 // INTERNAL (anything else; details are logged, never returned).
 class KeyAuthServiceImpl final : public tg::v1::KeyAuthService::CallbackService {
  public:
@@ -79,6 +82,8 @@ class KeyAuthServiceImpl final : public tg::v1::KeyAuthService::CallbackService 
 
   // Makes the replica's own write visible to its VerifyKey before answering.
   void CatchUp(int64_t revision);
+  // VerifyKey from the in-memory index.
+  grpc::Status Verify(const tg::v1::VerifyKeyRequest& req, tg::v1::VerifyKeyResponse* resp) const;
 
   KeyAuthDeps deps_;
   KeyAuthServiceOptions options_;

@@ -38,8 +38,10 @@ int Run(const tg::Flags& flags) {
     tg::pg::ApplyMigrations(*conn, "keyauth", KeyStore::Migrations());
   }
 
-  tg::pg::Pool pool(
-      tg::pg::PoolOptions{.dsn = dsn, .size = static_cast<size_t>(flags.Int("pg-pool-size", 4))});
+  tg::pg::Pool pool(tg::pg::PoolOptions{
+      .dsn = dsn,
+      .size = static_cast<size_t>(flags.Int("pg-pool-size", 4)),
+      .statement_timeout = std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms", 10000))});
   KeyStore store(&pool);
   KeyIndex index;
   RevocationHub hub;

@@ -346,7 +346,7 @@ TEST_F(ConfigIT, ConcurrentMigrationsOnAFreshDatabaseAreSafe) {
   EXPECT_NO_THROW(f2.get());
   pqxx::connection c(fresh.dsn());
   pqxx::read_transaction tx(c);
-  EXPECT_EQ(tx.exec("SELECT count(*) FROM schema_migrations WHERE component = 'config'")[0][0].as<int>(), 2);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM schema_migrations WHERE component = 'config'")[0][0].as<int>(), 3);
 }
 
 TEST_F(ConfigIT, DeletingAGatewayRemovesItsChildrenFromTheFeed) {

@@ -673,5 +673,72 @@ TEST(ConfigGatewayDirectoryTest, UnreachableConfigIsUnavailable) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
+// VerifyKey's min_revision: a replica answers only from a key state at least
+// that new (catching up first), else UNAVAILABLE; a revision drawn by another
+// topic's write (tg-config shares the sequence) is reachable too.
+TEST_F(KeyAuthIntegrationTest, VerifyHonoursMinRevision) {
+  auto other = NewReplica();
+  tg::v1::ApiKey created = Create(*replica_, "min-rev");
+  int64_t deleted_rev = 0;
+  ASSERT_TRUE(Delete(*replica_, kGateway, created.id(), &deleted_rev).ok());
+
+  auto verify = [&](Replica& r, int64_t min_revision, tg::v1::VerifyKeyResponse* out) {
+    grpc::ClientContext ctx;
+    tg::v1::VerifyKeyRequest req;
+    req.set_key(created.key());
+    req.set_min_revision(min_revision);
+    return r.stub().VerifyKey(&ctx, req, out);
+  };
+  tg::v1::VerifyKeyResponse resp;
+  // Whatever the other replica's feed has done, the revocation is applied
+  // before it answers.
+  EXPECT_EQ(verify(*other, deleted_rev, &resp).error_code(), StatusCode::UNAUTHENTICATED);
+
+  tg::v1::ApiKey live = Create(*replica_, "min-rev-live");
+  int64_t config_rev = 0;
+  {
+    pqxx::connection c(*dsn_);
+    pqxx::work tx(c);
+    pg::LockWrites(tx);
+    config_rev = pg::AppendChange(tx, pg::Change{"config", "gateway", "x", "", true, ""});
+    tx.commit();
+  }
+  grpc::ClientContext ctx;
+  tg::v1::VerifyKeyRequest req;
+  req.set_key(live.key());
+  req.set_min_revision(config_rev);
+  ASSERT_TRUE(other->stub().VerifyKey(&ctx, req, &resp).ok());
+  EXPECT_GE(resp.revision(), config_rev);
+
+  grpc::ClientContext ahead;
+  req.set_min_revision(config_rev + 1000);
+  EXPECT_EQ(other->stub().VerifyKey(&ahead, req, &resp).error_code(), StatusCode::UNAVAILABLE);
+}
+
+// A write whose deadline passes while it waits for the write lock rolls
+// back: nothing commits once the lock is free.
+TEST_F(KeyAuthIntegrationTest, CreateKeyPastItsDeadlineNeverCommits) {
+  pqxx::connection blocker(*dsn_);
+  auto lock = std::make_unique<pqxx::work>(blocker);
+  pg::LockWrites(*lock);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 500ms);
+  tg::v1::CreateKeyRequest req;
+  req.set_gateway_id(kGateway);
+  req.mutable_key()->set_name("never-committed");
+  tg::v1::KeyResult resp;
+  EXPECT_EQ(replica_->stub().CreateKey(&ctx, req, &resp).error_code(),
+            StatusCode::DEADLINE_EXCEEDED);
+  std::this_thread::sleep_for(700ms);
+  lock->commit();
+  lock.reset();
+  std::this_thread::sleep_for(300ms);
+  pqxx::connection c(*dsn_);
+  pqxx::read_transaction tx(c);
+  EXPECT_EQ(tx.exec("SELECT count(*) FROM api_keys WHERE name = 'never-committed'")[0][0]
+                .as<int64_t>(),
+            0);
+}
+
 }  // namespace
 }  // namespace tg::keyauth

@@ -43,19 +43,26 @@ int Stack::metrics_port(const std::string& name) const {
   return it == metrics_ports_.end() ? 0 : it->second;
 }
 
-std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::string, std::string> env) {
+int Stack::grpc_port(const std::string& name) const {
+  auto it = grpc_ports_.find(name);
+  return it == grpc_ports_.end() ? 0 : it->second;
+}
+
+std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::string, std::string> env,
+                                     const std::string& executable) {
   env["TG_LOG_LEVEL"] = "info";
   for (const auto& [k, v] : options_.common_env) env.emplace(k, v);
   // Each service's own metrics flag: tg-edge's is TG_METRICS_LISTEN, the
   // others' TG_<SERVICE>_METRICS_LISTEN (one environment serves them all).
   std::string var = "TG_METRICS_LISTEN";
   if (name != "tg-edge") {
-    std::string svc = name.substr(3);
+    std::string svc = (executable.empty() ? name : executable).substr(3);
     for (auto& c : svc) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     var = "TG_" + svc + "_METRICS_LISTEN";
   }
   env[var] = "127.0.0.1:" + std::to_string(metrics_port(name));
-  return std::make_unique<Process>(name, BinDir() + "/" + name, std::move(env),
+  return std::make_unique<Process>(name, BinDir() + "/" + (executable.empty() ? name : executable),
+                                   std::move(env),
                                    (dir_ / (name + ".log")).string());
 }
 
@@ -93,6 +100,19 @@ bool Stack::StartAll() {
              keyauth_port_)) {
     return false;
   }
+  if (options_.keyauth_replica) {
+    keyauth_replica_port_ = FreePort();
+    metrics_ports_["tg-keyauth-2"] = FreePort();
+    auto env = options_.keyauth_replica_env;
+    env["TG_KEYAUTH_LISTEN"] = addr(keyauth_replica_port_);
+    std::string dsn = db_.dsn();
+    if (!options_.keyauth_replica_pg_user.empty()) {
+      dsn += " user=" + options_.keyauth_replica_pg_user;  // libpq: the last one wins
+    }
+    env.emplace("TG_PG_DSN", dsn);
+    env["TG_CONFIG_ADDR"] = addr(config_port_);
+    if (!start(Make("tg-keyauth-2", env, "tg-keyauth"), keyauth_replica_port_)) return false;
+  }
   if (options_.balancer) {
     auto env = options_.balancer_env;
     env["TG_BALANCER_LISTEN"] = addr(balancer_port_);
@@ -112,6 +132,10 @@ bool Stack::StartAll() {
   env["TG_PROXY_LISTEN"] = addr(proxy_port_);
   env["TG_CONFIG_ADDR"] = addr(config_port_);
   env["TG_KEYAUTH_ADDR"] = addr(keyauth_port_);
+  if (options_.keyauth_replica) {
+    env["TG_KEYAUTH_ADDR"] =
+        "ipv4:" + addr(keyauth_port_) + "," + addr(keyauth_replica_port_);
+  }
   env["TG_BALANCER_ADDR"] = addr(balancer_port_);
   env["TG_ADAPTER_ADDR"] = addr(adapter_port_);
   env["TG_ADMIN_JWT_SECRET"] = secret_;

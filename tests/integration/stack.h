@@ -22,6 +22,11 @@ struct StackOptions {
   // The PostgreSQL server for the throwaway database, as an admin DSN like
   // TG_TEST_PG_DSN's; "" uses TG_TEST_PG_DSN.
   std::string pg_admin_dsn;
+  // A second tg-keyauth replica ("tg-keyauth-2") with these extra TG_* (e.g.
+  // its own TG_PG_DSN); the edge then dials both (ipv4:a,b, round robin).
+  bool keyauth_replica = false;
+  std::map<std::string, std::string> keyauth_replica_env;
+  std::string keyauth_replica_pg_user;  // its PostgreSQL role; "" = the stack's
 };
 
 // The TrustGate services as separate processes on free loopback ports, on a
@@ -50,15 +55,19 @@ class Stack {
   // The /metrics port of a service ("tg-edge", "tg-balancer", …).
   int metrics_port(const std::string& name) const;
   const std::string& dsn() const { return db_.dsn(); }
+  // The gRPC port of a started service ("tg-keyauth", "tg-keyauth-2", …).
+  int grpc_port(const std::string& name) const;
 
  private:
-  std::unique_ptr<Process> Make(const std::string& name, std::map<std::string, std::string> env);
+  std::unique_ptr<Process> Make(const std::string& name, std::map<std::string, std::string> env,
+                                const std::string& executable = "");
   bool WaitGrpc(Process& p, int port);
   bool WaitEdge();
 
   TestDatabase db_;
   StackOptions options_;
   std::filesystem::path dir_;
+  int keyauth_replica_port_ = 0;
   int config_port_, keyauth_port_, balancer_port_, adapter_port_, admin_port_, proxy_port_;
   std::string secret_;
   std::vector<std::unique_ptr<Process>> processes_;  // in start order

@@ -15,8 +15,10 @@ std::shared_ptr<grpc::Channel> DialInternal(const std::string& address) {
 
 std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
                                             const grpc::ChannelArguments& args) {
-  if (address.rfind("dns:", 0) == 0) {
-    // Several replicas behind one DNS name (a Kubernetes headless Service):
+  if (address.rfind("dns:", 0) == 0 || address.rfind("ipv4:", 0) == 0 ||
+      address.rfind("ipv6:", 0) == 0) {
+    // Several replicas behind one DNS name (a Kubernetes headless Service),
+    // or listed (ipv4:10.0.0.1:50052,10.0.0.2:50052):
     // calls spread over every address it resolves to. A plain host:port
     // keeps pick_first, which after a lost connection queues the next call
     // while it reconnects instead of failing it during the reconnect backoff.

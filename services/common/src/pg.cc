@@ -1,9 +1,11 @@
 #include "tg/common/pg.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <thread>
 
+#include "tg/common/change_log.h"
 #include "tg/common/log.h"
 
 namespace tg::pg {
@@ -24,7 +26,12 @@ std::unique_ptr<pqxx::connection> Pool::Acquire() {
       ++open_;
       lock.unlock();
       try {
-        return std::make_unique<pqxx::connection>(options_.dsn);
+        auto conn = std::make_unique<pqxx::connection>(options_.dsn);
+        if (options_.statement_timeout.count() > 0) {
+          pqxx::nontransaction nt(*conn);
+          nt.exec("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
+        }
+        return conn;
       } catch (const std::exception& e) {
         lock.lock();
         --open_;
@@ -62,6 +69,32 @@ void Pool::Run(const std::function<void(pqxx::connection&)>& fn) {
   }
   Release(std::move(conn));
 }
+
+void CheckWriteBounds(const WriteBounds& b) {
+  if (b.cancelled && b.cancelled()) throw WriteAborted(true, "write cancelled by its caller");
+  if (b.deadline == std::chrono::system_clock::time_point::max()) return;
+  if (std::chrono::system_clock::now() + b.commit_margin >= b.deadline) {
+    throw WriteAborted(false, "write deadline exceeded");
+  }
+}
+
+void BeginWrite(pqxx::transaction_base& tx, const WriteBounds& b) {
+  CheckWriteBounds(b);
+  if (b.deadline != std::chrono::system_clock::time_point::max()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        b.deadline - b.commit_margin - std::chrono::system_clock::now());
+    // SET LOCAL ends with the transaction; the pool's default applies again after.
+    tx.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<int64_t>(1, left.count())));
+  }
+  LockWrites(tx);
+}
+
+void CommitWrite(pqxx::transaction_base& tx, const WriteBounds& b) {
+  CheckWriteBounds(b);
+  tx.commit();
+}
+
+bool IsStatementTimeout(const pqxx::sql_error& e) { return e.sqlstate() == "57014"; }
 
 void ApplyMigrations(pqxx::connection& conn, std::string_view component,
                      const std::vector<Migration>& migrations) {
