@@ -13,6 +13,7 @@
 
 #include "admin_route.h"
 #include "tg/common/config_watcher.h"
+#include "tg/common/jwt.h"
 #include "http_server.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"
@@ -20,7 +21,8 @@
 namespace tg::edge {
 
 struct AdminApiOptions {
-  std::string jwt_secret;                       // HS256 secret of admin tokens; required
+  std::string jwt_secret;  // HS256 secret of admin tokens; required, jwt::CheckSecret
+  jwt::VerifyOptions jwt;  // optional iss/aud checks (--admin-jwt-issuer, --admin-jwt-audience)
   std::chrono::milliseconds rpc_timeout{5000};  // deadline of each gRPC call
   // How long a write answer waits for the config watch to reach the write's
   // revision (so that a proxied request right after the answer sees it).
