@@ -19,6 +19,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "fake_provider.h"
 #include "http/curl_http_client.h"
@@ -215,8 +216,9 @@ TEST_F(HttpClientTest, ResolvedAddressesAreCheckedAtConnectTime) {
   const std::string path = ":" + std::to_string(fake_.port()) + "/v1/chat/completions";
   const size_t before = fake_.Requests().size();
   CurlHttpClient strict;  // production default: loopback and private refused
-  for (std::string url : {"http://rebind.localhost" + path, "http://127.0.0.1" + path,
-                          "http://[::ffff:127.0.0.1]" + path}) {
+  for (const std::string& url : std::vector<std::string>{"http://rebind.localhost" + path,
+                                                         "http://127.0.0.1" + path,
+                                                         "http://[::ffff:127.0.0.1]" + path}) {
     HttpRequest r;
     r.url = url;
     r.body = "{}";
@@ -239,12 +241,13 @@ TEST_F(HttpClientTest, ResolvedAddressesAreCheckedAtConnectTime) {
 }
 
 TEST_F(HttpClientTest, LinkLocalMetadataAndOtherSchemesAreRefusedWhateverThePolicy) {
-  for (std::string url :
-       {"http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/",
-        "http://[::ffff:169.254.169.254]/", "http://100.100.100.200/", "http://0.0.0.0:" +
-        std::to_string(fake_.port()) + "/", "file:///etc/passwd", "gopher://127.0.0.1:" +
-        std::to_string(fake_.port()) + "/_x", "dict://127.0.0.1:" + std::to_string(fake_.port()) +
-        "/x", "http://user:pw@127.0.0.1:" + std::to_string(fake_.port()) + "/"}) {
+  const std::string port = std::to_string(fake_.port());
+  for (const std::string& url : std::vector<std::string>{
+           "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/",
+           "http://[::ffff:169.254.169.254]/", "http://100.100.100.200/",
+           "http://0.0.0.0:" + port + "/", "file:///etc/passwd",
+           "gopher://127.0.0.1:" + port + "/_x", "dict://127.0.0.1:" + port + "/x",
+           "http://user:pw@127.0.0.1:" + port + "/"}) {
     HttpRequest r;
     r.method = "GET";
     r.url = url;
@@ -495,10 +498,12 @@ TEST(HttpClientTlsTest, VerifiesCertificates) {
   std::filesystem::remove_all(dir);
 }
 
-TEST_F(HttpClientTest, MalformedUrlIsAConnectError) {
+// Nothing is sent for a URL libcurl cannot parse or a scheme other than
+// http/https: refused before any I/O (was kConnect before the egress policy).
+TEST_F(HttpClientTest, MalformedUrlIsRefused) {
   HttpRequest r;
   r.url = "notascheme://x";
-  EXPECT_EQ(Fetch(client_, r).get().result.error, HttpErrorKind::kConnect);
+  EXPECT_EQ(Fetch(client_, r).get().result.error, HttpErrorKind::kRefused);
 }
 
 TEST_F(HttpClientTest, DroppedStreamIsAProtocolError) {

@@ -230,7 +230,7 @@ TEST(TargetUrlTest, NothingInAPathLeavesTheConfiguredHost) {
     curl_free(fragment);
     curl_url_cleanup(u);
   }
-  EXPECT_EQ(Url("https://x", t, "/%2e%2e/a%zz"), "https://provider.example:8443/%2e%2e/a%25zz");
+  EXPECT_EQ(Url("https://x", t, "/%2e%2e/a%zz"), "https://provider.example:8443/%2E%2E/a%25zz");
 }
 
 TEST(TargetUrlTest, HostsThatAreNotHostsAreConfigurationErrors) {

@@ -558,9 +558,13 @@ void CurlHttpClient::Loop::ReadCompletions() {
         case CURLE_SSL_CACERT_BADFILE:
           r.error = HttpErrorKind::kConnect;
           break;
-        case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_URL_MALFORMAT:
           r.error = HttpErrorKind::kRefused;
+          break;
+        // Schemes are checked before the transfer starts; at this point this
+        // is an answer without a status line (HTTP/0.9, or no HTTP at all).
+        case CURLE_UNSUPPORTED_PROTOCOL:
+          r.error = HttpErrorKind::kProtocol;
           break;
         case CURLE_OPERATION_TIMEDOUT: {
           r.error = HttpErrorKind::kTimeout;

@@ -183,7 +183,7 @@ void Invocation::StartPassthrough() {
   translate::HttpRequestSpec spec;
   spec.auth = credentials_.api_key().empty() ? translate::AuthScheme::kNone
                                              : translate::AuthScheme::kBearer;
-  std::string error;
+  error.clear();
   ApplyAuth(spec, credentials_, "", &hr, &error);
   Send(std::move(hr));
 }

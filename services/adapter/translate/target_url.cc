@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <memory>
 
 #include "tg/common/egress.h"
@@ -105,7 +106,8 @@ Result<UrlParts> ParseDefaultBase(std::string_view base) {
   }
   if (!Part(u.get(), CURLUPART_USER).empty() || !Part(u.get(), CURLUPART_PASSWORD).empty() ||
       !Part(u.get(), CURLUPART_OPTIONS).empty() || !Part(u.get(), CURLUPART_QUERY).empty() ||
-      !Part(u.get(), CURLUPART_FRAGMENT).empty() || text.find('@') != std::string::npos) {
+      !Part(u.get(), CURLUPART_FRAGMENT).empty() ||
+      text.find_first_of("@?#") != std::string::npos) {
     return ConfigurationError("provider base URL must not carry user info, a query or a fragment");
   }
   std::string host = Part(u.get(), CURLUPART_HOST);
@@ -161,8 +163,19 @@ Result<std::string> BuildUrl(const UrlParts& parts) {
       raw == nullptr) {
     return ConfigurationError("target URL cannot be built from its host, port and path");
   }
-  std::unique_ptr<char, CurlStringDeleter> url(raw);
-  return std::string(raw);
+  std::unique_ptr<char, CurlStringDeleter> holder(raw);
+  // libcurl writes escapes set as parts in lower case ("%3a"); RFC 3986 §2.1
+  // makes the cases equivalent and prefers upper case, which SigV4's
+  // canonical URI and the providers' documentation use.
+  std::string url(raw);
+  for (size_t i = 0; i + 2 < url.size(); ++i) {
+    if (url[i] == '%' && IsHex(url[i + 1]) && IsHex(url[i + 2])) {
+      url[i + 1] = static_cast<char>(std::toupper(static_cast<unsigned char>(url[i + 1])));
+      url[i + 2] = static_cast<char>(std::toupper(static_cast<unsigned char>(url[i + 2])));
+      i += 2;
+    }
+  }
+  return url;
 }
 
 Result<UrlParts> ResolveBase(std::string_view provider_default, const TargetInfo& target) {
