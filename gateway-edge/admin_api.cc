@@ -184,7 +184,7 @@ HttpResponse Unauthorized(std::string_view message) {
 }  // namespace
 
 std::string ValidateAdminApiOptions(const AdminApiOptions& o) {
-  if (o.jwt_secret.empty()) return "admin JWT secret must not be empty";
+  if (auto e = jwt::CheckSecret(o.jwt_secret); !e.empty()) return e;
   if (o.rpc_timeout.count() <= 0) return "rpc_timeout must be > 0";
   if (o.revision_wait.count() < 0) return "revision_wait must be >= 0";
   return "";
@@ -357,7 +357,7 @@ void AdminApi::Serve(HttpRequest request, const std::optional<AdminRoute>& route
       return respond(Unauthorized("missing admin token"));
     }
     auto verdict = jwt::VerifyHs256(Trim(auth.substr(7)), options_.jwt_secret,
-                                    std::chrono::system_clock::now());
+                                    std::chrono::system_clock::now(), options_.jwt);
     if (verdict != jwt::Verdict::kOk) return respond(Unauthorized(jwt::VerdictMessage(verdict)));
   }
 

@@ -13,6 +13,7 @@
 
 #include "admin_route.h"
 #include "tg/common/config_watcher.h"
+#include "tg/common/jwt.h"
 #include "http_server.h"
 #include "key_cache.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -21,7 +22,8 @@
 namespace tg::edge {
 
 struct AdminApiOptions {
-  std::string jwt_secret;                       // HS256 secret of admin tokens; required
+  std::string jwt_secret;  // HS256 secret of admin tokens; required, jwt::CheckSecret
+  jwt::VerifyOptions jwt;  // optional iss/aud checks (--admin-jwt-issuer, --admin-jwt-audience)
   // Deadline of each gRPC call. A write that cannot commit within it rolls
   // back (504, nothing written).
   std::chrono::milliseconds rpc_timeout{5000};

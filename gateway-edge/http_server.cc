@@ -66,6 +66,15 @@ HttpResponse JsonResponse(int status, std::string json) {
   return r;
 }
 
+bool IsOriginForm(std::string_view target) {
+  if (target.empty() || target.front() != '/') return false;
+  for (char ch : target) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || c == '#') return false;
+  }
+  return true;
+}
+
 HttpResponse JsonError(int status, std::string_view message) {
   std::string body = "{\"error\":";
   json::AppendQuoted(body, message);
@@ -504,6 +513,12 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = std::chrono::steady_clock::now();
     method_ = std::string(req.method_string());
     auto target = std::string_view(req.target().data(), req.target().size());
+    if (!IsOriginForm(target)) {
+      // Answered before the body is read; the connection closes after it.
+      path_ = "-";
+      version_ = req.version();
+      return WriteError(400, "request target must be an absolute path (origin-form)");
+    }
     path_ = std::string(target.substr(0, target.find('?')));
     // curl and others wait (up to a second) for this before sending a body.
     if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {

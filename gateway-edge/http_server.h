@@ -35,6 +35,14 @@ struct HttpResponse {
   bool close = false;
 };
 
+// Whether `target` is an origin-form request target ("/path?query"), the
+// only form the listeners accept: absolute-form ("http://h/p"),
+// authority-form ("h:443"), "*" and anything not starting with '/' (such as
+// "@host:port/p", which a URL built by concatenation would read as user
+// info) are refused with 400, as are control bytes, spaces, a fragment and
+// non-ASCII bytes, so none of them can reach an upstream.
+bool IsOriginForm(std::string_view target);
+
 // {"error":"<message>"} with Content-Type application/json.
 HttpResponse JsonError(int status, std::string_view message);
 // `json` as the body with Content-Type application/json.

@@ -49,10 +49,11 @@ int main(int argc, char** argv) {
   tg::edge::AdminApiOptions admin;
   admin.jwt_secret = flags.String("admin-jwt-secret");
   admin.rpc_timeout = std::chrono::milliseconds(flags.Int("admin-rpc-timeout-ms", 5000));
-  if (admin.jwt_secret.empty()) {
-    std::fprintf(stderr,
-                 "tg-edge: no admin JWT secret; set TG_ADMIN_JWT_SECRET or --admin-jwt-secret "
-                 "(the admin API refuses to run unauthenticated)\n");
+  admin.jwt.issuer = flags.String("admin-jwt-issuer");
+  admin.jwt.audience = flags.String("admin-jwt-audience");
+  if (auto e = tg::jwt::CheckSecret(admin.jwt_secret); !e.empty()) {
+    std::fprintf(stderr, "tg-edge: TG_ADMIN_JWT_SECRET / --admin-jwt-secret refused: %s\n",
+                 e.c_str());
     return 2;
   }
   if (auto e = tg::edge::ValidateAdminApiOptions(admin); !e.empty()) {

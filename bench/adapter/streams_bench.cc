@@ -138,7 +138,9 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   watcher.Start();
   while (watcher.revision() < 1) std::this_thread::sleep_for(milliseconds(5));
 
-  tg::adapter::http::CurlHttpClient client;
+  tg::adapter::http::CurlHttpClientOptions http_options;
+  http_options.egress.allow_private = true;  // the fake provider listens on loopback
+  tg::adapter::http::CurlHttpClient client(http_options);
   tg::adapter::EntraTokenSource entra(client, {});
   tg::WorkerPool workers(2);
   tg::adapter::AdapterServiceImpl service(watcher, client, &entra, workers, {});

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "tg/common/crypto.h"
+#include "tg/common/egress.h"
 
 namespace tg::config {
 namespace {
@@ -42,6 +43,8 @@ Problem CheckHeaders(const google::protobuf::Map<std::string, std::string>& head
   return std::nullopt;
 }
 
+Problem CheckAzureEndpoint(const std::string& url, const std::string& path);
+
 Problem CheckCredentials(const tg::v1::Credentials& c, const std::string& path) {
   if (!c.header_name().empty() && !IsHeaderName(c.header_name())) {
     return path + ".header_name is not a valid header name";
@@ -53,7 +56,69 @@ Problem CheckCredentials(const tg::v1::Credentials& c, const std::string& path) 
                                &c.aws_secret_access_key(), &c.aws_session_token()}) {
     if (!IsHeaderValue(*v)) return path + " values must not contain line breaks";
   }
+  const std::string& region = c.aws_region();
+  if (region.size() > 32 || !std::all_of(region.begin(), region.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+      })) {
+    return path + ".aws_region must be an AWS region name such as us-east-1";
+  }
+  if (!c.azure_endpoint().empty()) {
+    if (auto e = CheckAzureEndpoint(c.azure_endpoint(), path + ".")) return e;
+  }
   return std::nullopt;
+}
+
+// Where the gateway will connect: a host name or IP literal with an optional
+// port, never a URL (a scheme in `host` used to override `protocol`, which
+// let file://, gopher:// and dict:// through), never an address no policy
+// allows (link-local, cloud metadata). Loopback and private addresses are
+// accepted here; tg-adapter's egress policy decides about them at connect
+// time, on the resolved address.
+Problem CheckHost(const std::string& host, const std::string& path) {
+  std::string error;
+  auto hp = egress::ParseHost(host, &error);
+  if (!hp) return path + "host " + error;
+  if (auto c = egress::ClassifyLiteral(hp->host); c && egress::AlwaysRefused(*c)) {
+    std::string name(egress::AddressClassName(*c));
+    bool vowel = std::string_view("aeiou").find(name.front()) != std::string_view::npos;
+    return path + "host must not be " + (vowel ? "an " : "a ") + name + " address";
+  }
+  if (egress::IsMetadataHostName(hp->host)) {
+    return path + "host must not name a cloud metadata service";
+  }
+  return std::nullopt;
+}
+
+// A path the adapter sends as it is: printable ASCII, no query or fragment
+// markers but a '?' starting the query, no backslash.
+Problem CheckPath(const std::string& p, const std::string& path) {
+  if (p.empty()) return std::nullopt;
+  if (p.front() != '/') return path + "path must start with '/'";
+  for (char ch : p) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || c == '#' || c == '\\') {
+      return path + "path must be printable ASCII without spaces, '#' or '\\'";
+    }
+  }
+  return std::nullopt;
+}
+
+// credentials.azure_endpoint: "https://<resource>.openai.azure.com" (http for
+// local stand-ins), optionally with a path prefix; the host obeys CheckHost.
+Problem CheckAzureEndpoint(const std::string& url, const std::string& path) {
+  std::string_view rest = url;
+  if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else {
+    return path + "azure_endpoint must be an http:// or https:// URL";
+  }
+  size_t slash = std::min(rest.find('/'), rest.size());
+  if (auto e = CheckHost(std::string(rest.substr(0, slash)), path + "azure_endpoint: ")) return e;
+  std::string prefix(rest.substr(slash));
+  if (prefix.find('?') != std::string::npos) return path + "azure_endpoint must not have a query";
+  return CheckPath(prefix, path + "azure_endpoint: ");
 }
 
 Problem CheckEndpoint(const std::string& protocol, bool has_port, int port, const std::string& path) {
@@ -125,7 +190,10 @@ Problem ValidateUpstream(const tg::v1::Upstream& u) {
       return p + "default_model must be one of models";
     }
     if (auto e = CheckEndpoint(t.protocol(), t.has_port(), t.port(), p)) return e;
-    if (!t.path().empty() && t.path().front() != '/') return p + "path must start with '/'";
+    if (!t.host().empty()) {
+      if (auto e = CheckHost(t.host(), p)) return e;
+    }
+    if (auto e = CheckPath(t.path(), p)) return e;
     if (auto e = CheckHeaders(t.headers(), p + "headers")) return e;
     if (auto e = CheckCredentials(t.credentials(), p + "credentials")) return e;
     if (t.has_provider_options()) {
@@ -161,7 +229,8 @@ Problem ValidateService(const tg::v1::Service& s) {
   } else if (s.type() == "endpoint") {
     if (s.host().empty()) return "host is required for type endpoint";
     if (auto e = CheckEndpoint(s.protocol(), s.has_port(), s.port(), "")) return e;
-    if (!s.path().empty() && s.path().front() != '/') return "path must start with '/'";
+    if (auto e = CheckHost(s.host(), "")) return e;
+    if (auto e = CheckPath(s.path(), "")) return e;
   } else if (s.type().empty()) {
     return "type is required (upstream or endpoint)";
   } else {

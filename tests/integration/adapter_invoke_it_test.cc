@@ -328,7 +328,9 @@ class AdapterInvokeIT : public ::testing::Test {
     }
     ASSERT_EQ(watcher_->revision(), 3);
 
-    client_ = std::make_unique<http::CurlHttpClient>();
+    http::CurlHttpClientOptions ho;
+    ho.egress.allow_private = true;  // the fake provider listens on loopback
+    client_ = std::make_unique<http::CurlHttpClient>(ho);
     EntraTokenSource::Options eo;
     eo.endpoint = fake_.base_url() + "/metadata/identity/oauth2/token";
     entra_ = std::make_unique<EntraTokenSource>(*client_, eo);

@@ -18,6 +18,37 @@ namespace {
 
 using std::chrono::seconds;
 
+// Before: any non-empty secret was accepted, the k8s placeholder CHANGE-ME
+// included. Now tg-edge refuses to start, and says why and what to do.
+TEST(EdgeStart, PlaceholderAndShortAdminSecretsStopTheEdge) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tg_edge_secret_" + crypto::NewUuid());
+  std::filesystem::create_directories(dir);
+  int n = 0;
+  for (const auto& [secret, why] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"CHANGE-ME", "placeholder"},
+           {"local-dev-admin-secret-change-me", "placeholder"},
+           {"short-secret", "at least 32 bytes"},
+           {"", "not set"}}) {
+    Process edge("tg-edge", BinDir() + "/tg-edge",
+                 {{"TG_ADMIN_JWT_SECRET", secret},
+                  {"TG_ADMIN_LISTEN", "127.0.0.1:" + std::to_string(FreePort())},
+                  {"TG_PROXY_LISTEN", "127.0.0.1:" + std::to_string(FreePort())},
+                  {"TG_METRICS_LISTEN", "off"}},
+                 (dir / ("edge" + std::to_string(n++) + ".log")).string());
+    ASSERT_TRUE(edge.Start());
+    auto status = edge.Wait(std::chrono::seconds(10));
+    ASSERT_TRUE(status.has_value()) << secret << ": tg-edge kept running";
+    EXPECT_NE(*status, 0) << secret;
+    std::string log = edge.LogTail();
+    EXPECT_NE(log.find(why), std::string::npos) << secret << ": " << log;
+    EXPECT_NE(log.find("openssl rand -hex 32"), std::string::npos) << log;
+    EXPECT_EQ(secret.size() > 3 ? log.find(secret) : std::string::npos, std::string::npos)
+        << "the secret itself must not be printed";
+  }
+  std::filesystem::remove_all(dir);
+}
+
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
   for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
     s.replace(pos, from.size(), to);

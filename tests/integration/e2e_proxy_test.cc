@@ -1,7 +1,12 @@
 // The proxy end to end: tg-config, tg-keyauth, tg-balancer, tg-adapter and
 // tg-edge as separate processes on a real PostgreSQL and Redis, in front of
 // the fake providers (in this process), driven over HTTP as the seeds do.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <rapidjson/document.h>
 
 #include <map>
@@ -343,6 +348,86 @@ TEST_F(ProxyE2E, StripPathOnAHostTarget) {
   EXPECT_EQ(requests[0].body, kSeedBody) << "a host target gets the body untranslated";
   EXPECT_EQ(requests[0].Header("authorization"), "Bearer " + fake_->credentials().openai_key)
       << "the target's header credentials, not the client's key";
+}
+
+// Before: on a rule at "/" with a host target, the request line
+// `POST @127.0.0.2:PORT/steal HTTP/1.1` made the adapter call
+// http://127.0.0.1:FAKE@127.0.0.2:PORT/steal, with the target's credential,
+// and relay the answer. Now the edge refuses the target (400) and nothing
+// connects to the other address.
+TEST_F(ProxyE2E, AtSignRequestTargetCannotRedirectTheCall) {
+  // A listener at another loopback address, counting connections.
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.2", &addr.sin_addr);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int steal_port = ntohs(addr.sin_port);
+  fcntl(listener, F_SETFL, O_NONBLOCK);
+
+  std::string gw = MustCreate("/api/v1/gateways", R"({"name": "steal", "subdomain": "steal"})");
+  std::string key = CreateKey(gw, "2099-01-01T00:00:00Z");
+  std::string up = MustCreate("/api/v1/gateways/" + gw + "/upstreams",
+                              R"({"name": "u", "targets": [{"host": "127.0.0.1", "port": )" +
+                                  std::to_string(fake_->port()) + R"(, "protocol": "http",
+                    "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
+                                  fake_->credentials().openai_key + R"("}}]})");
+  std::string svc = MustCreate("/api/v1/gateways/" + gw + "/services",
+                               R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  MustCreate("/api/v1/gateways/" + gw + "/rules",
+             R"({"path": "/", "service_id": ")" + svc + R"(", "methods": ["POST"]})");
+
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in edge{};
+  edge.sin_family = AF_INET;
+  edge.sin_port = htons(static_cast<uint16_t>(stack_->proxy_port()));
+  inet_pton(AF_INET, "127.0.0.1", &edge.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&edge), sizeof(edge)), 0);
+  std::string raw = "POST @127.0.0.2:" + std::to_string(steal_port) +
+                    "/steal HTTP/1.1\r\nHost: x\r\nX-TG-API-Key: " + key +
+                    "\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+  ASSERT_EQ(write(fd, raw.data(), raw.size()), static_cast<ssize_t>(raw.size()));
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) got.append(buf, static_cast<size_t>(n));
+  close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got;
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  int stolen = accept(listener, nullptr, nullptr);
+  EXPECT_LT(stolen, 0) << "the other address received a connection";
+  if (stolen >= 0) close(stolen);
+  close(listener);
+  EXPECT_TRUE(fake_->Requests().empty());
+
+  // The same rule still proxies an ordinary path to the configured host.
+  auto r = Http("POST", stack_->ProxyUrl("/v1/chat/completions"), kSeedBody,
+                {"X-TG-API-Key: " + key, "Content-Type: application/json"});
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
+// Before: these hosts were stored, and the adapter took the scheme from
+// them (file:// read /etc/passwd into the 502 message; gopher:// and dict://
+// wrote raw bytes to any port) or connected to cloud metadata.
+TEST_F(ProxyE2E, AdminRefusesTargetHostsThatAreNotHosts) {
+  for (const char* host : {"file://localhost", "gopher://x", "dict://x", "169.254.169.254",
+                           "http://a@b", "[fd00:ec2::254]"}) {
+    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/upstreams",
+                           std::string(R"({"name": "u", "targets": [{"provider": "openai", "host": ")") +
+                               host + R"(", "path": "/etc/passwd"}]})");
+    EXPECT_EQ(r.status, 400) << host << ": " << r.body;
+    EXPECT_NE(r.body.find("targets[0].host"), std::string::npos) << host << ": " << r.body;
+    r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/services",
+                      std::string(R"({"name": "s", "type": "endpoint", "host": ")") + host + "\"}");
+    EXPECT_EQ(r.status, 400) << host << ": " << r.body;
+    EXPECT_NE(r.body.find("host must"), std::string::npos) << host << ": " << r.body;
+  }
 }
 
 TEST_F(ProxyE2E, ClientDisconnectMidStreamCancelsTheProviderCall) {

@@ -31,7 +31,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using testing::ClientResponse;
 
-constexpr char kSecret[] = "it-secret";
+constexpr char kSecret[] = "it-secret-7c1e4a9f02b85d36e4a1c7f9b0d2e8a5";
 
 rapidjson::Document Json(const std::string& body) {
   rapidjson::Document d;

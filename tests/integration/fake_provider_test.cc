@@ -29,6 +29,14 @@ using adapter::http::HttpRequest;
 using adapter::http::HttpResponse;
 using adapter::http::HttpTimeouts;
 using std::chrono::milliseconds;
+using adapter::http::CurlHttpClientOptions;
+
+// The fakes listen on loopback, which the egress policy refuses by default.
+CurlHttpClientOptions LoopbackAllowed() {
+  CurlHttpClientOptions o;
+  o.egress.allow_private = true;
+  return o;
+}
 
 struct SseEvent {
   std::string event;
@@ -138,7 +146,7 @@ class FakeProviderTest : public ::testing::Test {
   }
 
   FakeProvider fake_;
-  CurlHttpClient client_;
+  CurlHttpClient client_{LoopbackAllowed()};
 };
 
 constexpr char kChat[] = R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})";
@@ -515,7 +523,7 @@ TEST(FakeProviderSessionTokenTest, BedrockRequiresTheSessionToken) {
   o.credentials.aws.session_token = "the-session-token";
   FakeProvider fake(o);
   ASSERT_TRUE(fake.Start());
-  CurlHttpClient client;
+  CurlHttpClient client(LoopbackAllowed());
   auto call = [&](const std::string& token) {
     adapter::aws::Credentials c = fake.credentials().aws;
     c.session_token = token;

@@ -121,8 +121,11 @@ bool Stack::StartAll() {
     if (!start(Make("tg-balancer", env), balancer_port_)) return false;
   }
   if (options_.adapter) {
-    if (!start(Make("tg-adapter", {{"TG_ADAPTER_LISTEN", addr(adapter_port_)},
-                                   {"TG_CONFIG_ADDR", addr(config_port_)}}),
+    // The fake providers listen on loopback: allowed by the egress policy's
+  // documented setting, as scripts/up does.
+  if (!start(Make("tg-adapter", {{"TG_ADAPTER_LISTEN", addr(adapter_port_)},
+                                   {"TG_CONFIG_ADDR", addr(config_port_)},
+                                   {"TG_EGRESS_ALLOW_PRIVATE", "true"}}),
                adapter_port_)) {
       return false;
     }

@@ -19,6 +19,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "fake_provider.h"
 #include "http/curl_http_client.h"
@@ -30,6 +31,13 @@ using fakes::FakeFault;
 using fakes::FakeProvider;
 using fakes::RecordedRequest;
 using std::chrono::milliseconds;
+
+// The fakes listen on loopback, which the egress policy refuses by default.
+CurlHttpClientOptions LoopbackAllowed() {
+  CurlHttpClientOptions o;
+  o.egress.allow_private = true;
+  return o;
+}
 
 // Records what the client delivers; optional hooks run on the loop thread.
 class Collector final : public HttpStreamHandler {
@@ -170,7 +178,7 @@ class HttpClientTest : public ::testing::Test {
   }
 
   FakeProvider fake_;
-  CurlHttpClient client_;
+  CurlHttpClient client_{LoopbackAllowed()};
 };
 
 TEST_F(HttpClientTest, PostsExactlyWhatItIsGivenAndReadsTheAnswer) {
@@ -197,6 +205,95 @@ TEST_F(HttpClientTest, PostsExactlyWhatItIsGivenAndReadsTheAnswer) {
   EXPECT_EQ(rec.Header("content-type"), "application/json");
   EXPECT_EQ(rec.Header("expect"), "");
   EXPECT_EQ(rec.Header("user-agent"), "tg-adapter");
+}
+
+// ---- egress policy -----------------------------------------------------------
+
+// `x.localhost` is a name (not an IP literal) that libcurl resolves to
+// loopback itself, without /etc/hosts or DNS: the address is only known at
+// connect time, as with DNS rebinding.
+TEST_F(HttpClientTest, ResolvedAddressesAreCheckedAtConnectTime) {
+  const std::string path = ":" + std::to_string(fake_.port()) + "/v1/chat/completions";
+  const size_t before = fake_.Requests().size();
+  CurlHttpClient strict;  // production default: loopback and private refused
+  for (const std::string& url : std::vector<std::string>{"http://rebind.localhost" + path,
+                                                         "http://127.0.0.1" + path,
+                                                         "http://[::ffff:127.0.0.1]" + path}) {
+    HttpRequest r;
+    r.url = url;
+    r.body = "{}";
+    HttpResponse response = Fetch(strict, r).get();
+    EXPECT_EQ(response.result.error, HttpErrorKind::kRefused) << url;
+    EXPECT_NE(response.result.message.find("loopback"), std::string::npos)
+        << url << ": " << response.result.message;
+    EXPECT_FALSE(response.result.head_received);
+  }
+  EXPECT_EQ(fake_.Requests().size(), before) << "a refused call reached the fake";
+
+  // The same name with private addresses allowed: connected and answered.
+  HttpRequest r;
+  r.url = "http://rebind.localhost" + path;
+  r.body = R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})";
+  r.headers = {{"Authorization", "Bearer sk-fake-openai"}, {"Content-Type", "application/json"}};
+  HttpResponse allowed = Fetch(client_, r).get();
+  ASSERT_TRUE(allowed.result.ok()) << allowed.result.message;
+  EXPECT_EQ(allowed.head.status, 200);
+}
+
+TEST_F(HttpClientTest, LinkLocalMetadataAndOtherSchemesAreRefusedWhateverThePolicy) {
+  const std::string port = std::to_string(fake_.port());
+  for (const std::string& url : std::vector<std::string>{
+           "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:80/",
+           "http://[::ffff:169.254.169.254]/", "http://100.100.100.200/",
+           "http://0.0.0.0:" + port + "/", "file:///etc/passwd",
+           "gopher://127.0.0.1:" + port + "/_x", "dict://127.0.0.1:" + port + "/x",
+           "http://user:pw@127.0.0.1:" + port + "/"}) {
+    HttpRequest r;
+    r.method = "GET";
+    r.url = url;
+    HttpResponse response = Fetch(client_, r).get();  // private allowed: still refused
+    EXPECT_EQ(response.result.error, HttpErrorKind::kRefused) << url;
+    EXPECT_EQ(response.body, "") << url;
+  }
+  // The IMDS exception covers link-local and metadata, not loopback.
+  CurlHttpClient strict;
+  HttpRequest imds = Get("/metadata/identity/oauth2/token");
+  imds.metadata_call = true;
+  EXPECT_EQ(Fetch(strict, imds).get().result.error, HttpErrorKind::kRefused);
+}
+
+// A peer that answers something other than HTTP (a file, a Redis banner):
+// none of its bytes is delivered.
+TEST_F(HttpClientTest, BytesWithoutAnHttpHeadAreNeverDelivered) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread peer([listener] {
+    int c = accept(listener, nullptr, nullptr);
+    if (c < 0) return;
+    char buf[1024];
+    ssize_t ignored = read(c, buf, sizeof(buf));
+    (void)ignored;
+    constexpr char kFile[] = "root:x:0:0:root:/root:/bin/bash\n";
+    ignored = write(c, kFile, sizeof(kFile) - 1);
+    close(c);
+  });
+  HttpRequest r;
+  r.method = "GET";
+  r.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/";
+  HttpResponse response = Fetch(client_, r).get();
+  peer.join();
+  close(listener);
+  EXPECT_EQ(response.result.error, HttpErrorKind::kProtocol);
+  EXPECT_EQ(response.body, "");
+  EXPECT_EQ(response.result.body_bytes, 0u);
+  EXPECT_EQ(response.result.message.find("root:"), std::string::npos);
 }
 
 TEST_F(HttpClientTest, NoContentTypeIsInventedForABody) {
@@ -381,13 +478,14 @@ TEST(HttpClientTlsTest, VerifiesCertificates) {
   r.method = "GET";
   r.url = "https://127.0.0.1:" + std::to_string(port) + "/";
   {
-    CurlHttpClient strict;  // the system trust store does not know this certificate
+    // The system trust store does not know this certificate.
+    CurlHttpClient strict(LoopbackAllowed());
     HttpResponse response = Fetch(strict, r).get();
     EXPECT_EQ(response.result.error, HttpErrorKind::kConnect);
     EXPECT_FALSE(response.result.head_received);
   }
   {
-    CurlHttpClientOptions o;
+    CurlHttpClientOptions o = LoopbackAllowed();
     o.ca_file = cert;
     CurlHttpClient trusting(o);
     HttpResponse response = Fetch(trusting, r).get();
@@ -400,10 +498,12 @@ TEST(HttpClientTlsTest, VerifiesCertificates) {
   std::filesystem::remove_all(dir);
 }
 
-TEST_F(HttpClientTest, MalformedUrlIsAConnectError) {
+// Nothing is sent for a URL libcurl cannot parse or a scheme other than
+// http/https: refused before any I/O (was kConnect before the egress policy).
+TEST_F(HttpClientTest, MalformedUrlIsRefused) {
   HttpRequest r;
   r.url = "notascheme://x";
-  EXPECT_EQ(Fetch(client_, r).get().result.error, HttpErrorKind::kConnect);
+  EXPECT_EQ(Fetch(client_, r).get().result.error, HttpErrorKind::kRefused);
 }
 
 TEST_F(HttpClientTest, DroppedStreamIsAProtocolError) {
@@ -577,7 +677,7 @@ TEST(HttpClientShutdownTest, DestructorCancelsRunningTransfers) {
   auto c = std::make_shared<Collector>();
   std::shared_ptr<HttpTransfer> handle;
   {
-    CurlHttpClient client;
+    CurlHttpClient client(LoopbackAllowed());
     HttpRequest r;
     r.method = "GET";
     r.url = fake.base_url() + "/_fake/stream";

@@ -1,6 +1,7 @@
 // Targeted tests of the translation layer: the seeds' mixed body, URLs and
 // overrides, errors and retryability, stream termination rules, and every
 // client format × provider pair end to end.
+#include <curl/curl.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -168,24 +169,96 @@ TEST(ClientDecodeTest, AcceptsTrailingCommasAndRejectsNonObjects) {
 
 // ---- URLs ---------------------------------------------------------------------
 
+std::string Url(std::string_view provider_default, const TargetInfo& t, std::string_view path,
+                const std::vector<std::pair<std::string, std::string>>& query = {}) {
+  auto url = ProviderUrl(provider_default, t, path, query);
+  return url.ok() ? url.value() : "error: " + url.error().message;
+}
+
 TEST(TargetUrlTest, HostPortProtocolOverrideTheDefaultBase) {
   TargetInfo t = Target("openai", "m");
-  EXPECT_EQ(ResolveBaseUrl("https://api.openai.com", t), "https://api.openai.com");
+  EXPECT_EQ(Url("https://api.openai.com", t, "/v1/x"), "https://api.openai.com/v1/x");
   t.host = "127.0.0.1";
   t.port = 8080;
   t.protocol = "http";
-  EXPECT_EQ(ResolveBaseUrl("https://api.openai.com", t), "http://127.0.0.1:8080");
+  EXPECT_EQ(Url("https://api.openai.com", t, "/v1/x"), "http://127.0.0.1:8080/v1/x");
   t.port = 80;
-  EXPECT_EQ(ResolveBaseUrl("https://api.openai.com", t), "http://127.0.0.1");
+  EXPECT_EQ(Url("https://api.openai.com", t, "/v1/x"), "http://127.0.0.1/v1/x");
   t.protocol = "";
   t.port = 0;
   t.host = "llm.internal";
-  EXPECT_EQ(ResolveBaseUrl("https://api.openai.com", t), "https://llm.internal");
-  t.host = "http://fake:9000/prefix/";
-  EXPECT_EQ(ResolveBaseUrl("https://api.openai.com", t), "http://fake:9000/prefix");
+  EXPECT_EQ(Url("https://api.openai.com", t, "v1/x"), "https://llm.internal/v1/x");
+  t.host = "llm.internal:9000";
+  EXPECT_EQ(Url("https://api.openai.com", t, "/v1/x"), "https://llm.internal:9000/v1/x");
   t.host = "::1";
   t.port = 8443;
-  EXPECT_EQ(ResolveBaseUrl("https://x", t), "https://[::1]:8443");
+  EXPECT_EQ(Url("https://x", t, "/"), "https://[::1]:8443/");
+  // A default base from credentials keeps its path prefix.
+  EXPECT_EQ(Url("https://r.openai.azure.com/pre/", Target("azure", "m"), "/openai/x",
+                {{"api-version", "2024-10-21"}}),
+            "https://r.openai.azure.com/pre/openai/x?api-version=2024-10-21");
+  EXPECT_EQ(Url("https://g", Target("gemini", "m"), "/m:stream?alt=sse", {{"alt", "sse"}}),
+            "https://g/m:stream?alt=sse");
+}
+
+// Before: the URL was scheme://host:port + path by concatenation, so a path
+// starting with '@' turned the configured host into user info, and a host
+// with a scheme chose the scheme (file://, gopher://).
+TEST(TargetUrlTest, NothingInAPathLeavesTheConfiguredHost) {
+  TargetInfo t = Target("openai", "m");
+  t.host = "provider.example";
+  t.port = 8443;
+  for (std::string_view path :
+       {"@127.0.0.2:9199/steal", "/@127.0.0.2:9199/steal", "//127.0.0.2:9199/steal",
+        "/../../../etc/passwd", "/%2e%2e/%2E%2E/x", "/a/..%2f..%2fb", "\\127.0.0.2\\x",
+        "/a#@127.0.0.2/", "/a b\r\nHost: evil", "/a?x=1#@evil:1/", "/caf\xc3\xa9"}) {
+    std::string url = Url("https://api.openai.com", t, path);
+    ASSERT_EQ(url.rfind("https://provider.example:8443/", 0), 0u) << path << " -> " << url;
+    // libcurl, reading the URL back, finds the configured host and nothing else.
+    CURLU* u = curl_url();
+    ASSERT_EQ(curl_url_set(u, CURLUPART_URL, url.c_str(), 0), CURLUE_OK) << url;
+    char* host = nullptr;
+    char* user = nullptr;
+    char* fragment = nullptr;
+    ASSERT_EQ(curl_url_get(u, CURLUPART_HOST, &host, 0), CURLUE_OK);
+    EXPECT_STREQ(host, "provider.example") << path;
+    EXPECT_NE(curl_url_get(u, CURLUPART_USER, &user, 0), CURLUE_OK) << path << " -> " << url;
+    EXPECT_NE(curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0), CURLUE_OK) << url;
+    EXPECT_EQ(url.find_first_of(" \r\n#\\"), std::string::npos) << url;
+    curl_free(host);
+    curl_free(user);
+    curl_free(fragment);
+    curl_url_cleanup(u);
+  }
+  EXPECT_EQ(Url("https://x", t, "/%2e%2e/a%zz"), "https://provider.example:8443/%2E%2E/a%25zz");
+}
+
+TEST(TargetUrlTest, HostsThatAreNotHostsAreConfigurationErrors) {
+  TargetInfo t = Target("openai", "m");
+  for (std::string_view host : {"file://localhost", "gopher://x", "dict://x:11211",
+                                "http://a@b", "a@b", "http://fake:9000/prefix", "h/p", "h?x"}) {
+    t.host = std::string(host);
+    auto url = ProviderUrl("https://api.openai.com", t, "/v1/chat/completions");
+    ASSERT_FALSE(url.ok()) << host << " -> " << url.value();
+    EXPECT_EQ(url.error().type, "configuration_error");
+    EXPECT_EQ(url.error().http_status, 502);
+  }
+  t.host = "x";
+  t.protocol = "file";
+  EXPECT_FALSE(ProviderUrl("https://api.openai.com", t, "/").ok());
+  // Default bases made from credentials are checked as well.
+  TargetInfo d = Target("azure", "m");
+  for (std::string_view base : {"file:///etc/passwd", "https://u:p@r.example",
+                                "https://r.example#x", "https://r.example?x=1",
+                                "https://bedrock-runtime.evil.example/.amazonaws.com#"}) {
+    EXPECT_FALSE(ProviderUrl(base, d, "/x").ok()) << base;
+  }
+  d.aws_region = "x.evil.example#";
+  d.provider = "bedrock";
+  ChatRequest req = Decode(ClientFormat::kOpenAiChat, kSeedMixedBody);
+  auto spec = ProviderCodecFor(d)->BuildRequest(req, d);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.error().type, "configuration_error");
 }
 
 TEST(TargetUrlTest, TargetPathReplacesTheDefaultPath) {
@@ -204,10 +277,14 @@ TEST(TargetUrlTest, PathEncodeKeepsOnlyUnreserved) {
   EXPECT_EQ(PathEncode("eu.anthropic.claude-3-5-sonnet-20240620-v1:0"),
             "eu.anthropic.claude-3-5-sonnet-20240620-v1%3A0");
   EXPECT_EQ(PathEncode("a/b c~_"), "a%2Fb%20c~_");
-  EXPECT_EQ(AddQueryParam("https://x/p", "api-version", "1"), "https://x/p?api-version=1");
-  EXPECT_EQ(AddQueryParam("https://x/p?a=b", "api-version", "1"), "https://x/p?a=b&api-version=1");
-  EXPECT_EQ(AddQueryParam("https://x/p?api-version=2", "api-version", "1"),
+  TargetInfo t = Target("azure", "m");
+  EXPECT_EQ(Url("https://x", t, "/p", {{"api-version", "1"}}), "https://x/p?api-version=1");
+  EXPECT_EQ(Url("https://x", t, "/p?a=b", {{"api-version", "1"}}),
+            "https://x/p?a=b&api-version=1");
+  EXPECT_EQ(Url("https://x", t, "/p?api-version=2", {{"api-version", "1"}}),
             "https://x/p?api-version=2");
+  EXPECT_EQ(Url("https://x", t, "/p", {{"api-version", "1&x=#y"}}),
+            "https://x/p?api-version=1%26x%3D%23y");
 }
 
 TEST(TargetHeadersTest, TargetHeadersOverrideDefaultsCaseInsensitively) {

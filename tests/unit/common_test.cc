@@ -106,6 +106,91 @@ TEST(Jwt, AcceptsOwnTokensAndRejectsEveryBadOne) {
   EXPECT_EQ(jwt::VerifyHs256(forged, "s3cret-s3cret-s3cret", now), jwt::Verdict::kBadSignature);
 }
 
+// A token with the given header and claims, signed HS256 with `secret`.
+std::string SignedToken(std::string_view header, std::string_view claims, std::string_view secret) {
+  std::string input = crypto::Base64UrlEncode(header) + "." + crypto::Base64UrlEncode(claims);
+  return input + "." + crypto::Base64UrlEncode(crypto::HmacSha256(secret, input));
+}
+
+// Before: libjwt accepted a token without `exp` for ever.
+TEST(Jwt, ExpiryIsRequiredAndClaimsAreChecked) {
+  const std::string secret = "0d9b5c7e2f4a6183b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5";
+  const auto now = system_clock::time_point(seconds(1'700'000'000));
+  constexpr char kHs256[] = R"({"alg":"HS256","typ":"JWT"})";
+  auto verify = [&](std::string_view claims, const jwt::VerifyOptions& o = {}) {
+    return jwt::VerifyHs256(SignedToken(kHs256, claims, secret), secret, now, o);
+  };
+  EXPECT_EQ(verify(R"({"sub":"admin"})"), jwt::Verdict::kMissingExpiry);
+  EXPECT_EQ(verify(R"({"sub":"admin","exp":"1800000000"})"), jwt::Verdict::kMalformed);
+  EXPECT_EQ(verify(R"({"exp":1800000000})"), jwt::Verdict::kOk);
+  EXPECT_EQ(verify(R"({"exp":1700000000})"), jwt::Verdict::kExpired);
+  EXPECT_EQ(verify(R"({"exp":1800000000,"nbf":1700000100})"), jwt::Verdict::kNotYetValid);
+  jwt::VerifyOptions leeway;
+  leeway.leeway = seconds(120);
+  EXPECT_EQ(verify(R"({"exp":1800000000,"nbf":1700000100})", leeway), jwt::Verdict::kOk);
+
+  jwt::VerifyOptions strict;
+  strict.issuer = "trustgate";
+  strict.audience = "admin-api";
+  EXPECT_EQ(verify(R"({"exp":1800000000})", strict), jwt::Verdict::kWrongIssuer);
+  EXPECT_EQ(verify(R"({"exp":1800000000,"iss":"other","aud":"admin-api"})", strict),
+            jwt::Verdict::kWrongIssuer);
+  EXPECT_EQ(verify(R"({"exp":1800000000,"iss":"trustgate"})", strict),
+            jwt::Verdict::kWrongAudience);
+  EXPECT_EQ(verify(R"({"exp":1800000000,"iss":"trustgate","aud":"admin-api"})", strict),
+            jwt::Verdict::kOk);
+  EXPECT_EQ(verify(R"({"exp":1800000000,"iss":"trustgate","aud":["x","admin-api"]})", strict),
+            jwt::Verdict::kOk);
+  jwt::SignOptions so;
+  so.issuer = "trustgate";
+  so.audience = "admin-api";
+  EXPECT_EQ(jwt::VerifyHs256(jwt::SignHs256(secret, "admin", now, seconds(60), so), secret, now,
+                             strict),
+            jwt::Verdict::kOk);
+
+  // The header decides nothing but HS256: none, HS512, RS256 and crit are refused.
+  for (const char* header : {R"({"alg":"none"})", R"({"alg":"HS512"})", R"({"alg":"RS256"})"}) {
+    EXPECT_EQ(jwt::VerifyHs256(SignedToken(header, R"({"exp":1800000000})", secret), secret, now),
+              jwt::Verdict::kWrongAlgorithm)
+        << header;
+  }
+  EXPECT_EQ(jwt::VerifyHs256(SignedToken(R"({"alg":"HS256","crit":["b64"]})",
+                                         R"({"exp":1800000000})", secret),
+                             secret, now),
+            jwt::Verdict::kMalformed);
+  std::string none = crypto::Base64UrlEncode(R"({"alg":"none"})") + "." +
+                     crypto::Base64UrlEncode(R"({"exp":1800000000})") + ".";
+  EXPECT_EQ(jwt::VerifyHs256(none, secret, now), jwt::Verdict::kWrongAlgorithm);
+
+  // Bounded: a huge or deeply nested token is malformed, not a crash.
+  EXPECT_EQ(jwt::VerifyHs256(std::string(jwt::kMaxTokenBytes + 1, 'a'), secret, now),
+            jwt::Verdict::kMalformed);
+  std::string deep(3000, '[');
+  EXPECT_EQ(jwt::VerifyHs256(SignedToken(deep, "{}", secret), secret, now),
+            jwt::Verdict::kMalformed);
+  // A truncated signature is a bad signature, whatever its prefix.
+  std::string good = SignedToken(kHs256, R"({"exp":1800000000})", secret);
+  EXPECT_EQ(jwt::VerifyHs256(good.substr(0, good.size() - 4), secret, now),
+            jwt::Verdict::kBadSignature);
+}
+
+TEST(Jwt, SecretsMustBeLongAndNotPlaceholders) {
+  auto refused_as = [](std::string_view secret, std::string_view why) {
+    std::string problem = jwt::CheckSecret(secret);
+    EXPECT_NE(problem.find(why), std::string::npos) << secret << ": " << problem;
+  };
+  refused_as("", "not set");
+  refused_as("CHANGE-ME", "placeholder");  // deploy/k8s/secret.yaml
+  refused_as("changeme", "placeholder");
+  refused_as("local-dev-admin-secret-change-me", "placeholder");  // deploy/tg.env.example
+  refused_as("s3cret-s3cret-s3cret", "at least 32");
+  refused_as("secret", "at least 32");
+  refused_as(std::string(64, 'x'), "placeholder");
+  refused_as("x", "openssl rand -hex 32");
+  EXPECT_EQ(jwt::CheckSecret(crypto::HexEncode(crypto::RandomBytes(32))), "");
+  EXPECT_EQ(jwt::CheckSecret(crypto::Base64Encode(crypto::RandomBytes(32))), "");
+}
+
 TEST(LenientJson, AcceptsTheSeedsTrailingCommaAndComments) {
   std::string out, err;
   ASSERT_TRUE(json::NormalizeLenient("{\n\"name\": \"multi-provider-gateway\",\n}", &out, &err)) << err;

@@ -80,6 +80,82 @@ TEST(UpstreamValidation, AliasesAndHostTargets) {
   EXPECT_EQ(Problem(u), "ok");
 }
 
+// Before: any string was accepted as a host, and a scheme in it overrode
+// `protocol` (file://, gopher://, dict:// reached files and raw ports).
+TEST(UpstreamValidation, HostIsAHostNotAUrlNorAMetadataAddress) {
+  struct Case {
+    std::string host;
+    std::string expect;  // "" = accepted
+  };
+  const std::string not_a_host = "targets[0].host must be a host name or IP address";
+  std::vector<Case> cases = {
+      {"file://localhost", not_a_host},
+      {"gopher://x", not_a_host},
+      {"dict://x", not_a_host},
+      {"http://a@b", not_a_host},
+      {"a@b", not_a_host},
+      {"https://api.openai.com", not_a_host},
+      {"api.openai.com/v1", not_a_host},
+      {"api.openai.com?x", not_a_host},
+      {"api.openai.com#x", not_a_host},
+      {"api.openai.com:0", not_a_host},
+      {"api.openai.com:99999", not_a_host},
+      {"a b", not_a_host},
+      {"[::1", not_a_host},
+      {"127.1", "targets[0].host must be a host name or an IPv4 address in dotted-decimal form"},
+      {"2130706433", "targets[0].host must be a host name or an IPv4 address in dotted-decimal"},
+      {"169.254.169.254", "targets[0].host must not be a cloud metadata address"},
+      {"169.254.169.254:80", "targets[0].host must not be a cloud metadata address"},
+      {"[fd00:ec2::254]", "targets[0].host must not be a cloud metadata address"},
+      {"100.100.100.200", "targets[0].host must not be a cloud metadata address"},
+      {"169.254.1.1", "targets[0].host must not be a link-local address"},
+      {"[::ffff:169.254.169.254]", "targets[0].host must not be a cloud metadata address"},
+      {"fe80::1", "targets[0].host must not be a link-local address"},
+      {"0.0.0.0", "targets[0].host must not be an unspecified address"},
+      {"metadata.google.internal", "targets[0].host must not name a cloud metadata service"},
+      {"api.openai.com", ""},
+      {"API.OpenAI.com.", ""},
+      {"llm.internal:8443", ""},
+      {"127.0.0.1", ""},
+      {"10.1.2.3:8000", ""},
+      {"localhost", ""},
+      {"[::1]:8443", ""},
+      {"::1", ""},
+      {"my_service.default.svc", ""},
+  };
+  for (const auto& c : cases) {
+    auto u = ValidUpstream();
+    u.mutable_targets(0)->set_host(c.host);
+    std::string got = Problem(u);
+    if (c.expect.empty()) {
+      EXPECT_EQ(got, "ok") << c.host;
+    } else {
+      EXPECT_EQ(got.rfind(c.expect, 0), 0u) << c.host << " got: " << got;
+    }
+  }
+  auto u = ValidUpstream();
+  u.mutable_targets(0)->set_path("/v1/chat completions");
+  EXPECT_EQ(Problem(u).rfind("targets[0].path must be printable ASCII", 0), 0u) << Problem(u);
+  u.mutable_targets(0)->set_path("/v1/chat#frag");
+  EXPECT_EQ(Problem(u).rfind("targets[0].path must be printable ASCII", 0), 0u) << Problem(u);
+  u.mutable_targets(0)->set_path("/v1/chat?x=1");
+  EXPECT_EQ(Problem(u), "ok");
+  u = ValidUpstream();
+  u.mutable_targets(0)->mutable_credentials()->set_aws_region("us-east-1.evil.com/x#");
+  EXPECT_EQ(Problem(u).rfind("targets[0].credentials.aws_region must be an AWS region", 0), 0u)
+      << Problem(u);
+  u = ValidUpstream();
+  u.mutable_targets(0)->mutable_credentials()->set_azure_endpoint("https://user@evil.example");
+  EXPECT_EQ(Problem(u).rfind("targets[0].credentials.azure_endpoint: host must be a host", 0), 0u)
+      << Problem(u);
+  u.mutable_targets(0)->mutable_credentials()->set_azure_endpoint("file:///etc/passwd");
+  EXPECT_EQ(Problem(u).rfind("targets[0].credentials.azure_endpoint must be an http", 0), 0u)
+      << Problem(u);
+  u.mutable_targets(0)->mutable_credentials()->set_azure_endpoint(
+      "https://x.openai.azure.com/prefix");
+  EXPECT_EQ(Problem(u), "ok");
+}
+
 TEST(UpstreamValidation, NormalizeAssignsTargetIdsAndDefaultAlgorithm) {
   auto u = ValidUpstream();
   u.clear_algorithm();
@@ -116,6 +192,12 @@ TEST(ServiceValidation, TypesAndInference) {
   EXPECT_EQ(ValidateService(s).value_or("ok"), "host is required for type endpoint");
   s.set_host("example.com");
   EXPECT_EQ(ValidateService(s).value_or("ok"), "ok");
+  s.set_host("gopher://127.0.0.1:6379");
+  EXPECT_EQ(ValidateService(s).value_or("ok").rfind("host must be a host name or IP address", 0),
+            0u);
+  s.set_host("169.254.169.254");
+  EXPECT_EQ(ValidateService(s).value_or("ok"), "host must not be a cloud metadata address");
+  s.set_host("example.com");
   s.set_type("lambda");
   EXPECT_EQ(ValidateService(s).value_or("ok"), "type must be upstream or endpoint");
 }

@@ -18,7 +18,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr char kSecret[] = "unit-test-secret";
+constexpr char kSecret[] = "unit-test-5b0f3c8e9a1d47e2b6c4f08a13d9e7c2";
 
 std::string ValidToken() {
   return jwt::SignHs256(kSecret, "admin", std::chrono::system_clock::now(), std::chrono::hours(1));
@@ -156,6 +156,17 @@ TEST_F(EdgeAdminApiTest, OtherAlgorithmIsRejected) {
   EXPECT_EQ(r.status, 401);
   EXPECT_THAT(r.body, StartsWith(R"({"error":")"));
   EXPECT_NE(r.body, R"({"error":"ok"})");
+}
+
+// Before: a token without `exp` never expired.
+TEST_F(EdgeAdminApiTest, TokenWithoutExpiryIsRejected) {
+  std::string unsigned_part = crypto::Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." +
+                              crypto::Base64UrlEncode(R"({"sub":"admin","iat":1700000000})");
+  std::string token =
+      unsigned_part + "." + crypto::Base64UrlEncode(crypto::HmacSha256(kSecret, unsigned_part));
+  auto r = Call("GET", "/api/v1/gateways", "", "Bearer " + token);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.body, R"({"error":"admin token has no exp claim"})");
 }
 
 TEST_F(EdgeAdminApiTest, ExpiredToken) {
@@ -331,8 +342,22 @@ TEST_F(EdgeAdminApiTest, UnreachableBackendIs503) {
 TEST(EdgeAdminOptions, SecretRequired) {
   AdminApiOptions o;
   EXPECT_NE(ValidateAdminApiOptions(o), "");
-  o.jwt_secret = "x";
+  o.jwt_secret = kSecret;
   EXPECT_EQ(ValidateAdminApiOptions(o), "");
+}
+
+// Before: any non-empty secret was accepted, the k8s placeholder included.
+TEST(EdgeAdminOptions, ShortAndPlaceholderSecretsAreRefused) {
+  AdminApiOptions o;
+  o.jwt_secret = "x";
+  EXPECT_THAT(ValidateAdminApiOptions(o), HasSubstr("at least 32 bytes"));
+  o.jwt_secret = "CHANGE-ME";
+  EXPECT_THAT(ValidateAdminApiOptions(o), HasSubstr("placeholder"));
+  o.jwt_secret = "local-dev-admin-secret-change-me";  // deploy/tg.env.example
+  EXPECT_THAT(ValidateAdminApiOptions(o), HasSubstr("placeholder"));
+  o.jwt_secret = std::string(40, 'a');
+  EXPECT_THAT(ValidateAdminApiOptions(o), HasSubstr("placeholder"));
+  EXPECT_THAT(ValidateAdminApiOptions(o), HasSubstr("openssl rand -hex 32"));
 }
 
 // ---------------------------------------------------------------- over HTTP

@@ -192,6 +192,35 @@ TEST_F(EdgeHttpServerTest, MalformedRequestIs400AndClose) {
   EXPECT_EQ(handler_.calls.load(), 0);
 }
 
+// Before: any request target Beast parsed reached the handler, and the proxy
+// appended it to "scheme://host:port", so "@other:port/p" made the other
+// host the destination.
+TEST_F(EdgeHttpServerTest, OnlyOriginFormTargetsReachTheHandler) {
+  Start();
+  for (const char* raw :
+       {"POST @127.0.0.2:9199/steal HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+        "GET http://127.0.0.2:9199/steal HTTP/1.1\r\nHost: x\r\n\r\n",
+        "CONNECT 127.0.0.2:9199 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "GET echo HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /echo#@evil HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n"}) {
+    RawConnection c(port_);
+    ASSERT_TRUE(c.Send(raw));
+    bool closed = false;
+    auto got = c.ReadAll(std::chrono::seconds(5), &closed);
+    EXPECT_THAT(got, StartsWith("HTTP/1.1 400")) << raw;
+    EXPECT_THAT(got, HasSubstr("origin-form")) << raw;
+    EXPECT_TRUE(closed) << raw;
+  }
+  EXPECT_EQ(handler_.calls.load(), 0);
+  EXPECT_TRUE(IsOriginForm("/v1/chat/completions?x=1&y=@z"));
+  EXPECT_TRUE(IsOriginForm("/"));
+  EXPECT_FALSE(IsOriginForm(""));
+  EXPECT_FALSE(IsOriginForm("/a b"));
+  EXPECT_FALSE(IsOriginForm(std::string_view("/a\0b", 4)));
+  EXPECT_FALSE(IsOriginForm("/a\r\nb"));
+}
+
 TEST_F(EdgeHttpServerTest, BodyOverLimitIs413AndClose) {
   HttpServerOptions o;
   o.body_limit = 1000;

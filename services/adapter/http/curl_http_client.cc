@@ -4,6 +4,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,8 +119,9 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
 
   ~CurlTransfer() override { Cleanup(); }
 
-  // Builds the easy handle; false (with *error) when libcurl refuses the request.
-  bool Setup(std::string* error);
+  // Builds the easy handle; false (with *kind and *error) when the request
+  // cannot start (libcurl refuses it, or the egress policy does).
+  bool Setup(HttpErrorKind* kind, std::string* error);
 
   void Pause() override {
     if (loop_->OnLoopThread()) {
@@ -152,6 +154,7 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
   // ---- loop thread only
   static size_t WriteCallback(char* data, size_t size, size_t nmemb, void* userdata);
   static size_t HeaderCallback(char* data, size_t size, size_t nitems, void* userdata);
+  static curl_socket_t OpenSocket(void* clientp, curlsocktype purpose, curl_sockaddr* address);
 
   void DeliverHead();
   void Complete(HttpResult result);  // OnDone once, then drops the handler
@@ -166,6 +169,9 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
   HttpResponseHead head_;
   uint64_t body_bytes_ = 0;
   char error_buffer_[CURL_ERROR_SIZE] = {0};
+  // The class of the last address the egress policy refused, if any.
+  std::optional<egress::AddressClass> refused_;
+  bool body_without_head_ = false;
 
   std::shared_ptr<CurlHttpClient::Loop> loop_;
   HttpRequest request_;
@@ -174,18 +180,67 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
 
  private:
   CURL* easy_ = nullptr;
+  CURLU* url_ = nullptr;
   curl_slist* header_list_ = nullptr;
 };
 
 // ------------------------------------------------------------------ CurlTransfer
 
-bool CurlTransfer::Setup(std::string* error) {
+// The URL as libcurl itself parses it (the handle then goes to the easy
+// handle, so nothing parses it differently later): http or https, a host
+// that is a plain name or IP literal, no user info, no fragment. An IP
+// literal the policy refuses is refused here, before any I/O; every other
+// address is checked in OpenSocket.
+bool CheckUrl(CURLU* u, const egress::Policy& policy, bool metadata_call, std::string* error) {
+  auto part = [u](CURLUPart what) {
+    char* raw = nullptr;
+    if (curl_url_get(u, what, &raw, 0) != CURLUE_OK || raw == nullptr) return std::string();
+    std::string out(raw);
+    curl_free(raw);
+    return out;
+  };
+  std::string scheme = part(CURLUPART_SCHEME);
+  if (scheme != "http" && scheme != "https") {
+    *error = "only http and https URLs are allowed";
+    return false;
+  }
+  if (!part(CURLUPART_USER).empty() || !part(CURLUPART_PASSWORD).empty() ||
+      !part(CURLUPART_OPTIONS).empty() || !part(CURLUPART_FRAGMENT).empty()) {
+    *error = "URL must not carry user info or a fragment";
+    return false;
+  }
+  std::string host_error;
+  auto host = egress::ParseHost(part(CURLUPART_HOST), &host_error);
+  if (!host) {
+    *error = "URL host " + host_error;
+    return false;
+  }
+  if (auto c = egress::ClassifyLiteral(host->host);
+      c && !egress::Allowed(*c, policy, metadata_call)) {
+    *error = "connection to a " + std::string(egress::AddressClassName(*c)) + " address";
+    return false;
+  }
+  return true;
+}
+
+bool CurlTransfer::Setup(HttpErrorKind* kind, std::string* error) {
+  *kind = HttpErrorKind::kProtocol;
   easy_ = curl_easy_init();
-  if (easy_ == nullptr) {
+  url_ = curl_url();
+  if (easy_ == nullptr || url_ == nullptr) {
     *error = "curl_easy_init failed";
     return false;
   }
   const CurlHttpClientOptions& o = loop_->options();
+  if (curl_url_set(url_, CURLUPART_URL, request_.url.c_str(), 0) != CURLUE_OK) {
+    *kind = HttpErrorKind::kRefused;
+    *error = "URL is not valid";
+    return false;
+  }
+  if (!CheckUrl(url_, o.egress, request_.metadata_call, error)) {
+    *kind = HttpErrorKind::kRefused;
+    return false;
+  }
   bool has_content_type = false, has_user_agent = false;
   for (const auto& [name, value] : request_.headers) {
     std::string line = name + ": " + value;
@@ -199,7 +254,16 @@ bool CurlTransfer::Setup(std::string* error) {
   header_list_ = curl_slist_append(header_list_, "Expect:");
   if (!has_content_type) header_list_ = curl_slist_append(header_list_, "Content-Type:");
 
-  curl_easy_setopt(easy_, CURLOPT_URL, request_.url.c_str());
+  curl_easy_setopt(easy_, CURLOPT_CURLU, url_);
+  // Egress: http and https only, also for redirects, which are never
+  // followed anyway; every address connected to passes OpenSocket.
+  curl_easy_setopt(easy_, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(easy_, CURLOPT_OPENSOCKETFUNCTION, &CurlTransfer::OpenSocket);
+  curl_easy_setopt(easy_, CURLOPT_OPENSOCKETDATA, this);
+  // A metadata connection is never handed to another transfer.
+  if (request_.metadata_call) curl_easy_setopt(easy_, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
   curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, error_buffer_);
@@ -239,9 +303,24 @@ bool CurlTransfer::Setup(std::string* error) {
   return true;
 }
 
+curl_socket_t CurlTransfer::OpenSocket(void* clientp, curlsocktype purpose,
+                                       curl_sockaddr* address) {
+  auto* t = static_cast<CurlTransfer*>(clientp);
+  if (purpose == CURLSOCKTYPE_IPCXN) {
+    auto c = egress::Classify(&address->addr, address->addrlen);
+    if (!c || !egress::Allowed(*c, t->loop_->options().egress, t->request_.metadata_call)) {
+      t->refused_ = c.value_or(egress::AddressClass::kUnspecified);
+      return CURL_SOCKET_BAD;  // libcurl tries the next address, or fails COULDNT_CONNECT
+    }
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 void CurlTransfer::Cleanup() {
   if (easy_ != nullptr) curl_easy_cleanup(easy_);
   easy_ = nullptr;
+  if (url_ != nullptr) curl_url_cleanup(url_);
+  url_ = nullptr;
   if (header_list_ != nullptr) curl_slist_free_all(header_list_);
   header_list_ = nullptr;
 }
@@ -300,6 +379,11 @@ size_t CurlTransfer::WriteCallback(char* data, size_t size, size_t nmemb, void* 
   if (t->cancel_requested_ || t->done_) return 0;  // aborts: CURLE_WRITE_ERROR
   // libcurl keeps these bytes and offers them again after curl_easy_pause(CONT).
   if (t->paused_) return CURL_WRITEFUNC_PAUSE;
+  if (t->head_.status == 0) {
+    // Bytes without an HTTP status line are not an answer; never pass them on.
+    t->body_without_head_ = true;
+    return 0;
+  }
   t->DeliverHead();
   t->last_activity = Clock::now();
   t->body_bytes_ += n;
@@ -443,7 +527,7 @@ void CurlHttpClient::Loop::ReadCompletions() {
   while (CURLMsg* msg = curl_multi_info_read(multi_, &pending)) {
     if (msg->msg != CURLMSG_DONE) continue;
     CURL* easy = msg->easy_handle;
-    const CURLcode code = msg->data.result;
+    CURLcode code = msg->data.result;
     auto it = transfers_.find(easy);
     if (it == transfers_.end()) continue;
     CurlTransfer* t = it->second.get();
@@ -455,6 +539,14 @@ void CurlHttpClient::Loop::ReadCompletions() {
       std::string detail =
           t->error_buffer_[0] != '\0' ? t->error_buffer_ : curl_easy_strerror(code);
       r.message = detail;
+      if (t->refused_ && code == CURLE_COULDNT_CONNECT) {
+        r.error = HttpErrorKind::kRefused;
+        r.message = "connection to a " + std::string(egress::AddressClassName(*t->refused_)) +
+                    " address refused by the egress policy";
+        Finish(t, std::move(r));
+        continue;
+      }
+      if (t->body_without_head_) code = CURLE_WEIRD_SERVER_REPLY;
       switch (code) {
         case CURLE_COULDNT_RESOLVE_PROXY:
         case CURLE_COULDNT_RESOLVE_HOST:
@@ -464,9 +556,15 @@ void CurlHttpClient::Loop::ReadCompletions() {
         case CURLE_SSL_CERTPROBLEM:
         case CURLE_SSL_CIPHER:
         case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_URL_MALFORMAT:
           r.error = HttpErrorKind::kConnect;
+          break;
+        case CURLE_URL_MALFORMAT:
+          r.error = HttpErrorKind::kRefused;
+          break;
+        // Schemes are checked before the transfer starts; at this point this
+        // is an answer without a status line (HTTP/0.9, or no HTTP at all).
+        case CURLE_UNSUPPORTED_PROTOCOL:
+          r.error = HttpErrorKind::kProtocol;
           break;
         case CURLE_OPERATION_TIMEDOUT: {
           r.error = HttpErrorKind::kTimeout;
@@ -576,6 +674,7 @@ std::shared_ptr<HttpTransfer> CurlHttpClient::Start(HttpRequest request,
                                                     std::shared_ptr<HttpStreamHandler> handler) {
   auto transfer = std::make_shared<CurlTransfer>(loop_, std::move(request), std::move(handler));
   std::string error;
+  HttpErrorKind setup_error = HttpErrorKind::kProtocol;
   auto fail = [&](HttpErrorKind kind, std::string message) {
     HttpResult r;
     r.error = kind;
@@ -584,7 +683,10 @@ std::shared_ptr<HttpTransfer> CurlHttpClient::Start(HttpRequest request,
     transfer->Cleanup();
     return transfer;
   };
-  if (!transfer->Setup(&error)) return fail(HttpErrorKind::kProtocol, error);
+  if (!transfer->Setup(&setup_error, &error)) {
+    if (setup_error == HttpErrorKind::kRefused) error += " refused by the egress policy";
+    return fail(setup_error, error);
+  }
   loop_->AddPending();
   if (!loop_->Post([loop = loop_.get(), transfer] { loop->Add(transfer); })) {
     loop_->RemovePending();

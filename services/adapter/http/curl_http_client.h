@@ -4,6 +4,7 @@
 #include <string>
 
 #include "http/http_client.h"
+#include "tg/common/egress.h"
 
 namespace tg::adapter::http {
 
@@ -21,13 +22,21 @@ struct CurlHttpClientOptions {
   long max_idle_connections = 256;
   std::string ca_file;  // "" uses the system trust store; TLS is always verified
   std::string user_agent = "tg-adapter";
+  // Where transfers may connect, checked on every address a connection is
+  // opened to (after DNS: a name resolving to a refused address is refused,
+  // so DNS rebinding gains nothing). Link-local and metadata addresses are
+  // refused whatever this says (HttpRequest::metadata_call aside); loopback
+  // and private ranges only when allow_private.
+  egress::Policy egress;
 };
 
 // HttpClient on libcurl's multi interface, driven by its own event loop
 // thread (epoll + curl_multi_socket_action): thousands of concurrent streams
 // cost one thread. Connections are kept alive and reused per host (and
 // multiplexed with HTTP/2). Proxies come from libcurl's standard environment
-// variables (https_proxy, http_proxy, no_proxy), nothing else.
+// variables (https_proxy, http_proxy, no_proxy), nothing else (with a proxy,
+// the egress check sees the proxy's address). Only http and https, never a
+// redirect; a URL with user info or a fragment is refused before any I/O.
 //
 // Thread-safety: Start and every HttpTransfer method may be called from any
 // thread; they are marshalled onto the loop thread.

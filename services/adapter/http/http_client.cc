@@ -84,6 +84,8 @@ std::string_view HttpErrorKindName(HttpErrorKind kind) {
       return "cancelled";
     case HttpErrorKind::kProtocol:
       return "protocol";
+    case HttpErrorKind::kRefused:
+      return "refused by the egress policy";
   }
   return "unknown";
 }

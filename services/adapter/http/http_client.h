@@ -42,6 +42,10 @@ struct HttpRequest {
   HeaderList headers;
   std::string body;
   std::optional<HttpTimeouts> timeouts;  // the client's defaults when unset
+  // The one deliberate exception to the egress policy: the Azure IMDS token
+  // request may connect to link-local and metadata addresses. Never set from
+  // configuration.
+  bool metadata_call = false;
 };
 
 struct HttpResponseHead {
@@ -59,6 +63,7 @@ enum class HttpErrorKind {
   kTimeout,    // one of HttpTimeouts ran out; see TimeoutPhase
   kCancelled,  // Cancel(), or the client shut down
   kProtocol,   // the connection broke or the peer spoke something that is not HTTP
+  kRefused,    // the egress policy refused the URL or the address it resolved to: nothing sent
 };
 std::string_view HttpErrorKindName(HttpErrorKind kind);
 

@@ -1,9 +1,11 @@
 #include "service/auth.h"
 
+#include <curl/curl.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 
 #include "aws/sigv4.h"
 #include "tg/common/bounded_json.h"
@@ -28,8 +30,15 @@ std::optional<std::string> EntraTokenSource::Get(std::string* error) {
   }
   http::HttpRequest req;
   req.method = "GET";
-  req.url = options_.endpoint + "?api-version=2018-02-01&resource=" + options_.resource;
+  if (!ImdsUrl(options_.endpoint, options_.resource, &req.url)) {
+    *error = "managed identity endpoint is not an http URL";
+    return std::nullopt;
+  }
   req.headers.emplace_back("Metadata", "true");
+  // The deliberate exception to the egress policy: IMDS lives at a
+  // link-local metadata address. This request, built here from the
+  // adapter's own flag, is the only one that sets it.
+  req.metadata_call = true;
   http::HttpTimeouts t;
   t.connect = std::chrono::milliseconds(2000);
   t.first_byte = std::chrono::milliseconds(5000);
@@ -61,24 +70,49 @@ std::optional<std::string> EntraTokenSource::Get(std::string* error) {
   return token_;
 }
 
-bool SplitUrl(const std::string& url, std::string* host, std::string* path, std::string* query) {
-  auto scheme = url.find("://");
-  if (scheme == std::string::npos) return false;
-  auto rest = url.substr(scheme + 3);
-  auto slash = rest.find('/');
-  *host = rest.substr(0, slash);
-  std::string p = slash == std::string::npos ? "/" : rest.substr(slash);
-  auto q = p.find('?');
-  *query = q == std::string::npos ? "" : p.substr(q + 1);
-  *path = p.substr(0, q);
-  // The default port is not part of the Host header a client sends.
-  if (url.rfind("https://", 0) == 0 && host->size() > 4 &&
-      host->compare(host->size() - 4, 4, ":443") == 0) {
-    host->resize(host->size() - 4);
-  } else if (url.rfind("http://", 0) == 0 && host->size() > 3 &&
-             host->compare(host->size() - 3, 3, ":80") == 0) {
-    host->resize(host->size() - 3);
+namespace {
+
+std::string UrlPart(CURLU* u, CURLUPart what) {
+  char* raw = nullptr;
+  if (curl_url_get(u, what, &raw, 0) != CURLUE_OK || raw == nullptr) return "";
+  std::string out(raw);
+  curl_free(raw);
+  return out;
+}
+
+}  // namespace
+
+bool ImdsUrl(const std::string& endpoint, const std::string& resource, std::string* url) {
+  std::unique_ptr<CURLU, void (*)(CURLU*)> u(curl_url(), curl_url_cleanup);
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, endpoint.c_str(), 0) != CURLUE_OK) return false;
+  std::string scheme = UrlPart(u.get(), CURLUPART_SCHEME);
+  if (scheme != "http" && scheme != "https") return false;
+  std::string resource_param = "resource=" + resource;
+  if (curl_url_set(u.get(), CURLUPART_QUERY, "api-version=2018-02-01", 0) != CURLUE_OK ||
+      curl_url_set(u.get(), CURLUPART_QUERY, resource_param.c_str(),
+                   CURLU_APPENDQUERY | CURLU_URLENCODE) != CURLUE_OK) {
+    return false;
   }
+  char* raw = nullptr;
+  if (curl_url_get(u.get(), CURLUPART_URL, &raw, 0) != CURLUE_OK || raw == nullptr) return false;
+  *url = raw;
+  curl_free(raw);
+  return true;
+}
+
+bool SplitUrl(const std::string& url, std::string* host, std::string* path, std::string* query) {
+  std::unique_ptr<CURLU, void (*)(CURLU*)> u(curl_url(), curl_url_cleanup);
+  if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return false;
+  *host = UrlPart(u.get(), CURLUPART_HOST);
+  // Only a port that is not the scheme's default: the Host header a client sends.
+  std::string scheme = UrlPart(u.get(), CURLUPART_SCHEME);
+  std::string port = UrlPart(u.get(), CURLUPART_PORT);
+  if (!port.empty() && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80")) {
+    *host += ":" + port;
+  }
+  *path = UrlPart(u.get(), CURLUPART_PATH);
+  if (path->empty()) *path = "/";
+  *query = UrlPart(u.get(), CURLUPART_QUERY);
   return !host->empty();
 }
 

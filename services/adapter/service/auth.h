@@ -47,7 +47,13 @@ bool ApplyAuth(const translate::HttpRequestSpec& spec, const tg::v1::Credentials
                const std::string& entra_token, http::HttpRequest* request, std::string* error,
                std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
-// "https://host:443/a/b?x=1" → host "host:443", path "/a/b", query "x=1".
+// The IMDS token URL: `endpoint` with api-version and the URL-encoded
+// resource as its query, built with libcurl's URL API. false when `endpoint`
+// is not an http(s) URL.
+bool ImdsUrl(const std::string& endpoint, const std::string& resource, std::string* url);
+
+// "https://host:8443/a/b?x=1" → host "host:8443", path "/a/b", query "x=1"
+// (parsed by libcurl; a default port is left out of host).
 bool SplitUrl(const std::string& url, std::string* host, std::string* path, std::string* query);
 
 }  // namespace tg::adapter

@@ -3,11 +3,13 @@
 #include <chrono>
 
 #include "service/adapter_metrics.h"
+#include "tg/common/egress.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/utf8.h"
+#include "translate/target_url.h"
 
 namespace tg::adapter {
 namespace {
@@ -145,21 +147,35 @@ void Invocation::Start() {
 
 void Invocation::StartPassthrough() {
   const auto& t = req_.target();
-  std::string protocol = t.protocol();
-  if (protocol.empty()) protocol = t.has_port() && t.port() == 80 ? "http" : "https";
-  std::string url = protocol + "://" + t.host();
-  if (t.has_port()) url += ":" + std::to_string(t.port());
+  // Scheme, host, port and path are set apart (CURLU): the client's path
+  // stays a path on the configured host, whatever it holds ('@', '..').
+  translate::UrlParts parts;
+  parts.scheme = t.protocol();
+  if (parts.scheme.empty()) parts.scheme = t.has_port() && t.port() == 80 ? "http" : "https";
+  std::string error;
+  auto hp = egress::ParseHost(t.host(), &error);
+  if (!hp) {
+    return FailBeforeBody(502, ProviderError::KIND_CONNECT, false, "configuration_error",
+                          "target host " + error);
+  }
+  parts.host = hp->host;
+  parts.port = hp->port != 0 ? hp->port : (t.has_port() ? t.port() : 0);
   std::string path = req_.path().empty() ? "/" : req_.path();
   if (!t.path().empty()) {
     // The target's path replaces the client's (its query stays).
     auto q = path.find('?');
     path = t.path() + (q == std::string::npos ? "" : path.substr(q));
   }
-  url += path;
+  parts.path = std::move(path);
+  auto url = translate::BuildUrl(parts);
+  if (!url.ok()) {
+    return FailBeforeBody(502, ProviderError::KIND_CONNECT, false, url.error().type,
+                          url.error().message);
+  }
 
   http::HttpRequest hr;
   hr.method = req_.method().empty() ? "POST" : req_.method();
-  hr.url = url;
+  hr.url = std::move(url.value());
   hr.body = req_.body();
   hr.timeouts = options_.timeouts;
   for (const auto& [k, v] : req_.client_headers()) {
@@ -169,7 +185,7 @@ void Invocation::StartPassthrough() {
   translate::HttpRequestSpec spec;
   spec.auth = credentials_.api_key().empty() ? translate::AuthScheme::kNone
                                              : translate::AuthScheme::kBearer;
-  std::string error;
+  error.clear();
   ApplyAuth(spec, credentials_, "", &hr, &error);
   Send(std::move(hr));
 }
@@ -207,8 +223,8 @@ void Invocation::StartProvider() {
   auto spec = provider_codec_->BuildRequest(chat.value(), target_info_);
   if (!spec.ok()) {
     const auto& e = spec.error();
-    return FailBeforeBody(e.http_status ? e.http_status : 400, ProviderError::KIND_HTTP, false,
-                          e.type, e.message);
+    return FailBeforeBody(e.http_status ? e.http_status : 400, ProviderError::KIND_HTTP,
+                          e.retryable, e.type, e.message);
   }
   spec_ = std::move(spec.value());
 
@@ -339,6 +355,9 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
 }
 
 void Invocation::OnHttpBody(std::string_view chunk) {
+  // Bytes before an HTTP head are not an answer (the HTTP client refuses
+  // them too): nothing of theirs may reach the client.
+  if (status_ == 0) return;
   if (passthrough_) {
     if (status_ < 400) body_started_ = true;
     Emit({ChunkEvent(std::string(chunk))}, false);
@@ -429,6 +448,12 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
     ProviderError::Kind kind = ProviderError::KIND_PROTOCOL;
     int status = 502;
     if (result.error == http::HttpErrorKind::kConnect) kind = ProviderError::KIND_CONNECT;
+    if (result.error == http::HttpErrorKind::kRefused) {
+      kind = ProviderError::KIND_CONNECT;
+      // The class of the refused address is for the operator, not the client.
+      log::Warn("provider call refused by the egress policy",
+                {{"target_id", req_.target().id()}, {"detail", result.message}});
+    }
     if (result.error == http::HttpErrorKind::kTimeout) {
       kind = ProviderError::KIND_TIMEOUT;
       status = 504;
@@ -481,6 +506,11 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
     return;
   }
 
+  if (status_ < 100) {
+    buffered_.clear();
+    return FailBeforeBody(502, ProviderError::KIND_PROTOCOL, true, "bad_response",
+                          "provider answered without an HTTP response head");
+  }
   auto parsed = provider_codec_->ParseResponse(status_, buffered_, Context());
   buffered_.clear();
   if (!parsed.ok()) {

@@ -39,7 +39,11 @@ int main(int argc, char** argv) {
   tg::ConfigWatcher config(tg::DialInternal(flags.String("config-addr", "127.0.0.1:50051")), watch);
   config.Start();
 
-  tg::adapter::http::CurlHttpClient client;
+  tg::adapter::http::CurlHttpClientOptions http;
+  // Loopback and private addresses (docs/OPERATIONS.md, "Egress policy"):
+  // off unless the operator turns it on; scripts/up and the tests do.
+  http.egress.allow_private = flags.Bool("egress-allow-private", false);
+  tg::adapter::http::CurlHttpClient client(http);
   tg::adapter::EntraTokenSource::Options entra_options;
   entra_options.endpoint = flags.String("azure-imds-endpoint", entra_options.endpoint);
   tg::adapter::EntraTokenSource entra(client, entra_options);
@@ -55,7 +59,10 @@ int main(int argc, char** argv) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});
     return 1;
   }
-  tg::log::Info("tg-adapter serving", {{"listen", opts.listen}, {"port", std::to_string(server->port())}});
+  tg::log::Info("tg-adapter serving",
+                {{"listen", opts.listen},
+                 {"port", std::to_string(server->port())},
+                 {"egress_allow_private", http.egress.allow_private ? "true" : "false"}});
   tg::WaitForTerminationSignal();
   server->Shutdown();  // streams in flight get the grace period, then are cancelled
   config.Stop();

@@ -253,8 +253,10 @@ Result<HttpRequestSpec> AnthropicCodec::BuildRequest(const ChatRequest& request,
   Result<std::string> body = MessagesBody(request, target);
   if (!body.ok()) return body.error();
   HttpRequestSpec spec;
-  spec.url = JoinUrl(ResolveBaseUrl(kDefaultBaseUrl, target),
-                     ResolvePath(kDefaultPath, target, PathEncode(target.model)));
+  auto url =
+      ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(target.model)));
+  if (!url.ok()) return url.error();
+  spec.url = std::move(url.value());
   spec.headers =
       WithTargetHeaders({{"content-type", "application/json"},
                          {"accept", target.stream ? "text/event-stream" : "application/json"},

@@ -33,8 +33,11 @@ Result<HttpRequestSpec> AzureCodec::BuildRequest(const ChatRequest& request,
       ResolvePath("/openai/deployments/" + encoded + "/chat/completions", target, encoded);
   bool v1_path = path.find("/openai/v1/") != std::string::npos;
   HttpRequestSpec spec;
-  spec.url = JoinUrl(ResolveBaseUrl(endpoint, target), path);
-  if (!v1_path) spec.url = AddQueryParam(spec.url, "api-version", version);
+  std::vector<std::pair<std::string, std::string>> query;
+  if (!v1_path) query.emplace_back("api-version", version);
+  auto url = ProviderUrl(endpoint, target, path, query);
+  if (!url.ok()) return url.error();
+  spec.url = std::move(url.value());
   spec.headers =
       WithTargetHeaders({{"content-type", "application/json"},
                          {"accept", target.stream ? "text/event-stream" : "application/json"}},

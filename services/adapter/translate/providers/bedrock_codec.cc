@@ -1,5 +1,6 @@
 #include "translate/providers/bedrock_codec.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "translate/finish_reason.h"
@@ -257,10 +258,18 @@ Result<HttpRequestSpec> BedrockCodec::BuildRequest(const ChatRequest& request,
   std::string model = target.model.empty() ? request.model : target.model;
   std::string encoded = PathEncode(model);
   HttpRequestSpec spec;
-  spec.url =
-      JoinUrl(ResolveBaseUrl("https://bedrock-runtime." + region + ".amazonaws.com", target),
-              ResolvePath("/model/" + encoded + (target.stream ? "/converse-stream" : "/converse"),
-                          target, encoded));
+  // The region becomes part of a host name: letters, digits and '-' only.
+  if (region.size() > 32 || !std::all_of(region.begin(), region.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+      })) {
+    return ConfigurationError("credentials.aws_region must be an AWS region name (us-east-1)");
+  }
+  auto url = ProviderUrl(
+      "https://bedrock-runtime." + region + ".amazonaws.com", target,
+      ResolvePath("/model/" + encoded + (target.stream ? "/converse-stream" : "/converse"), target,
+                  encoded));
+  if (!url.ok()) return url.error();
+  spec.url = std::move(url.value());
   spec.headers = WithTargetHeaders(
       {{"content-type", "application/json"},
        {"accept", target.stream ? "application/vnd.amazon.eventstream" : "application/json"}},

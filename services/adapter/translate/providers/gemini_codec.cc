@@ -304,9 +304,12 @@ Result<HttpRequestSpec> GeminiCodec::BuildRequest(const ChatRequest& request,
       ModelPath(model) + (target.stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
       target, encoded);
   HttpRequestSpec spec;
-  spec.url = JoinUrl(ResolveBaseUrl(kDefaultBaseUrl, target), path);
   // Without alt=sse Gemini streams one JSON array instead of SSE events.
-  if (target.stream) spec.url = AddQueryParam(spec.url, "alt", "sse");
+  std::vector<std::pair<std::string, std::string>> query;
+  if (target.stream) query.emplace_back("alt", "sse");
+  auto url = ProviderUrl(kDefaultBaseUrl, target, path, query);
+  if (!url.ok()) return url.error();
+  spec.url = std::move(url.value());
   spec.headers =
       WithTargetHeaders({{"content-type", "application/json"},
                          {"accept", target.stream ? "text/event-stream" : "application/json"}},

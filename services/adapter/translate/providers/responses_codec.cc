@@ -212,8 +212,9 @@ Result<HttpRequestSpec> ResponsesCodec::BuildRequest(const ChatRequest& request,
   if (target.stream) out.AddMember("stream", true, a);
 
   HttpRequestSpec spec;
-  spec.url = JoinUrl(ResolveBaseUrl(kDefaultBaseUrl, target),
-                     ResolvePath(kDefaultPath, target, PathEncode(model)));
+  auto url = ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
+  if (!url.ok()) return url.error();
+  spec.url = std::move(url.value());
   spec.headers =
       WithTargetHeaders({{"content-type", "application/json"},
                          {"accept", target.stream ? "text/event-stream" : "application/json"}},
