@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "admin_route.h"
+#include "edge_readiness.h"
 #include "tg/common/config_watcher.h"
 #include "http_server.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -50,6 +51,10 @@ class AdminApi : public HttpHandler {
 
   void Handle(HttpRequest request, HttpResponder respond) override;
 
+  // GET /healthz answers from `readiness` (must outlive this) when set;
+  // otherwise 200 while the watcher is connected, else 503.
+  void SetReadiness(const EdgeReadiness* readiness) { readiness_ = readiness; }
+
  private:
   void Serve(HttpRequest request, const std::optional<AdminRoute>& route, HttpResponder respond);
   template <typename Kind>
@@ -68,6 +73,7 @@ class AdminApi : public HttpHandler {
   std::unique_ptr<tg::v1::ConfigService::Stub> config_;
   std::unique_ptr<tg::v1::KeyAuthService::Stub> keyauth_;
   ConfigWatcher* const watcher_;
+  const EdgeReadiness* readiness_ = nullptr;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -12,6 +12,7 @@
 #include "aws/eventstream.h"
 #include "http/http_client.h"
 #include "service/auth.h"
+#include "tg/common/limits.h"
 #include "tg/common/trace.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.pb.h"
@@ -27,8 +28,10 @@ struct InvocationOptions {
   size_t pause_above_bytes = 256 * 1024;
   size_t resume_below_bytes = 64 * 1024;
   // A provider's error body (or a whole non-streamed answer) is read into
-  // memory up to this size.
-  size_t max_buffered_body = 16 * 1024 * 1024;
+  // memory up to this size; a larger one (by Content-Length, or as it
+  // arrives) ends the transfer with 502 "provider answer too large", not
+  // retried elsewhere. The translated answer is held to the same bound.
+  size_t max_buffered_body = limits::kMaxProviderAnswerBytes;
   http::HttpTimeouts timeouts;
 };
 
@@ -73,6 +76,10 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void StartProvider();
   void StartPassthrough();
   void Send(http::HttpRequest request);
+  // The answer is over max_buffered_body: cancels the transfer (OnHttpDone
+  // then answers "provider answer too large").
+  void RefuseTooLarge();
+  void FailTooLarge();
   // Queues events; `last` ends the stream after them.
   void Emit(std::vector<tg::v1::InvokeEvent> events, bool last);
   void PumpLocked(std::unique_lock<std::mutex>& lock);
@@ -114,6 +121,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::optional<tg::v1::InvokeEvent> stream_head_;
   bool body_started_ = false;
   std::string buffered_;           // error bodies and whole answers
+  // The answer passed max_buffered_body and its transfer is cancelled.
+  // Written on the HTTP loop thread under mu_.
+  bool too_large_ = false;
   std::optional<translate::AdapterError> stream_error_;
   std::optional<translate::Usage> usage_;
 
