@@ -1,8 +1,8 @@
 #pragma once
 
-#include <string>
-
 #include <grpcpp/grpcpp.h>
+
+#include <string>
 
 #include "tg/v1/adapter.pb.h"
 #include "tg/v1/balancer.pb.h"
@@ -21,10 +21,11 @@ namespace tg::edge {
 // only call, and bill, another provider for the same failure.
 struct AttemptVerdict {
   bool fail_over = false;
-  int http_status = 0;   // the answer when not failing over (or when no target is left)
-  std::string message;   // its message; never the adapter's own words (they may name hosts)
-  tg::v1::Outcome outcome = tg::v1::OUTCOME_CANCELLED;  // for the balancer; CANCELLED: not the target's fault
-  std::string reason;    // bounded label for metrics, span events and logs
+  int http_status = 0;  // the answer when not failing over (or when no target is left)
+  std::string message;  // its message; never the adapter's own words (they may name hosts)
+  // For the balancer; CANCELLED: neither the target's success nor its failure.
+  tg::v1::Outcome outcome = tg::v1::OUTCOME_CANCELLED;
+  std::string reason;  // bounded label for metrics, span events and logs
 };
 
 // The adapter ended the call with a gRPC status and no End event.

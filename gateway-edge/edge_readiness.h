@@ -1,12 +1,12 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
-
-#include <grpcpp/grpcpp.h>
 
 #include "http_server.h"
 #include "key_cache.h"
@@ -19,8 +19,8 @@ struct ReadinessState {
   bool shutting_down = false;
   ConfigWatcher::Health config;
   int64_t config_revision = 0;
-  bool keys_watching = true;         // tg-keyauth's revocation stream is up
-  bool balancer_reachable = true;    // its channel is not in TRANSIENT_FAILURE
+  bool keys_watching = true;       // tg-keyauth's revocation stream is up
+  bool balancer_reachable = true;  // its channel is not in TRANSIENT_FAILURE
   bool adapter_reachable = true;
   std::chrono::system_clock::time_point now;
 };

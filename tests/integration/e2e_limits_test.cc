@@ -76,9 +76,9 @@ class LimitsE2E : public ::testing::Test {
   // would call it twice), a service, a rule at /chat and a key.
   void Configure() {
     gateway_ = MustCreate("/api/v1/gateways", R"({"name": "acme"})");
-    std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
-                                R"({"name": "u", "targets": [)" + OpenAiTarget() + "," +
-                                    OpenAiTarget() + "]}");
+    std::string up =
+        MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
+                   R"({"name": "u", "targets": [)" + OpenAiTarget() + "," + OpenAiTarget() + "]}");
     std::string svc =
         MustCreate("/api/v1/gateways/" + gateway_ + "/services",
                    R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
@@ -142,12 +142,12 @@ TEST_F(LimitsE2E, ASnapshotOverFourMiBLoadsInEveryFollower) {
     MustCreate("/api/v1/gateways/" + gateway_ + "/services",
                R"({"name": "big-)" + std::to_string(i) +
                    R"(", "type": "endpoint", "host": "127.0.0.1", "port": 9, "protocol": "http",
-                   "description": ")" + description + "\"}");
+                   "description": ")" +
+                   description + "\"}");
   }
   // And many small entities, as a large deployment has.
   for (int i = 0; i < 200; ++i) {
-    MustCreate("/api/v1/gateways",
-               R"({"name": "filler-)" + std::to_string(i) + R"("})");
+    MustCreate("/api/v1/gateways", R"({"name": "filler-)" + std::to_string(i) + R"("})");
   }
   ASSERT_EQ(Chat().status, 200);
   // Each follower loads the whole configuration again on start: in parts.

@@ -1,9 +1,9 @@
 // AttemptVerdict: which failed Invoke attempts fail over to another target.
 // Local errors must never fail over (each failover calls, and bills, another
 // provider for the same request).
-#include "attempt_verdict.h"
-
 #include <gtest/gtest.h>
+
+#include "attempt_verdict.h"
 
 namespace tg::edge {
 namespace {
@@ -48,9 +48,9 @@ TEST(AttemptVerdict, SerializationFailuresAnswerOnceWithoutTheAdaptersWords) {
 }
 
 TEST(AttemptVerdict, RefusedCallsAreTheGatewaysOwnFault) {
-  for (auto code : {StatusCode::INVALID_ARGUMENT, StatusCode::UNIMPLEMENTED,
-                    StatusCode::PERMISSION_DENIED, StatusCode::UNAUTHENTICATED,
-                    StatusCode::FAILED_PRECONDITION, StatusCode::NOT_FOUND}) {
+  for (auto code :
+       {StatusCode::INVALID_ARGUMENT, StatusCode::UNIMPLEMENTED, StatusCode::PERMISSION_DENIED,
+        StatusCode::UNAUTHENTICATED, StatusCode::FAILED_PRECONDITION, StatusCode::NOT_FOUND}) {
     auto v = ClassifyInvokeStatus(Status(code, "no"), false);
     EXPECT_FALSE(v.fail_over) << v.message;
     EXPECT_EQ(v.http_status, 500) << v.message;
