@@ -46,6 +46,7 @@ std::string FailoverReason(const tg::v1::ProviderError& e) {
     case tg::v1::ProviderError::KIND_CONNECT: return "connect";
     case tg::v1::ProviderError::KIND_TIMEOUT: return "timeout";
     case tg::v1::ProviderError::KIND_PROTOCOL: return "protocol";
+    case tg::v1::ProviderError::KIND_TOO_LARGE: return "too_large";
     default: return e.http_status() > 0 ? std::to_string(e.http_status()) : "error";
   }
 }
@@ -83,6 +84,8 @@ tg::v1::Outcome OutcomeOf(const tg::v1::ProviderError& e) {
     case tg::v1::ProviderError::KIND_CONNECT: return tg::v1::OUTCOME_CONNECT_ERROR;
     case tg::v1::ProviderError::KIND_TIMEOUT: return tg::v1::OUTCOME_TIMEOUT;
     case tg::v1::ProviderError::KIND_CANCELLED: return tg::v1::OUTCOME_CANCELLED;
+    // The target answered; the answer was too large for the gateway.
+    case tg::v1::ProviderError::KIND_TOO_LARGE: return tg::v1::OUTCOME_CANCELLED;
     default: return tg::v1::OUTCOME_HTTP_STATUS;
   }
 }

@@ -88,7 +88,7 @@ TEST(AttemptVerdict, ProviderFailuresFailOverWhenTheAdapterSaysRetryable) {
   EXPECT_FALSE(MayFailOver(Error(K::KIND_HTTP, 400, false), false, false));
   EXPECT_FALSE(MayFailOver(Error(K::KIND_HTTP, 503, true), true, false)) << "bytes were sent";
   // The adapter's "provider answer too large" is not retryable.
-  EXPECT_FALSE(MayFailOver(Error(K::KIND_PROTOCOL, 502, false), false, false));
+  EXPECT_FALSE(MayFailOver(Error(K::KIND_TOO_LARGE, 502, false), false, false));
 }
 
 TEST(AttemptVerdict, APlainReverseProxyFailsOverOnlyWithoutAnAnswer) {

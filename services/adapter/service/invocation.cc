@@ -395,7 +395,7 @@ void Invocation::RefuseTooLarge() {
 void Invocation::FailTooLarge() {
   // Not retryable: another target would be asked (and billed) for the same
   // answer, which would be just as large.
-  FailBeforeBody(502, ProviderError::KIND_PROTOCOL, false, "api_error",
+  FailBeforeBody(502, ProviderError::KIND_TOO_LARGE, false, "api_error",
                  "provider answer too large (the gateway accepts at most " +
                      std::to_string(options_.max_buffered_body / limits::kMiB) + " MiB)");
 }
