@@ -370,6 +370,7 @@ void AdminApi::Serve(HttpRequest request, const std::optional<AdminRoute>& route
 
   switch (route->resource) {
     case AdminRoute::Resource::kHealth:
+      if (readiness_ != nullptr) return respond(readiness_->Answer());
       if (watcher_ != nullptr && watcher_->connected()) {
         return respond(JsonResponse(200, R"({"status":"ok"})"));
       }

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "admin_route.h"
+#include "edge_readiness.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/jwt.h"
 #include "http_server.h"
@@ -58,6 +59,10 @@ class AdminApi : public HttpHandler {
 
   void Handle(HttpRequest request, HttpResponder respond) override;
 
+  // GET /healthz answers from `readiness` (must outlive this) when set;
+  // otherwise 200 while the watcher is connected, else 503.
+  void SetReadiness(const EdgeReadiness* readiness) { readiness_ = readiness; }
+
  private:
   void Serve(HttpRequest request, const std::optional<AdminRoute>& route, HttpResponder respond);
   template <typename Kind>
@@ -77,6 +82,7 @@ class AdminApi : public HttpHandler {
   std::unique_ptr<tg::v1::KeyAuthService::Stub> keyauth_;
   ConfigWatcher* const watcher_;
   KeyCache* const keys_;
+  const EdgeReadiness* readiness_ = nullptr;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -15,6 +15,7 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/limits.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 
@@ -83,6 +84,13 @@ int main(int argc, char** argv) {
   proxy_http.body_limit = static_cast<uint64_t>(flags.Int("proxy-body-limit", 10 * 1024 * 1024));
   proxy_http.idle_timeout = std::chrono::milliseconds(flags.Int("proxy-idle-timeout-ms", 60000));
   proxy_http.access_log = false;  // the proxy writes its own, richer line
+  if (proxy_http.body_limit > tg::limits::kMaxProxyBodyBytes) {
+    // A larger body could not travel to tg-adapter in one message.
+    tg::log::Error("invalid proxy listener options",
+                   {{"error", "proxy-body-limit must be at most " +
+                                  std::to_string(tg::limits::kMaxProxyBodyBytes) + " bytes"}});
+    return 2;
+  }
   if (auto e = tg::edge::ValidateHttpServerOptions(proxy_http); !e.empty()) {
     tg::log::Error("invalid proxy listener options", {{"error", e}});
     return 2;
@@ -96,10 +104,15 @@ int main(int argc, char** argv) {
   watcher->Start();
   auto keys = std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr));
   keys->Start();
+  auto balancer_channel = Dial(balancer_addr);
+  auto adapter_channel = Dial(adapter_addr);
   auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(
-      proxy, watcher.get(), keys.get(), Dial(balancer_addr), Dial(adapter_addr));
+      proxy, watcher.get(), keys.get(), balancer_channel, adapter_channel);
+  auto readiness = std::make_unique<tg::edge::EdgeReadiness>(watcher.get(), keys.get(),
+                                                             balancer_channel, adapter_channel);
   auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr), Dial(keyauth_addr),
                                                   watcher.get(), keys.get());
+  api->SetReadiness(readiness.get());
   std::string error;
   auto server = tg::edge::HttpServer::Start(http, api.get(), &error);
   if (!server) {
@@ -118,6 +131,8 @@ int main(int argc, char** argv) {
                                     {"keyauth_addr", keyauth_addr}});
 
   tg::WaitForTerminationSignal();
+  // Not ready from now on (/healthz 503 while the proxy drains).
+  readiness->SetShuttingDown();
   // Drain HTTP first (in-flight answers and streams still need the API, the
   // keys and the watch), then the handlers' last calls, then the followers.
   proxy_server->Stop();
@@ -125,8 +140,9 @@ int main(int argc, char** argv) {
   proxy_handler.reset();
   api.reset();
   proxy_server.reset();
-  keys.reset();
   server.reset();
+  readiness.reset();
+  keys.reset();
   watcher.reset();
   tg::log::Info("tg-edge stopped");
   return 0;

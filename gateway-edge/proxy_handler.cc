@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "attempt_verdict.h"
 #include "proxy_metrics.h"
 #include "proxy_routing.h"
 #include "tg/common/bounded_json.h"
@@ -59,6 +60,7 @@ std::string FailoverReason(const tg::v1::ProviderError& e) {
     case tg::v1::ProviderError::KIND_CONNECT: return "connect";
     case tg::v1::ProviderError::KIND_TIMEOUT: return "timeout";
     case tg::v1::ProviderError::KIND_PROTOCOL: return "protocol";
+    case tg::v1::ProviderError::KIND_TOO_LARGE: return "too_large";
     default: return e.http_status() > 0 ? std::to_string(e.http_status()) : "error";
   }
 }
@@ -96,6 +98,8 @@ tg::v1::Outcome OutcomeOf(const tg::v1::ProviderError& e) {
     case tg::v1::ProviderError::KIND_CONNECT: return tg::v1::OUTCOME_CONNECT_ERROR;
     case tg::v1::ProviderError::KIND_TIMEOUT: return tg::v1::OUTCOME_TIMEOUT;
     case tg::v1::ProviderError::KIND_CANCELLED: return tg::v1::OUTCOME_CANCELLED;
+    // The target answered; the answer was too large for the gateway.
+    case tg::v1::ProviderError::KIND_TOO_LARGE: return tg::v1::OUTCOME_CANCELLED;
     default: return tg::v1::OUTCOME_HTTP_STATUS;
   }
 }
@@ -192,6 +196,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   tg::v1::Target target_;
   steady_clock::time_point attempt_started_;
   std::optional<tg::v1::ResponseHead> head_;
+  bool got_event_ = false;  // this attempt received an event (the adapter had the request)
   std::vector<std::string> held_;  // body held back while failover is possible
   size_t held_bytes_ = 0;
   std::optional<tg::v1::InvokeEvent::End> end_;
@@ -457,6 +462,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     if (cancelled_) return;
     target_ = target;
     head_.reset();
+    got_event_ = false;
     held_.clear();
     held_bytes_ = 0;
     end_.reset();
@@ -522,6 +528,7 @@ void ProxyHandler::Call::Commit() {
 void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
   // One event may carry several parts (adapter.proto): head, chunk, usage, end.
   std::lock_guard lock(mu_);
+  got_event_ = true;
   if (e.has_head()) head_ = e.head();
   if (e.has_chunk()) {
     if (committed_) {
@@ -616,10 +623,8 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     bool passthrough = target_.provider().empty();
     // A plain reverse proxy returns what the host said; only an absent answer
     // (connect error, timeout) moves on to another host.
-    bool may_retry = err.retryable() && !end_->body_started() && !cancelled_ &&
-                     attempts_ < h_->options_.max_attempts && !upstream_id_.empty() &&
-                     (!passthrough || err.kind() == tg::v1::ProviderError::KIND_CONNECT ||
-                      err.kind() == tg::v1::ProviderError::KIND_TIMEOUT);
+    bool may_retry = MayFailOver(err, end_->body_started(), passthrough) && !cancelled_ &&
+                     attempts_ < h_->options_.max_attempts && !upstream_id_.empty();
     if (may_retry) {
       if (!head_) {
         // What answers if no other target is left (as below when none is).
@@ -647,18 +652,19 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     return;
   }
 
-  // No End: the adapter itself failed (unreachable, deadline) or we cancelled.
-  bool deadline = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  // No End: the adapter itself failed (unreachable, deadline, a local error)
+  // or we cancelled. AttemptVerdict says whether another target may be tried.
   if (cancelled_) {
     if (committed_) body_->Abort();
     lock.unlock();
     ReportOutcome(tg::v1::OUTCOME_CANCELLED, 0);
     return;
   }
+  const AttemptVerdict verdict = ClassifyInvokeStatus(status, got_event_);
   if (committed_) {
     body_->Abort();  // a truncated body must look truncated
     lock.unlock();
-    ReportOutcome(deadline ? tg::v1::OUTCOME_TIMEOUT : tg::v1::OUTCOME_CANCELLED, 0);
+    ReportOutcome(verdict.outcome, 0);
     return;
   }
   // Whatever arrived of this attempt is incomplete: never an answer.
@@ -666,17 +672,23 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   held_.clear();
   held_bytes_ = 0;
   lock.unlock();
-  // Not the target's fault: report it as neither success nor failure.
-  ReportOutcome(deadline ? tg::v1::OUTCOME_TIMEOUT : tg::v1::OUTCOME_CANCELLED, 0);
-  if (!deadline && attempts_ < h_->options_.max_attempts && !upstream_id_.empty()) {
-    ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), "adapter"}).Inc();
-    span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", "adapter"}});
-    failed_status_ = 502;
-    failed_message_ = "adapter unavailable";
+  ReportOutcome(verdict.outcome, 0);
+  if (verdict.fail_over && attempts_ < h_->options_.max_attempts && !upstream_id_.empty()) {
+    ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), verdict.reason}).Inc();
+    span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", verdict.reason}});
+    failed_status_ = verdict.http_status;
+    failed_message_ = verdict.message;
     PickNext();
     return;
   }
-  Fail(deadline ? 504 : 502, deadline ? "upstream timed out" : "adapter unavailable");
+  if (!verdict.fail_over && verdict.reason != "timeout") {
+    log::Warn("invoke failed; not failing over",
+              {{"request_id", request_id_},
+               {"target", target_.id()},
+               {"code", std::to_string(static_cast<int>(status.error_code()))},
+               {"reason", verdict.reason}});
+  }
+  Fail(verdict.http_status, verdict.message);
 }
 
 void ProxyHandler::Call::Finished() {

@@ -1,6 +1,9 @@
 #include "config_service.h"
 
+#include <deque>
+
 #include "credentials.h"
+#include "snapshot_parts.h"
 #include "tg/common/log.h"
 
 namespace tg::config {
@@ -22,14 +25,18 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
                            public ConfigFeed::Listener {
  public:
   WatchReactor(ConfigFeed& feed, WorkerPool& workers, const crypto::SecretBox& box,
-               const tg::v1::WatchRequest& req, std::chrono::seconds heartbeat)
+               const tg::v1::WatchRequest& req, const ConfigServiceOptions& options)
       : feed_(feed),
         box_(box),
         clear_(req.include_credentials()),
         cursor_(req.from_revision()),
         need_snapshot_(req.from_revision() <= 0),
-        heartbeat_(heartbeat),
-        last_write_(std::chrono::steady_clock::now()) {
+        heartbeat_(options.heartbeat),
+        part_bytes_(options.watch_part_bytes),
+        // As if the last write were a heartbeat ago: a resumed stream with
+        // nothing to replay gets a heartbeat at once, so its caller knows at
+        // once that it is current again (not after the first quiet period).
+        last_write_(std::chrono::steady_clock::now() - options.heartbeat) {
     std::lock_guard lock(mu_);  // OnFeedAdvanced may come before sub_ is assigned
     sub_ = feed_.Subscribe(this, workers);
   }
@@ -89,6 +96,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
   bool Prepare() {
     if (!sub_ || !sub_->caught_up) return false;
     event_.Clear();
+    if (!parts_.empty()) {
+      // The rest of a snapshot sent in parts: nothing comes between them.
+      event_ = std::move(parts_.front());
+      parts_.pop_front();
+      return true;
+    }
     if (!need_snapshot_) {
       int64_t rev = 0;
       switch (feed_.NextAfter(cursor_, &rev, event_.mutable_change())) {
@@ -119,6 +132,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
     event_.set_revision(rev);
     cursor_ = rev;
     need_snapshot_ = false;
+    if (snap->ByteSizeLong() <= part_bytes_) return true;  // one message, as peers of any age read
+    // Too large for one message: parts, each small enough for any peer.
+    for (auto& part : SplitSnapshot(std::move(*snap), part_bytes_)) {
+      tg::v1::WatchEvent e;
+      e.set_revision(rev);
+      *e.mutable_snapshot_part() = std::move(part);
+      parts_.push_back(std::move(e));
+    }
+    event_ = std::move(parts_.front());
+    parts_.pop_front();
     return true;
   }
 
@@ -134,8 +157,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
   bool finished_ = false;
   bool gone_ = false;
   std::chrono::seconds heartbeat_;
+  const size_t part_bytes_;
   std::chrono::steady_clock::time_point last_write_;
   tg::v1::WatchEvent event_;
+  std::deque<tg::v1::WatchEvent> parts_;  // a snapshot's parts still to send
 };
 
 }  // namespace
@@ -233,7 +258,7 @@ R* ConfigServiceImpl::DeleteRule(C* c, const tg::v1::DeleteRuleRequest* q, tg::v
 }
 
 grpc::ServerWriteReactor<tg::v1::WatchEvent>* ConfigServiceImpl::Watch(C*, const tg::v1::WatchRequest* q) {
-  return new WatchReactor(feed_, workers_, store_.box(), *q, options_.heartbeat);
+  return new WatchReactor(feed_, workers_, store_.box(), *q, options_);
 }
 
 }  // namespace tg::config

@@ -4,6 +4,7 @@
 
 #include "config_feed.h"
 #include "config_store.h"
+#include "tg/common/limits.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/config.grpc.pb.h"
 
@@ -11,6 +12,9 @@ namespace tg::config {
 
 struct ConfigServiceOptions {
   std::chrono::seconds heartbeat{5};  // Watch sends one when nothing changed for this long
+  // A snapshot whose encoding is larger goes out as snapshot_part events of
+  // about this size (config.proto), so that any configuration fits.
+  size_t watch_part_bytes = limits::kWatchPartBytes;
 };
 
 // tg.v1.ConfigService on the callback API. Unary RPCs run their (blocking)

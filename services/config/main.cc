@@ -10,6 +10,7 @@
 #include "secrets_key.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/limits.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
   opts.listen = flags.String("config-listen", "127.0.0.1:50051");
   opts.health_names = {"tg.v1.ConfigService"};
   opts.trace_unary_rpcs = true;
+  // A write carries one entity: bounded, so that every change fits in one
+  // Watch message to every follower (tg/common/limits.h).
+  opts.max_receive_message_bytes =
+      tg::limits::kMaxConfigEntityBytes + tg::limits::kGrpcMessageOverheadBytes;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});

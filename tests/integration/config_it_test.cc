@@ -6,12 +6,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include <future>
+#include <set>
 #include <thread>
 
 #include "config_feed.h"
 #include "config_service.h"
 #include "config_store.h"
+#include "snapshot_parts.h"
 #include "test_db.h"
+#include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
 #include "tg/common/pg.h"
@@ -28,7 +31,8 @@ const std::string kSecretKey(32, 'K');
 
 // One tg-config replica: what main.cc wires, on port 0.
 struct Replica {
-  explicit Replica(const std::string& dsn)
+  explicit Replica(const std::string& dsn,
+                   ConfigServiceOptions options = {.heartbeat = std::chrono::seconds(1)})
       : pool({.dsn = dsn, .size = 2}),
         store(pool, crypto::SecretBox::FromKey(kSecretKey).value(),
               [] {
@@ -39,7 +43,7 @@ struct Replica {
   }),
         feed(store, dsn, {}),
         workers(2),
-        service(store, feed, workers, {.heartbeat = std::chrono::seconds(1)}) {
+        service(store, feed, workers, options) {
     auto conn = pg::ConnectWithRetry(dsn, std::chrono::seconds(5));
     pg::ApplyMigrations(*conn, "config", ConfigStore::Migrations());
     EXPECT_TRUE(feed.Start().ok());
@@ -363,6 +367,103 @@ TEST_F(ConfigIT, DeletingAGatewayRemovesItsChildrenFromTheFeed) {
   EXPECT_EQ(rev, dres.revision());
   EXPECT_EQ(snap.gateways_size(), 0);
   EXPECT_EQ(snap.upstreams_size(), 0);
+}
+
+// A snapshot larger than one Watch part comes as snapshot_part events (whole
+// entities, the last one marked), nothing between them; the changes follow;
+// ConfigWatcher gathers the parts and holds the whole configuration.
+TEST_F(ConfigIT, ALargeSnapshotComesInPartsAndAWatcherAssemblesThem) {
+  b_ = std::make_unique<Replica>(
+      db_->dsn(), ConfigServiceOptions{.heartbeat = std::chrono::seconds(1), .watch_part_bytes = 600});
+  std::vector<std::string> gateways;
+  for (int i = 0; i < 6; ++i) gateways.push_back(CreateGateway(*a_, "gw-" + std::to_string(i)));
+  for (const auto& gw : gateways) CreateUpstream(gw);
+  b_->feed.PollOnce();
+
+  // One message from a replica with the default part size.
+  grpc::ClientContext whole_ctx;
+  auto whole_reader = a_->stub->Watch(&whole_ctx, tg::v1::WatchRequest());
+  tg::v1::WatchEvent whole;
+  ASSERT_TRUE(whole_reader->Read(&whole));
+  ASSERT_TRUE(whole.has_snapshot());
+  whole_ctx.TryCancel();
+
+  grpc::ClientContext ctx;
+  auto reader = b_->stub->Watch(&ctx, tg::v1::WatchRequest());
+  tg::v1::ConfigSnapshot gathered;
+  tg::v1::WatchEvent ev;
+  int parts = 0;
+  int64_t rev = 0;
+  for (;;) {
+    ASSERT_TRUE(reader->Read(&ev));
+    ASSERT_TRUE(ev.has_snapshot_part()) << "nothing between the parts: " << ev.DebugString();
+    EXPECT_LE(ev.ByteSizeLong(), 600u + 1024u) << "about one part's size each";
+    if (parts == 0) rev = ev.revision();
+    EXPECT_EQ(ev.revision(), rev);
+    ++parts;
+    gathered.MergeFrom(ev.snapshot_part().entities());
+    if (ev.snapshot_part().last()) break;
+  }
+  EXPECT_GT(parts, 3);
+  EXPECT_EQ(rev, whole.revision());
+  // The parts concatenate to the snapshot (each replica may order it its own way).
+  auto entities = [](const tg::v1::ConfigSnapshot& s) {
+    std::multiset<std::string> out;
+    for (const auto& g : s.gateways()) out.insert("g" + g.SerializeAsString());
+    for (const auto& u : s.upstreams()) out.insert("u" + u.SerializeAsString());
+    for (const auto& v : s.services()) out.insert("s" + v.SerializeAsString());
+    for (const auto& r : s.rules()) out.insert("r" + r.SerializeAsString());
+    return out;
+  };
+  EXPECT_EQ(entities(gathered), entities(whole.snapshot()));
+  EXPECT_EQ(gathered.upstreams_size(), 6);
+  auto up = CreateUpstream(gateways[0]);
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_change()) << ev.DebugString();
+  EXPECT_EQ(ev.revision(), up.revision());
+  ctx.TryCancel();
+
+  // ConfigWatcher: the whole configuration, then resumes without a snapshot.
+  ConfigWatcher watcher(grpc::CreateChannel("127.0.0.1:" + std::to_string(b_->server->port()),
+                                            grpc::InsecureChannelCredentials()));
+  watcher.Start();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!watcher.connected() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(watcher.connected());
+  ASSERT_TRUE(watcher.health().loaded);
+  b_->feed.PollOnce();
+  auto snap = watcher.snapshot();
+  for (const auto& gw : gateways) EXPECT_NE(snap->FindGateway(gw), nullptr) << gw;
+  EXPECT_EQ(snap->upstreams().size(), 7u);
+  EXPECT_NE(snap->FindUpstream(up.upstream().id()), nullptr);
+  watcher.Stop();
+}
+
+TEST(SnapshotParts, SplitKeepsEveryEntityInOrderAndMarksTheLast) {
+  tg::v1::ConfigSnapshot snap;
+  for (int i = 0; i < 50; ++i) {
+    snap.add_gateways()->set_name("gateway-" + std::to_string(i));
+    snap.add_rules()->set_path("/rule-" + std::to_string(i));
+  }
+  snap.add_services()->set_description(std::string(5000, 'd'));  // larger than a part
+  const std::string original = snap.SerializeAsString();
+  auto parts = SplitSnapshot(tg::v1::ConfigSnapshot(snap), 300);
+  ASSERT_GT(parts.size(), 5u);
+  tg::v1::ConfigSnapshot joined;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    EXPECT_EQ(parts[i].last(), i + 1 == parts.size());
+    EXPECT_GT(parts[i].entities().ByteSizeLong(), 0u) << "no empty part";
+    if (parts[i].entities().services_size() == 0) {
+      EXPECT_LE(parts[i].entities().ByteSizeLong(), 300u);
+    }
+    joined.MergeFrom(parts[i].entities());
+  }
+  EXPECT_EQ(joined.SerializeAsString(), original);
+  auto empty = SplitSnapshot(tg::v1::ConfigSnapshot(), 300);
+  ASSERT_EQ(empty.size(), 1u);
+  EXPECT_TRUE(empty[0].last());
 }
 
 }  // namespace

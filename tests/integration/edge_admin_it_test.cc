@@ -462,6 +462,8 @@ class EdgeAdminIT : public ::testing::Test {
     a.jwt_secret = kSecret;
     a.revision_wait = revision_wait_;
     api_ = std::make_unique<AdminApi>(a, channel, channel, watcher_.get());
+    readiness_ = std::make_unique<EdgeReadiness>(watcher_.get(), nullptr, nullptr, nullptr);
+    api_->SetReadiness(readiness_.get());
 
     HttpServerOptions h;
     h.name = "admin";
@@ -501,6 +503,7 @@ class EdgeAdminIT : public ::testing::Test {
   FakeKeyAuth keyauth_;
   std::unique_ptr<GrpcServer> grpc_;
   std::unique_ptr<ConfigWatcher> watcher_;
+  std::unique_ptr<EdgeReadiness> readiness_;
   std::unique_ptr<AdminApi> api_;
   std::unique_ptr<HttpServer> http_;
 };
@@ -529,7 +532,24 @@ constexpr char kUpstreamBody[] = R"({
 TEST_F(EdgeAdminIT, HealthzIsOkOnceTheWatchIsConnected) {
   auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, R"({"status":"ok"})");
+  EXPECT_EQ(r.body, R"({"status":"ok","config_revision":)" +
+                        std::to_string(watcher_->revision()) + "}");
+}
+
+TEST_F(EdgeAdminIT, HealthzIs503BeforeTheFirstConfigurationAndWhileShuttingDown) {
+  // A watcher that never loads anything (nothing listens there).
+  ConfigWatcher never(grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()));
+  never.Start();
+  EdgeReadiness fresh(&never, nullptr, nullptr, nullptr);
+  api_->SetReadiness(&fresh);
+  auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body, HasSubstr("no configuration loaded yet"));
+  api_->SetReadiness(readiness_.get());
+  readiness_->SetShuttingDown();
+  r = testing::HttpCall(http_->port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body, HasSubstr("shutting down"));
 }
 
 TEST_F(EdgeAdminIT, NoTokenIs401) {
@@ -803,12 +823,16 @@ TEST_F(EdgeAdminIT, RulesGoToTheConfigService) {
   EXPECT_EQ(watcher_->snapshot()->RulesOf(gw).size(), 1u);
 }
 
-TEST_F(EdgeAdminIT, HealthzTurns503WhenTheConfigServiceGoesAway) {
+TEST_F(EdgeAdminIT, HealthzStaysUpDegradedWhenTheConfigServiceGoesAway) {
+  // The edge holds a configuration and can serve from it: taking it out of
+  // its Service would turn a tg-config outage into an outage of the proxy.
   config_.Shutdown();  // ends the Watch stream; the reconnect gets nothing
   grpc_->Shutdown();
   ASSERT_TRUE(WaitFor([&] { return !watcher_->connected(); }));
   auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
-  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr(R"("status":"degraded")"));
+  EXPECT_THAT(r.body, HasSubstr("config watch down since "));
   r = Admin("GET", "/api/v1/gateways");
   EXPECT_EQ(r.status, 503);
   EXPECT_THAT(r.body, ::testing::Not(HasSubstr("127.0.0.1")));

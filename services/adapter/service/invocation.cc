@@ -1,6 +1,7 @@
 #include "service/invocation.h"
 
 #include <chrono>
+#include <cstdlib>
 
 #include "service/adapter_metrics.h"
 #include "tg/common/egress.h"
@@ -295,7 +296,7 @@ void Invocation::Send(http::HttpRequest request) {
   {
     std::lock_guard lock(mu_);
     transfer_ = transfer;
-    cancel = cancelled_;
+    cancel = cancelled_ || too_large_;
   }
   if (cancel) transfer->Cancel();
 }
@@ -309,6 +310,17 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
       .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
                    .count());
   provider_span_.SetAttribute("http.response.status_code", static_cast<int64_t>(status_));
+  if (!passthrough_ && !(status_ >= 200 && status_ < 300 && client_stream_)) {
+    // A whole answer (or an error body) is buffered: one that announces more
+    // than the adapter holds is refused before its first byte.
+    const std::string length = head.Header("content-length");
+    char* end = nullptr;
+    const unsigned long long announced = std::strtoull(length.c_str(), &end, 10);
+    if (!length.empty() && end != nullptr && *end == '\0' &&
+        announced > options_.max_buffered_body) {
+      return RefuseTooLarge();
+    }
+  }
   if (passthrough_) {
     auto e = HeadEvent(status_, utf8::Sanitize(head.Header("content-type")), req_.target().host());
     for (const auto& [k, v] : head.headers) {
@@ -394,24 +406,35 @@ void Invocation::OnHttpBody(std::string_view chunk) {
     if (!out.empty()) Emit(std::move(out), false);
     return;
   }
+  if (too_large_) return;
   if (status_ >= 400 && buffered_.size() + chunk.size() > options_.max_error_body) {
     // An error body is for a message: its beginning says it.
     buffered_.append(chunk.substr(0, options_.max_error_body - buffered_.size()));
     StopReading();
     return;
   }
-  if (buffered_.size() + chunk.size() > options_.max_buffered_body) {
-    std::shared_ptr<http::HttpTransfer> t;
-    {
-      std::lock_guard lock(mu_);
-      t = transfer_;
-    }
-    if (t) t->Cancel();
-    buffered_.clear();
-    status_ = -1;  // OnHttpDone reports the oversized answer
-    return;
-  }
+  if (buffered_.size() + chunk.size() > options_.max_buffered_body) return RefuseTooLarge();
   buffered_.append(chunk);
+}
+
+void Invocation::RefuseTooLarge() {
+  buffered_.clear();
+  buffered_.shrink_to_fit();
+  std::shared_ptr<http::HttpTransfer> t;
+  {
+    std::lock_guard lock(mu_);
+    too_large_ = true;  // under mu_: Send cancels a transfer it had not stored yet
+    t = transfer_;
+  }
+  if (t) t->Cancel();  // nothing more is read; OnHttpDone answers
+}
+
+void Invocation::FailTooLarge() {
+  // Not retryable: another target would be asked (and billed) for the same
+  // answer, which would be just as large.
+  FailBeforeBody(502, ProviderError::KIND_TOO_LARGE, false, "api_error",
+                 "provider answer too large (the gateway accepts at most " +
+                     std::to_string(options_.max_buffered_body / limits::kMiB) + " MiB)");
 }
 
 void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
@@ -436,10 +459,7 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
   provider_span_.End();
   if (stream_ended_) return;
   if (cancelled || result.error == http::HttpErrorKind::kCancelled) {
-    if (status_ == -1) {
-      return FailBeforeBody(502, ProviderError::KIND_PROTOCOL, true, "bad_response",
-                            "provider answer larger than the adapter buffers");
-    }
+    if (too_large_) return FailTooLarge();
     Emit({EndEvent(false, ProviderError::KIND_CANCELLED, 499, false, "cancelled", body_started_)},
          true);
     return;
@@ -518,9 +538,11 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
     return FailBeforeBody(e.http_status ? e.http_status : 502, KindOf(e.kind), e.retryable,
                           e.type, e.message);
   }
+  std::string answer = client_codec_->EncodeResponse(parsed.value());
+  if (answer.size() > options_.max_buffered_body) return FailTooLarge();
   std::vector<tg::v1::InvokeEvent> out;
   out.push_back(HeadEvent(200, "application/json", std::string(provider_codec_->name())));
-  out.push_back(ChunkEvent(client_codec_->EncodeResponse(parsed.value())));
+  out.push_back(ChunkEvent(std::move(answer)));
   if (parsed.value().has_usage) out.push_back(UsageEvent(parsed.value().usage, target_info_.model));
   out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
   Emit(std::move(out), true);

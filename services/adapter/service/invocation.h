@@ -13,6 +13,7 @@
 #include "http/http_client.h"
 #include "service/auth.h"
 #include "tg/common/input_limits.h"
+#include "tg/common/limits.h"
 #include "tg/common/trace.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.pb.h"
@@ -27,10 +28,13 @@ struct InvocationOptions {
   // provider back instead of making the adapter buffer a whole answer.
   size_t pause_above_bytes = 256 * 1024;
   size_t resume_below_bytes = 64 * 1024;
-  // A whole non-streamed answer is read into memory up to this size (larger:
-  // 502); a provider's error body only up to max_error_body (the rest is
-  // not read, the message is cut at a character boundary).
-  size_t max_buffered_body = limits::kMaxBufferedAnswerBytes;
+  // A whole non-streamed answer is read into memory up to this size; a
+  // larger one (by Content-Length, or as it arrives) ends the transfer with
+  // 502 "provider answer too large", not retried elsewhere. The translated
+  // answer is held to the same bound. A provider's error body is read only up
+  // to max_error_body (the rest is not read, the message is cut at a
+  // character boundary).
+  size_t max_buffered_body = limits::kMaxProviderAnswerBytes;
   size_t max_error_body = limits::kMaxErrorBodyBytes;
   http::HttpTimeouts timeouts;
 };
@@ -76,6 +80,10 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void StartProvider();
   void StartPassthrough();
   void Send(http::HttpRequest request);
+  // The answer is over max_buffered_body: cancels the transfer (OnHttpDone
+  // then answers "provider answer too large").
+  void RefuseTooLarge();
+  void FailTooLarge();
   // Queues events; `last` ends the stream after them.
   void Emit(std::vector<tg::v1::InvokeEvent> events, bool last);
   void PumpLocked(std::unique_lock<std::mutex>& lock);
@@ -124,6 +132,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   std::string buffered_;           // error bodies and whole answers
   bool stopped_reading_ = false;   // StopReading: the answer is complete as it is
   bool stream_ended_ = false;      // EndStream ran: OnHttpDone has nothing to add
+  // The answer passed max_buffered_body and its transfer is cancelled.
+  // Written on the HTTP loop thread under mu_.
+  bool too_large_ = false;
   std::optional<translate::AdapterError> stream_error_;
   std::optional<translate::Usage> usage_;
 

@@ -50,6 +50,12 @@ class ConfigWatcher::Stream : public grpc::ClientReadReactor<tg::v1::WatchEvent>
 
   bool got_event = false;  // guarded by the watcher's mu_
 
+  // A snapshot arriving in parts (config.proto): gathered here, applied at
+  // its last part. Only the stream's reactions touch it, one at a time.
+  bool assembling = false;
+  int64_t assembling_revision = 0;
+  tg::v1::ConfigSnapshot assembled;
+
  private:
   // Counts the stream as alive until its last member is gone. Declared first,
   // so destroyed last, after the ClientContext: Stop() waits for it, so that
@@ -135,10 +141,53 @@ void ConfigWatcher::StartStream() {
   stream->Begin(stub_.get(), from, options_.include_credentials, stream);
 }
 
-void ConfigWatcher::OnEvent(Stream* stream, const tg::v1::WatchEvent& event) {
+namespace {
+
+template <typename T>
+void MoveAppend(google::protobuf::RepeatedPtrField<T>* from,
+                google::protobuf::RepeatedPtrField<T>* to) {
+  to->Reserve(to->size() + from->size());
+  for (auto& item : *from) *to->Add() = std::move(item);
+}
+
+}  // namespace
+
+void ConfigWatcher::OnEvent(Stream* stream, tg::v1::WatchEvent& event) {
+  if (event.has_snapshot_part()) {
+    auto* part = event.mutable_snapshot_part();
+    if (stream->assembling && stream->assembling_revision != event.revision()) {
+      log::Error("config watch: snapshot parts of two revisions; restarting the watch",
+                 {{"revision", std::to_string(event.revision())},
+                  {"expected", std::to_string(stream->assembling_revision)}});
+      stream->Cancel();
+      return;
+    }
+    stream->assembling = true;
+    stream->assembling_revision = event.revision();
+    auto* entities = part->mutable_entities();
+    MoveAppend(entities->mutable_gateways(), stream->assembled.mutable_gateways());
+    MoveAppend(entities->mutable_upstreams(), stream->assembled.mutable_upstreams());
+    MoveAppend(entities->mutable_services(), stream->assembled.mutable_services());
+    MoveAppend(entities->mutable_rules(), stream->assembled.mutable_rules());
+    if (!part->last()) {
+      std::lock_guard lock(mu_);
+      last_event_ = Clock::now();  // a long snapshot is not a silent stream
+      return;
+    }
+  } else if (stream->assembling) {
+    log::Error("config watch: an event inside a snapshot sent in parts; restarting the watch",
+               {{"revision", std::to_string(event.revision())}});
+    stream->Cancel();
+    return;
+  }
   auto current = snapshot_.load();
   std::shared_ptr<const ConfigSnapshot> next;
   switch (event.event_case()) {
+    case tg::v1::WatchEvent::kSnapshotPart:
+      next = ConfigSnapshot::FromProto(stream->assembled, event.revision());
+      stream->assembled.Clear();
+      stream->assembling = false;
+      break;
     case tg::v1::WatchEvent::kSnapshot:
       next = ConfigSnapshot::FromProto(event.snapshot(), event.revision());
       break;
@@ -184,6 +233,8 @@ void ConfigWatcher::OnEvent(Stream* stream, const tg::v1::WatchEvent& event) {
   }
   if (first) {
     connected_.store(true);
+    loaded_.store(true);
+    down_since_ms_.store(0);
     log::Info("config watch connected", {{"revision", std::to_string(revision)}});
   }
   for (auto& done : reached) done(true);
@@ -207,6 +258,11 @@ void ConfigWatcher::OnStreamDone(Stream* stream, const grpc::Status& status) {
     cv_.notify_all();
   }
   connected_.store(false);
+  if (loaded_.load() && down_since_ms_.load() == 0) {
+    down_since_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count());
+  }
   if (stopping) return;
   // While tg-config stays unreachable, one warning per ten attempts is enough.
   auto level = failures <= 1 || failures % 10 == 0 ? log::Level::kWarn : log::Level::kDebug;
@@ -215,6 +271,16 @@ void ConfigWatcher::OnStreamDone(Stream* stream, const grpc::Status& status) {
               {"error", status.error_message()},
               {"attempts_failed", std::to_string(failures)},
               {"retry_in_ms", std::to_string(delay.count())}});
+}
+
+ConfigWatcher::Health ConfigWatcher::health() const {
+  Health h;
+  h.loaded = loaded_.load();
+  h.connected = connected_.load();
+  if (const int64_t ms = down_since_ms_.load(); ms != 0 && !h.connected) {
+    h.down_since = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+  }
+  return h;
 }
 
 // Called with mu_ held.

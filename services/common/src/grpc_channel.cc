@@ -1,11 +1,17 @@
 #include "tg/common/grpc_channel.h"
 
+#include "tg/common/limits.h"
+
 namespace tg {
 
 grpc::ChannelArguments InternalChannelArguments() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // The peer's largest message (a whole answer, a client body) must fit:
+  // gRPC's default receive limit is 4 MiB.
+  args.SetMaxReceiveMessageSize(static_cast<int>(limits::kMaxGrpcMessageBytes));
+  args.SetMaxSendMessageSize(static_cast<int>(limits::kMaxGrpcMessageBytes));
   return args;
 }
 

@@ -71,8 +71,8 @@ std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
   s->options_ = options;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_send_message_bytes));
   // Connections are recycled now and then (calls in flight, long watches
   // included, finish on the old one), so that clients re-resolve and find
   // replicas added since they connected.

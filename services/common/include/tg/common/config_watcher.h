@@ -54,8 +54,20 @@ class ConfigWatcher {
   std::shared_ptr<const ConfigSnapshot> snapshot() const { return snapshot_.load(); }
   int64_t revision() const { return snapshot()->revision(); }
 
-  // The stream is up and has delivered its first event (the state is loaded).
+  // The stream is up and has delivered its first complete event (the state
+  // is loaded and current).
   bool connected() const { return connected_.load(); }
+
+  // For readiness: whether a configuration from tg-config is held at all,
+  // and since when the stream has been down.
+  struct Health {
+    bool loaded = false;     // a configuration was loaded (it may be getting old)
+    bool connected = false;  // as connected()
+    // When the stream went down, while it is (system clock); unset while
+    // connected and before the first connection.
+    std::optional<std::chrono::system_clock::time_point> down_since;
+  };
+  Health health() const;
 
   // Calls done(true) once the snapshot has reached `revision`, or done(false)
   // at `deadline` (or on Stop, or when not started). May call done before
@@ -73,7 +85,7 @@ class ConfigWatcher {
   };
 
   void StartStream();
-  void OnEvent(Stream* stream, const tg::v1::WatchEvent& event);
+  void OnEvent(Stream* stream, tg::v1::WatchEvent& event);
   void OnStreamDone(Stream* stream, const grpc::Status& status);
   void TimerLoop();
   std::chrono::milliseconds NextBackoff();
@@ -84,6 +96,8 @@ class ConfigWatcher {
 
   std::atomic<std::shared_ptr<const ConfigSnapshot>> snapshot_;
   std::atomic<bool> connected_{false};
+  std::atomic<bool> loaded_{false};
+  std::atomic<int64_t> down_since_ms_{0};  // Unix ms; 0: not down (or never up)
 
   std::mutex mu_;
   std::condition_variable cv_;

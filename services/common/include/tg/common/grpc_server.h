@@ -7,12 +7,17 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "tg/common/limits.h"
+
 namespace tg {
 
 struct GrpcServerOptions {
   std::string listen = "127.0.0.1:0";             // host:port; port 0 picks a free one
   std::vector<std::string> health_names;          // full service names reported by grpc.health.v1
-  int max_message_bytes = 32 * 1024 * 1024;       // largest request or response message
+  // Largest message received (a request) and sent (an answer or stream
+  // event); tg/common/limits.h explains the figures.
+  size_t max_receive_message_bytes = limits::kMaxGrpcMessageBytes;
+  size_t max_send_message_bytes = limits::kMaxGrpcMessageBytes;
   std::chrono::seconds shutdown_grace{10};        // in-flight RPCs get this long on Shutdown
   // A server span for every unary RPC of the registered services, named
   // "<package>.<Service>/<Method>" and parented by the caller's traceparent

@@ -7,14 +7,17 @@
 
 #include <cstddef>
 
+#include "tg/common/limits.h"
+
 namespace tg::limits {
 
 // JSON: nesting of arrays and objects. Deeper documents are refused before
 // any recursive code (translators, writers, protobuf) sees them.
 inline constexpr size_t kMaxJsonDepth = 128;
-// JSON: the largest text any parser accepts (the proxy body limit is 10 MiB
-// by default, the adapter buffers a whole answer up to 16 MiB).
-inline constexpr size_t kMaxJsonBytes = 16 * 1024 * 1024;
+// JSON: the largest text any parser accepts: the largest proxy body or
+// provider answer (limits.h).
+inline constexpr size_t kMaxJsonBytes =
+    kMaxProviderAnswerBytes > kMaxProxyBodyBytes ? kMaxProviderAnswerBytes : kMaxProxyBodyBytes;
 
 // One Server-Sent Event (its lines together) from a provider. A provider's
 // event is a few KiB; a stream whose event never ends is a protocol error.
@@ -27,10 +30,10 @@ inline constexpr size_t kMaxEventStreamHeaderBytes = 128 * 1024;
 // A provider's error body read to report it to the client: the first 64 KiB,
 // the rest is not read.
 inline constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
-// A whole (non-streamed) provider answer the adapter reads before translating.
-inline constexpr size_t kMaxBufferedAnswerBytes = 16 * 1024 * 1024;
 // What the edge holds of an attempt's answer while another target may still
-// serve the request; beyond it the answer is committed and streams on.
-inline constexpr size_t kMaxHeldAnswerBytes = 20 * 1024 * 1024;
+// serve the request; beyond it the answer is committed and streams on. A
+// whole answer (at most kMaxProviderAnswerBytes, translated to the same
+// bound) is always held whole, so it gets a Content-Length.
+inline constexpr size_t kMaxHeldAnswerBytes = kMaxProviderAnswerBytes;
 
 }  // namespace tg::limits
