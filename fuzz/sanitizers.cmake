@@ -9,5 +9,6 @@ if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
 endif()
 set(CMAKE_CXX_FLAGS_RELWITHDEBINFO "-O1 -g" CACHE STRING "" FORCE)
 add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
+                    -fsanitize-ignorelist=${CMAKE_CURRENT_LIST_DIR}/ubsan_ignorelist.txt
                     -fsanitize=fuzzer-no-link -fno-omit-frame-pointer)
 add_link_options(-fsanitize=address,undefined)

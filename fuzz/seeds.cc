@@ -5,6 +5,7 @@
 // admin bodies (tests/seeds/seed_bodies.h), and the few hand-written inputs
 // below. scripts/fuzz runs it before fuzzing; nothing it writes is committed.
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
