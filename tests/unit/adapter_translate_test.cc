@@ -999,5 +999,20 @@ TEST(HostileInputTest, EveryTruncationOfAStreamEndsInEndOrError) {
   }
 }
 
+// Found by fuzz/client_request and fuzz/provider_response: an integral double
+// outside int64's range ("max_output_tokens": 5e123, a provider's
+// "input_tokens": 7.7e103) was cast to int64_t, which is undefined (x86
+// gives INT64_MIN). It is now as unusable as a fraction: the fallback.
+TEST(JsonTest, GetIntRefusesIntegralDoublesOutsideInt64) {
+  json::Document d;
+  std::string error;
+  ASSERT_TRUE(json::Parse(R"({"a": 5e123, "b": -1e19, "c": 9.2233720368547758e18, "d": 4096.0})",
+                          &d, &error));
+  EXPECT_EQ(json::GetInt(d, "a", -7), -7);
+  EXPECT_EQ(json::GetInt(d, "b", -7), -7);
+  EXPECT_EQ(json::GetInt(d, "c", -7), -7);  // 2^63: one past INT64_MAX
+  EXPECT_EQ(json::GetInt(d, "d", -7), 4096);
+}
+
 }  // namespace
 }  // namespace tg::adapter::translate

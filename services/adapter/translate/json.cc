@@ -52,7 +52,12 @@ int64_t GetInt(const Value& obj, std::string_view key, int64_t fallback) {
   if (v->IsUint64()) return static_cast<int64_t>(v->GetUint64());
   if (v->IsDouble()) {
     double d = v->GetDouble();
-    if (std::isfinite(d) && d == std::floor(d)) return static_cast<int64_t>(d);
+    // Outside int64's range the cast would be undefined (a client's
+    // "max_tokens": 1e300): such a value is as unusable as a fraction.
+    constexpr double kTwoTo63 = 9223372036854775808.0;
+    if (std::isfinite(d) && d == std::floor(d) && d >= -kTwoTo63 && d < kTwoTo63) {
+      return static_cast<int64_t>(d);
+    }
   }
   return fallback;
 }

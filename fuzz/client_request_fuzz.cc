@@ -1,0 +1,46 @@
+// A client's request body through the whole request path of tg-adapter: the
+// client codec's DecodeRequest (OpenAI Chat, Anthropic Messages, OpenAI
+// Responses), then every provider codec's BuildRequest of the canonical
+// request (openai, responses, anthropic, gemini, azure, bedrock), or the
+// client's error body when decoding fails.
+//
+// Input: client:u8 | variant:u8 | body. variant bit 0 asks providers for a
+// stream, bit 1 overrides the base URL, bit 2 the path, bit 3 clears the
+// target's model, bit 4 uses Azure's managed identity, bit 5 adds target
+// headers.
+
+#include <string>
+
+#include "codec_targets.h"
+#include "fuzz_input.h"
+
+namespace translate = tg::adapter::translate;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  tg::fuzz::FuzzInput in(data, size);
+  const auto& client = translate::ClientCodecFor(tg::fuzz::kClientFormats[in.Byte() % 3]);
+  uint8_t variant = in.Byte();
+  std::string_view body = in.Rest();
+
+  translate::Result<translate::ChatRequest> request = client.DecodeRequest(body);
+  if (!request.ok()) {
+    (void)client.EncodeError(request.error());
+    return 0;
+  }
+  for (int p = 0; p < tg::fuzz::kProviderCount; ++p) {
+    translate::TargetInfo target = tg::fuzz::ProviderTarget(p);
+    target.stream = variant & 1;
+    if (variant & 2) target.host = "http://127.0.0.1:8080/prefix";
+    if (variant & 4) target.path = "/custom/{model}/path";
+    if (variant & 8) target.model.clear();
+    if (variant & 16) {
+      target.azure_use_managed_identity = true;
+      target.azure_version = "2023-05-15";
+    }
+    if (variant & 32) target.headers = {{"x-extra", "1"}, {"anthropic-version", "2023-06-01"}};
+    translate::Result<translate::HttpRequestSpec> spec =
+        tg::fuzz::ProviderCodecAt(p).BuildRequest(request.value(), target);
+    if (!spec.ok()) (void)client.EncodeError(spec.error());
+  }
+  return 0;
+}
