@@ -311,12 +311,13 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
                    .count());
   provider_span_.SetAttribute("http.response.status_code", static_cast<int64_t>(status_));
   if (!passthrough_ && !(status_ >= 200 && status_ < 300 && client_stream_)) {
-    // A whole answer (or an error body) is buffered: one that announces more
-    // than the adapter holds is refused before its first byte.
+    // A whole answer is buffered: one that announces more than the adapter
+    // holds is refused before its first byte. (An error body is read only up
+    // to max_error_body, whatever it announces: OnHttpChunk.)
     const std::string length = head.Header("content-length");
     char* end = nullptr;
     const unsigned long long announced = std::strtoull(length.c_str(), &end, 10);
-    if (!length.empty() && end != nullptr && *end == '\0' &&
+    if (status_ < 400 && !length.empty() && end != nullptr && *end == '\0' &&
         announced > options_.max_buffered_body) {
       return RefuseTooLarge();
     }
