@@ -236,8 +236,10 @@ class SessionStream final : public HttpBodyStream {
   };
   enum class Next { kNone, kPiece, kFinish, kAbort };
 
-  SessionStream(std::weak_ptr<Session> session, net::any_io_executor executor)
-      : session_(std::move(session)), executor_(std::move(executor)) {}
+  // Holds the session weakly and no executor of its own: a body stream the
+  // handler keeps past the server's end must not keep the session's strand
+  // alive, whose destructor would then touch the destroyed io_context.
+  explicit SessionStream(std::weak_ptr<Session> session) : session_(std::move(session)) {}
 
   void Write(std::string data, std::function<void(bool ok)> sent) override {
     {
@@ -306,7 +308,6 @@ class SessionStream final : public HttpBodyStream {
   void Kick();
 
   const std::weak_ptr<Session> session_;
-  const net::any_io_executor executor_;
   mutable std::mutex mu_;
   std::deque<Piece> queue_;
   size_t pending_ = 0;
@@ -600,7 +601,9 @@ class Session : public std::enable_shared_from_this<Session> {
     self_ = shared_from_this();
     uint64_t seq = ++seq_;
     std::weak_ptr<Session> weak = self_;
-    auto executor = stream_.get_executor();
+    // Neither callback captures the session's executor: a responder copy may
+    // outlive the server (and its io_context), and a strand executor it held
+    // would be destroyed after the strand service it points into.
     HttpResponder respond(
         [weak, seq](HttpResponse response) {
           auto s = weak.lock();
@@ -609,14 +612,14 @@ class Session : public std::enable_shared_from_this<Session> {
             s->Deliver(std::move(response), seq);
           });
         },
-        [weak, seq, executor](HttpResponse head) -> std::shared_ptr<HttpBodyStream> {
-          auto body = std::make_shared<SessionStream>(weak, executor);
+        [weak, seq](HttpResponse head) -> std::shared_ptr<HttpBodyStream> {
+          auto body = std::make_shared<SessionStream>(weak);
           auto s = weak.lock();
           if (!s) {
             body->Kill();
             return body;
           }
-          net::post(executor, [s, seq, head = std::move(head), body]() mutable {
+          net::post(s->executor(), [s, seq, head = std::move(head), body]() mutable {
             s->DeliverStream(std::move(head), seq, body);
           });
           return body;
@@ -741,7 +744,7 @@ void SessionStream::Kick() {
     Kill();
     return;
   }
-  net::post(executor_, [s] { s->PumpStream(); });
+  net::post(s->executor(), [s] { s->PumpStream(); });
 }
 
 // ---------------------------------------------------------------- server
