@@ -12,6 +12,7 @@
 #include "config_service.h"
 #include "config_store.h"
 #include "test_db.h"
+#include "test_tls.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
 #include "tg/common/pg.h"
@@ -44,11 +45,12 @@ struct Replica {
     pg::ApplyMigrations(*conn, "config", ConfigStore::Migrations());
     EXPECT_TRUE(feed.Start().ok());
     std::string error;
-    server = GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}}, {&service}, &error);
+    server = GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kConfigIdentity)},
+        {&service}, &error);
     EXPECT_NE(server, nullptr) << error;
     stub = tg::v1::ConfigService::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                            grpc::InsecureChannelCredentials()));
+        tg::testing::TestChannel(server->port(), kConfigIdentity));
   }
   ~Replica() {
     feed.Close();

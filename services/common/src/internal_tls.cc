@@ -59,6 +59,14 @@ std::optional<InternalTls> LoadInternalTls(const InternalTlsFiles& files,
   return tls;
 }
 
+std::optional<InternalTls> LoadInternalTlsDir(const std::string& dir, std::string_view identity,
+                                              std::string* error) {
+  const std::string id(identity);
+  return LoadInternalTls(
+      {.ca = certs::CaCertFile(dir), .cert = certs::CertFile(dir, id), .key = certs::KeyFile(dir, id)},
+      identity, error);
+}
+
 std::optional<InternalTls> InternalTlsFromFlags(const Flags& flags, std::string_view identity,
                                                 std::string* error) {
   const std::string dir = flags.String("grpc-tls-dir");

@@ -59,6 +59,11 @@ std::optional<InternalTls> LoadInternalTls(const InternalTlsFiles& files,
                                            std::string_view expected_identity,
                                            std::string* error);
 
+// The files of `identity` in a tg-certs directory (ca.pem, <identity>.pem,
+// <identity>-key.pem), checked as above.
+std::optional<InternalTls> LoadInternalTlsDir(const std::string& dir, std::string_view identity,
+                                              std::string* error);
+
 // The flags every executable that speaks internal gRPC shares:
 //   --grpc-tls-dir    a tg-certs directory: ca.pem, <identity>.pem, <identity>-key.pem
 //   --grpc-tls-ca, --grpc-tls-cert, --grpc-tls-key   explicit files (each wins over the dir)
