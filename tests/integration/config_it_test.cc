@@ -220,7 +220,9 @@ TEST_F(ConfigIT, CredentialsAreEncryptedAtRestMaskedInAnswersAndKeptOnMaskedUpda
   grpc::ClientContext ctx;
   tg::v1::WatchRequest wreq;
   wreq.set_include_credentials(true);
-  auto reader = a_->stub->Watch(&ctx, wreq);
+  auto adapter = tg::v1::ConfigService::NewStub(
+      testing::TestChannel(a_->server->port(), kConfigIdentity, kAdapterIdentity));
+  auto reader = adapter->Watch(&ctx, wreq);
   tg::v1::WatchEvent ev;
   ASSERT_TRUE(reader->Read(&ev));
   ASSERT_TRUE(ev.has_snapshot());
