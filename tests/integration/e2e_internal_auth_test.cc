@@ -3,8 +3,8 @@
 // caller the identity matrix names or refuses (docs/OPERATIONS.md, "Internal
 // identities"). Before internal TLS, a plaintext client without any
 // credential read every provider secret through Watch and minted keys.
-#include <gtest/gtest.h>
 #include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include <cstdlib>
@@ -92,8 +92,8 @@ std::pair<grpc::Status, std::string> ListServicesByReflection(
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
   Deadline(&ctx);
-  auto call = stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                               &cq);
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag = nullptr;
   bool ok = false;
   auto step = [&](int expected) {
@@ -182,7 +182,8 @@ TEST_F(InternalAuthE2E, WatchWithCredentialsIsForTheAdapterOnly) {
     SCOPED_TRACE(std::string(caller));
     auto r = FirstWatchEvent(As(kConfigIdentity, caller), /*credentials=*/true);
     EXPECT_FALSE(r.got_event);
-    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << r.status.error_message();
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << r.status.error_message();
   }
   auto adapter = FirstWatchEvent(As(kConfigIdentity, kAdapterIdentity), true);
   ASSERT_TRUE(adapter.got_event) << adapter.status.error_message();
@@ -363,7 +364,8 @@ TEST_F(InternalAuthE2E, AServerMustPresentTheIdentityTheClientExpects) {
 
 TEST_F(InternalAuthE2E, MetricsHealthzFollowsTheGrpcServer) {
   for (const char* name : {"tg-config", "tg-keyauth", "tg-adapter"}) {
-    auto r = Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port(name)) + "/healthz");
+    auto r =
+        Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port(name)) + "/healthz");
     EXPECT_EQ(r.status, 200) << name << ": " << r.body;
   }
 }

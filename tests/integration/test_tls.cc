@@ -33,9 +33,9 @@ std::string MakeDir() {
   if (mkdtemp(tmpl.data()) == nullptr) Die("cannot create a temporary directory");
   certs::CertDirOptions options;
   options.dir = tmpl;
-  options.identities = {std::string(kEdgeIdentity),     std::string(kConfigIdentity),
-                        std::string(kKeyauthIdentity),  std::string(kBalancerIdentity),
-                        std::string(kAdapterIdentity),  std::string(kOperatorIdentity)};
+  options.identities = {std::string(kEdgeIdentity),    std::string(kConfigIdentity),
+                        std::string(kKeyauthIdentity), std::string(kBalancerIdentity),
+                        std::string(kAdapterIdentity), std::string(kOperatorIdentity)};
   options.days = 2;
   std::string error;
   if (!certs::EnsureCertDir(options, nullptr, &error)) Die(error);

@@ -117,16 +117,14 @@ TEST_F(CertDirTest, LoadingChecksIdentityKeyAndCa) {
   ASSERT_TRUE(Ensure());
   std::string error;
   // Another identity's certificate.
-  EXPECT_FALSE(LoadInternalTls({.ca = dir_ + "/ca.pem",
-                                .cert = dir_ + "/tg-edge.pem",
-                                .key = dir_ + "/tg-edge-key.pem"},
-                               kConfigIdentity, &error));
+  EXPECT_FALSE(LoadInternalTls(
+      {.ca = dir_ + "/ca.pem", .cert = dir_ + "/tg-edge.pem", .key = dir_ + "/tg-edge-key.pem"},
+      kConfigIdentity, &error));
   EXPECT_NE(error.find("certificate of tg-edge, not of tg-config"), std::string::npos) << error;
   // A key that is not the certificate's.
-  EXPECT_FALSE(LoadInternalTls({.ca = dir_ + "/ca.pem",
-                                .cert = dir_ + "/tg-edge.pem",
-                                .key = dir_ + "/tg-config-key.pem"},
-                               kEdgeIdentity, &error));
+  EXPECT_FALSE(LoadInternalTls(
+      {.ca = dir_ + "/ca.pem", .cert = dir_ + "/tg-edge.pem", .key = dir_ + "/tg-config-key.pem"},
+      kEdgeIdentity, &error));
   EXPECT_NE(error.find("does not belong"), std::string::npos) << error;
   // A certificate of another CA.
   auto other = certs::CertAuthority::Create("other", 1, &error);
@@ -160,7 +158,8 @@ TEST(InternalTlsFlags, NothingConfiguredIsAClearErrorInsecureMustBeExplicit) {
   EXPECT_NE(error.find("--grpc-tls-dir"), std::string::npos) << error;
   EXPECT_NE(error.find("--grpc-insecure=true"), std::string::npos) << error;
 
-  auto insecure = InternalTlsFromFlags(MakeFlags({"--grpc-insecure=true"}), kConfigIdentity, &error);
+  auto insecure =
+      InternalTlsFromFlags(MakeFlags({"--grpc-insecure=true"}), kConfigIdentity, &error);
   ASSERT_TRUE(insecure);
   EXPECT_TRUE(insecure->insecure);
   EXPECT_FALSE(insecure->empty());

@@ -78,7 +78,8 @@ std::string CertPem(X509* cert) {
 
 std::string KeyPem(EVP_PKEY* key) {
   Bio bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return "";
   }
   return BioString(bio.get());
@@ -98,20 +99,21 @@ Cert MakeCert(std::string_view cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer
   Cert cert(X509_new());
   std::unique_ptr<BIGNUM, Free> serial(BN_new());
   const std::string name(cn);
-  bool ok = cert && serial && X509_set_version(cert.get(), 2) == 1 &&
-            BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) == 1 &&
-            BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) != nullptr &&
-            X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) != nullptr &&
-            X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400) !=
-                nullptr &&
-            X509_set_pubkey(cert.get(), key) == 1 &&
-            X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
-                                       reinterpret_cast<const unsigned char*>(name.c_str()), -1,
-                                       -1, 0) == 1;
+  bool ok =
+      cert && serial && X509_set_version(cert.get(), 2) == 1 &&
+      BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) == 1 &&
+      BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) != nullptr &&
+      X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) != nullptr &&
+      X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400) != nullptr &&
+      X509_set_pubkey(cert.get(), key) == 1 &&
+      X509_NAME_add_entry_by_txt(X509_get_subject_name(cert.get()), "CN", MBSTRING_ASC,
+                                 reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1,
+                                 0) == 1;
   X509* signer = issuer != nullptr ? issuer : cert.get();
   ok = ok && X509_set_issuer_name(cert.get(), X509_get_subject_name(signer)) == 1;
   if (is_ca) {
-    ok = ok && AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
+    ok = ok &&
+         AddExtension(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") &&
          AddExtension(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign") &&
          AddExtension(cert.get(), signer, NID_subject_key_identifier, "hash");
   } else {
@@ -224,8 +226,7 @@ std::optional<CertKeyPem> CertAuthority::Issue(std::string_view identity, int da
   return out;
 }
 
-std::optional<CertificateInfo> InspectCertificate(const std::string& cert_pem,
-                                                  std::string* error) {
+std::optional<CertificateInfo> InspectCertificate(const std::string& cert_pem, std::string* error) {
   Cert cert = ParseCert(cert_pem);
   if (!cert) {
     Fail(error, OpensslError("not a PEM certificate"));
@@ -233,8 +234,8 @@ std::optional<CertificateInfo> InspectCertificate(const std::string& cert_pem,
   }
   CertificateInfo info;
   char cn[256] = {0};
-  int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn,
-                                    sizeof cn);
+  int n =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof cn);
   if (n > 0) info.common_name.assign(cn, static_cast<size_t>(n));
   struct tm tm {};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) == 1) info.not_after = timegm(&tm);
@@ -341,7 +342,8 @@ bool EnsureCertDir(const CertDirOptions& options, std::vector<std::string>* log,
     if (!new_ca && !options.renew) {
       CertKeyPem existing;
       std::string why;
-      if (ReadFile(CertFile(dir, id), &existing.cert) && ReadFile(KeyFile(dir, id), &existing.key) &&
+      if (ReadFile(CertFile(dir, id), &existing.cert) &&
+          ReadFile(KeyFile(dir, id), &existing.key) &&
           VerifyIssuedBy(ca->pem().cert, existing.cert, &why) &&
           KeyMatchesCertificate(existing.cert, existing.key, &why)) {
         auto info = InspectCertificate(existing.cert, &why);

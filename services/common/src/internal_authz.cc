@@ -5,7 +5,6 @@
 #include <array>
 #include <string>
 
-
 namespace tg {
 namespace {
 
@@ -33,10 +32,10 @@ constexpr std::array kMatrix = {
 };
 
 constexpr std::string_view kRpcNames[] = {
-    "ConfigService writes",  "ConfigService reads",         "ConfigService/GetGateway",
-    "ConfigService/Watch",   "Watch with credentials",      "KeyAuthService writes",
-    "KeyAuthService reads",  "KeyAuthService/VerifyKey",    "KeyAuthService/WatchKeys",
-    "BalancerService picks", "BalancerService/GetHealth",   "ProviderAdapterService/Invoke",
+    "ConfigService writes",  "ConfigService reads",       "ConfigService/GetGateway",
+    "ConfigService/Watch",   "Watch with credentials",    "KeyAuthService writes",
+    "KeyAuthService reads",  "KeyAuthService/VerifyKey",  "KeyAuthService/WatchKeys",
+    "BalancerService picks", "BalancerService/GetHealth", "ProviderAdapterService/Invoke",
 };
 
 // An exact entry of a comma-separated list, without allocating.
@@ -86,8 +85,8 @@ grpc::Status AuthorizeCaller(const grpc::ServerContextBase& context, InternalRpc
   const auto index = static_cast<size_t>(rpc);
   const std::string_view what = index < std::size(kRpcNames) ? kRpcNames[index] : "this RPC";
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      identity + " may not call " + std::string(what) + " (allowed: " +
-                          std::string(InternalRpcCallers(rpc)) + ")");
+                      identity + " may not call " + std::string(what) +
+                          " (allowed: " + std::string(InternalRpcCallers(rpc)) + ")");
 }
 
 }  // namespace tg

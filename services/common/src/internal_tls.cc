@@ -28,8 +28,7 @@ bool ReadPem(const std::string& path, const char* what, std::string* out, std::s
 }  // namespace
 
 std::optional<InternalTls> LoadInternalTls(const InternalTlsFiles& files,
-                                           std::string_view expected_identity,
-                                           std::string* error) {
+                                           std::string_view expected_identity, std::string* error) {
   InternalTls tls;
   if (!ReadPem(files.ca, "CA certificate", &tls.ca_pem, error) ||
       !ReadPem(files.cert, "certificate", &tls.cert_pem, error) ||
@@ -62,9 +61,10 @@ std::optional<InternalTls> LoadInternalTls(const InternalTlsFiles& files,
 std::optional<InternalTls> LoadInternalTlsDir(const std::string& dir, std::string_view identity,
                                               std::string* error) {
   const std::string id(identity);
-  return LoadInternalTls(
-      {.ca = certs::CaCertFile(dir), .cert = certs::CertFile(dir, id), .key = certs::KeyFile(dir, id)},
-      identity, error);
+  return LoadInternalTls({.ca = certs::CaCertFile(dir),
+                          .cert = certs::CertFile(dir, id),
+                          .key = certs::KeyFile(dir, id)},
+                         identity, error);
 }
 
 std::optional<InternalTls> InternalTlsFromFlags(const Flags& flags, std::string_view identity,

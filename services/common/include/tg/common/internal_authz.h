@@ -6,9 +6,9 @@
 // with AuthorizeCaller; gRPC's own health and reflection services need only
 // the transport's client certificate (GrpcServer requires one from the CA).
 
-#include <string_view>
-
 #include <grpcpp/grpcpp.h>
+
+#include <string_view>
 
 namespace tg {
 

@@ -5,13 +5,13 @@
 // certificate and key; servers require a client certificate from that CA, and
 // clients check that the server's certificate names the identity they expect.
 
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/security/server_credentials.h>
 
 #include "tg/common/flags.h"
 
@@ -42,7 +42,9 @@ struct InternalTls {
     return tls;
   }
   // Neither insecure nor complete: what a default-constructed one is.
-  bool empty() const { return !insecure && (ca_pem.empty() || cert_pem.empty() || key_pem.empty()); }
+  bool empty() const {
+    return !insecure && (ca_pem.empty() || cert_pem.empty() || key_pem.empty());
+  }
 };
 
 // Where the PEM files are.
@@ -56,8 +58,7 @@ struct InternalTlsFiles {
 // now, match the key, and (unless expected_identity is empty) name
 // expected_identity. nullopt with *error (a sentence naming the file) otherwise.
 std::optional<InternalTls> LoadInternalTls(const InternalTlsFiles& files,
-                                           std::string_view expected_identity,
-                                           std::string* error);
+                                           std::string_view expected_identity, std::string* error);
 
 // The files of `identity` in a tg-certs directory (ca.pem, <identity>.pem,
 // <identity>-key.pem), checked as above.
