@@ -16,19 +16,21 @@
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/limits.h"
+#include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 
 namespace {
 
-std::shared_ptr<grpc::Channel> Dial(const std::string& address) {
+std::shared_ptr<grpc::Channel> Dial(const std::string& address, std::string_view identity,
+                                   const tg::InternalTls& tls) {
   // Bounded reconnect backoff: a restarted service is used again within ~1 s.
   grpc::ChannelArguments args = tg::InternalChannelArguments();
   // Notice a dead tg-config/tg-keyauth connection without waiting for a call.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  return tg::DialInternal(address, args);
+  return tg::DialInternal(address, identity, tls, args);
 }
 
 }  // namespace
@@ -60,6 +62,17 @@ int main(int argc, char** argv) {
   if (auto e = tg::edge::ValidateAdminApiOptions(admin); !e.empty()) {
     tg::log::Error("invalid admin options", {{"error", e}});
     return 2;
+  }
+
+  std::string tls_error;
+  auto tls = tg::InternalTlsFromFlags(flags, tg::kEdgeIdentity, &tls_error);
+  if (!tls) {
+    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
+    std::fprintf(stderr, "tg-edge: %s\n", tls_error.c_str());
+    return 2;
+  }
+  if (tls->insecure) {
+    tg::log::Warn("internal gRPC without TLS (--grpc-insecure=true): for local experiments only");
   }
 
   const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
@@ -100,17 +113,20 @@ int main(int argc, char** argv) {
   proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts", 3));
   proxy.access_log = flags.Bool("proxy-access-log", true);
 
-  auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr));
+  auto watcher =
+      std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, *tls));
   watcher->Start();
-  auto keys = std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr));
+  auto keys =
+      std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr, tg::kKeyauthIdentity, *tls));
   keys->Start();
-  auto balancer_channel = Dial(balancer_addr);
-  auto adapter_channel = Dial(adapter_addr);
+  auto balancer_channel = Dial(balancer_addr, tg::kBalancerIdentity, *tls);
+  auto adapter_channel = Dial(adapter_addr, tg::kAdapterIdentity, *tls);
   auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(
       proxy, watcher.get(), keys.get(), balancer_channel, adapter_channel);
   auto readiness = std::make_unique<tg::edge::EdgeReadiness>(watcher.get(), keys.get(),
                                                              balancer_channel, adapter_channel);
-  auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr), Dial(keyauth_addr),
+  auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr, tg::kConfigIdentity, *tls),
+                                                  Dial(keyauth_addr, tg::kKeyauthIdentity, *tls),
                                                   watcher.get(), keys.get());
   api->SetReadiness(readiness.get());
   std::string error;

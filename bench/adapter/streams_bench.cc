@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,14 +31,41 @@
 #include "fake_provider.h"
 #include "http/curl_http_client.h"
 #include "service/adapter_service.h"
+#include "tg/common/cert_authority.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"
+#include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
 
 namespace {
+
+// Internal gRPC as deployed (mutual TLS), from an in-memory CA made on first
+// use: main() calls it before forking, so both processes share the CA.
+const tg::InternalTls& BenchTls(std::string_view identity) {
+  static const auto* all = [] {
+    auto* out = new std::map<std::string, tg::InternalTls, std::less<>>();
+    std::string error;
+    auto ca = tg::certs::CertAuthority::Create("bench-ca", 1, &error);
+    for (std::string_view id : {tg::kConfigIdentity, tg::kAdapterIdentity, tg::kEdgeIdentity}) {
+      auto issued = ca ? ca->Issue(id, 1, &error) : std::nullopt;
+      if (!issued) {
+        std::fprintf(stderr, "bench certificates: %s\n", error.c_str());
+        std::abort();
+      }
+      tg::InternalTls tls;
+      tls.ca_pem = ca->pem().cert;
+      tls.cert_pem = issued->cert;
+      tls.key_pem = issued->key;
+      tls.identity = std::string(id);
+      out->emplace(std::string(id), std::move(tls));
+    }
+    return out;
+  }();
+  return all->find(identity)->second;
+}
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
@@ -126,14 +154,15 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   *up->add_targets() = MakeTarget(provider, fake_port);
   FakeConfig config(snapshot);
   std::string error;
-  auto config_server =
-      tg::GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}}, {&config}, &error);
+  auto config_server = tg::GrpcServer::Start(
+      {.listen = "127.0.0.1:0", .health_names = {}, .tls = BenchTls(tg::kConfigIdentity)},
+      {&config}, &error);
   if (!config_server) _exit(3);
   tg::ConfigWatcherOptions wo;
   wo.include_credentials = true;
   tg::ConfigWatcher watcher(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(config_server->port()),
-                          grpc::InsecureChannelCredentials()),
+      tg::DialInternal("127.0.0.1:" + std::to_string(config_server->port()), tg::kConfigIdentity,
+                       BenchTls(tg::kAdapterIdentity)),
       wo);
   watcher.Start();
   while (watcher.revision() < 1) std::this_thread::sleep_for(milliseconds(5));
@@ -145,7 +174,10 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   tg::WorkerPool workers(2);
   tg::adapter::AdapterServiceImpl service(watcher, client, &entra, workers, {});
   auto server = tg::GrpcServer::Start(
-      {.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = std::chrono::seconds(1)},
+      {.listen = "127.0.0.1:0",
+       .health_names = {},
+       .shutdown_grace = std::chrono::seconds(1),
+       .tls = BenchTls(tg::kAdapterIdentity)},
       {&service}, &error);
   if (!server) _exit(4);
   int port = server->port();
@@ -241,6 +273,7 @@ RoundResult RunStreams(tg::v1::ProviderAdapterService::Stub* stub, int n,
 }  // namespace
 
 int main(int argc, char** argv) {
+  BenchTls(tg::kEdgeIdentity);  // before any fork
   tg::Flags flags(argc, argv);
   const int n = static_cast<int>(flags.Int("streams", 1000));
   const int events = static_cast<int>(flags.Int("events", 40));
@@ -286,8 +319,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the adapter did not start\n");
     return 1;
   }
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(adapter_port),
-                                     grpc::InsecureChannelCredentials());
+  auto channel = tg::DialInternal("127.0.0.1:" + std::to_string(adapter_port),
+                                  tg::kAdapterIdentity, BenchTls(tg::kEdgeIdentity));
   auto stub = tg::v1::ProviderAdapterService::NewStub(channel);
 
   // Warm up (connections, pools, first allocations), then measure. Later

@@ -34,6 +34,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -43,7 +44,10 @@
 #include <thread>
 #include <vector>
 
+#include "tg/common/cert_authority.h"
+#include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/internal_tls.h"
 #include "tg/v1/balancer.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
 
@@ -320,8 +324,34 @@ int main(int argc, char** argv) {
   }
   WatchFeed feed(snapshot);
   std::string error;
+  // Internal gRPC as deployed (mutual TLS): certificates in a temporary directory.
+  std::string tls_dir = (std::filesystem::temp_directory_path() / "tg-bench-tls.XXXXXX").string();
+  if (mkdtemp(tls_dir.data()) == nullptr ||
+      !tg::certs::EnsureCertDir({.dir = tls_dir,
+                                 .identities = {"tg-config", "tg-balancer", "tg-edge"},
+                                 .days = 1},
+                                nullptr, &error)) {
+    std::fprintf(stderr, "cannot make certificates: %s\n", error.c_str());
+    return 1;
+  }
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } remove_tls_dir{tls_dir};
+  auto config_tls = tg::LoadInternalTlsDir(tls_dir, tg::kConfigIdentity, &error);
+  auto edge_tls = tg::LoadInternalTlsDir(tls_dir, tg::kEdgeIdentity, &error);
+  if (!config_tls || !edge_tls) {
+    std::fprintf(stderr, "cannot load certificates: %s\n", error.c_str());
+    return 1;
+  }
   auto feed_server = tg::GrpcServer::Start(
-      tg::GrpcServerOptions{.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = 1s},
+      tg::GrpcServerOptions{.listen = "127.0.0.1:0",
+                            .health_names = {},
+                            .shutdown_grace = 1s,
+                            .tls = *config_tls},
       {&feed}, &error);
   if (!feed_server) {
     std::fprintf(stderr, "cannot start the config feed: %s\n", error.c_str());
@@ -346,7 +376,8 @@ int main(int argc, char** argv) {
     const std::string a1 = "--balancer-listen=" + listen;
     const std::string a2 = "--config-addr=" + config_addr;
     const std::string a3 = "--redis-url=" + redis_url;
-    execl(balancer_path.c_str(), "tg-balancer", a1.c_str(), a2.c_str(), a3.c_str(),
+    const std::string a4 = "--grpc-tls-dir=" + tls_dir;
+    execl(balancer_path.c_str(), "tg-balancer", a1.c_str(), a2.c_str(), a3.c_str(), a4.c_str(),
           "--log-level=warn", "--balancer-metrics-listen=off", static_cast<char*>(nullptr));
     std::perror("exec tg-balancer");
     _exit(127);
@@ -358,7 +389,7 @@ int main(int argc, char** argv) {
   for (int c = 0; c < channels; ++c) {
     grpc::ChannelArguments ch_args;
     ch_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per channel
-    chans.push_back(grpc::CreateCustomChannel(listen, grpc::InsecureChannelCredentials(), ch_args));
+    chans.push_back(tg::DialInternal(listen, tg::kBalancerIdentity, *edge_tls, ch_args));
     stubs.push_back(tg::v1::BalancerService::NewStub(chans.back()));
   }
   // Ready when a pick succeeds (the config has arrived).

@@ -304,10 +304,27 @@ service_failed() {
   exit 1
 }
 
-# Healthy = gRPC health SERVING (tg-healthcheck) or, without it, the port accepts connections.
+# ensure_tls DIR: the internal gRPC certificates (tg-certs: a private CA and one
+# certificate per service plus tg-operator) in DIR, created or renewed as needed
+# and kept otherwise; exports TG_GRPC_TLS_DIR=DIR for the services and
+# tg-healthcheck unless the caller chose TG_GRPC_TLS_DIR or TG_GRPC_INSECURE.
+ensure_tls() {
+  local dir=$1
+  if [[ -n ${TG_GRPC_TLS_DIR:-} || ${TG_GRPC_INSECURE:-} == true ]]; then
+    return 0
+  fi
+  [[ -x $BIN_DIR/tg-certs ]] || die "$BIN_DIR/tg-certs is not built"
+  "$BIN_DIR/tg-certs" --out="$dir" >/dev/null || die "tg-certs could not write $dir"
+  export TG_GRPC_TLS_DIR=$dir
+}
+
+# grpc_healthy ADDR [NAME]: gRPC health SERVING (tg-healthcheck, as tg-operator,
+# expecting NAME's certificate) or, without it, the port accepts connections.
 grpc_healthy() {
+  local server=()
+  [[ -n ${2:-} ]] && server=(--server-identity="$2")
   if [[ -x $BIN_DIR/tg-healthcheck ]]; then
-    timeout 5 "$BIN_DIR/tg-healthcheck" "$1"
+    timeout 5 "$BIN_DIR/tg-healthcheck" "$1" "${server[@]}"
   else
     (exec 3<>"/dev/tcp/${1%:*}/${1##*:}")
   fi
@@ -332,7 +349,7 @@ _wait_service() {
 # wait_grpc_healthy ADDR [NAME] [TIMEOUT]
 wait_grpc_healthy() {
   if [[ -n ${2:-} ]]; then
-    _wait_service "$2" "${3:-30}" grpc_healthy "$1"
+    _wait_service "$2" "${3:-30}" grpc_healthy "$1" "$2"
   else
     wait_until "${3:-30}" grpc_healthy "$1"
   fi

@@ -3,6 +3,7 @@
 #include <exception>
 #include <vector>
 
+#include "tg/common/internal_authz.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 
@@ -64,6 +65,10 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::Pick(grpc::CallbackServerContext*
                                                     const tg::v1::PickRequest* request,
                                                     tg::v1::PickResponse* response) {
   auto* reactor = ctx->DefaultReactor();
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kBalancerPick); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   trace::Span span =
       trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kServer, trace::Extract(ctx));
   if (span.recording()) {
@@ -98,6 +103,10 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::Report(grpc::CallbackServerContex
                                                       const tg::v1::ReportRequest* request,
                                                       tg::v1::ReportResponse*) {
   auto* reactor = ctx->DefaultReactor();
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kBalancerPick); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   reactor->Finish(Guard("Report", [&] { return balancer_->Report(*request); }));
   return reactor;
 }
@@ -106,6 +115,10 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::ReportBatch(
     grpc::CallbackServerContext* ctx, const tg::v1::ReportBatchRequest* request,
     tg::v1::ReportBatchResponse* response) {
   auto* reactor = ctx->DefaultReactor();
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kBalancerPick); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   reactor->Finish(Guard("ReportBatch", [&] {
     int32_t applied = 0;
     for (const auto& report : request->reports()) {
@@ -121,6 +134,10 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::GetHealth(grpc::CallbackServerCon
                                                          const tg::v1::GetHealthRequest* request,
                                                          tg::v1::GetHealthResponse* response) {
   auto* reactor = ctx->DefaultReactor();
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kBalancerHealth); !denied.ok()) {
+    reactor->Finish(denied);
+    return reactor;
+  }
   reactor->Finish(Guard("GetHealth", [&] { return balancer_->GetHealth(*request, response); }));
   return reactor;
 }

@@ -3,6 +3,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/metrics.h"
 #include "tg/common/telemetry.h"
@@ -35,6 +37,13 @@ int Run(const tg::Flags& flags) {
   const std::string listen = flags.String("balancer-listen", "127.0.0.1:50053");
   const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
   const std::string redis_url = flags.String("redis-url", "redis://127.0.0.1:6379");
+  std::string tls_error;
+  auto tls = tg::InternalTlsFromFlags(flags, tg::kBalancerIdentity, &tls_error);
+  if (!tls) {
+    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
+    std::fprintf(stderr, "tg-balancer: %s\n", tls_error.c_str());
+    return 2;
+  }
 
   SystemClock clock;
   SystemRandom random;
@@ -85,7 +94,7 @@ int Run(const tg::Flags& flags) {
       r.RemoveCallback("tg_balancer_outstanding_picks");
     }
   } unhook{registry};
-  tg::ConfigWatcher watcher(tg::DialInternal(config_addr));
+  tg::ConfigWatcher watcher(tg::DialInternal(config_addr, tg::kConfigIdentity, *tls));
   ConfigWatcherSource source(&watcher);
   source.SetOnChange([&] {
     if (auto set = source.Current()) {
@@ -101,7 +110,8 @@ int Run(const tg::Flags& flags) {
   auto server = tg::GrpcServer::Start(
       tg::GrpcServerOptions{.listen = listen,
                             .health_names = {"tg.v1.BalancerService", kRedisHealthName},
-                            .shutdown_grace = std::chrono::seconds(1)},
+                            .shutdown_grace = std::chrono::seconds(1),
+                            .tls = *tls},
       {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});
@@ -111,6 +121,7 @@ int Run(const tg::Flags& flags) {
     store->Stop();
     return 1;
   }
+  telemetry->ReportServing(server->serving_state());
   auto* health = server->server()->GetHealthCheckService();
   auto apply_status = [health](const HealthStoreStatus& s) {
     if (health != nullptr) health->SetServingStatus(kRedisHealthName, !s.degraded);

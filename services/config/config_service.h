@@ -5,6 +5,7 @@
 #include "config_feed.h"
 #include "config_store.h"
 #include "tg/common/limits.h"
+#include "tg/common/internal_authz.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/config.grpc.pb.h"
 
@@ -56,7 +57,7 @@ class ConfigServiceImpl final : public tg::v1::ConfigService::CallbackService {
 
  private:
   template <typename Fn>
-  Reactor* Defer(Ctx* ctx, Fn fn);
+  Reactor* Defer(Ctx* ctx, InternalRpc rpc, Fn fn);
 
   ConfigStore& store_;
   ConfigFeed& feed_;

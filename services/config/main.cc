@@ -11,6 +11,7 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/limits.h"
+#include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
@@ -29,6 +30,14 @@ int main(int argc, char** argv) {
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
     return 1;
+  }
+
+  std::string tls_error;
+  auto tls = tg::InternalTlsFromFlags(flags, tg::kConfigIdentity, &tls_error);
+  if (!tls) {
+    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
+    std::fprintf(stderr, "tg-config: %s\n", tls_error.c_str());
+    return 2;
   }
 
   std::string dsn = flags.String("pg-dsn", "host=127.0.0.1 port=5432 user=postgres dbname=trustgate");
@@ -75,11 +84,13 @@ int main(int argc, char** argv) {
   // Watch message to every follower (tg/common/limits.h).
   opts.max_receive_message_bytes =
       tg::limits::kMaxConfigEntityBytes + tg::limits::kGrpcMessageOverheadBytes;
+  opts.tls = *tls;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});
     return 1;
   }
+  telemetry->ReportServing(server->serving_state());
   tg::log::Info("tg-config serving", {{"listen", opts.listen}, {"port", std::to_string(server->port())}});
 
   tg::WaitForTerminationSignal();

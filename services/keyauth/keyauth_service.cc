@@ -13,6 +13,7 @@
 #include "key_record.h"
 #include "tg/common/crypto.h"
 #include "tg/common/idempotency.h"
+#include "tg/common/internal_authz.h"
 #include "tg/common/log.h"
 
 namespace tg::keyauth {
@@ -249,6 +250,9 @@ void KeyAuthServiceImpl::CatchUp(int64_t revision) {
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::CreateKey(grpc::CallbackServerContext* ctx,
                                                         const tg::v1::CreateKeyRequest* req,
                                                         tg::v1::KeyResult* resp) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyWrite); !denied.ok()) {
+    return Reject(ctx, denied);
+  }
   auto gateway_id = CanonicalUuid(req->gateway_id());
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   const std::string& name = req->key().name();
@@ -307,6 +311,9 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::CreateKey(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::GetKey(grpc::CallbackServerContext* ctx,
                                                      const tg::v1::GetKeyRequest* req,
                                                      tg::v1::KeyResult* resp) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyRead); !denied.ok()) {
+    return Reject(ctx, denied);
+  }
   auto gateway_id = CanonicalUuid(req->gateway_id());
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   auto id = CanonicalUuid(req->id());
@@ -324,6 +331,9 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::GetKey(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::ListKeys(grpc::CallbackServerContext* ctx,
                                                        const tg::v1::ListKeysRequest* req,
                                                        tg::v1::ListKeysResponse* resp) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyRead); !denied.ok()) {
+    return Reject(ctx, denied);
+  }
   auto gateway_id = CanonicalUuid(req->gateway_id());
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   return Offload(ctx, "ListKeys", [this, gateway_id = *gateway_id, resp] {
@@ -340,6 +350,9 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::ListKeys(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteKey(grpc::CallbackServerContext* ctx,
                                                         const tg::v1::DeleteKeyRequest* req,
                                                         tg::v1::DeleteKeyResult* resp) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyWrite); !denied.ok()) {
+    return Reject(ctx, denied);
+  }
   auto gateway_id = CanonicalUuid(req->gateway_id());
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   auto id = CanonicalUuid(req->id());
@@ -359,6 +372,9 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteKey(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteGatewayKeys(
     grpc::CallbackServerContext* ctx, const tg::v1::DeleteGatewayKeysRequest* req,
     tg::v1::DeleteKeyResult* resp) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyWrite); !denied.ok()) {
+    return Reject(ctx, denied);
+  }
   auto gateway_id = CanonicalUuid(req->gateway_id());
   if (!gateway_id) return Reject(ctx, GatewayNotFound());
   // No existence check: this runs while (or after) the gateway is deleted.
@@ -377,6 +393,11 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::DeleteGatewayKeys(
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::VerifyKey(grpc::CallbackServerContext* ctx,
                                                         const tg::v1::VerifyKeyRequest* req,
                                                         tg::v1::VerifyKeyResponse* resp) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyVerify); !denied.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(denied);
+    return reactor;
+  }
   if (req->min_revision() > deps_.index->revision()) {
     // The caller knows of a revocation this replica has not applied: catch
     // up first (a read of the change log, so on a worker), and refuse to
@@ -411,7 +432,10 @@ Status KeyAuthServiceImpl::Verify(const tg::v1::VerifyKeyRequest& req,
 }
 
 grpc::ServerWriteReactor<tg::v1::KeyEvent>* KeyAuthServiceImpl::WatchKeys(
-    grpc::CallbackServerContext* /*ctx*/, const tg::v1::WatchKeysRequest* req) {
+    grpc::CallbackServerContext* ctx, const tg::v1::WatchKeysRequest* req) {
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kKeyWatch); !denied.ok()) {
+    return RejectStream<tg::v1::KeyEvent>(std::move(denied));
+  }
   return new WatchKeysReactor(deps_.hub, options_.max_queued_events, req->from_revision());
 }
 

@@ -2,6 +2,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
@@ -22,8 +24,15 @@
 
 namespace {
 
-int Run(const tg::Flags& flags) {
+int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
   using namespace tg::keyauth;
+  std::string tls_error;
+  auto tls = tg::InternalTlsFromFlags(flags, tg::kKeyauthIdentity, &tls_error);
+  if (!tls) {
+    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
+    std::fprintf(stderr, "tg-keyauth: %s\n", tls_error.c_str());
+    return 2;
+  }
   const std::string listen = flags.String("keyauth-listen", "127.0.0.1:50052");
   const std::string dsn = flags.String("pg-dsn");
   const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
@@ -50,7 +59,7 @@ int Run(const tg::Flags& flags) {
   feed.Start();
 
   tg::WorkerPool workers(static_cast<size_t>(flags.Int("keyauth-workers", 8)));
-  ConfigGatewayDirectory gateways(tg::DialInternal(config_addr));
+  ConfigGatewayDirectory gateways(tg::DialInternal(config_addr, tg::kConfigIdentity, *tls));
   SystemClock clock;
   KeyAuthServiceImpl service(KeyAuthDeps{.store = &store,
                                          .feed = &feed,
@@ -64,13 +73,16 @@ int Run(const tg::Flags& flags) {
   auto server = tg::GrpcServer::Start(
       tg::GrpcServerOptions{.listen = listen,
                             .health_names = {"tg.v1.KeyAuthService"},
-                            .trace_unary_rpcs = true}, {&service},
+                            .trace_unary_rpcs = true,
+                            .tls = *tls},
+      {&service},
       &error);
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});
     service.BeginShutdown();
     return 1;
   }
+  telemetry.ReportServing(server->serving_state());
   tg::log::Info("tg-keyauth serving",
                 {{"listen", listen}, {"port", std::to_string(server->port())}});
 
@@ -104,7 +116,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    return Run(flags);
+    return Run(flags, *telemetry);
   } catch (const tg::pg::Unavailable& e) {
     tg::log::Error("PostgreSQL unavailable at start-up", {{"error", e.what()}});
   } catch (const std::exception& e) {

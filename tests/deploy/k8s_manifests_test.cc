@@ -245,7 +245,10 @@ TEST_F(K8sManifests, DeploymentsAreReplicatedAndSelectTheirOwnPods) {
   }
 }
 
-TEST_F(K8sManifests, GrpcDeploymentsHaveGrpcProbesOnTheirContainerPort) {
+// The gRPC ports take only mutual TLS, which kubelet's native gRPC probes
+// cannot do: the probes ask the metrics port's /healthz, which follows the
+// gRPC server's overall health.
+TEST_F(K8sManifests, GrpcDeploymentsProbeTheMetricsHealthz) {
   for (const auto& [name, spec] : kServices) {
     if (spec.grpc_port == 0) continue;
     SCOPED_TRACE(name);
@@ -253,13 +256,61 @@ TEST_F(K8sManifests, GrpcDeploymentsHaveGrpcProbesOnTheirContainerPort) {
     ASSERT_NE(d, nullptr);
     const auto c = Container(*d);
     EXPECT_TRUE(ContainerPorts(c).count(spec.grpc_port));
-    for (const char* probe : {"readinessProbe", "livenessProbe"}) {
-      SCOPED_TRACE(probe);
-      const auto grpc = At(c, {probe, "grpc"});
-      ASSERT_TRUE(grpc.IsMap());
-      EXPECT_EQ(Int(grpc["port"]), spec.grpc_port);
-      EXPECT_EQ(Str(grpc["service"]), "");  // the overall server status
+    int metrics_port = 0;
+    for (const auto& p : c["ports"]) {
+      if (Str(p["name"]) == "metrics") metrics_port = Int(p["containerPort"]);
     }
+    EXPECT_EQ(metrics_port, spec.metrics_port);
+    for (const char* probe : {"startupProbe", "readinessProbe", "livenessProbe"}) {
+      SCOPED_TRACE(probe);
+      EXPECT_FALSE(At(c, {probe, "grpc"})) << "native gRPC probes cannot do mutual TLS";
+      const auto http = At(c, {probe, "httpGet"});
+      ASSERT_TRUE(http.IsMap());
+      EXPECT_EQ(Str(http["path"]), "/healthz");
+      EXPECT_TRUE(Str(http["port"]) == "metrics" || Int(http["port"]) == spec.metrics_port)
+          << Str(http["port"]);
+    }
+  }
+}
+
+// Each pod mounts its own identity's TLS Secret, and the kustomization
+// generates one per service from tg-certs' files (never the CA's key).
+TEST_F(K8sManifests, EveryDeploymentMountsItsOwnGrpcIdentity) {
+  const YAML::Node k = YAML::LoadFile((kK8sDir / "kustomization.yaml").string());
+  std::map<std::string, std::string> generated;  // secret -> joined files
+  for (const auto& g : k["secretGenerator"]) {
+    std::string files;
+    for (const auto& f : g["files"]) files += Str(f) + " ";
+    generated[Str(g["name"])] = files;
+    EXPECT_EQ(Str(g["type"]), "kubernetes.io/tls");
+    EXPECT_EQ(files.find("ca-key"), std::string::npos) << files;
+  }
+  const auto settings = OfKind(all(), "ConfigMap").at(0).doc["data"];
+  EXPECT_EQ(Str(settings["TG_GRPC_TLS_CA"]), "/etc/trustgate/tls/ca.crt");
+  EXPECT_EQ(Str(settings["TG_GRPC_TLS_CERT"]), "/etc/trustgate/tls/tls.crt");
+  EXPECT_EQ(Str(settings["TG_GRPC_TLS_KEY"]), "/etc/trustgate/tls/tls.key");
+  EXPECT_FALSE(settings["TG_GRPC_INSECURE"]);
+  for (const auto& [name, spec] : kServices) {
+    SCOPED_TRACE(name);
+    const Resource* d = Find(all(), "Deployment", name);
+    ASSERT_NE(d, nullptr);
+    std::string volume;
+    for (const auto& m : Container(*d)["volumeMounts"]) {
+      if (Str(m["mountPath"]) == "/etc/trustgate/tls") {
+        volume = Str(m["name"]);
+        EXPECT_TRUE(m["readOnly"] && m["readOnly"].as<bool>());
+      }
+    }
+    ASSERT_FALSE(volume.empty());
+    std::string secret;
+    for (const auto& v : At(d->doc, {"spec", "template", "spec", "volumes"})) {
+      if (Str(v["name"]) == volume) secret = Str(At(v, {"secret", "secretName"}));
+    }
+    EXPECT_EQ(secret, name + "-tls");
+    ASSERT_TRUE(generated.count(secret)) << "no secretGenerator for " << secret;
+    EXPECT_NE(generated[secret].find("tls.crt=tls/" + name + ".pem"), std::string::npos);
+    EXPECT_NE(generated[secret].find("tls.key=tls/" + name + "-key.pem"), std::string::npos);
+    EXPECT_EQ(Int(At(d->doc, {"spec", "template", "spec", "securityContext", "fsGroup"})), 10001);
   }
 }
 
@@ -450,11 +501,11 @@ class Compose : public ::testing::Test {
   YAML::Node services_;
 };
 
-TEST_F(Compose, HasTheNineServices) {
+TEST_F(Compose, HasTheTenServices) {
   std::set<std::string> names;
   for (const auto& kv : services_) names.insert(kv.first.Scalar());
   std::set<std::string> expected = ServiceNames();
-  expected.insert({"postgres", "redis", "jaeger", "prometheus"});
+  expected.insert({"postgres", "redis", "jaeger", "prometheus", "tg-certs"});
   EXPECT_EQ(names, expected);
 }
 
@@ -484,7 +535,9 @@ TEST_F(Compose, EveryTrustGateServiceHasAHealthcheckAndWaitsForItsDependencies) 
       const std::string dep = kv.first.Scalar();
       const std::string condition = Str(kv.second["condition"]);
       ASSERT_TRUE(At(services_, {dep})) << "depends on unknown service " << dep;
-      EXPECT_TRUE(condition == "service_healthy" || condition == "service_started") << dep;
+      EXPECT_TRUE(condition == "service_healthy" || condition == "service_started" ||
+                  condition == "service_completed_successfully")
+          << dep;
       if (condition == "service_healthy") {
         waits_for_health = true;
         EXPECT_TRUE(At(services_, {dep, "healthcheck"}))
@@ -492,6 +545,26 @@ TEST_F(Compose, EveryTrustGateServiceHasAHealthcheckAndWaitsForItsDependencies) 
       }
     }
     EXPECT_TRUE(waits_for_health);
+    EXPECT_EQ(Str(At(deps, {"tg-certs", "condition"})), "service_completed_successfully");
+  }
+}
+
+// tg-certs fills the shared `tls` volume once; every service mounts it
+// read-only and finds its own certificate by name.
+TEST_F(Compose, ServicesMountTheCertificatesTgCertsMakes) {
+  const YAML::Node certs = At(services_, {"tg-certs"});
+  ASSERT_TRUE(certs.IsMap());
+  EXPECT_EQ(Str(Lookup(certs, "command")[0]), "tg-certs");
+  EXPECT_EQ(Str(Lookup(certs, "command")[1]), "--out=/etc/trustgate/tls");
+  EXPECT_EQ(Str(Lookup(certs, "volumes")[0]), "tls:/etc/trustgate/tls");
+  EXPECT_TRUE(At(root_, {"volumes"})["tls"]);
+  for (const auto& [name, spec] : kServices) {
+    SCOPED_TRACE(name);
+    const YAML::Node s = At(services_, {name});
+    bool mounted = false;
+    for (const auto& v : Lookup(s, "volumes")) mounted |= Str(v) == "tls:/etc/trustgate/tls:ro";
+    EXPECT_TRUE(mounted);
+    EXPECT_EQ(Str(Lookup(Lookup(s, "environment"), "TG_GRPC_TLS_DIR")), "/etc/trustgate/tls");
   }
 }
 
@@ -536,7 +609,7 @@ TEST(ComposeEnvFile, DocumentsEverySecretTheServicesNeed) {
 TEST(Dockerfile, BuildsEveryExecutable) {
   const std::string dockerfile = ReadFile(kDeployDir / "Dockerfile");
   for (const char* exe : {"tg-config", "tg-keyauth", "tg-balancer", "tg-adapter", "tg-edge",
-                          "tg-healthcheck", "tg-admin-token"}) {
+                          "tg-healthcheck", "tg-admin-token", "tg-certs"}) {
     EXPECT_NE(dockerfile.find(std::string("/src/build/bin/") + exe), std::string::npos) << exe;
   }
   EXPECT_NE(dockerfile.find("libyaml-cpp-dev"), std::string::npos);

@@ -16,6 +16,7 @@
 #include "fake_provider.h"
 #include "http/curl_http_client.h"
 #include "service/adapter_service.h"
+#include "test_tls.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
@@ -312,15 +313,16 @@ class AdapterInvokeIT : public ::testing::Test {
 
     config_ = std::make_unique<FakeConfig>(snapshot);
     config_server_ = GrpcServer::Start(
-        {.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = std::chrono::seconds(0)},
+        {.listen = "127.0.0.1:0",
+         .health_names = {},
+         .shutdown_grace = std::chrono::seconds(0),
+         .tls = tg::testing::TestTls(kConfigIdentity)},
         {config_.get()}, &error);
     ASSERT_NE(config_server_, nullptr) << error;
     ConfigWatcherOptions wo;
     wo.include_credentials = true;
     watcher_ = std::make_unique<ConfigWatcher>(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(config_server_->port()),
-                            grpc::InsecureChannelCredentials()),
-        wo);
+        tg::testing::TestChannel(config_server_->port(), kConfigIdentity, kAdapterIdentity), wo);
     watcher_->Start();
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (watcher_->revision() < 3 && std::chrono::steady_clock::now() < until) {
@@ -341,11 +343,14 @@ class AdapterInvokeIT : public ::testing::Test {
     service_ =
         std::make_unique<AdapterServiceImpl>(*watcher_, *client_, entra_.get(), *workers_, ao);
     server_ = GrpcServer::Start(
-        {.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = std::chrono::seconds(1)},
+        {.listen = "127.0.0.1:0",
+         .health_names = {},
+         .shutdown_grace = std::chrono::seconds(1),
+         .tls = tg::testing::TestTls(kAdapterIdentity)},
         {service_.get()}, &error);
     ASSERT_NE(server_, nullptr) << error;
-    stub_ = tg::v1::ProviderAdapterService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    stub_ = tg::v1::ProviderAdapterService::NewStub(
+        tg::testing::TestChannel(server_->port(), kAdapterIdentity));
   }
 
   void TearDown() override {

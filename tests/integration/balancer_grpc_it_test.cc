@@ -15,6 +15,7 @@
 #include "balancer_service.h"
 #include "balancer_test_util.h"
 #include "config_watcher_source.h"
+#include "test_tls.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/health_client.h"
@@ -117,7 +118,10 @@ class BalancerGrpcTest : public ::testing::Test {
   void SetUp() override {
     std::string error;
     config_server_ = GrpcServer::Start(
-        GrpcServerOptions{.listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = 1s},
+        GrpcServerOptions{.listen = "127.0.0.1:0",
+                          .health_names = {},
+                          .shutdown_grace = 1s,
+                          .tls = tg::testing::TestTls(kConfigIdentity)},
         {&config_}, &error);
     ASSERT_TRUE(config_server_) << error;
 
@@ -125,8 +129,8 @@ class BalancerGrpcTest : public ::testing::Test {
     store_.Start(balancer_.get());
     service_ = std::make_unique<BalancerServiceImpl>(
         balancer_.get(), BalancerServiceOptions{.revision_wait = 500ms, .sweep_interval = 100ms});
-    watcher_ = std::make_unique<ConfigWatcher>(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(config_server_->port()), grpc::InsecureChannelCredentials()));
+    watcher_ = std::make_unique<ConfigWatcher>(
+        tg::testing::TestChannel(config_server_->port(), kConfigIdentity, kBalancerIdentity));
     source_ = std::make_unique<ConfigWatcherSource>(watcher_.get());
     source_->SetOnChange([this] {
       if (auto set = source_->Current()) {
@@ -136,12 +140,12 @@ class BalancerGrpcTest : public ::testing::Test {
     });
     server_ = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
                                                   .health_names = {"tg.v1.BalancerService"},
-                                                  .shutdown_grace = 1s},
+                                                  .shutdown_grace = 1s,
+                                                  .tls = tg::testing::TestTls(kBalancerIdentity)},
                                 {service_.get()}, &error);
     ASSERT_TRUE(server_) << error;
     address_ = "127.0.0.1:" + std::to_string(server_->port());
-    stub_ = tg::v1::BalancerService::NewStub(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    stub_ = tg::v1::BalancerService::NewStub(tg::testing::TestChannel(address_, kBalancerIdentity));
   }
 
   void TearDown() override {
@@ -225,8 +229,9 @@ class BalancerGrpcTest : public ::testing::Test {
 };
 
 TEST_F(BalancerGrpcTest, ServesHealthAndReflectionNames) {
-  EXPECT_EQ(CheckHealth(address_, "", 2s), "SERVING");
-  EXPECT_EQ(CheckHealth(address_, "tg.v1.BalancerService", 2s), "SERVING");
+  auto channel = tg::testing::TestChannel(address_, kBalancerIdentity, kOperatorIdentity);
+  EXPECT_EQ(CheckHealth(channel, "", 2s), "SERVING");
+  EXPECT_EQ(CheckHealth(channel, "tg.v1.BalancerService", 2s), "SERVING");
 }
 
 TEST_F(BalancerGrpcTest, PickReportGetHealthOverTheWire) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "process.h"
+#include "test_tls.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/health_client.h"
 #include "tg/common/json_util.h"
@@ -54,7 +55,9 @@ TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
   if (redis == nullptr) GTEST_SKIP() << "TG_TEST_REDIS_ADDR not set";
   OneUpstreamConfig config("u-" + std::to_string(FreePort()) + "-" + std::to_string(getpid()));
   std::string error;
-  auto server = GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}}, {&config}, &error);
+  auto server = GrpcServer::Start(
+      {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kConfigIdentity)},
+      {&config}, &error);
   ASSERT_NE(server, nullptr) << error;
   std::string config_addr = "127.0.0.1:" + std::to_string(server->port());
   std::string dir = ::testing::TempDir();
@@ -68,14 +71,16 @@ TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
             {"TG_BALANCER_LISTEN", "127.0.0.1:" + std::to_string(port)},
             {"TG_CONFIG_ADDR", config_addr},
             {"TG_BALANCER_METRICS_LISTEN", "127.0.0.1:0"},
-            {"TG_REDIS_URL", std::string("redis://") + redis}},
+            {"TG_REDIS_URL", std::string("redis://") + redis},
+            {"TG_GRPC_TLS_DIR", tg::testing::TestTlsDir()}},
         dir + "/balancer" + std::to_string(i) + ".log"));
     ASSERT_TRUE(balancers.back()->Start());
     ASSERT_TRUE(WaitFor([&] {
-      return CheckHealth("127.0.0.1:" + std::to_string(port), "", milliseconds(300)) == "SERVING";
+      return CheckHealth(tg::testing::TestChannel(port, kBalancerIdentity, kOperatorIdentity), "",
+                         milliseconds(300)) == "SERVING";
     }, std::chrono::seconds(20))) << balancers.back()->LogTail();
-    stubs.push_back(tg::v1::BalancerService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials())));
+    stubs.push_back(
+        tg::v1::BalancerService::NewStub(tg::testing::TestChannel(port, kBalancerIdentity)));
   }
   auto pick = [&](int i) {
     grpc::ClientContext ctx;

@@ -15,6 +15,7 @@
 #include "snapshot_parts.h"
 #include "test_db.h"
 #include "tg/common/config_watcher.h"
+#include "test_tls.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
 #include "tg/common/pg.h"
@@ -48,11 +49,12 @@ struct Replica {
     pg::ApplyMigrations(*conn, "config", ConfigStore::Migrations());
     EXPECT_TRUE(feed.Start().ok());
     std::string error;
-    server = GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}}, {&service}, &error);
+    server = GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kConfigIdentity)},
+        {&service}, &error);
     EXPECT_NE(server, nullptr) << error;
     stub = tg::v1::ConfigService::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                            grpc::InsecureChannelCredentials()));
+        tg::testing::TestChannel(server->port(), kConfigIdentity));
   }
   ~Replica() {
     feed.Close();
@@ -222,7 +224,9 @@ TEST_F(ConfigIT, CredentialsAreEncryptedAtRestMaskedInAnswersAndKeptOnMaskedUpda
   grpc::ClientContext ctx;
   tg::v1::WatchRequest wreq;
   wreq.set_include_credentials(true);
-  auto reader = a_->stub->Watch(&ctx, wreq);
+  auto adapter = tg::v1::ConfigService::NewStub(
+      testing::TestChannel(a_->server->port(), kConfigIdentity, kAdapterIdentity));
+  auto reader = adapter->Watch(&ctx, wreq);
   tg::v1::WatchEvent ev;
   ASSERT_TRUE(reader->Read(&ev));
   ASSERT_TRUE(ev.has_snapshot());

@@ -18,6 +18,7 @@
 #include "tg/common/config_watcher.h"
 #include "edge_test_http.h"
 #include "http_server.h"
+#include "test_tls.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/jwt.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -446,11 +447,13 @@ class EdgeAdminIT : public ::testing::Test {
     GrpcServerOptions g;
     g.listen = "127.0.0.1:0";
     g.shutdown_grace = std::chrono::seconds(1);
+    // One server plays tg-config and tg-keyauth: the edge's channel expects
+    // the certificate it presents.
+    g.tls = tg::testing::TestTls(kConfigIdentity);
     std::string error;
     grpc_ = GrpcServer::Start(g, {&config_, &keyauth_}, &error);
     ASSERT_NE(grpc_, nullptr) << error;
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_->port()),
-                                       grpc::InsecureChannelCredentials());
+    auto channel = tg::testing::TestChannel(grpc_->port(), kConfigIdentity);
 
     ConfigWatcherOptions w;
     w.initial_backoff = milliseconds(50);

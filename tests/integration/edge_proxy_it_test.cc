@@ -10,6 +10,7 @@
 
 #include "edge_test_http.h"
 #include "http_server.h"
+#include "test_tls.h"
 #include "key_cache.h"
 #include "proxy_handler.h"
 #include "tg/common/config_watcher.h"
@@ -207,11 +208,13 @@ class EdgeProxyIT : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
-    grpc_ = GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}},
-                              {&config_, &keyauth_, &balancer_, &adapter_}, &error);
+    // One server plays all four services: the edge's channel expects the
+    // certificate it presents.
+    grpc_ = GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kConfigIdentity)},
+        {&config_, &keyauth_, &balancer_, &adapter_}, &error);
     ASSERT_NE(grpc_, nullptr) << error;
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_->port()),
-                                       grpc::InsecureChannelCredentials());
+    auto channel = tg::testing::TestChannel(grpc_->port(), kConfigIdentity);
     watcher_ = std::make_unique<ConfigWatcher>(channel);
     watcher_->Start();
     ASSERT_TRUE(WaitUntil([&] { return watcher_->revision() == 7; }));

@@ -23,6 +23,7 @@
 #include "key_store.h"
 #include "keyauth_service.h"
 #include "revocation_hub.h"
+#include "test_tls.h"
 #include "tg/common/crypto.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/pg.h"
@@ -95,11 +96,11 @@ class Replica {
     std::string error;
     server_ = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
                                                   .health_names = {"tg.v1.KeyAuthService"},
-                                                  .shutdown_grace = 2s},
+                                                  .shutdown_grace = 2s,
+                                                  .tls = tg::testing::TestTls(kKeyauthIdentity)},
                                 {service_.get()}, &error);
     if (!server_) throw std::runtime_error(error);
-    stub_ = tg::v1::KeyAuthService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    stub_ = tg::v1::KeyAuthService::NewStub(tg::testing::TestChannel(server_->port(), kKeyauthIdentity));
   }
 
   ~Replica() {
@@ -642,11 +643,13 @@ class FakeConfigService final : public tg::v1::ConfigService::Service {
 TEST(ConfigGatewayDirectoryTest, MapsConfigAnswers) {
   FakeConfigService config;
   std::string error;
-  auto server = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0", .health_names = {}},
+  auto server = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
+                                                    .health_names = {},
+                                                    .tls = tg::testing::TestTls(kConfigIdentity)},
                                   {&config}, &error);
   ASSERT_NE(server, nullptr) << error;
-  ConfigGatewayDirectory directory(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(server->port()), grpc::InsecureChannelCredentials()));
+  ConfigGatewayDirectory directory(
+      tg::testing::TestChannel(server->port(), kConfigIdentity, kKeyauthIdentity));
   EXPECT_TRUE(directory.Exists(kGateway).ok());
   grpc::Status st = directory.Exists(kOtherGateway);
   EXPECT_EQ(st.error_code(), StatusCode::NOT_FOUND);
@@ -659,14 +662,15 @@ TEST(ConfigGatewayDirectoryTest, UnreachableConfigIsUnavailable) {
   {
     FakeConfigService config;
     std::string error;
-    auto server = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0", .health_names = {}},
+    auto server = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
+                                                      .health_names = {},
+                                                      .tls = tg::testing::TestTls(kConfigIdentity)},
                                     {&config}, &error);
     ASSERT_NE(server, nullptr) << error;
     port = server->port();
   }
   ConfigGatewayDirectory directory(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()),
-      300ms);
+      tg::testing::TestChannel(port, kConfigIdentity, kKeyauthIdentity), 300ms);
   auto start = std::chrono::steady_clock::now();
   grpc::Status st = directory.Exists(kGateway);
   EXPECT_EQ(st.error_code(), StatusCode::UNAVAILABLE);

@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "test_tls.h"
 #include "tg/common/crypto.h"
 #include "tg/common/health_client.h"
 #include "tg/common/jwt.h"
@@ -61,6 +62,8 @@ std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::stri
     var = "TG_" + svc + "_METRICS_LISTEN";
   }
   env[var] = "127.0.0.1:" + std::to_string(metrics_port(name));
+  // Internal gRPC over mutual TLS, each service with its own certificate.
+  env.emplace("TG_GRPC_TLS_DIR", TestTlsDir());
   return std::make_unique<Process>(name, BinDir() + "/" + (executable.empty() ? name : executable),
                                    std::move(env),
                                    (dir_ / (name + ".log")).string());
@@ -69,8 +72,8 @@ std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::stri
 bool Stack::WaitGrpc(Process& p, int port) {
   bool ok = WaitFor(
       [&] {
-        return CheckHealth("127.0.0.1:" + std::to_string(port), "", std::chrono::milliseconds(500)) ==
-               "SERVING";
+        return CheckHealth(TestChannel(port, p.name(), kOperatorIdentity), "",
+                           std::chrono::milliseconds(500)) == "SERVING";
       },
       std::chrono::seconds(30));
   if (!ok) ADD_FAILURE() << p.name() << " did not become healthy:\n" << p.LogTail();

@@ -505,6 +505,24 @@ TEST_F(MetricsServerTest, StopIsPromptAndIdempotentWithAnIdleClient) {
   EXPECT_EQ(Connect(server_->port()), -1);  // nothing listens any more
 }
 
+// Kubelet's HTTP probes cannot do the gRPC health check over mutual TLS, so
+// /healthz carries the gRPC server's serving state.
+TEST_F(MetricsServerTest, HealthzFollowsTheServingState) {
+  auto serving = std::make_shared<std::atomic<bool>>(false);
+  server_->SetServingState(serving);
+  std::string r = Get(server_->port(), "/healthz");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 503 ")) << r;
+  EXPECT_EQ(Body(r), "not serving");
+  serving->store(true);
+  r = Get(server_->port(), "/healthz");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 200 OK\r\n")) << r;
+  EXPECT_EQ(Body(r), "ok");
+  serving->store(false);  // draining
+  EXPECT_TRUE(Get(server_->port(), "/healthz").starts_with("HTTP/1.1 503 "));
+  server_->SetServingState(nullptr);
+  EXPECT_TRUE(Get(server_->port(), "/healthz").starts_with("HTTP/1.1 200 "));
+}
+
 TEST_F(MetricsServerTest, PortInUseIsAClearError) {
   MetricsServerOptions options;
   options.listen = "127.0.0.1:" + std::to_string(server_->port());

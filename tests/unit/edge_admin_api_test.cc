@@ -9,6 +9,7 @@
 
 #include "admin_api.h"
 #include "edge_test_http.h"
+#include "test_tls.h"
 #include "tg/common/crypto.h"
 #include "tg/common/jwt.h"
 
@@ -58,7 +59,7 @@ class EdgeAdminApiTest : public ::testing::Test {
     o.jwt_secret = kSecret;
     o.rpc_timeout = std::chrono::milliseconds(3000);
     // Nothing listens on port 1: calls that get that far fail with UNAVAILABLE.
-    auto dead = grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials());
+    auto dead = tg::testing::TestChannel(1, kConfigIdentity);
     api_ = std::make_unique<AdminApi>(o, dead, dead, nullptr);
   }
 
@@ -367,7 +368,7 @@ class EdgeAdminHttpTest : public ::testing::Test {
   void SetUp() override {
     AdminApiOptions o;
     o.jwt_secret = kSecret;
-    auto dead = grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials());
+    auto dead = tg::testing::TestChannel(1, kConfigIdentity);
     api_ = std::make_unique<AdminApi>(o, dead, dead, nullptr);
     HttpServerOptions h;
     h.name = "admin";

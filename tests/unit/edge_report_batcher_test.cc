@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "report_batcher.h"
+#include "test_tls.h"
 #include "tg/common/grpc_server.h"
 
 namespace tg::edge {
@@ -55,10 +56,12 @@ class ReportBatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
-    server_ = GrpcServer::Start({.listen = "127.0.0.1:0", .health_names = {}}, {&balancer_}, &error);
+    server_ = GrpcServer::Start(
+        {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kBalancerIdentity)},
+        {&balancer_}, &error);
     ASSERT_NE(server_, nullptr) << error;
-    stub_ = tg::v1::BalancerService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials()));
+    stub_ = tg::v1::BalancerService::NewStub(
+        tg::testing::TestChannel(server_->port(), kBalancerIdentity));
   }
   void TearDown() override {
     balancer_.Release();

@@ -1,5 +1,7 @@
 #include "service/adapter_service.h"
 
+#include "tg/common/internal_authz.h"
+
 namespace tg::adapter {
 namespace {
 
@@ -99,6 +101,9 @@ tg::v1::Credentials AdapterServiceImpl::FindCredentials(const ConfigSnapshot& s,
 
 grpc::ServerWriteReactor<tg::v1::InvokeEvent>* AdapterServiceImpl::Invoke(
     grpc::CallbackServerContext* ctx, const tg::v1::InvokeRequest* req) {
+  if (grpc::Status denied = AuthorizeCaller(*ctx, InternalRpc::kAdapterInvoke); !denied.ok()) {
+    return RejectStream<tg::v1::InvokeEvent>(std::move(denied));
+  }
   return new InvokeReactor(*req, config_, client_, entra_, workers_, options_,
                            trace::Extract(ctx));
 }

@@ -1,5 +1,6 @@
 // tg-adapter: wires flags to the HTTP client, the config watch (with
 // credentials) and the Invoke service.
+#include <cstdio>
 #include <memory>
 
 #include "http/curl_http_client.h"
@@ -8,6 +9,7 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/worker_pool.h"
@@ -27,6 +29,14 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::string tls_error;
+  auto tls = tg::InternalTlsFromFlags(flags, tg::kAdapterIdentity, &tls_error);
+  if (!tls) {
+    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
+    std::fprintf(stderr, "tg-adapter: %s\n", tls_error.c_str());
+    return 2;
+  }
+
   tg::adapter::AdapterServiceOptions options;
   auto& t = options.invocation.timeouts;
   t.connect = std::chrono::milliseconds(flags.Int("http-connect-timeout-ms", 5000));
@@ -36,7 +46,9 @@ int main(int argc, char** argv) {
 
   tg::ConfigWatcherOptions watch;
   watch.include_credentials = true;
-  tg::ConfigWatcher config(tg::DialInternal(flags.String("config-addr", "127.0.0.1:50051")), watch);
+  tg::ConfigWatcher config(
+      tg::DialInternal(flags.String("config-addr", "127.0.0.1:50051"), tg::kConfigIdentity, *tls),
+      watch);
   config.Start();
 
   tg::adapter::http::CurlHttpClientOptions http;
@@ -54,11 +66,13 @@ int main(int argc, char** argv) {
   opts.listen = flags.String("adapter-listen", "127.0.0.1:50054");
   opts.health_names = {"tg.v1.ProviderAdapterService"};
   opts.shutdown_grace = std::chrono::seconds(flags.Int("shutdown-grace-seconds", 10));
+  opts.tls = *tls;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});
     return 1;
   }
+  telemetry->ReportServing(server->serving_state());
   tg::log::Info("tg-adapter serving",
                 {{"listen", opts.listen},
                  {"port", std::to_string(server->port())},

@@ -1,5 +1,8 @@
 #include "tg/common/grpc_channel.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "tg/common/limits.h"
 
 namespace tg {
@@ -15,12 +18,26 @@ grpc::ChannelArguments InternalChannelArguments() {
   return args;
 }
 
-std::shared_ptr<grpc::Channel> DialInternal(const std::string& address) {
-  return DialInternal(address, InternalChannelArguments());
+std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
+                                            std::string_view server_identity,
+                                            const InternalTls& tls) {
+  return DialInternal(address, server_identity, tls, InternalChannelArguments());
 }
 
 std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
+                                            std::string_view server_identity,
+                                            const InternalTls& tls,
                                             const grpc::ChannelArguments& args) {
+  if (tls.empty() || (!tls.insecure && server_identity.empty())) {
+    std::fprintf(stderr, "fatal: DialInternal(%s) without TLS credentials or server identity\n",
+                 address.c_str());
+    std::abort();
+  }
+  grpc::ChannelArguments dial = args;
+  // The name the server's certificate must carry (checked against its DNS
+  // subject alternative name), whatever host the address names. It also
+  // becomes the :authority of every call.
+  if (!tls.insecure) dial.SetSslTargetNameOverride(std::string(server_identity));
   if (address.rfind("dns:", 0) == 0 || address.rfind("ipv4:", 0) == 0 ||
       address.rfind("ipv6:", 0) == 0) {
     // Several replicas behind one DNS name (a Kubernetes headless Service),
@@ -28,11 +45,9 @@ std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
     // calls spread over every address it resolves to. A plain host:port
     // keeps pick_first, which after a lost connection queues the next call
     // while it reconnects instead of failing it during the reconnect backoff.
-    grpc::ChannelArguments balanced = args;
-    balanced.SetLoadBalancingPolicyName("round_robin");
-    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), balanced);
+    dial.SetLoadBalancingPolicyName("round_robin");
   }
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, MakeChannelCredentials(tls), dial);
 }
 
 }  // namespace tg

@@ -65,12 +65,21 @@ class TracingInterceptorFactory final
 std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
                                               const std::vector<grpc::Service*>& services,
                                               std::string* error) {
+  if (options.tls.empty()) {
+    *error = "no internal TLS credentials (GrpcServerOptions::tls)";
+    return nullptr;
+  }
+  if (options.tls.insecure) {
+    log::Warn("gRPC server without TLS (--grpc-insecure=true): any client reaches every RPC; "
+              "for local experiments only",
+              {{"listen", options.listen}});
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::unique_ptr<GrpcServer> s(new GrpcServer());
   s->options_ = options;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(options.listen, MakeServerCredentials(options.tls), &s->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_send_message_bytes));
   // Connections are recycled now and then (calls in flight, long watches
@@ -95,6 +104,7 @@ std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
 GrpcServer::~GrpcServer() { Shutdown(); }
 
 void GrpcServer::SetServing(bool serving) {
+  serving_->store(serving);
   auto* health = server_->GetHealthCheckService();
   if (health == nullptr) return;
   health->SetServingStatus("", serving);

@@ -133,7 +133,9 @@ std::string Plain(int code, std::string_view reason, std::string_view body, bool
 }
 
 // The answer to one request head (everything up to the blank line).
-std::string Handle(std::string_view head, Registry* registry) {
+// `serving`: what /healthz reports (the gRPC server's state, when the process
+// has one; see MetricsServer::SetServingState).
+std::string Handle(std::string_view head, Registry* registry, bool serving) {
   size_t eol = head.find('\n');
   std::string_view line = head.substr(0, eol);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -163,7 +165,10 @@ std::string Handle(std::string_view head, Registry* registry) {
     }
     return Response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, is_head);
   }
-  if (path == "/healthz") return Plain(200, "OK", "ok", is_head);
+  if (path == "/healthz") {
+    if (!serving) return Plain(503, "Service Unavailable", "not serving", is_head);
+    return Plain(200, "OK", "ok", is_head);
+  }
   return Plain(404, "Not Found", "not found\n", is_head);
 }
 
@@ -187,7 +192,7 @@ struct Conn {
 };
 
 // Reads what is available; returns false when the connection is to be closed.
-bool ReadRequest(Conn& c, Registry* registry) {
+bool ReadRequest(Conn& c, Registry* registry, bool serving) {
   char buf[4096];
   for (;;) {
     ssize_t n = recv(c.fd, buf, sizeof buf, 0);
@@ -199,7 +204,7 @@ bool ReadRequest(Conn& c, Registry* registry) {
     c.in.append(buf, static_cast<size_t>(n));
     size_t end = HeadEnd(c.in);
     if (end != std::string::npos && end <= kMaxHeaderBytes) {
-      c.out = Handle(std::string_view(c.in).substr(0, end), registry);
+      c.out = Handle(std::string_view(c.in).substr(0, end), registry, serving);
     } else if (c.in.size() > kMaxHeaderBytes) {
       c.out = Plain(431, "Request Header Fields Too Large", "request header too large\n");
     } else {
@@ -340,7 +345,7 @@ void MetricsServer::Run() {
       } else if (ev != 0) {
         switch (c.state) {
           case Conn::State::kReading:
-            keep = ReadRequest(c, registry_);
+            keep = ReadRequest(c, registry_, Serving());
             if (keep && c.state == Conn::State::kWriting) keep = WriteResponse(c);
             break;
           case Conn::State::kWriting:
@@ -382,6 +387,15 @@ void MetricsServer::Run() {
     }
   }
   for (Conn& c : conns) close(c.fd);
+}
+
+void MetricsServer::SetServingState(std::shared_ptr<const std::atomic<bool>> serving) {
+  serving_.store(std::move(serving));
+}
+
+bool MetricsServer::Serving() const {
+  auto serving = serving_.load();
+  return !serving || serving->load(std::memory_order_relaxed);
 }
 
 }  // namespace tg::metrics

@@ -4,6 +4,9 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "tg/common/internal_tls.h"
 
 namespace tg {
 
@@ -16,9 +19,18 @@ namespace tg {
 // limits::kMaxGrpcMessageBytes are received and sent (tg/common/limits.h).
 grpc::ChannelArguments InternalChannelArguments();
 
-// An insecure channel to another TrustGate service with those arguments.
-std::shared_ptr<grpc::Channel> DialInternal(const std::string& address);
+// A channel to another TrustGate service with those arguments, over mutual
+// TLS with `tls` (our certificate is the client's): the server must present a
+// certificate from the CA naming `server_identity` ("tg-config", …), so a
+// process holding another identity's certificate cannot stand in for it,
+// whatever address it answers on. `tls` must not be empty (aborts: a wiring
+// bug); InternalTls::Insecure() dials plaintext.
 std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
+                                            std::string_view server_identity,
+                                            const InternalTls& tls);
+std::shared_ptr<grpc::Channel> DialInternal(const std::string& address,
+                                            std::string_view server_identity,
+                                            const InternalTls& tls,
                                             const grpc::ChannelArguments& args);
 
 }  // namespace tg

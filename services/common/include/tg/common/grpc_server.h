@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -7,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "tg/common/internal_tls.h"
 #include "tg/common/limits.h"
 
 namespace tg {
@@ -24,6 +26,9 @@ struct GrpcServerOptions {
   // metadata (streams such as Watch and gRPC's own health and reflection
   // calls get none). For services whose handlers do not make their own.
   bool trace_unary_rpcs = false;
+  // Mutual TLS with this process's identity (InternalTlsFromFlags), or
+  // InternalTls::Insecure(). Required: Start refuses an empty one.
+  InternalTls tls;
 };
 
 // A gRPC server with grpc.health.v1 and server reflection, as every TrustGate
@@ -42,6 +47,10 @@ class GrpcServer {
   // Health of the whole server ("") and of every name in health_names.
   void SetServing(bool serving);
 
+  // The overall serving state, shared with whoever reports it elsewhere (the
+  // metrics port's /healthz, for HTTP probes that cannot do mutual TLS).
+  std::shared_ptr<const std::atomic<bool>> serving_state() const { return serving_; }
+
   // Health NOT_SERVING, then drain: in-flight RPCs get shutdown_grace, then
   // are cancelled. Idempotent.
   void Shutdown();
@@ -52,6 +61,7 @@ class GrpcServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
+  std::shared_ptr<std::atomic<bool>> serving_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 // Call first in main(), before any thread starts: SIGTERM/SIGINT are then

@@ -47,10 +47,17 @@ class MetricsServer {
   // Closes the listener and every connection and joins the thread; idempotent.
   void Stop();
 
+  // From now on /healthz answers 200 "ok" while *serving is true and 503 "not
+  // serving" otherwise (a service's gRPC server: GrpcServer::serving_state()),
+  // so that HTTP probes, which cannot do the gRPC health check over mutual
+  // TLS, see the same state. Without it /healthz is always 200.
+  void SetServingState(std::shared_ptr<const std::atomic<bool>> serving);
+
  private:
   MetricsServer(int listen_fd, int wake_fd, int port, Registry* registry,
                 const MetricsServerOptions& options);
   void Run();
+  bool Serving() const;
 
   int listen_fd_;
   int wake_fd_;  // eventfd: Stop() wakes the poll loop
@@ -60,6 +67,7 @@ class MetricsServer {
   std::mutex stop_mu_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  std::atomic<std::shared_ptr<const std::atomic<bool>>> serving_;
 };
 
 }  // namespace tg::metrics

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,11 @@ class Telemetry {
   ~Telemetry();  // flushes queued spans (bounded) and stops the listener
 
   int metrics_port() const { return server_ ? server_->port() : 0; }
+
+  // The metrics port's /healthz follows *serving (GrpcServer::serving_state()).
+  void ReportServing(std::shared_ptr<const std::atomic<bool>> serving) {
+    if (server_) server_->SetServingState(std::move(serving));
+  }
 
  private:
   Telemetry() = default;
