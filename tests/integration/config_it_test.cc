@@ -428,8 +428,7 @@ TEST_F(ConfigIT, ALargeSnapshotComesInPartsAndAWatcherAssemblesThem) {
   ctx.TryCancel();
 
   // ConfigWatcher: the whole configuration, then resumes without a snapshot.
-  ConfigWatcher watcher(grpc::CreateChannel("127.0.0.1:" + std::to_string(b_->server->port()),
-                                            grpc::InsecureChannelCredentials()));
+  ConfigWatcher watcher(testing::TestChannel(b_->server->port(), kConfigIdentity));
   watcher.Start();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!watcher.connected() && std::chrono::steady_clock::now() < deadline) {

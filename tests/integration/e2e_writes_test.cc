@@ -14,6 +14,7 @@
 #include "process.h"
 #include "stack.h"
 #include "test_db.h"
+#include "test_tls.h"
 #include "tg/common/crypto.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 
@@ -230,9 +231,8 @@ TEST(KeyRevocationE2E, ALaggingReplicaNeverReadmitsARevokedKey) {
   // The lagging replica still vouches for the key when asked without a
   // revision: it really lags, so the edge's revision rule is what refused it.
   for (const char* replica : {"tg-keyauth", "tg-keyauth-2"}) {
-    auto stub = tg::v1::KeyAuthService::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(stack->grpc_port(replica)),
-        grpc::InsecureChannelCredentials()));
+    auto stub = tg::v1::KeyAuthService::NewStub(
+        tg::testing::TestChannel(stack->grpc_port(replica), tg::kKeyauthIdentity));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + seconds(2));
     tg::v1::VerifyKeyRequest req;
