@@ -44,11 +44,6 @@ int Stack::metrics_port(const std::string& name) const {
   return it == metrics_ports_.end() ? 0 : it->second;
 }
 
-int Stack::grpc_port(const std::string& name) const {
-  auto it = grpc_ports_.find(name);
-  return it == grpc_ports_.end() ? 0 : it->second;
-}
-
 std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::string, std::string> env,
                                      const std::string& executable) {
   env["TG_LOG_LEVEL"] = "info";

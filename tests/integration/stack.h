@@ -52,8 +52,8 @@ class Stack {
   std::string Token(std::chrono::seconds ttl = std::chrono::seconds(3600)) const;
   HttpResponse Admin(const std::string& method, const std::string& path, const std::string& body = "");
   int proxy_port() const { return proxy_port_; }
-  // The gRPC port of a started service ("tg-config", …); 0 for tg-edge or an
-  // unknown name. Dial it with TestChannel (test_tls.h).
+  // The gRPC port of a started service ("tg-config", "tg-keyauth-2", …); 0
+  // for tg-edge or an unknown name. Dial it with TestChannel (test_tls.h).
   int grpc_port(const std::string& name) const {
     auto it = grpc_ports_.find(name);
     return it == grpc_ports_.end() ? 0 : it->second;
@@ -61,8 +61,6 @@ class Stack {
   // The /metrics port of a service ("tg-edge", "tg-balancer", …).
   int metrics_port(const std::string& name) const;
   const std::string& dsn() const { return db_.dsn(); }
-  // The gRPC port of a started service ("tg-keyauth", "tg-keyauth-2", …).
-  int grpc_port(const std::string& name) const;
 
  private:
   std::unique_ptr<Process> Make(const std::string& name, std::map<std::string, std::string> env,
