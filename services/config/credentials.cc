@@ -33,7 +33,14 @@ std::string Mask(const std::string& secret) {
   // sealed value reaching here must not show its tail as if it were the key's.
   if (crypto::SecretBox::IsSealed(secret)) return "****";
   if (secret.size() < 16) return "****";
-  return "****" + secret.substr(secret.size() - 4);
+  // The last four bytes, moved forward to a character boundary: a tail that
+  // began inside a UTF-8 sequence would not be UTF-8, and protobuf refuses
+  // such a string (found by fuzz/admin_json).
+  size_t start = secret.size() - 4;
+  while (start < secret.size() && (static_cast<unsigned char>(secret[start]) & 0xC0) == 0x80) {
+    ++start;
+  }
+  return "****" + secret.substr(start);
 }
 
 void MaskCredentials(tg::v1::Credentials* c) {

@@ -288,15 +288,22 @@ TEST_F(HostileInputE2E, AccessLogLinesStayValidJsonForHostileTargets) {
   Process* edge = stack_->Find("tg-edge");
   ASSERT_NE(edge, nullptr);
   const std::string marker = "hostile" + std::to_string(getpid());
+  // Raw control and non-UTF-8 bytes in a request target are refused at the
+  // request line (origin-form, 400) before anything is logged; what still
+  // reaches the access log is quotes, backslashes and escapes in the target,
+  // and control characters (valid UTF-8) in the model.
   const std::string targets[] = {
-      "/ai/" + marker + "/\xff\xfe\xc3(\"\\%00%22",
-      "/ai/" + marker + "/ctl\x01\x1f\x7fx",
+      "/ai/" + marker + "/q\"uo\\te%00%22%ff",
+      "/ai/" + marker + "/v1/chat/completions",
   };
+  const std::string body = R"({"model":"m\u0001\u001f\"\\x)" + marker +
+                           R"(","messages":[{"role":"user","content":"hi"}]})";
   for (const auto& target : targets) {
     RawClient c(stack_->proxy_port());
     ASSERT_TRUE(c.connected());
     ASSERT_TRUE(c.Send("POST " + target + " HTTP/1.1\r\nHost: x\r\nX-TG-API-Key: " + key_ +
-                       "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"));
+                       "\r\nContent-Length: " + std::to_string(body.size()) +
+                       "\r\nConnection: close\r\n\r\n" + body));
     c.ReadUntilClosed(seconds(5));
   }
   // The log writer is asynchronous: wait for the first line to show.

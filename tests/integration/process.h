@@ -31,6 +31,8 @@ class Process {
   bool running();
   std::string LogTail(size_t bytes = 4000) const;
   const std::string& name() const { return name_; }
+  // The executable's file name ("tg-keyauth" for a replica named "tg-keyauth-2").
+  std::string executable() const { return path_.substr(path_.find_last_of('/') + 1); }
   pid_t pid() const { return pid_; }  // -1 when not started
 
  private:

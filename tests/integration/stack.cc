@@ -67,7 +67,8 @@ std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::stri
 bool Stack::WaitGrpc(Process& p, int port) {
   bool ok = WaitFor(
       [&] {
-        return CheckHealth(TestChannel(port, p.name(), kOperatorIdentity), "",
+        // A replica ("tg-keyauth-2") holds its executable's identity.
+        return CheckHealth(TestChannel(port, p.executable(), kOperatorIdentity), "",
                            std::chrono::milliseconds(500)) == "SERVING";
       },
       std::chrono::seconds(30));

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "tg/common/utf8.h"
+
 #include "credentials.h"
 #include "tg/common/json_util.h"
 #include "validation.h"
@@ -227,6 +229,15 @@ TEST(Credentials, MaskKeepsOnlyTheTailOfLongSecrets) {
   EXPECT_EQ(Mask("sk-proj-0123456789abcdef"), "****cdef");
   auto box = crypto::SecretBox::FromKey(std::string(32, 'x')).value();
   EXPECT_EQ(Mask(box.Seal("sk-proj-0123456789abcdef")), "****") << "never a ciphertext's tail";
+}
+
+TEST(Credentials, MaskNeverCutsACharacterInHalf) {
+  // "é" is two bytes (C3 A9): the last four bytes of this secret begin with
+  // A9, which alone is not UTF-8. Found by fuzz/admin_json.
+  const std::string secret = "0123456789abcdefgh\xC3\xA9xyz";
+  EXPECT_EQ(Mask(secret), "****xyz");
+  EXPECT_TRUE(utf8::IsValid(Mask(secret)));
+  EXPECT_EQ(Mask("0123456789abcdef\xC3\xA9yz"), "****\xC3\xA9yz");
 }
 
 TEST(Credentials, MaskingCoversEverySecretFieldAndNothingElse) {

@@ -51,9 +51,12 @@ void AppendEncoded(std::string_view s, bool query, std::string* out) {
   }
 }
 
-std::string QueryEncode(std::string_view s) {
+// Every byte but the unreserved ones (RFC 3986) as %XX: safe in a path
+// segment and in a query name or value alike.
+std::string PercentEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
+  out.reserve(s.size() + 8);
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     if (IsUnreserved(c)) {
@@ -209,7 +212,7 @@ Result<std::string> ProviderUrl(std::string_view provider_default, const TargetI
         q == std::string::npos ? std::string_view() : std::string_view(full).substr(q + 1);
     if (HasParam(query, name)) continue;
     full.push_back(q == std::string::npos ? '?' : '&');
-    full.append(QueryEncode(name)).append("=").append(QueryEncode(value));
+    full.append(PercentEncode(name)).append("=").append(PercentEncode(value));
   }
   parts.path = std::move(full);
   return BuildUrl(parts);
@@ -228,21 +231,6 @@ std::string ResolvePath(std::string_view default_path, const TargetInfo& target,
   return path;
 }
 
-std::string PathEncode(std::string_view segment) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(segment.size() + 8);
-  for (char ch : segment) {
-    auto c = static_cast<unsigned char>(ch);
-    if (IsUnreserved(c)) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
+std::string PathEncode(std::string_view segment) { return PercentEncode(segment); }
 
 }  // namespace tg::adapter::translate
