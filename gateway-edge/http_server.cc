@@ -608,7 +608,11 @@ class Session : public std::enable_shared_from_this<Session> {
         [weak, seq](HttpResponse response) {
           auto s = weak.lock();
           if (!s) return;  // the connection is gone (closed by Stop)
-          net::post(s->executor(), [s, seq, response = std::move(response)]() mutable {
+          // The session moves into the posted handler: this (foreign) thread
+          // must never hold its last reference, or the session would be
+          // destroyed here, possibly after its io_context.
+          auto ex = s->executor();
+          net::post(ex, [s = std::move(s), seq, response = std::move(response)]() mutable {
             s->Deliver(std::move(response), seq);
           });
         },
@@ -619,7 +623,8 @@ class Session : public std::enable_shared_from_this<Session> {
             body->Kill();
             return body;
           }
-          net::post(s->executor(), [s, seq, head = std::move(head), body]() mutable {
+          auto ex = s->executor();
+          net::post(ex, [s = std::move(s), seq, head = std::move(head), body]() mutable {
             s->DeliverStream(std::move(head), seq, body);
           });
           return body;
@@ -744,7 +749,8 @@ void SessionStream::Kick() {
     Kill();
     return;
   }
-  net::post(s->executor(), [s] { s->PumpStream(); });
+  auto ex = s->executor();
+  net::post(ex, [s = std::move(s)] { s->PumpStream(); });  // never the last reference here
 }
 
 // ---------------------------------------------------------------- server
