@@ -29,8 +29,18 @@ using ::testing::StartsWith;
 //   /empty     204
 class ScriptedHandler : public HttpHandler {
  public:
-  ~ScriptedHandler() override {
-    for (auto& t : threads_) t.join();
+  ~ScriptedHandler() override { JoinAll(); }
+
+  // Waits for every answer sent from another thread. Called before the
+  // server is destroyed: an answer racing the io_context's destruction
+  // would post into a destroyed strand service.
+  void JoinAll() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
   }
 
   void Handle(HttpRequest r, HttpResponder respond) override {
@@ -82,7 +92,9 @@ class EdgeHttpServerTest : public ::testing::Test {
     port_ = server_->port();
   }
   void TearDown() override {
+    handler_.JoinAll();
     if (server_) server_->Stop();
+    server_.reset();
   }
 
   ScriptedHandler handler_;
