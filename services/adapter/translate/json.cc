@@ -9,7 +9,6 @@ namespace tg::adapter::translate::json {
 bool Parse(std::string_view text, Document* doc, std::string* error) {
   ::tg::json::ParseOptions options;
   options.lenient = true;
-  options.full_precision = true;
   ::tg::json::ParseResult r = ::tg::json::Parse(text, doc, options);
   if (!r.ok() && error != nullptr) *error = std::move(r.message);
   return r.ok();

@@ -133,16 +133,13 @@ ParseResult Parse(std::string_view text, rapidjson::Document* doc, const ParseOp
   }
   using rapidjson::kParseCommentsFlag;
   using rapidjson::kParseDefaultFlags;
-  using rapidjson::kParseFullPrecisionFlag;
   using rapidjson::kParseTrailingCommasFlag;
   using rapidjson::kParseValidateEncodingFlag;
   constexpr unsigned kLenient = kParseCommentsFlag | kParseTrailingCommasFlag;
   constexpr unsigned kUtf8 = kParseValidateEncodingFlag;
-  constexpr unsigned kExact = kParseFullPrecisionFlag;
   const size_t d = options.max_depth;
   // The flags are template arguments: one instantiation per combination used.
-  const unsigned key = (options.lenient ? 1u : 0u) | (options.validate_utf8 ? 2u : 0u) |
-                       (options.full_precision ? 4u : 0u);
+  const unsigned key = (options.lenient ? 1u : 0u) | (options.validate_utf8 ? 2u : 0u);
   switch (key) {
     case 0:
       return ParseWith<kParseDefaultFlags>(text, doc, d);
@@ -150,16 +147,8 @@ ParseResult Parse(std::string_view text, rapidjson::Document* doc, const ParseOp
       return ParseWith<kLenient>(text, doc, d);
     case 2:
       return ParseWith<kUtf8>(text, doc, d);
-    case 3:
-      return ParseWith<kLenient | kUtf8>(text, doc, d);
-    case 4:
-      return ParseWith<kExact>(text, doc, d);
-    case 5:
-      return ParseWith<kLenient | kExact>(text, doc, d);
-    case 6:
-      return ParseWith<kUtf8 | kExact>(text, doc, d);
     default:
-      return ParseWith<kLenient | kUtf8 | kExact>(text, doc, d);
+      return ParseWith<kLenient | kUtf8>(text, doc, d);
   }
 }
 

@@ -72,7 +72,6 @@ bool NormalizeLenient(std::string_view in, std::string* out, std::string* error)
   rapidjson::Document doc;
   ParseOptions options;
   options.lenient = true;
-  options.full_precision = true;
   ParseResult parsed = Parse(cleaned, &doc, options);
   if (!parsed.ok()) {
     *error = parsed.message;
@@ -197,7 +196,6 @@ bool ParseProto(std::string_view json, google::protobuf::Message* msg, std::stri
   {
     rapidjson::Document doc;
     ParseOptions options;
-    options.full_precision = true;
     if (ParseResult parsed = Parse(strict, &doc, options); !parsed.ok()) {
       *error = parsed.message;
       return false;
