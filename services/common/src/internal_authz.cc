@@ -62,21 +62,29 @@ bool InternalRpcAllows(InternalRpc rpc, std::string_view identity) {
   return !identity.empty() && Listed(InternalRpcCallers(rpc), identity);
 }
 
-std::string CallerIdentity(const grpc::ServerContextBase& context) {
-  auto auth = context.auth_context();
+namespace {
+
+// The peer's certificate CN, or "" (one auth_context per call: it allocates).
+std::string IdentityOf(const std::shared_ptr<const grpc::AuthContext>& auth) {
   if (!auth || !auth->IsPeerAuthenticated()) return "";
   auto names = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
   if (names.size() != 1) return "";
   return std::string(names[0].data(), names[0].size());
 }
 
+}  // namespace
+
+std::string CallerIdentity(const grpc::ServerContextBase& context) {
+  return IdentityOf(context.auth_context());
+}
+
 grpc::Status AuthorizeCaller(const grpc::ServerContextBase& context, InternalRpc rpc) {
-  auto auth = context.auth_context();
+  const auto auth = context.auth_context();
   if (auth) {
     auto type = auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
     if (type.size() == 1 && type[0] == "insecure") return grpc::Status::OK;
   }
-  const std::string identity = CallerIdentity(context);
+  const std::string identity = IdentityOf(auth);
   if (identity.empty()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "no client certificate identity (internal gRPC needs mutual TLS)");
