@@ -16,12 +16,12 @@
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -263,7 +263,8 @@ class FakeProvider::Impl {
     // Abandoned sessions (coroutine frames) die with the io_context; they
     // touch this object's members on the way out, so it goes first.
     acceptor_.reset();
-    io_.reset();
+    work_.clear();
+    ios_.clear();
   }
 
   bool Start(std::string* error) {
@@ -271,8 +272,15 @@ class FakeProvider::Impl {
       if (error != nullptr) *error = "fake provider already started";
       return false;
     }
-    io_ = std::make_unique<net::io_context>();
-    acceptor_ = std::make_unique<tcp::acceptor>(*io_);
+    // One single-threaded io_context per thread, sessions spread round-robin:
+    // Boost 1.74's awaitables are not safe when one coroutine's completions
+    // can run on two threads (a frame is freed while its initiator still
+    // reads it, even on a strand: chriskohlhoff/asio#835).
+    for (int i = 0; i < std::max(1, options_.threads); ++i) {
+      ios_.push_back(std::make_unique<net::io_context>(1));
+      work_.emplace_back(ios_.back()->get_executor());
+    }
+    acceptor_ = std::make_unique<tcp::acceptor>(*ios_[0]);
     beast::error_code ec;
     auto address = net::ip::make_address(options_.host, ec);
     tcp::endpoint endpoint(address, options_.port);
@@ -285,9 +293,9 @@ class FakeProvider::Impl {
       return false;
     }
     port_ = acceptor_->local_endpoint().port();
-    net::co_spawn(*io_, Accept(), Done("accept"));
-    for (int i = 0; i < std::max(1, options_.threads); ++i) {
-      threads_.emplace_back([this] { io_->run(); });
+    net::co_spawn(*ios_[0], Accept(), Done("accept"));
+    for (auto& io : ios_) {
+      threads_.emplace_back([io = io.get()] { io->run(); });
     }
     started_ = true;
     return true;
@@ -299,7 +307,7 @@ class FakeProvider::Impl {
     // outlive its promise.
     auto closed = std::make_shared<std::promise<void>>();
     std::future<void> done = closed->get_future();
-    net::post(*io_, [this, closed] {
+    net::post(*ios_[0], [this, closed] {
       beast::error_code ec;
       acceptor_->close(ec);
       std::lock_guard<std::mutex> lock(mu_);
@@ -307,7 +315,7 @@ class FakeProvider::Impl {
       closed->set_value();
     });
     done.wait_for(std::chrono::seconds(5));
-    io_->stop();
+    for (auto& io : ios_) io->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
     cv_.notify_all();
@@ -375,8 +383,10 @@ class FakeProvider::Impl {
   net::awaitable<void> Accept() {
     for (;;) {
       beast::error_code ec;
-      tcp::socket socket = co_await acceptor_->async_accept(
-          net::any_io_executor(net::make_strand(*io_)), net::redirect_error(kAwaitable, ec));
+      net::io_context& io = *ios_[next_io_++ % ios_.size()];
+      tcp::socket socket =
+          co_await acceptor_->async_accept(net::any_io_executor(io.get_executor()),
+                                           net::redirect_error(kAwaitable, ec));
       if (ec) {
         if (stopped_ || !acceptor_->is_open()) co_return;
         continue;
@@ -926,7 +936,9 @@ class FakeProvider::Impl {
   }
 
   const FakeProviderOptions options_;
-  std::unique_ptr<net::io_context> io_;
+  std::vector<std::unique_ptr<net::io_context>> ios_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
+  size_t next_io_ = 0;  // the accept loop's only
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
