@@ -293,6 +293,7 @@ TEST_F(HostileInputE2E, AccessLogLinesStayValidJsonForHostileTargets) {
   // reaches the access log is quotes, backslashes and escapes in the target,
   // and control characters (valid UTF-8) in the model.
   const std::string targets[] = {
+      "/ai/" + marker + "/raw\xff\xfe",  // logged raw before: a line that is not UTF-8
       "/ai/" + marker + "/q\"uo\\te%00%22%ff",
       "/ai/" + marker + "/v1/chat/completions",
   };

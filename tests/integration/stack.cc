@@ -58,7 +58,11 @@ std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::stri
   }
   env[var] = "127.0.0.1:" + std::to_string(metrics_port(name));
   // Internal gRPC over mutual TLS, each service with its own certificate.
-  env.emplace("TG_GRPC_TLS_DIR", TestTlsDir());
+  if (TestGrpcInsecure()) {
+    env.emplace("TG_GRPC_INSECURE", "true");
+  } else {
+    env.emplace("TG_GRPC_TLS_DIR", TestTlsDir());
+  }
   return std::make_unique<Process>(name, BinDir() + "/" + (executable.empty() ? name : executable),
                                    std::move(env),
                                    (dir_ / (name + ".log")).string());

@@ -19,7 +19,14 @@ namespace tg::testing {
 // first use (removed at exit).
 const std::string& TestTlsDir();
 
-// The credentials of `identity` in TestTlsDir() (aborts when they do not load:
+// True when TG_TEST_GRPC_INSECURE=1: every service and every test client
+// speaks plaintext gRPC. Only for running the end-to-end tests against
+// binaries without internal TLS (TG_TEST_BIN_DIR pointing at an older build,
+// to see a reproduction fail there); the internal-auth tests fail in it.
+bool TestGrpcInsecure();
+
+// The credentials of `identity` in TestTlsDir() (plaintext when
+// TestGrpcInsecure()) (aborts when they do not load:
 // nothing else in the test could work).
 const InternalTls& TestTls(std::string_view identity);
 
