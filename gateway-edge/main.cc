@@ -24,13 +24,9 @@ namespace {
 
 std::shared_ptr<grpc::Channel> Dial(const std::string& address, std::string_view identity,
                                    const tg::InternalTls& tls) {
-  // Bounded reconnect backoff: a restarted service is used again within ~1 s.
-  grpc::ChannelArguments args = tg::InternalChannelArguments();
-  // Notice a dead tg-config/tg-keyauth connection without waiting for a call.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  return tg::DialInternal(address, identity, tls, args);
+  // Bounded reconnect backoff (a restarted service is used again within
+  // ~1 s) and keepalive pings the servers accept: InternalChannelArguments.
+  return tg::DialInternal(address, identity, tls);
 }
 
 }  // namespace

@@ -525,6 +525,7 @@ class FakeProvider::Impl {
         co_return false;
       }
     }
+    if (fault && fault->close_before_head) co_return false;  // the session closes the socket
     if (fault && fault->hang) {
       co_await Wait(socket, milliseconds(-1));
       Update(record, [this](RecordedRequest& r) { r.client_disconnected = !stopped_; });
@@ -565,9 +566,24 @@ class FakeProvider::Impl {
                             ReplyIds{seq, static_cast<int64_t>(std::time(nullptr))});
       }
     }
+    if (fault && reply.streamed) ReshapeStream(*fault, &reply);
     milliseconds interval = reply.status == 200 ? answer.event_interval : milliseconds(0);
     if (route.api == Api::kRaw) interval = milliseconds(QueryInt(query, "interval_ms", 0));
     co_return co_await Send(socket, route.api, reply, fault, record, req.keep_alive(), interval);
+  }
+
+  // The stream faults that change the events rather than their delivery.
+  static void ReshapeStream(const FakeFault& f, WireReply* reply) {
+    auto& events = reply->events;
+    if (f.omit_done && !events.empty() && events.back() == "data: [DONE]\n\n") events.pop_back();
+    if (f.garbage_before_event >= 0) {
+      const auto at = static_cast<size_t>(std::min<int64_t>(
+          f.garbage_before_event, static_cast<int64_t>(events.size())));
+      for (int i = 0; i < std::max(1, f.garbage_events); ++i) {
+        events.insert(events.begin() + static_cast<std::ptrdiff_t>(at),
+                      "data: {\"choices\": [{\"delta\": \n\n");
+      }
+    }
   }
 
   // The first matching fault, its count consumed.
@@ -867,12 +883,18 @@ class FakeProvider::Impl {
       f.delay = milliseconds(num("delay_ms", 0));
       const rapidjson::Value* hang = Field(doc, "hang");
       f.hang = hang != nullptr && hang->IsBool() && hang->GetBool();
+      const rapidjson::Value* close = Field(doc, "close_before_head");
+      f.close_before_head = close != nullptr && close->IsBool() && close->GetBool();
       f.drop_after_bytes = num("drop_after_bytes", -1);
       f.drop_after_events = num("drop_after_events", -1);
       f.error_after_events = num("error_after_events", -1);
       f.stream_error_type = str("stream_error_type", "");
       f.malformed = str("malformed", "");
       f.malformed_size = num("malformed_size", f.malformed_size);
+      const rapidjson::Value* omit_done = Field(doc, "omit_done");
+      f.omit_done = omit_done != nullptr && omit_done->IsBool() && omit_done->GetBool();
+      f.garbage_before_event = num("garbage_before_event", -1);
+      f.garbage_events = static_cast<int>(num("garbage_events", 1));
       f.count = static_cast<int>(num("count", -1));
       AddFault(std::move(f));
       return 200;

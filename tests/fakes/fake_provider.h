@@ -33,9 +33,12 @@ namespace tg::fakes {
 //
 //   GET /_fake/health            {"status":"ok","port":N}
 //   GET /_fake/requests          the record, credentials redacted; DELETE clears it
-//   POST /_fake/faults           {"path","api","status","delay_ms","hang","drop_after_bytes",
+//   POST /_fake/faults           {"path","api","status","delay_ms","hang","close_before_head",
+//                                 "drop_after_bytes",
 //                                 "drop_after_events","error_after_events",
-//                                 "stream_error_type","count"}; DELETE clears them
+//                                 "stream_error_type","malformed","malformed_size",
+//                                 "omit_done","garbage_before_event","garbage_events",
+//                                 "count"}; DELETE clears them
 //   POST /_fake/answer           {"text","tool_calls":[{"id","name","arguments"}],"finish",
 //                                 "input_tokens","output_tokens","cached_tokens",
 //                                 "event_interval_ms","auto_tool_arguments"}
@@ -65,6 +68,7 @@ struct FakeFault {
   int status = 0;           // > 0: answer this status in the provider's error format
   std::chrono::milliseconds delay{0};  // wait this long before answering
   bool hang = false;              // never answer; the connection stays open until the client leaves
+  bool close_before_head = false;  // read the request, then close the connection without a byte
   int64_t drop_after_bytes = -1;  // >= 0: close the connection after this many body bytes
   int64_t drop_after_events = -1;   // >= 0: close after this many stream events (no terminator)
   int64_t error_after_events = -1;  // >= 0: after this many events, the provider's mid-stream
@@ -78,6 +82,10 @@ struct FakeFault {
   //     X-Fake-Bytes header with bytes that are not UTF-8.
   std::string malformed;
   int64_t malformed_size = 200000;
+  // Stream shapes (issue 12), on an otherwise good stream:
+  bool omit_done = false;            // no `data: [DONE]` (OpenAI): the body just ends, cleanly
+  int64_t garbage_before_event = -1;  // >= 0: `garbage_events` events that are not JSON
+  int garbage_events = 1;             //   go before this event (clamped to the end)
   int count = -1;                   // requests it applies to; -1 until cleared
 };
 

@@ -232,6 +232,53 @@ TEST_F(ProxyE2E, A429FailsOverAndA400DoesNot) {
   EXPECT_EQ(fake_->Requests().size(), 4u) << "two 429s + one answer each, then one 400";
 }
 
+// Issue 12: a stream that finished (finish_reason, usage, a clean end of the
+// body) but never sent `data: [DONE]` is complete; one malformed event in a
+// good stream is skipped (counted on tg-adapter's /metrics), not the end of it.
+TEST_F(ProxyE2E, AFinishedStreamWithoutDoneAndOneMalformedEventStillAnswer) {
+  Route("/shapes", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
+  const std::string stream =
+      R"({"model": "gpt-4", "stream": true, "stream_options": {"include_usage": true},
+          "messages": [{"role": "user", "content": "Hi"}]})";
+  auto check = [&](const char* what) {
+    auto r = Chat("/shapes/v1/chat/completions", stream);
+    ASSERT_EQ(r.status, 200) << what << ": " << r.body;
+    EXPECT_NE(r.body.find("Hello"), std::string::npos) << what << ": " << r.body;
+    EXPECT_EQ(r.body.find("\"error\""), std::string::npos) << what << ": " << r.body;
+    EXPECT_NE(r.body.find("\"usage\":{\"prompt_tokens\""), std::string::npos) << what;
+    ASSERT_GE(r.body.size(), 14u);
+    EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n") << what << ": " << r.body;
+  };
+  fakes::FakeFault no_done;
+  no_done.omit_done = true;
+  fake_->AddFault(no_done);
+  check("without [DONE]");
+  fake_->ClearFaults();
+
+  auto skipped = [&] {
+    auto m = Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port("tg-adapter")) +
+                             "/metrics");
+    const std::string name = "tg_adapter_stream_events_skipped_total{provider=\"openai\"} ";
+    auto at = m.body.find(name);
+    return at == std::string::npos ? 0 : std::atoi(m.body.c_str() + at + name.size());
+  };
+  const int before = skipped();
+  fakes::FakeFault garbage;
+  garbage.garbage_before_event = 2;
+  fake_->AddFault(garbage);
+  check("one malformed event");
+  EXPECT_EQ(skipped(), before + 1);
+  EXPECT_EQ(fake_->Requests().size(), 2u) << "one provider call each, no failover";
+
+  // Mostly garbage still fails, with an in-band error.
+  fake_->ClearFaults();
+  garbage.garbage_events = 5;
+  fake_->AddFault(garbage);
+  auto r = Chat("/shapes/v1/chat/completions", stream);
+  EXPECT_NE(r.body.find("\"error\""), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+}
+
 TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {
   Route("/tools", R"({"name": "u", "targets": [)" + Target("anthropic", R"("default_model": "claude-3-sonnet", )") + "]}");
   auto r = Chat("/tools/v1/chat/completions", R"({"model": "x", "messages": [

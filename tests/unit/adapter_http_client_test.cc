@@ -619,6 +619,35 @@ TEST_F(HttpClientTest, KeepAliveReusesTheConnection) {
   EXPECT_EQ(fake_.open_connections(), 1u);
 }
 
+// Issue 12: when a reused connection dies after the request went out and
+// before any answer byte, libcurl would send the request again on a new
+// connection by itself (a second call the provider may bill). It does not:
+// the transfer fails, the provider saw the request once, and the caller
+// decides whether to try again.
+TEST_F(HttpClientTest, ARequestIsNeverSentTwiceBehindTheCallersBack) {
+  HttpRequest post;
+  post.method = "POST";
+  post.url = Url("/v1/chat/completions");
+  post.headers = {{"Authorization", "Bearer sk-fake-openai"},
+                  {"Content-Type", "application/json"}};
+  post.body = R"({"model": "gpt-4", "messages": [{"role": "user", "content": "Hi"}]})";
+  HttpResponse first = Fetch(client_, post).get();
+  ASSERT_TRUE(first.result.ok()) << first.result.message;
+  ASSERT_EQ(first.result.new_connections, 1);
+  FakeFault close;
+  close.close_before_head = true;
+  close.count = 1;  // a re-sent request would find the provider answering again
+  fake_.AddFault(close);
+  HttpResponse second = Fetch(client_, post).get();
+  EXPECT_EQ(second.result.error, HttpErrorKind::kProtocol) << second.result.message;
+  EXPECT_NE(second.result.message.find("not sent again"), std::string::npos)
+      << second.result.message;
+  EXPECT_EQ(fake_.Requests().size(), 2u) << "one call each: nothing re-sent";
+  // The client goes on with a fresh connection.
+  HttpResponse third = Fetch(client_, post).get();
+  EXPECT_TRUE(third.result.ok()) << third.result.message;
+}
+
 // Load that rises and falls: the connections of a burst stay open through a
 // quiet spell and serve the next burst (libcurl's own cache size follows the
 // number of running transfers and closed most of them).

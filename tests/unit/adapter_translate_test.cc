@@ -492,6 +492,94 @@ TEST(StreamTerminationTest, EventsAfterTheEndAreIgnored) {
   EXPECT_EQ(events[0].type, StreamEvent::Type::kEnd);
 }
 
+// Issue 12: a stream whose body ends cleanly after every choice finished is
+// complete without `data: [DONE]` (usage included); one that ends mid-answer
+// is still broken.
+TEST(StreamTerminationTest, AFinishedOpenAiStreamWithoutDoneIsComplete) {
+  const std::string finished =
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n";
+  for (const char* api : {"", "azure"}) {
+    StreamEvents events =
+        DecodeAll(std::string_view(api).empty() ? "openai" : "azure", finished, "");
+    ASSERT_FALSE(events.empty()) << api;
+    EXPECT_EQ(events.back().type, StreamEvent::Type::kEnd) << api;
+    bool usage = false;
+    for (const auto& ev : events) {
+      if (ev.type == StreamEvent::Type::kUsage) usage = ev.usage.completion_tokens == 2;
+    }
+    EXPECT_TRUE(usage) << "the provider's usage is kept";
+    EXPECT_TRUE(Encode(ClientFormat::kOpenAiChat, events).ends_with("data: [DONE]\n\n"));
+  }
+  // Two choices, one never finished: broken.
+  StreamEvents half = DecodeAll(
+      "openai",
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}},"
+      "{\"index\":1,\"delta\":{\"content\":\"b\"}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+  ASSERT_FALSE(half.empty());
+  EXPECT_EQ(half.back().type, StreamEvent::Type::kError);
+  EXPECT_EQ(half.back().error.kind, ErrorKind::kStreamBroken);
+}
+
+std::string Chunk(const std::string& text) {
+  return "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + text +
+         "\"}}]}\n\n";
+}
+constexpr const char* kGarbage = "data: {\"choices\": [{\"delta\": \n\n";
+constexpr const char* kStop =
+    "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+    "data: [DONE]\n\n";
+
+std::string Text(const StreamEvents& events) {
+  std::string text;
+  for (const auto& ev : events) {
+    if (ev.type == StreamEvent::Type::kDelta) text += ev.content;
+  }
+  return text;
+}
+
+TEST(StreamMalformedEventTest, OneMalformedEventIsSkippedAndCounted) {
+  for (const char* provider : {"openai", "anthropic", "gemini"}) {
+    auto decoder = FindProviderCodec(provider)->NewStreamDecoder({"m", 1, "seed"});
+    StreamEvents events;
+    if (std::string_view(provider) == "openai") {
+      decoder->Feed(Chunk("Hel") + kGarbage + Chunk("lo") + kStop, &events);
+    } else {
+      decoder->Feed(kGarbage, &events);  // even first
+    }
+    EXPECT_EQ(decoder->skipped_events(), 1) << provider;
+    for (const auto& ev : events) {
+      EXPECT_NE(ev.type, StreamEvent::Type::kError)
+          << provider << ": a lone bad event is not a failure: " << ev.error.message;
+    }
+    if (std::string_view(provider) == "openai") {
+      EXPECT_EQ(Text(events), "Hello");
+      ASSERT_FALSE(events.empty());
+      EXPECT_EQ(events.back().type, StreamEvent::Type::kEnd);
+    }
+  }
+}
+
+TEST(StreamMalformedEventTest, AStreamOfMostlyGarbageFails) {
+  auto decoder = FindProviderCodec("openai")->NewStreamDecoder({});
+  StreamEvents events;
+  decoder->Feed(Chunk("a") + kGarbage + kGarbage, &events);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, StreamEvent::Type::kError);
+  EXPECT_EQ(events.back().error.kind, ErrorKind::kProtocol);
+  // Good events between them keep a few tolerated, but never more than three.
+  auto many = FindProviderCodec("openai")->NewStreamDecoder({});
+  StreamEvents more;
+  std::string raw;
+  for (int i = 0; i < 10; ++i) raw += Chunk("x") + Chunk("y") + kGarbage;
+  many->Feed(raw, &more);
+  ASSERT_FALSE(more.empty());
+  EXPECT_EQ(more.back().type, StreamEvent::Type::kError);
+  EXPECT_EQ(many->skipped_events(), 4);
+}
+
 // ---- Bedrock model path ---------------------------------------------------------
 
 TEST(BedrockPathTest, ModelIdIsEncodedOnceInTheUrlAndTwiceForSigV4) {

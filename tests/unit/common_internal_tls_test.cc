@@ -12,6 +12,8 @@
 #include "tg/common/cert_authority.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
+#include "tg/common/grpc_server.h"
+#include "tg/common/health_client.h"
 #include "tg/common/internal_authz.h"
 #include "tg/common/internal_tls.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -264,6 +266,46 @@ TEST(AuthorizeCaller, AnInsecureServerHasNoIdentitiesAndLetsEveryoneThrough) {
                               InternalTls::Insecure()));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
   EXPECT_EQ(st.error_message(), "as:");
+}
+
+// Keepalive, scaled down (a 200 ms interval; gRPC 1.51 still spaces a
+// client's pings at least 1 s apart): a channel left idle for several pings
+// stays connected and then serves a call. The same client against a server
+// left at gRPC's defaults is sent away with GOAWAY "too_many_pings" after its
+// third early ping (about 4 s in): what the first test would see if the
+// servers did not take the policy.
+constexpr InternalKeepalive kFastPings{std::chrono::milliseconds(200),
+                                       std::chrono::milliseconds(1000)};
+
+std::shared_ptr<grpc::Channel> DialWithFastPings(int port) {
+  return DialInternal("127.0.0.1:" + std::to_string(port), kConfigIdentity,
+                      testing::TestTls(kEdgeIdentity), InternalChannelArguments(kFastPings));
+}
+
+// Waits until the channel is READY, then whether it leaves READY within `idle`.
+bool LeavesReadyWhileIdle(const std::shared_ptr<grpc::Channel>& channel,
+                          std::chrono::milliseconds idle) {
+  EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  return channel->WaitForStateChange(GRPC_CHANNEL_READY, std::chrono::system_clock::now() + idle);
+}
+
+TEST(InternalKeepaliveTest, AnIdleChannelPingsPastTheIntervalAndStaysUsable) {
+  GrpcServerOptions options;
+  options.tls = testing::TestTls(kConfigIdentity);
+  options.keepalive = kFastPings;
+  std::string error;
+  auto server = GrpcServer::Start(options, {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  auto channel = DialWithFastPings(server->port());
+  EXPECT_FALSE(LeavesReadyWhileIdle(channel, std::chrono::milliseconds(5500)))
+      << "the server dropped a connection whose client pinged as the policy says";
+  EXPECT_EQ(CheckHealth(channel, "", std::chrono::milliseconds(2000)), "SERVING");
+}
+
+TEST(InternalKeepaliveTest, AServerAtGrpcDefaultsSendsTheSamePingsAway) {
+  ProbeServer server(testing::TestTls(kConfigIdentity));  // no keepalive arguments
+  ASSERT_GT(server.port, 0);
+  EXPECT_TRUE(LeavesReadyWhileIdle(DialWithFastPings(server.port), std::chrono::milliseconds(5500)));
 }
 
 }  // namespace

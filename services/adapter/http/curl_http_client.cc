@@ -155,6 +155,8 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
   static size_t WriteCallback(char* data, size_t size, size_t nmemb, void* userdata);
   static size_t HeaderCallback(char* data, size_t size, size_t nitems, void* userdata);
   static curl_socket_t OpenSocket(void* clientp, curlsocktype purpose, curl_sockaddr* address);
+  static int BeforeSend(void* clientp, char* primary_ip, char* local_ip, int primary_port,
+                        int local_port);
 
   void DeliverHead();
   void Complete(HttpResult result);  // OnDone once, then drops the handler
@@ -172,6 +174,8 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
   // The class of the last address the egress policy refused, if any.
   std::optional<egress::AddressClass> refused_;
   bool body_without_head_ = false;
+  int sends_ = 0;               // requests libcurl was about to send on a connection
+  bool resend_refused_ = false;  // it was about to send this one a second time
 
   std::shared_ptr<CurlHttpClient::Loop> loop_;
   HttpRequest request_;
@@ -262,6 +266,14 @@ bool CurlTransfer::Setup(HttpErrorKind* kind, std::string* error) {
   curl_easy_setopt(easy_, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(easy_, CURLOPT_OPENSOCKETFUNCTION, &CurlTransfer::OpenSocket);
   curl_easy_setopt(easy_, CURLOPT_OPENSOCKETDATA, this);
+  // libcurl re-sends a request by itself when the reused connection it went
+  // out on dies before any answer byte: a call the provider may well have
+  // received (and bill). BeforeSend refuses the second send; the failure is
+  // then the caller's to retry, as a counted attempt. Connections idle for
+  // long are not reused, so a provider closing them is rarely raced.
+  curl_easy_setopt(easy_, CURLOPT_PREREQFUNCTION, &CurlTransfer::BeforeSend);
+  curl_easy_setopt(easy_, CURLOPT_PREREQDATA, this);
+  curl_easy_setopt(easy_, CURLOPT_MAXAGE_CONN, 30L);
   // A metadata connection is never handed to another transfer.
   if (request_.metadata_call) curl_easy_setopt(easy_, CURLOPT_FORBID_REUSE, 1L);
   curl_easy_setopt(easy_, CURLOPT_PRIVATE, this);
@@ -314,6 +326,15 @@ curl_socket_t CurlTransfer::OpenSocket(void* clientp, curlsocktype purpose,
     }
   }
   return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+int CurlTransfer::BeforeSend(void* clientp, char*, char*, int, int) {
+  auto* t = static_cast<CurlTransfer*>(clientp);
+  if (++t->sends_ > 1) {
+    t->resend_refused_ = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
 }
 
 void CurlTransfer::Cleanup() {
@@ -543,6 +564,13 @@ void CurlHttpClient::Loop::ReadCompletions() {
         r.error = HttpErrorKind::kRefused;
         r.message = "connection to a " + std::string(egress::AddressClassName(*t->refused_)) +
                     " address refused by the egress policy";
+        Finish(t, std::move(r));
+        continue;
+      }
+      if (t->resend_refused_) {
+        r.error = HttpErrorKind::kProtocol;
+        r.message = "the connection closed before an answer; the request was not sent again "
+                    "(the provider may have received it)";
         Finish(t, std::move(r));
         continue;
       }

@@ -20,6 +20,10 @@ AdapterMetrics& AdapterMetrics::Get() {
         r.AddHistogram("tg_adapter_provider_ttfb_seconds",
                        "Provider HTTP calls, request sent to the answer's head.", {"provider"},
                        metrics::LatencyBuckets(), 50),
+        r.AddCounter("tg_adapter_stream_events_skipped_total",
+                     "Malformed provider stream events skipped (a stream tolerates a few among "
+                     "good ones), by provider.",
+                     {"provider"}, 50),
         r.AddGauge("tg_adapter_in_flight", "Invoke calls in progress.", {}).With({}),
     };
   }();

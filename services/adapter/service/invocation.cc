@@ -350,6 +350,15 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
 
 void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
                                        std::vector<tg::v1::InvokeEvent>* out) {
+  if (const int skipped = decoder_->skipped_events(); skipped > skipped_events_seen_) {
+    AdapterMetrics::Get()
+        .skipped_events.With({ProviderLabel()})
+        .Inc(skipped - skipped_events_seen_);
+    log::Warn("malformed provider stream event skipped",
+              {{"target_id", req_.target().id()}, {"provider", ProviderLabel()},
+               {"skipped", std::to_string(skipped)}});
+    skipped_events_seen_ = skipped;
+  }
   std::string bytes;
   for (auto& ev : events) {
     if (ev.type == translate::StreamEvent::Type::kUsage) usage_ = ev.usage;

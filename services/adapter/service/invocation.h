@@ -136,6 +136,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   // Written on the HTTP loop thread under mu_.
   bool too_large_ = false;
   std::optional<translate::AdapterError> stream_error_;
+  int skipped_events_seen_ = 0;  // malformed events counted in the metric so far
   std::optional<translate::Usage> usage_;
 
   // Tracing and metrics. span_ is the Invoke's server span; provider_span_

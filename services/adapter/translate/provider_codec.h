@@ -107,12 +107,17 @@ class ProviderStreamDecoder {
 
   bool done() const { return done_; }
 
+  // Malformed events skipped so far (a stream tolerates a few among good
+  // ones; the caller counts and logs them).
+  int skipped_events() const { return skipped_events_; }
+
  protected:
   void EmitEnd(StreamEvents* out);
   void EmitError(AdapterError error, StreamEvents* out);
   void EmitBroken(std::string message, StreamEvents* out);
 
   bool done_ = false;
+  int skipped_events_ = 0;
 };
 
 class ProviderCodec {

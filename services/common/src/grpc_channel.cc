@@ -7,8 +7,24 @@
 
 namespace tg {
 
-grpc::ChannelArguments InternalChannelArguments() {
+void ApplyClientKeepalive(grpc::ChannelArguments& args, const InternalKeepalive& keepalive) {
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(keepalive.ping_interval.count()));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(keepalive.ping_timeout.count()));
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC stops pinging after two pings without data by default: an idle
+  // watch would then go unchecked.
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+}
+
+void ApplyServerKeepalive(grpc::ServerBuilder& builder, const InternalKeepalive& keepalive) {
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(keepalive.ping_interval.count() / 2));
+}
+
+grpc::ChannelArguments InternalChannelArguments(const InternalKeepalive& keepalive) {
   grpc::ChannelArguments args;
+  ApplyClientKeepalive(args, keepalive);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // The peer's largest message (a whole answer, a client body) must fit:

@@ -86,6 +86,7 @@ std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
   // included, finish on the old one), so that clients re-resolve and find
   // replicas added since they connected.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+  ApplyServerKeepalive(builder, options.keepalive);
   for (auto* svc : services) builder.RegisterService(svc);
   if (options.trace_unary_rpcs) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;

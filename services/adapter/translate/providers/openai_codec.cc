@@ -190,6 +190,12 @@ void OpenAiChatStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) 
         }
       }
       ev.finish_reason = json::GetString(choice, "finish_reason");
+      if (ev.finish_reason.empty()) {
+        if (finished_choices_.count(ev.choice) == 0) open_choices_.insert(ev.choice);
+      } else {
+        open_choices_.erase(ev.choice);
+        finished_choices_.insert(ev.choice);
+      }
       if (!ev.content.empty() || !ev.refusal.empty() || !ev.tool_calls.empty() ||
           !ev.finish_reason.empty()) {
         out->push_back(std::move(ev));
@@ -205,6 +211,10 @@ void OpenAiChatStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) 
 }
 
 void OpenAiChatStreamDecoder::OnEof(StreamEvents* out) {
+  if (!finished_choices_.empty() && open_choices_.empty()) {
+    EmitEnd(out);  // complete: the usage chunk, if any, came before
+    return;
+  }
   EmitBroken("stream ended before [DONE]", out);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string_view>
 
 #include "translate/provider_codec.h"
@@ -31,6 +32,10 @@ class OpenAiCodec : public ProviderCodec {
 // Decodes a Chat Completions stream (`data: {chunk}` … `data: [DONE]`);
 // tolerant of Azure's extras (a first chunk with id "" and no choices,
 // chunks without `delta`, content filter results).
+// Chat Completions chunks. A stream ends with `data: [DONE]`; one whose body
+// ends cleanly without it is complete all the same when every choice it
+// opened has a finish_reason (some compatible servers never send [DONE]),
+// and broken otherwise.
 class OpenAiChatStreamDecoder : public SseStreamDecoder {
  protected:
   void OnEvent(const SseEvent& event, StreamEvents* out) override;
@@ -38,6 +43,8 @@ class OpenAiChatStreamDecoder : public SseStreamDecoder {
 
  private:
   bool started_ = false;
+  std::set<int> open_choices_;      // choices seen without a finish_reason yet
+  std::set<int> finished_choices_;  // choices that have one
 };
 
 }  // namespace tg::adapter::translate

@@ -192,16 +192,25 @@ void SseStreamDecoder::Drain(StreamEvents* out) {
 
 bool SseStreamDecoder::ParseData(std::string_view data, StreamEvents* out) {
   ::tg::json::ParseResult parsed;
-  if (!data_.Parse(data, &parsed)) {
-    std::string why = json::RefusedBeyondSyntax(parsed);
-    EmitError(ProtocolError(why.empty() ? "stream event is not a JSON object" : why), out);
-    return false;
+  const bool syntax_ok = data_.Parse(data, &parsed);
+  if (syntax_ok && data_.doc().IsObject()) {
+    ++parsed_events_;
+    return true;
   }
-  if (!data_.doc().IsObject()) {
-    EmitError(ProtocolError("stream event is not a JSON object"), out);
-    return false;
+  if (!syntax_ok) {
+    if (std::string why = json::RefusedBeyondSyntax(parsed); !why.empty()) {
+      EmitError(ProtocolError(why), out);
+      return false;
+    }
   }
-  return true;
+  ++skipped_events_;
+  if (skipped_events_ > kMaxSkippedEvents ||
+      (skipped_events_ > 1 && skipped_events_ > parsed_events_)) {
+    EmitError(ProtocolError("stream event is not a JSON object (" +
+                            std::to_string(skipped_events_) + " malformed events)"),
+              out);
+  }
+  return false;
 }
 
 }  // namespace tg::adapter::translate

@@ -50,8 +50,14 @@ class SseStreamDecoder : public ProviderStreamDecoder {
   // if the provider's stream may end this way, else report it broken.
   virtual void OnEof(StreamEvents* out) = 0;
 
-  // Parses `data` into data(), or emits a protocol error and returns false.
+  // Parses `data` into data() and returns true. An event that is not a JSON
+  // object is skipped (false): one in a good stream is noise from a proxy or
+  // a provider bug, not a reason to throw the answer away. The stream fails
+  // with a protocol error once more than kMaxSkippedEvents were skipped, or
+  // from the second one on when the skipped outnumber the good (mostly
+  // garbage). An event beyond the parser's bounds (depth, size) always fails it.
   bool ParseData(std::string_view data, StreamEvents* out);
+  static constexpr int kMaxSkippedEvents = 3;
   const json::Document& data() const { return data_.doc(); }
 
  private:
@@ -60,6 +66,7 @@ class SseStreamDecoder : public ProviderStreamDecoder {
   SseParser sse_;
   std::vector<SseEvent> events_;
   json::ScratchDocument data_;
+  int parsed_events_ = 0;
 };
 
 }  // namespace tg::adapter::translate

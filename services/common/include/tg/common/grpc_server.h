@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "tg/common/grpc_channel.h"
 #include "tg/common/internal_tls.h"
 #include "tg/common/limits.h"
 
@@ -29,6 +30,8 @@ struct GrpcServerOptions {
   // Mutual TLS with this process's identity (InternalTlsFromFlags), or
   // InternalTls::Insecure(). Required: Start refuses an empty one.
   InternalTls tls;
+  // The pings clients may send (the same policy as InternalChannelArguments').
+  InternalKeepalive keepalive;
 };
 
 // A gRPC server with grpc.health.v1 and server reflection, as every TrustGate
