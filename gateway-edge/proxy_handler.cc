@@ -5,11 +5,15 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <random>
 #include <vector>
+
+#include <grpcpp/alarm.h>
 
 #include "attempt_verdict.h"
 #include "proxy_metrics.h"
 #include "proxy_routing.h"
+#include "retry_policy.h"
 #include "tg/common/bounded_json.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/input_limits.h"
@@ -52,6 +56,12 @@ std::string InvalidUtf8Part(const HttpRequest& r) {
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Per-thread randomness for retry jitter (never shared across threads).
+std::mt19937_64& ThreadRandom() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng;
 }
 
 // A bounded label for why an attempt was abandoned.
@@ -146,6 +156,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   void Fail(int status, std::string_view message) { Answer(ClientError(format_, status, message)); }
   void OnKey(const std::optional<KeyCache::Verified>& v, const grpc::Status& status);
   void PickNext();
+  void RetryLater(milliseconds wait);
   void OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick);
   void Invoke(const tg::v1::Target& target, const std::string& model);
   void Commit();
@@ -182,6 +193,13 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   bool stream_ = false;
   int attempts_ = 0;
   std::vector<std::string> tried_;
+  // The matched rule's retry policy; same-target retries spent on the
+  // current target; the target the next Pick should prefer (a retry), and
+  // the alarm that waits before it.
+  RetrySettings retry_;
+  int same_target_done_ = 0;
+  std::string prefer_target_;
+  std::unique_ptr<grpc::Alarm> retry_alarm_;
   // Why the last attempt failed when it left no answer to pass on (the adapter
   // unreachable): what a retry that finds no target left answers.
   int failed_status_ = 0;
@@ -309,6 +327,7 @@ void ProxyHandler::Call::Cancel() {
     std::lock_guard lock(mu_);
     cancelled_ = true;
     invoke = invoke_;
+    if (retry_alarm_) retry_alarm_->Cancel();  // its callback then does nothing
   }
   if (invoke) invoke->Cancel();
 }
@@ -339,6 +358,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   if (m.result != RouteMatch::Result::kMatched) return Fail(404, "no route for " + req_.path);
   service_ = m.service;
   rule_id_ = m.rule->id();
+  retry_ = ResolveRetry(*m.rule, h_->options_.max_attempts);
   if (span_.recording()) {
     span_.SetName(req_.method + " " + m.rule->path());  // low cardinality: the rule's path
     span_.SetAttribute("http.route", m.rule->path());
@@ -357,7 +377,8 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     t.set_protocol(service_->protocol());
     t.set_path(service_->path());
     *t.mutable_headers() = service_->headers();
-    attempts_ = h_->options_.max_attempts;  // no failover for a single host
+    attempts_ = 1;
+    retry_.max_attempts = 1;  // no failover for a single host
     return Invoke(t, "");
   }
 
@@ -397,6 +418,8 @@ void ProxyHandler::Call::PickNext() {
   rpc->req.set_upstream_id(upstream_id_);
   rpc->req.set_model(model_);
   for (const auto& t : tried_) rpc->req.add_exclude_target_ids(t);
+  rpc->req.set_prefer_target_id(std::move(prefer_target_));
+  prefer_target_.clear();
   rpc->req.set_min_config_revision(snap_->revision());
   rpc->req.set_request_id(request_id_);
   auto self = shared_from_this();
@@ -408,6 +431,25 @@ void ProxyHandler::Call::PickNext() {
     }
     rpc->span.End();
     self->OnPicked(status, rpc->resp);
+  });
+}
+
+void ProxyHandler::Call::RetryLater(milliseconds wait) {
+  auto self = shared_from_this();
+  std::lock_guard lock(mu_);
+  if (cancelled_) return;
+  // The target that just failed goes back in: not excluded, preferred.
+  if (!tried_.empty() && tried_.back() == target_.id()) tried_.pop_back();
+  prefer_target_ = target_.id();
+  retry_alarm_ = std::make_unique<grpc::Alarm>();
+  retry_alarm_->Set(std::chrono::system_clock::now() + wait, [self](bool fired) {
+    std::unique_ptr<grpc::Alarm> done;  // released after this callback returns
+    {
+      std::lock_guard lock(self->mu_);
+      done = std::move(self->retry_alarm_);
+      if (self->cancelled_) fired = false;
+    }
+    if (fired) self->PickNext();
   });
 }
 
@@ -623,9 +665,36 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     bool passthrough = target_.provider().empty();
     // A plain reverse proxy returns what the host said; only an absent answer
     // (connect error, timeout) moves on to another host.
-    bool may_retry = MayFailOver(err, end_->body_started(), passthrough) && !cancelled_ &&
-                     attempts_ < h_->options_.max_attempts && !upstream_id_.empty();
-    if (may_retry) {
+    RetryDecision decision;
+    if (MayFailOver(err, end_->body_started(), passthrough) && !cancelled_ &&
+        !upstream_id_.empty()) {
+      std::optional<milliseconds> retry_after;
+      if (head_) retry_after = ProviderRetryAfter(head_->headers(), std::chrono::system_clock::now());
+      AttemptState state;
+      state.attempts_made = attempts_;
+      state.same_target_done = same_target_done_;
+      state.elapsed = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started_);
+      state.jitter = std::uniform_real_distribution<double>(0.0, 1.0)(ThreadRandom());
+      decision = DecideRetry(retry_, err, retry_after, state);
+    }
+    if (decision.step == NextStep::kSameTarget) {
+      ++same_target_done_;
+      ProxyMetrics::Get().retries.With({gateway_id_, SelectedProvider(), decision.reason}).Inc();
+      span_.AddEvent("retry", {{"tg.target_id", target_.id()},
+                               {"tg.reason", decision.reason},
+                               {"tg.wait_ms", std::to_string(decision.wait.count())}});
+      lock.unlock();
+      log::Info("retrying the same target",
+                {{"request_id", request_id_},
+                 {"target", target_.id()},
+                 {"status", std::to_string(err.http_status())},
+                 {"wait_ms", std::to_string(decision.wait.count())},
+                 {"reason", decision.reason}});
+      RetryLater(decision.wait);
+      return;
+    }
+    if (decision.step == NextStep::kFailOver) {
+      same_target_done_ = 0;
       if (!head_) {
         // What answers if no other target is left (as below when none is).
         head_.emplace();
@@ -673,7 +742,8 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   held_bytes_ = 0;
   lock.unlock();
   ReportOutcome(verdict.outcome, 0);
-  if (verdict.fail_over && attempts_ < h_->options_.max_attempts && !upstream_id_.empty()) {
+  if (verdict.fail_over && attempts_ < retry_.max_attempts && !upstream_id_.empty() &&
+      steady_clock::now() - started_ < retry_.budget) {
     ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), verdict.reason}).Inc();
     span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", verdict.reason}});
     failed_status_ = verdict.http_status;

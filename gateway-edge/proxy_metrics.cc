@@ -23,6 +23,10 @@ ProxyMetrics& ProxyMetrics::Get() {
                      "Attempts abandoned for another target, by the provider that failed and "
                      "why (status code, connect, timeout, adapter).",
                      {"gateway", "provider", "reason"}, 1000),
+        r.AddCounter("tg_proxy_retries_total",
+                     "Attempts repeated on the same target after a 429 or 5xx, by provider and "
+                     "what set the wait (retry_after: the provider's header; backoff).",
+                     {"gateway", "provider", "reason"}, 1000),
         r.AddCounter("tg_proxy_tokens_total",
                      "Tokens of answered requests by gateway, provider and direction "
                      "(input|output).",

@@ -191,7 +191,8 @@ Status Balancer::Pick(const tg::v1::PickRequest& request, tg::v1::PickResponse* 
     exclude = many_exclude;
   }
   const int64_t now = clock_->NowMs();
-  const PickChoice choice = plan->Pick(PickQuery{request.model(), exclude, now}, *random_);
+  const PickChoice choice =
+      plan->Pick(PickQuery{request.model(), exclude, now, request.prefer_target_id()}, *random_);
   switch (choice.status) {
     case PickStatus::kOk:
       break;

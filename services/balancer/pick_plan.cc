@@ -224,6 +224,15 @@ PickChoice PickPlan::Pick(const PickQuery& query, Random& random) {
     return c;
   };
 
+  if (!query.prefer.empty()) {
+    if (auto it = target_index_.find(query.prefer); it != target_index_.end()) {
+      const uint32_t t = it->second;
+      if (Eligible(t, cls) && !targets_[t].ejected &&
+          !std::binary_search(excluded.begin(), excluded.end(), t)) {
+        return choose(t, false, false);
+      }
+    }
+  }
   for (Group& g : groups_) {
     if (query.now_ms >= g.earliest_trial_ms) {
       for (uint32_t t : g.ejected) {

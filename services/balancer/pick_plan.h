@@ -42,6 +42,9 @@ struct PickQuery {
   std::string_view model;                     // requested; empty: each target's default
   std::span<const std::string_view> exclude;  // target ids the request already tried
   int64_t now_ms = 0;
+  // A target to retry (PickRequest.prefer_target_id): chosen when it serves
+  // the model, is not excluded and is not ejected; otherwise ignored.
+  std::string_view prefer;
 };
 
 enum class PickStatus {

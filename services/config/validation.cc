@@ -262,6 +262,23 @@ Problem ValidateRule(const tg::v1::Rule& r) {
              "] must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
     }
   }
+  auto range = [](bool has, int32_t v, int32_t lo, int32_t hi, const char* name) -> Problem {
+    if (has && (v < lo || v > hi)) {
+      return std::string(name) + " must be between " + std::to_string(lo) + " and " +
+             std::to_string(hi);
+    }
+    return std::nullopt;
+  };
+  const tg::v1::RetryPolicy& p = r.retry_policy();
+  for (Problem e : {range(r.has_retry_attempts(), r.retry_attempts(), 0, 10, "retry_attempts"),
+                    range(p.has_same_target_retries(), p.same_target_retries(), 0, 5,
+                          "retry_policy.same_target_retries"),
+                    range(p.has_backoff_ms(), p.backoff_ms(), 0, 10000, "retry_policy.backoff_ms"),
+                    range(p.has_max_retry_after_ms(), p.max_retry_after_ms(), 0, 60000,
+                          "retry_policy.max_retry_after_ms"),
+                    range(p.has_budget_ms(), p.budget_ms(), 1, 600000, "retry_policy.budget_ms")}) {
+    if (e) return e;
+  }
   return std::nullopt;
 }
 

@@ -12,6 +12,8 @@
 #include <rapidjson/document.h>
 #include <sys/socket.h>
 
+#include <strings.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -544,6 +546,12 @@ class FakeProvider::Impl {
       reply = MalformedReply(*fault);
     } else if (fault && fault->status > 0) {
       reply = BuildError(route.api, fault->status);
+      for (const auto& h : fault->headers) {  // replacing the answer's own of that name
+        std::erase_if(reply.headers, [&](const auto& have) {
+          return strcasecmp(have.first.c_str(), h.first.c_str()) == 0;
+        });
+        reply.headers.push_back(h);
+      }
     } else if (auto denied = CheckCredentials(route, req, path, query)) {
       reply = std::move(*denied);
     } else if (route.api == Api::kImds) {
@@ -880,6 +888,9 @@ class FakeProvider::Impl {
       f.path_prefix = str("path", "");
       f.api = str("api", "");
       f.status = static_cast<int>(num("status", 0));
+      if (std::string after = str("retry_after", ""); !after.empty()) {
+        f.headers.emplace_back("Retry-After", after);
+      }
       f.delay = milliseconds(num("delay_ms", 0));
       const rapidjson::Value* hang = Field(doc, "hang");
       f.hang = hang != nullptr && hang->IsBool() && hang->GetBool();

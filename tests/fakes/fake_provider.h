@@ -33,7 +33,8 @@ namespace tg::fakes {
 //
 //   GET /_fake/health            {"status":"ok","port":N}
 //   GET /_fake/requests          the record, credentials redacted; DELETE clears it
-//   POST /_fake/faults           {"path","api","status","delay_ms","hang","close_before_head",
+//   POST /_fake/faults           {"path","api","status","retry_after","delay_ms","hang",
+//                                 "close_before_head",
 //                                 "drop_after_bytes",
 //                                 "drop_after_events","error_after_events",
 //                                 "stream_error_type","malformed","malformed_size",
@@ -66,6 +67,9 @@ struct FakeFault {
   std::string path_prefix;  // "" matches every path; else a prefix of the path (no query)
   std::string api;          // "" any; else ApiName(): "openai", "bedrock", …
   int status = 0;           // > 0: answer this status in the provider's error format
+  // Set on that status answer, replacing the provider's own of the same name
+  // ("Retry-After": "2"; control JSON: "retry_after").
+  std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds delay{0};  // wait this long before answering
   bool hang = false;              // never answer; the connection stays open until the client leaves
   bool close_before_head = false;  // read the request, then close the connection without a byte

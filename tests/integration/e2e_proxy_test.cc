@@ -224,12 +224,23 @@ TEST_F(ProxyE2E, A429FailsOverAndA400DoesNot) {
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
   }
+  // A request that met the throttled target called it twice (the retry the
+  // policy allows, after its Retry-After), then the other one.
+  int throttled = 0, answered = 0;
+  for (const auto& q : fake_->Requests()) {
+    throttled += q.api == fakes::Api::kOpenAiChat;
+    answered += q.api == fakes::Api::kAnthropic;
+  }
+  EXPECT_EQ(answered, 2);
+  EXPECT_GE(throttled, 2);
+  EXPECT_EQ(throttled % 2, 0);
   fake_->ClearFaults();
+  fake_->ClearRequests();
   fake_->AddFault(StatusFault("/v1/chat/completions", 400));
   fake_->AddFault(StatusFault("/v1/messages", 400));
   auto r = Chat("/failover/v1/chat/completions", kSeedBody);
   EXPECT_EQ(r.status, 400) << r.body;
-  EXPECT_EQ(fake_->Requests().size(), 4u) << "two 429s + one answer each, then one 400";
+  EXPECT_EQ(fake_->Requests().size(), 1u) << "a 400 is answered, never retried";
 }
 
 // Issue 12: a stream that finished (finish_reason, usage, a clean end of the
@@ -277,6 +288,72 @@ TEST_F(ProxyE2E, AFinishedStreamWithoutDoneAndOneMalformedEventStillAnswer) {
   auto r = Chat("/shapes/v1/chat/completions", stream);
   EXPECT_NE(r.body.find("\"error\""), std::string::npos) << r.body;
   EXPECT_EQ(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+}
+
+// Issue 12, retry policy: a preferred target that answers 429 with
+// Retry-After, or a 5xx once, is called again (after the provider's wait, or
+// the backoff) before the fallback; a wait beyond max_retry_after_ms fails
+// over at once; retry_attempts: 0 (TrustGate's field) answers the first
+// failure, with the provider's Retry-After passed on.
+TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) {
+  const std::string targets = R"({"name": "u", "targets": [)" +
+                              Target("openai", R"("priority": 1, )") + "," +
+                              Target("anthropic", R"("priority": 2, )") + "]}";
+  Route("/retry", targets);
+  auto calls = [&](fakes::Api api) {
+    int n = 0;
+    for (const auto& q : fake_->Requests()) n += q.api == api;
+    return n;
+  };
+  auto once = [&](int status, const std::string& retry_after) {
+    fakes::FakeFault f = StatusFault("/v1/chat/completions", status);
+    if (!retry_after.empty()) {  // OpenAI sends both; the fake's own say 1 s
+      f.headers = {{"Retry-After", retry_after},
+                   {"retry-after-ms", std::to_string(std::stoi(retry_after) * 1000)}};
+    }
+    f.count = 1;
+    fake_->ClearFaults();
+    fake_->ClearRequests();
+    fake_->AddFault(f);
+  };
+
+  once(429, "1");
+  auto started = std::chrono::steady_clock::now();
+  auto r = Chat("/retry/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "openai");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, milliseconds(950)) << "Retry-After: 1";
+  EXPECT_EQ(calls(fakes::Api::kOpenAiChat), 2);
+  EXPECT_EQ(calls(fakes::Api::kAnthropic), 0);
+
+  once(500, "");
+  r = Chat("/retry/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "openai") << "a 5xx once: retried after the backoff";
+  EXPECT_EQ(calls(fakes::Api::kOpenAiChat), 2);
+
+  once(429, "30");
+  started = std::chrono::steady_clock::now();
+  r = Chat("/retry/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "anthropic") << "30 s is past max_retry_after_ms";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, seconds(3));
+  EXPECT_EQ(calls(fakes::Api::kOpenAiChat), 1);
+
+  // retry_attempts: 0 on a rule of its own: the 429 is the answer.
+  std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", targets);
+  std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                               R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+             R"({"path": "/noretry", "service_id": ")" + svc +
+                 R"(", "methods": ["POST"], "strip_path": true, "retry_attempts": 0})");
+  ASSERT_TRUE(WaitFor([&] { return Chat("/noretry/v1/chat/completions", kSeedBody).status == 200; },
+                      seconds(5)));
+  once(429, "7");
+  r = Chat("/noretry/v1/chat/completions", kSeedBody);
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "7") << "the provider's Retry-After reaches the client";
+  EXPECT_EQ(fake_->Requests().size(), 1u);
 }
 
 TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {

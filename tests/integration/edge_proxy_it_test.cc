@@ -51,7 +51,7 @@ class FakeConfig final : public tg::v1::ConfigService::Service {
       "services": [{"id": "s1", "gateway_id": "g1", "name": "ai", "type": "upstream", "upstream_id": "u1"},
                    {"id": "s2", "gateway_id": "g1", "name": "ep", "type": "endpoint", "host": "h"}],
       "rules": [{"id": "r1", "gateway_id": "g1", "path": "/v1", "service_id": "s1", "methods": ["POST"],
-                 "active": true},
+                 "active": true, "retry_policy": {"same_target_retries": 0}},
                 {"id": "r2", "gateway_id": "g1", "path": "/ep", "service_id": "s2", "methods": ["POST"],
                  "strip_path": true, "active": true}]})",
                                  ev.mutable_snapshot(), &err))

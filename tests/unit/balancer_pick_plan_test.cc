@@ -62,6 +62,27 @@ TEST(PickPlanTest, WeightedRoundRobinSequence) {
   EXPECT_EQ(p.Sequence(7), "a,a,b,a,c,a,a");
 }
 
+// A retry of the target that just failed (PickRequest.prefer_target_id) gets
+// it back while it is healthy; an ejected, excluded or ineligible one is not
+// forced: the algorithm picks as usual.
+TEST(PickPlanTest, APreferredTargetIsPickedOnlyWhileHealthyAndEligible) {
+  PickPlan plan(Algorithm::kRoundRobin, {T("a", 1, 1), T("b", 1, 1), T("backup", 1, 2),
+                                         Ejected(T("sick", 1, 1), kNow + 5000)});
+  FakeRandom random(1);
+  auto pick = [&](std::string_view prefer, std::vector<std::string_view> exclude = {}) {
+    PickChoice c = plan.Pick(PickQuery{"", exclude, kNow, prefer}, random);
+    EXPECT_EQ(c.status, PickStatus::kOk);
+    std::string id = plan.targets()[c.target].id;
+    plan.Release(c.target, c.trial);
+    return id;
+  };
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(pick("b"), "b");
+  EXPECT_EQ(pick("backup"), "backup") << "priority does not override a retry";
+  EXPECT_NE(pick("sick"), "sick") << "ejected: not retried";
+  EXPECT_NE(pick("b", {"b"}), "b") << "excluded: not retried";
+  EXPECT_NE(pick("unknown"), "unknown");
+}
+
 TEST(PickPlanTest, RoundRobinRotatesEqualWeights) {
   PickPlan plan(Algorithm::kRoundRobin, {T("a"), T("b"), T("c")});
   Picker p(plan);

@@ -222,6 +222,31 @@ TEST(RuleValidation, MethodsPathAndDefaults) {
   EXPECT_EQ(ValidateRule(r).value_or("ok").rfind("methods[1] must be one of", 0), 0u);
 }
 
+TEST(RuleValidation, RetryAttemptsAndPolicyRangesNameTheirField) {
+  tg::v1::Rule r;
+  r.set_path("/v1");
+  r.set_service_id("s");
+  r.add_methods("POST");
+  r.set_retry_attempts(10);
+  r.mutable_retry_policy()->set_same_target_retries(0);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "ok");
+  r.set_retry_attempts(11);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "retry_attempts must be between 0 and 10");
+  r.set_retry_attempts(-1);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "retry_attempts must be between 0 and 10");
+  r.set_retry_attempts(2);
+  r.mutable_retry_policy()->set_max_retry_after_ms(60001);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"),
+            "retry_policy.max_retry_after_ms must be between 0 and 60000");
+  r.mutable_retry_policy()->set_max_retry_after_ms(100);
+  r.mutable_retry_policy()->set_budget_ms(0);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "retry_policy.budget_ms must be between 1 and 600000");
+  r.mutable_retry_policy()->set_budget_ms(1000);
+  r.mutable_retry_policy()->set_same_target_retries(6);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"),
+            "retry_policy.same_target_retries must be between 0 and 5");
+}
+
 TEST(Credentials, MaskKeepsOnlyTheTailOfLongSecrets) {
   EXPECT_EQ(Mask(""), "");
   EXPECT_EQ(Mask("short"), "****");

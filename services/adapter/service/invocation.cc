@@ -1,5 +1,6 @@
 #include "service/invocation.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -305,6 +306,17 @@ void Invocation::Send(http::HttpRequest request) {
 
 void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
   status_ = head.status;
+  if (status_ == 429 || status_ >= 500) {
+    for (const auto& [name, value] : head.headers) {
+      std::string lower = name;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (lower == "retry-after" || lower == "retry-after-ms" ||
+          lower.starts_with("x-ratelimit-reset-")) {
+        if (value.size() <= 64) retry_headers_.emplace_back(lower, utf8::Sanitize(value));
+      }
+    }
+  }
   AdapterMetrics::Get()
       .ttfb.With({ProviderLabel()})
       .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
@@ -599,6 +611,11 @@ std::vector<tg::v1::InvokeEvent> Invocation::FailureAnswer(int status, ProviderE
   }
   out.push_back(HeadEvent(status, "application/json",
                           passthrough_ ? req_.target().host() : req_.target().provider()));
+  // When to try again, as the provider said it: the edge's retry policy
+  // reads these, and clients (SDKs honour Retry-After) get them too.
+  for (const auto& [name, value] : retry_headers_) {
+    (*out.back().mutable_head()->mutable_headers())[name] = value;
+  }
   out.push_back(ChunkEvent(std::move(body)));
   out.push_back(EndEvent(false, kind, status, retryable, message, false));
   return out;

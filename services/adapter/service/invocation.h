@@ -1,6 +1,8 @@
 #pragma once
 
 #include <deque>
+#include <utility>
+#include <vector>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -137,6 +139,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   bool too_large_ = false;
   std::optional<translate::AdapterError> stream_error_;
   int skipped_events_seen_ = 0;  // malformed events counted in the metric so far
+  // A 429 or 5xx answer's retry-after, retry-after-ms and x-ratelimit-reset-*
+  // headers (lower case), passed on in the failure's head.
+  std::vector<std::pair<std::string, std::string>> retry_headers_;
   std::optional<translate::Usage> usage_;
 
   // Tracing and metrics. span_ is the Invoke's server span; provider_span_
