@@ -1,8 +1,12 @@
 #include "admin_api.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <array>
+#include <map>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 #include "tg/common/idempotency.h"
 #include "tg/common/json_util.h"
@@ -249,6 +253,10 @@ AdminApi::AdminApi(AdminApiOptions options, std::shared_ptr<grpc::Channel> confi
       watcher_(watcher),
       keys_(keys) {}
 
+void AdminApi::SetBalancer(std::shared_ptr<grpc::Channel> channel) {
+  balancer_ = tg::v1::BalancerService::NewStub(channel);
+}
+
 AdminApi::~AdminApi() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [this] { return in_flight_ == 0; });
@@ -319,6 +327,8 @@ std::string_view ResourcePath(const AdminRoute& r) {
       return r.collection ? "/api/v1/gateways/{id}/rules" : "/api/v1/gateways/{id}/rules/{id}";
     case AdminRoute::Resource::kKey:
       return r.collection ? "/api/v1/gateways/{id}/keys" : "/api/v1/gateways/{id}/keys/{id}";
+    case AdminRoute::Resource::kUpstreamHealth:
+      return "/api/v1/gateways/{id}/upstreams/{id}/health";
   }
   return "";
 }
@@ -386,6 +396,8 @@ void AdminApi::Serve(HttpRequest request, const std::optional<AdminRoute>& route
       return HandleConfig<RuleKind>(request, *route, std::move(respond));
     case AdminRoute::Resource::kKey:
       return HandleKeys(request, *route, std::move(respond));
+    case AdminRoute::Resource::kUpstreamHealth:
+      return HandleUpstreamHealth(*route, std::move(respond));
   }
   respond(JsonError(404, "not found"));
 }
@@ -489,6 +501,77 @@ void AdminApi::HandleConfig(const HttpRequest& request, const AdminRoute& route,
               }
               AnswerAfterRevision(revision, NoContent(), respond);
             });
+      });
+}
+
+namespace {
+
+std::string_view StateName(tg::v1::TargetHealth::State state) {
+  switch (state) {
+    case tg::v1::TargetHealth::STATE_HEALTHY: return "healthy";
+    case tg::v1::TargetHealth::STATE_EJECTED: return "ejected";
+    case tg::v1::TargetHealth::STATE_TRIAL: return "trial";
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+// The balancer's view of an upstream's targets, with each target's provider
+// and host from the snapshot: no provider is called.
+void AdminApi::HandleUpstreamHealth(const AdminRoute& route, HttpResponder respond) {
+  if (watcher_ == nullptr || balancer_ == nullptr) {
+    return respond(JsonError(503, "target health is not available on this edge"));
+  }
+  auto snap = watcher_->snapshot();
+  const tg::v1::Upstream* up = snap ? snap->FindUpstream(route.id) : nullptr;
+  if (up == nullptr || up->gateway_id() != route.gateway_id) {
+    return respond(JsonError(404, "upstream " + route.id + " not found"));
+  }
+  std::map<std::string, std::pair<std::string, std::string>> about;  // id -> provider, host
+  for (const auto& t : up->targets()) about[t.id()] = {t.provider(), t.host()};
+  tg::v1::GetHealthRequest req;
+  req.set_upstream_id(route.id);
+  auto* balancer = balancer_.get();
+  Call<tg::v1::GetHealthRequest, tg::v1::GetHealthResponse>(
+      [balancer](auto* c, auto* q, auto* p, auto cb) { balancer->async()->GetHealth(c, q, p, cb); },
+      std::move(req),
+      [respond, about = std::move(about), upstream_id = route.id](
+          const grpc::Status& s, const tg::v1::GetHealthResponse& r) {
+        if (!s.ok()) return respond(ErrorFromGrpc(s));
+        std::string out = R"({"upstream_id":)";
+        json::AppendQuoted(out, upstream_id);
+        out += R"(,"degraded":)";
+        out += r.degraded() ? "true" : "false";
+        if (r.degraded()) {
+          out += R"(,"degraded_reason":)";
+          json::AppendQuoted(out, r.degraded_reason());
+        }
+        out += R"(,"targets":[)";
+        for (int i = 0; i < r.targets_size(); ++i) {
+          const auto& t = r.targets(i);
+          if (i > 0) out += ",";
+          out += R"({"id":)";
+          json::AppendQuoted(out, t.target_id());
+          if (auto it = about.find(t.target_id()); it != about.end()) {
+            out += R"(,"provider":)";
+            json::AppendQuoted(out, it->second.first);
+            out += R"(,"host":)";
+            json::AppendQuoted(out, it->second.second);
+          }
+          out += R"(,"state":")" + std::string(StateName(t.state())) + "\"";
+          out += R"(,"consecutive_failures":)" + std::to_string(t.consecutive_failures());
+          out += R"(,"ejections":)" + std::to_string(t.ejections());
+          out += R"(,"in_flight":)" + std::to_string(t.in_flight());
+          if (t.has_ejected_until() && t.ejected_until().seconds() > 0) {
+            out += R"(,"ejected_until":)";
+            json::AppendQuoted(out,
+                               google::protobuf::util::TimeUtil::ToString(t.ejected_until()));
+          }
+          out += "}";
+        }
+        out += "]}";
+        respond(JsonResponse(200, std::move(out)));
       });
 }
 

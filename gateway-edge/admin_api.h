@@ -17,6 +17,7 @@
 #include "tg/common/jwt.h"
 #include "http_server.h"
 #include "key_cache.h"
+#include "tg/v1/balancer.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 
@@ -63,11 +64,16 @@ class AdminApi : public HttpHandler {
   // otherwise 200 while the watcher is connected, else 503.
   void SetReadiness(const EdgeReadiness* readiness) { readiness_ = readiness; }
 
+  // GET …/upstreams/{id}/health asks tg-balancer (GetHealth) over this
+  // channel; without one it answers 503.
+  void SetBalancer(std::shared_ptr<grpc::Channel> channel);
+
  private:
   void Serve(HttpRequest request, const std::optional<AdminRoute>& route, HttpResponder respond);
   template <typename Kind>
   void HandleConfig(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
   void HandleKeys(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
+  void HandleUpstreamHealth(const AdminRoute& route, HttpResponder respond);
   // Answers `response` once the watch holds `revision` (or revision_wait passed).
   void AnswerAfterRevision(int64_t revision, HttpResponse response, HttpResponder respond);
 
@@ -80,6 +86,7 @@ class AdminApi : public HttpHandler {
   const AdminApiOptions options_;
   std::unique_ptr<tg::v1::ConfigService::Stub> config_;
   std::unique_ptr<tg::v1::KeyAuthService::Stub> keyauth_;
+  std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;  // SetBalancer; may stay null
   ConfigWatcher* const watcher_;
   KeyCache* const keys_;
   const EdgeReadiness* readiness_ = nullptr;

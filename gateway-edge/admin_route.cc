@@ -63,6 +63,14 @@ std::optional<AdminRoute> MatchAdminRoute(std::string_view path) {
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
+  if (segs.size() == 5 && segs[0] == "gateways" && segs[2] == "upstreams" &&
+      segs[4] == "health") {
+    AdminRoute r;
+    r.resource = AdminRoute::Resource::kUpstreamHealth;
+    r.gateway_id = segs[1];
+    r.id = segs[3];
+    return r;
+  }
   if (segs[0] != "gateways" || segs.size() > 4) return std::nullopt;
 
   AdminRoute r;
@@ -88,7 +96,10 @@ std::optional<AdminRoute> MatchAdminRoute(std::string_view path) {
 }
 
 std::string_view AllowedMethods(const AdminRoute& route) {
-  if (route.resource == AdminRoute::Resource::kHealth) return "GET";
+  if (route.resource == AdminRoute::Resource::kHealth ||
+      route.resource == AdminRoute::Resource::kUpstreamHealth) {
+    return "GET";
+  }
   if (route.collection) return "GET, POST";
   if (route.resource == AdminRoute::Resource::kKey) return "GET, DELETE";  // keys are immutable
   return "GET, PUT, DELETE";

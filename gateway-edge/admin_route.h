@@ -10,7 +10,9 @@ namespace tg::edge {
 // checked against AllowedMethods afterwards, so that a known path with a wrong
 // method is a 405, not a 404).
 struct AdminRoute {
-  enum class Resource { kHealth, kGateway, kUpstream, kService, kRule, kKey };
+  // kUpstreamHealth: GET …/upstreams/{id}/health, the balancer's view of
+  // each target (id = the upstream's).
+  enum class Resource { kHealth, kGateway, kUpstream, kService, kRule, kKey, kUpstreamHealth };
 
   Resource resource = Resource::kHealth;
   bool collection = false;  // .../upstreams rather than .../upstreams/{id}

@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
                                                   Dial(keyauth_addr, tg::kKeyauthIdentity, *tls),
                                                   watcher.get(), keys.get());
   api->SetReadiness(readiness.get());
+  api->SetBalancer(balancer_channel);
   std::string error;
   auto server = tg::edge::HttpServer::Start(http, api.get(), &error);
   if (!server) {

@@ -114,13 +114,16 @@ class ProxyE2E : public ::testing::Test {
   }
 
   // An upstream + service + rule at `path` for the acme gateway.
-  static void Route(const std::string& path, const std::string& upstream_json, bool strip = true) {
+  // Returns the upstream's id.
+  static std::string Route(const std::string& path, const std::string& upstream_json,
+                           bool strip = true) {
     std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
     std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
                                  R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
     MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
                R"({"path": ")" + path + R"(", "service_id": ")" + svc + R"(", "methods": ["POST"],
                    "strip_path": )" + (strip ? "true" : "false") + "}");
+    return up;
   }
 
   HttpResponse Chat(const std::string& path, const std::string& body,
@@ -388,7 +391,7 @@ TEST_F(ProxyE2E, WeightsSeventyThirtyOverAThousandRequests) {
 }
 
 TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
-  Route("/priority", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+  const std::string up = Route("/priority", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
                          Target("anthropic", R"("priority": 2, )") +
                          R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 2}})");
   fake_->AddFault(StatusFault("/v1/chat/completions", 500));
@@ -403,6 +406,25 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
     return n;
   };
   EXPECT_EQ(to_primary(), 2) << "after threshold=2 failures the primary is ejected";
+  // The admin API shows it, without calling a provider.
+  const std::string health_path = "/api/v1/gateways/" + gateway_ + "/upstreams/" + up + "/health";
+  auto h = stack_->Admin("GET", health_path);
+  ASSERT_EQ(h.status, 200) << h.body;
+  auto hd = Json(h.body);
+  ASSERT_TRUE(hd.IsObject() && hd["targets"].IsArray() && hd["targets"].Size() == 2) << h.body;
+  for (const auto& t : hd["targets"].GetArray()) {
+    const std::string provider = t["provider"].GetString();
+    EXPECT_STREQ(t["state"].GetString(), provider == "openai" ? "ejected" : "healthy") << h.body;
+    if (provider == "openai") {
+      EXPECT_GE(t["consecutive_failures"].GetInt(), 2) << h.body;
+      EXPECT_TRUE(t.HasMember("ejected_until")) << h.body;
+    }
+  }
+  EXPECT_EQ(fake_->Requests().size(), 8u) << "reading health called no provider";
+  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + other_gateway_ + "/upstreams/" + up +
+                                     "/health").status,
+            404)
+      << "another gateway's upstream";
 
   fake_->ClearFaults();
   std::this_thread::sleep_for(milliseconds(2300));  // interval = 2 s

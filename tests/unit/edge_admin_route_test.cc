@@ -40,6 +40,18 @@ TEST(EdgeAdminRoute, Health) {
   EXPECT_EQ(MatchAdminRoute("/healthz/"), Route(R::kHealth, false, "", ""));
 }
 
+TEST(EdgeAdminRoute, UpstreamHealth) {
+  auto r = MatchAdminRoute("/api/v1/gateways/g/upstreams/u/health");
+  EXPECT_EQ(r, Route(R::kUpstreamHealth, false, "g", "u"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(AllowedMethods(*r), "GET");
+  EXPECT_FALSE(MethodAllowed(*r, "POST"));
+  for (const char* path : {"/api/v1/gateways/g/services/s/health", "/api/v1/gateways/g/upstreams/u/healthz",
+                           "/api/v1/gateways/g/upstreams/u/health/x"}) {
+    EXPECT_FALSE(MatchAdminRoute(path).has_value()) << path;
+  }
+}
+
 TEST(EdgeAdminRoute, PercentDecodedIds) {
   EXPECT_EQ(MatchAdminRoute("/api/v1/gateways/a%20b"), Route(R::kGateway, false, "", "a b"));
   EXPECT_EQ(MatchAdminRoute("/api/v1/gateways/%67/upstreams/%75"),
