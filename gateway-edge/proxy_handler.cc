@@ -200,6 +200,8 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   int same_target_done_ = 0;
   std::string prefer_target_;
   std::unique_ptr<grpc::Alarm> retry_alarm_;
+  // Effective models whose context the prompt exceeded: never picked again.
+  std::vector<std::string> excluded_models_;
   // Why the last attempt failed when it left no answer to pass on (the adapter
   // unreachable): what a retry that finds no target left answers.
   int failed_status_ = 0;
@@ -418,6 +420,7 @@ void ProxyHandler::Call::PickNext() {
   rpc->req.set_upstream_id(upstream_id_);
   rpc->req.set_model(model_);
   for (const auto& t : tried_) rpc->req.add_exclude_target_ids(t);
+  for (const auto& m : excluded_models_) rpc->req.add_exclude_models(m);
   rpc->req.set_prefer_target_id(std::move(prefer_target_));
   prefer_target_.clear();
   rpc->req.set_min_config_revision(snap_->revision());
@@ -665,6 +668,23 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     bool passthrough = target_.provider().empty();
     // A plain reverse proxy returns what the host said; only an absent answer
     // (connect error, timeout) moves on to another host.
+    // A prompt over this model's context: no retry of that model helps, but
+    // a target with another model (a larger context) may serve it. The
+    // provider's 400 is held: it answers if no such target is left.
+    if (err.context_length_exceeded() && !end_->body_started() && !cancelled_ &&
+        !upstream_id_.empty() && attempts_ < retry_.max_attempts &&
+        steady_clock::now() - started_ < retry_.budget) {
+      if (!pick_.effective_model().empty()) excluded_models_.push_back(pick_.effective_model());
+      ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), "context_length"}).Inc();
+      span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", "context_length"}});
+      lock.unlock();
+      log::Info("failing over to another model: prompt over the context",
+                {{"request_id", request_id_},
+                 {"target", target_.id()},
+                 {"model", pick_.effective_model()}});
+      PickNext();
+      return;
+    }
     RetryDecision decision;
     if (MayFailOver(err, end_->body_started(), passthrough) && !cancelled_ &&
         !upstream_id_.empty()) {

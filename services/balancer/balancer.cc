@@ -191,8 +191,11 @@ Status Balancer::Pick(const tg::v1::PickRequest& request, tg::v1::PickResponse* 
     exclude = many_exclude;
   }
   const int64_t now = clock_->NowMs();
-  const PickChoice choice =
-      plan->Pick(PickQuery{request.model(), exclude, now, request.prefer_target_id()}, *random_);
+  std::vector<std::string_view> exclude_models(request.exclude_models().begin(),
+                                               request.exclude_models().end());
+  const PickChoice choice = plan->Pick(
+      PickQuery{request.model(), exclude, now, request.prefer_target_id(), exclude_models},
+      *random_);
   switch (choice.status) {
     case PickStatus::kOk:
       break;

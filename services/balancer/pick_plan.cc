@@ -206,6 +206,15 @@ PickChoice PickPlan::Pick(const PickQuery& query, Random& random) {
     auto it = target_index_.find(id);
     if (it != target_index_.end()) excluded_builder.Add(it->second);
   }
+  if (!query.exclude_models.empty()) {
+    for (uint32_t t = 0; t < targets_.size(); ++t) {
+      auto model = EffectiveModel(targets_[t], query.model);
+      if (model && std::find(query.exclude_models.begin(), query.exclude_models.end(), *model) !=
+                       query.exclude_models.end()) {
+        excluded_builder.Add(t);
+      }
+    }
+  }
   const std::span<const uint32_t> excluded = excluded_builder.Finish();
   const uint32_t cls = ClassOf(query.model);
 

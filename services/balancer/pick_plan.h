@@ -45,6 +45,8 @@ struct PickQuery {
   // A target to retry (PickRequest.prefer_target_id): chosen when it serves
   // the model, is not excluded and is not ejected; otherwise ignored.
   std::string_view prefer;
+  // Effective models not to pick (PickRequest.exclude_models).
+  std::span<const std::string_view> exclude_models;
 };
 
 enum class PickStatus {

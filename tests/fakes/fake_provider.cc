@@ -545,7 +545,7 @@ class FakeProvider::Impl {
     } else if (fault && !fault->malformed.empty()) {
       reply = MalformedReply(*fault);
     } else if (fault && fault->status > 0) {
-      reply = BuildError(route.api, fault->status);
+      reply = BuildError(route.api, fault->status, "", fault->error_type);
       for (const auto& h : fault->headers) {  // replacing the answer's own of that name
         std::erase_if(reply.headers, [&](const auto& have) {
           return strcasecmp(have.first.c_str(), h.first.c_str()) == 0;
@@ -888,6 +888,7 @@ class FakeProvider::Impl {
       f.path_prefix = str("path", "");
       f.api = str("api", "");
       f.status = static_cast<int>(num("status", 0));
+      f.error_type = str("error_type", "");
       if (std::string after = str("retry_after", ""); !after.empty()) {
         f.headers.emplace_back("Retry-After", after);
       }

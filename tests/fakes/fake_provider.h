@@ -33,7 +33,7 @@ namespace tg::fakes {
 //
 //   GET /_fake/health            {"status":"ok","port":N}
 //   GET /_fake/requests          the record, credentials redacted; DELETE clears it
-//   POST /_fake/faults           {"path","api","status","retry_after","delay_ms","hang",
+//   POST /_fake/faults           {"path","api","status","error_type","retry_after","delay_ms","hang",
 //                                 "close_before_head",
 //                                 "drop_after_bytes",
 //                                 "drop_after_events","error_after_events",
@@ -67,6 +67,9 @@ struct FakeFault {
   std::string path_prefix;  // "" matches every path; else a prefix of the path (no query)
   std::string api;          // "" any; else ApiName(): "openai", "bedrock", …
   int status = 0;           // > 0: answer this status in the provider's error format
+  // That answer's error type ("" the provider's usual one for the status;
+  // OpenAI "context_length_exceeded": its 400 for a prompt over the context).
+  std::string error_type;
   // Set on that status answer, replacing the provider's own of the same name
   // ("Retry-After": "2"; control JSON: "retry_after").
   std::vector<std::pair<std::string, std::string>> headers;

@@ -720,6 +720,14 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
     case Api::kOpenAiChat:
     case Api::kOpenAiResponses: {
       std::string code = "null";
+      if (t == "context_length_exceeded") {  // what OpenAI answers a prompt over the context
+        t = "invalid_request_error";
+        code = Q("context_length_exceeded");
+        if (msg.empty()) {
+          msg = "This model's maximum context length is 8192 tokens. However, your messages "
+                "resulted in 9000 tokens. Please reduce the length of the messages.";
+        }
+      }
       if (t.empty()) {
         switch (status) {
           case 401:

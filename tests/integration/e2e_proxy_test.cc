@@ -359,6 +359,38 @@ TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) 
   EXPECT_EQ(fake_->Requests().size(), 1u);
 }
 
+// Issue 12: a prompt over the model's context (OpenAI's 400
+// context_length_exceeded) fails over to a target with another model, never
+// to one with the same model; with no such target the provider's 400 is the
+// answer, after one call.
+TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
+  Route("/context", R"({"name": "u", "targets": [)" +
+                        Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
+                        Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
+                        Target("anthropic", R"("priority": 2, "default_model": "claude-3-sonnet", )") +
+                        "]}");
+  fakes::FakeFault f = StatusFault("/v1/chat/completions", 400);
+  f.error_type = "context_length_exceeded";
+  fake_->AddFault(f);
+  auto r = Chat("/context/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.size(), 2u) << "one gpt-4 target, then the larger model; not the other gpt-4";
+  EXPECT_EQ(requests[0].api, fakes::Api::kOpenAiChat);
+  EXPECT_EQ(requests[1].api, fakes::Api::kAnthropic);
+  EXPECT_NE(requests[1].body.find("claude-3-sonnet"), std::string::npos);
+
+  Route("/context-same", R"({"name": "u", "targets": [)" +
+                             Target("openai", R"("default_model": "gpt-4", )") + "," +
+                             Target("openai", R"("default_model": "gpt-4", )") + "]}");
+  fake_->ClearRequests();
+  r = Chat("/context-same/v1/chat/completions", kSeedBody);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("context_length_exceeded"), std::string::npos) << r.body;
+  EXPECT_EQ(fake_->Requests().size(), 1u);
+}
+
 TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {
   Route("/tools", R"({"name": "u", "targets": [)" + Target("anthropic", R"("default_model": "claude-3-sonnet", )") + "]}");
   auto r = Chat("/tools/v1/chat/completions", R"({"model": "x", "messages": [

@@ -12,6 +12,7 @@
 #include "translate/json.h"
 #include "translate/provider_codec.h"
 #include "translate/providers/gemini_schema.h"
+#include "translate/providers/provider_util.h"
 #include "translate/stream_aggregator.h"
 #include "translate/target_url.h"
 
@@ -387,6 +388,33 @@ TEST(ProviderErrorTest, ErrorMessagesAreUtf8AndCutAtACharacter) {
   const std::string& m = r.error().message;
   EXPECT_EQ(m.find("\xc3"), std::string::npos) << "a character cut in half";
   EXPECT_EQ(m.rfind("\xef\xbf\xbd", 0), 0u) << "invalid bytes become U+FFFD";
+}
+
+// Issue 12: a prompt over the model's context, in each provider's words, is
+// recognised (the edge then fails over to another model only).
+TEST(ProviderErrorTest, ContextLengthErrorsAreRecognisedInEveryProvidersWords) {
+  Result<ChatResponse> r = FindProviderCodec("openai")->ParseResponse(
+      400,
+      R"({"error":{"message":"This model's maximum context length is 8192 tokens.",)"
+      R"("type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}})",
+      {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().context_length);
+  EXPECT_FALSE(r.error().retryable);
+  EXPECT_TRUE(IsContextLengthError(400, "invalid_request_error",
+                                   "prompt is too long: 210000 tokens > 200000 maximum"));
+  EXPECT_TRUE(IsContextLengthError(
+      400, "INVALID_ARGUMENT",
+      "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."));
+  EXPECT_TRUE(IsContextLengthError(400, "ValidationException",
+                                   "Input is too long for requested model."));
+  EXPECT_TRUE(IsContextLengthError(413, "", "Request exceeds the model's context window"));
+  EXPECT_FALSE(IsContextLengthError(400, "invalid_request_error", "messages: field required"));
+  EXPECT_FALSE(IsContextLengthError(429, "context_length_exceeded", "")) << "only 400 and 413";
+  Result<ChatResponse> other = FindProviderCodec("openai")->ParseResponse(
+      400, R"({"error":{"message":"bad","type":"invalid_request_error"}})", {});
+  ASSERT_FALSE(other.ok());
+  EXPECT_FALSE(other.error().context_length);
 }
 
 TEST(ProviderErrorTest, UnparseableSuccessIsAProtocolError) {

@@ -83,6 +83,27 @@ TEST(PickPlanTest, APreferredTargetIsPickedOnlyWhileHealthyAndEligible) {
   EXPECT_NE(pick("unknown"), "unknown");
 }
 
+// A prompt over one model's context: targets whose effective model is
+// excluded are skipped, whichever their priority.
+TEST(PickPlanTest, ExcludedModelsAreNeverPicked) {
+  PlanTarget a = T("a", 1, 1), b = T("b", 1, 1), big = T("big", 1, 2);
+  a.default_model = "gpt-4";
+  b.default_model = "gpt-4";
+  big.default_model = "claude";
+  PickPlan plan(Algorithm::kRoundRobin, {a, b, big});
+  FakeRandom random(1);
+  std::vector<std::string_view> models = {"gpt-4"};
+  for (int i = 0; i < 3; ++i) {
+    PickChoice c = plan.Pick(PickQuery{"", {}, kNow, "", models}, random);
+    ASSERT_EQ(c.status, PickStatus::kOk);
+    EXPECT_EQ(plan.targets()[c.target].id, "big");
+    EXPECT_EQ(c.effective_model, "claude");
+    plan.Release(c.target, c.trial);
+  }
+  std::vector<std::string_view> all = {"gpt-4", "claude"};
+  EXPECT_EQ(plan.Pick(PickQuery{"", {}, kNow, "", all}, random).status, PickStatus::kAllExcluded);
+}
+
 TEST(PickPlanTest, RoundRobinRotatesEqualWeights) {
   PickPlan plan(Algorithm::kRoundRobin, {T("a"), T("b"), T("c")});
   Picker p(plan);

@@ -557,6 +557,7 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
   buffered_.clear();
   if (!parsed.ok()) {
     const auto& e = parsed.error();
+    context_length_ = e.context_length;
     return FailBeforeBody(e.http_status ? e.http_status : 502, KindOf(e.kind), e.retryable,
                           e.type, e.message);
   }
@@ -618,6 +619,7 @@ std::vector<tg::v1::InvokeEvent> Invocation::FailureAnswer(int status, ProviderE
   }
   out.push_back(ChunkEvent(std::move(body)));
   out.push_back(EndEvent(false, kind, status, retryable, message, false));
+  if (context_length_) out.back().mutable_end()->mutable_error()->set_context_length_exceeded(true);
   return out;
 }
 

@@ -142,6 +142,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   // A 429 or 5xx answer's retry-after, retry-after-ms and x-ratelimit-reset-*
   // headers (lower case), passed on in the failure's head.
   std::vector<std::pair<std::string, std::string>> retry_headers_;
+  bool context_length_ = false;  // the provider's error: the prompt is over the model's context
   std::optional<translate::Usage> usage_;
 
   // Tracing and metrics. span_ is the Invoke's server span; provider_span_

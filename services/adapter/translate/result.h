@@ -22,6 +22,9 @@ struct AdapterError {
   bool retryable = false;
   std::string type;     // the provider's error type or code when given ("rate_limit_error")
   std::string message;  // what the provider said; never credentials
+  // The prompt does not fit the model's context (a 400/413 that a model with
+  // a larger context may serve: the edge fails over to another model only).
+  bool context_length = false;
 };
 
 // Connect, timeout, 5xx (529 included) and 429 are worth another target.

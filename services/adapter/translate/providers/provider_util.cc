@@ -2,6 +2,9 @@
 
 #include <strings.h>
 
+#include <cctype>
+#include <string>
+
 #include "tg/common/utf8.h"
 
 namespace tg::adapter::translate {
@@ -103,7 +106,22 @@ AdapterError HttpError(int status, std::string_view body) {
   }
   if (err.message.empty()) err.message = Truncated(body);
   if (err.message.empty()) err.message = "provider answered HTTP " + std::to_string(status);
+  err.context_length = IsContextLengthError(status, err.type, err.message);
   return err;
+}
+
+bool IsContextLengthError(int status, std::string_view type, std::string_view message) {
+  if (status != 400 && status != 413) return false;
+  if (type == "context_length_exceeded" || type == "string_above_max_length") return true;
+  std::string lower(message.substr(0, 512));
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view phrase :
+       {"context length", "context_length_exceeded", "context window", "prompt is too long",
+        "exceeds the maximum number of tokens", "input is too long", "too many input tokens",
+        "maximum context"}) {
+    if (lower.find(phrase) != std::string::npos) return true;
+  }
+  return false;
 }
 
 AdapterError StreamErrorFromObject(const Value& e) {

@@ -24,6 +24,13 @@ Headers WithTargetHeaders(Headers defaults, const Headers& target_headers);
 // a bare string, or a non-JSON body (truncated).
 AdapterError HttpError(int status, std::string_view body);
 
+// Whether a 400/413 answer says the prompt is over the model's context, in
+// any provider's words: OpenAI/Azure code context_length_exceeded or "maximum
+// context length", Anthropic "prompt is too long", Gemini "exceeds the
+// maximum number of tokens", Bedrock "input is too long" / "too many input
+// tokens".
+bool IsContextLengthError(int status, std::string_view type, std::string_view message);
+
 // A mid-stream error object (the value of "error", or an error event's data)
 // → AdapterError. `status` is inferred from the type/code when the object
 // has no numeric code; mid-stream errors default to 500, retryable.
