@@ -6,6 +6,7 @@
 #include <cctype>
 #include <optional>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include <grpcpp/alarm.h>
@@ -148,6 +149,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
 
   // From InvokeStream (one gRPC thread at a time per stream).
   void OnEvent(const tg::v1::InvokeEvent& e);
+  void OnEventLocked(const tg::v1::InvokeEvent& e, std::shared_ptr<grpc::Alarm>* first_token_alarm);
   void OnInvokeDone(const grpc::Status& status);
   size_t PendingBytes();
 
@@ -157,6 +159,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   void OnKey(const std::optional<KeyCache::Verified>& v, const grpc::Status& status);
   void PickNext();
   void RetryLater(milliseconds wait);
+  void ArmFirstTokenAlarm(int attempt);  // with mu_ held
   void OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick);
   void Invoke(const tg::v1::Target& target, const std::string& model);
   void Commit();
@@ -199,9 +202,19 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   RetrySettings retry_;
   int same_target_done_ = 0;
   std::string prefer_target_;
-  std::unique_ptr<grpc::Alarm> retry_alarm_;
+  // gRPC may run an alarm's callback inside Set, Cancel or its destructor,
+  // on the calling thread; the callbacks take mu_, so none of the three is
+  // ever done with mu_ held: the alarms are shared, copied under the lock and
+  // cancelled (or dropped) after it.
+  std::shared_ptr<grpc::Alarm> retry_alarm_;
   // Effective models whose context the prompt exceeded: never picked again.
   std::vector<std::string> excluded_models_;
+  // The rule's timeouts (sent to the adapter) and the edge's own deadline
+  // for an attempt's first token (first_token_ms + a second, so that the
+  // adapter's own timeout normally answers first): a stuck adapter or a
+  // provider that never starts cannot hold the request longer.
+  tg::v1::Timeouts timeouts_;
+  milliseconds first_token_deadline_{61000};
   // Why the last attempt failed when it left no answer to pass on (the adapter
   // unreachable): what a retry that finds no target left answers.
   int failed_status_ = 0;
@@ -222,6 +235,9 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   std::optional<tg::v1::InvokeEvent::End> end_;
   bool committed_ = false;
   std::shared_ptr<HttpBodyStream> body_;
+  bool first_token_ = false;        // this attempt delivered its first token (or its end)
+  bool attempt_timed_out_ = false;  // the first-token alarm cancelled this attempt
+  std::shared_ptr<grpc::Alarm> first_token_alarm_;
 };
 
 // ---------------------------------------------------------------- the stream
@@ -325,12 +341,16 @@ void ProxyHandler::Call::Start() {
 
 void ProxyHandler::Call::Cancel() {
   std::shared_ptr<InvokeStream> invoke;
+  std::shared_ptr<grpc::Alarm> retry, first_token;
   {
     std::lock_guard lock(mu_);
     cancelled_ = true;
     invoke = invoke_;
-    if (retry_alarm_) retry_alarm_->Cancel();  // its callback then does nothing
+    retry = retry_alarm_;
+    first_token = first_token_alarm_;
   }
+  if (retry) retry->Cancel();  // their callbacks then do nothing
+  if (first_token) first_token->Cancel();
   if (invoke) invoke->Cancel();
 }
 
@@ -361,6 +381,10 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   service_ = m.service;
   rule_id_ = m.rule->id();
   retry_ = ResolveRetry(*m.rule, h_->options_.max_attempts);
+  timeouts_ = m.rule->timeouts();
+  if (timeouts_.has_first_token_ms()) {
+    first_token_deadline_ = milliseconds(timeouts_.first_token_ms()) + milliseconds(1000);
+  }
   if (span_.recording()) {
     span_.SetName(req_.method + " " + m.rule->path());  // low cardinality: the rule's path
     span_.SetAttribute("http.route", m.rule->path());
@@ -437,23 +461,77 @@ void ProxyHandler::Call::PickNext() {
   });
 }
 
+// The alarms (a same-target retry's wait, an attempt's first-token
+// deadline) follow one pattern. Each callback holds the call and runs exactly
+// once (fired or cancelled); it takes its own alarm out of the member it was
+// stored in, if it is still there, so that no call keeps a spent alarm (and,
+// through it, itself) alive. An alarm whose callback ran before it could be
+// stored (a zero wait) is never stored. Set, Cancel and the last reference
+// are never done under mu_ (gRPC may run the callback inline there).
 void ProxyHandler::Call::RetryLater(milliseconds wait) {
-  auto self = shared_from_this();
-  std::lock_guard lock(mu_);
-  if (cancelled_) return;
-  // The target that just failed goes back in: not excluded, preferred.
-  if (!tried_.empty() && tried_.back() == target_.id()) tried_.pop_back();
-  prefer_target_ = target_.id();
-  retry_alarm_ = std::make_unique<grpc::Alarm>();
-  retry_alarm_->Set(std::chrono::system_clock::now() + wait, [self](bool fired) {
-    std::unique_ptr<grpc::Alarm> done;  // released after this callback returns
-    {
-      std::lock_guard lock(self->mu_);
-      done = std::move(self->retry_alarm_);
-      if (self->cancelled_) fired = false;
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return;
+    // The target that just failed goes back in: not excluded, preferred.
+    if (!tried_.empty() && tried_.back() == target_.id()) tried_.pop_back();
+    prefer_target_ = target_.id();
+  }
+  auto alarm = std::make_shared<grpc::Alarm>();
+  auto ran = std::make_shared<bool>(false);  // written and read under mu_
+  alarm->Set(std::chrono::system_clock::now() + wait,
+             [self = shared_from_this(), me = alarm.get(), ran](bool fired) {
+               std::shared_ptr<grpc::Alarm> done;  // dropped after the lock, at the end
+               {
+                 std::lock_guard lock(self->mu_);
+                 *ran = true;
+                 if (self->retry_alarm_.get() == me) done = std::move(self->retry_alarm_);
+                 if (self->cancelled_) fired = false;
+               }
+               if (fired) self->PickNext();
+             });
+  bool cancel_now = false;
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) cancel_now = true;
+    if (!*ran && !cancelled_) retry_alarm_ = alarm;
+  }
+  if (cancel_now) alarm->Cancel();
+}
+
+void ProxyHandler::Call::ArmFirstTokenAlarm(int attempt) {
+  auto alarm = std::make_shared<grpc::Alarm>();
+  auto ran = std::make_shared<bool>(false);  // written and read under mu_
+  alarm->Set(std::chrono::system_clock::now() + first_token_deadline_,
+             [self = shared_from_this(), me = alarm.get(), ran, attempt](bool fired) {
+               std::shared_ptr<grpc::Alarm> done;  // dropped after the lock, at the end
+               std::shared_ptr<InvokeStream> invoke;
+               {
+                 std::lock_guard lock(self->mu_);
+                 *ran = true;
+                 if (self->first_token_alarm_.get() == me) {
+                   done = std::move(self->first_token_alarm_);
+                 }
+                 if (!fired || self->attempts_ != attempt || self->cancelled_ ||
+                     self->first_token_ || self->committed_) {
+                   return;
+                 }
+                 self->attempt_timed_out_ = true;
+                 invoke = self->invoke_;
+               }
+               if (invoke) invoke->Cancel();  // OnInvokeDone then fails over or answers 504
+             });
+  std::shared_ptr<grpc::Alarm> cancel;
+  {
+    std::lock_guard lock(mu_);
+    if (*ran) {
+      // Already spent: nothing to store.
+    } else if (cancelled_ || attempts_ != attempt || first_token_ || invoke_ == nullptr) {
+      cancel = alarm;  // the attempt is over already
+    } else {
+      cancel = std::exchange(first_token_alarm_, alarm);  // a stale one, if any
     }
-    if (fired) self->PickNext();
-  });
+  }
+  if (cancel) cancel->Cancel();
 }
 
 void ProxyHandler::Call::OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick) {
@@ -500,6 +578,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     (*req.mutable_client_headers())[name] = value;
   }
   req.set_min_config_revision(snap_->revision());
+  *req.mutable_timeouts() = timeouts_;
 
   auto stream = std::make_shared<InvokeStream>(shared_from_this(), h_->options_.stream_high_water);
   {
@@ -513,6 +592,8 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     end_.reset();
     invoke_ = stream;
     attempt_started_ = steady_clock::now();
+    first_token_ = false;
+    attempt_timed_out_ = false;
     attempt_span_ = trace::Span::Start("tg.v1.ProviderAdapterService/Invoke",
                                        trace::SpanKind::kClient, span_.context());
     if (attempt_span_.recording()) {
@@ -526,6 +607,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
       }
     }
   }
+  ArmFirstTokenAlarm(attempts_);
   stream->Begin(h_->adapter_.get(), std::move(req), h_->options_.invoke_deadline,
                 attempt_span_.context(), stream);
 }
@@ -571,10 +653,21 @@ void ProxyHandler::Call::Commit() {
 }
 
 void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
+  std::shared_ptr<grpc::Alarm> first_token_alarm;
+  OnEventLocked(e, &first_token_alarm);
+  if (first_token_alarm) first_token_alarm->Cancel();  // outside mu_ (see the members)
+}
+
+void ProxyHandler::Call::OnEventLocked(const tg::v1::InvokeEvent& e,
+                                       std::shared_ptr<grpc::Alarm>* first_token_alarm) {
   // One event may carry several parts (adapter.proto): head, chunk, usage, end.
   std::lock_guard lock(mu_);
   got_event_ = true;
   if (e.has_head()) head_ = e.head();
+  if ((e.first_token() || e.has_end()) && !first_token_) {
+    first_token_ = true;
+    *first_token_alarm = first_token_alarm_;
+  }
   if (e.has_chunk()) {
     if (committed_) {
       std::weak_ptr<InvokeStream> weak = invoke_;
@@ -584,12 +677,14 @@ void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
     } else {
       held_.push_back(e.chunk());
       held_bytes_ += e.chunk().size();
-      // A successful stream is committed at its first byte and flows from then
-      // on. A whole answer is held until its end (it then goes out with a
+      // A successful stream is committed at its first token and flows from
+      // then on. A whole answer is held until its end (it then goes out with a
       // Content-Length), and so is an error: another target may serve it;
       // but never more than the limit of what the edge holds per request.
       bool streaming = stream_ || target_.provider().empty();
-      if (head_ && ((streaming && head_->status() < 400) ||
+      // A stream is held until its first token (a role-only chunk is not
+      // one): until then it may still fail over.
+      if (head_ && ((streaming && head_->status() < 400 && first_token_) ||
                     held_bytes_ > limits::kMaxHeldAnswerBytes)) {
         Commit();
       }
@@ -629,6 +724,11 @@ void ProxyHandler::Call::AnswerHeld() {
 void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   std::unique_lock lock(mu_);
   invoke_.reset();
+  if (auto alarm = first_token_alarm_) {  // this attempt's deadline is moot now
+    lock.unlock();
+    alarm->Cancel();
+    lock.lock();
+  }
   ProxyMetrics::Get().upstream.With({SelectedProvider()}).Observe(SecondsSince(attempt_started_));
   if (attempt_span_.recording()) {
     if (head_) attempt_span_.SetAttribute("http.response.status_code", head_->status());
@@ -739,6 +839,30 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     }
     AnswerHeld();
     return;
+  }
+
+  // The first-token deadline cancelled this attempt: a provider that never
+  // started, or an adapter that does not answer. Nothing reached the client.
+  if (attempt_timed_out_ && !cancelled_ && !committed_) {
+    head_.reset();
+    held_.clear();
+    held_bytes_ = 0;
+    const std::string message = "no first token within " +
+                                std::to_string(first_token_deadline_.count() - 1000) + " ms";
+    lock.unlock();
+    ReportOutcome(tg::v1::OUTCOME_TIMEOUT, 0);
+    if (attempts_ < retry_.max_attempts && !upstream_id_.empty() &&
+        steady_clock::now() - started_ < retry_.budget) {
+      ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), "first_token"}).Inc();
+      span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", "first_token"}});
+      log::Info("failing over: no first token",
+                {{"request_id", request_id_}, {"target", target_.id()}});
+      failed_status_ = 504;
+      failed_message_ = message;
+      PickNext();
+      return;
+    }
+    return Fail(504, message);
   }
 
   // No End: the adapter itself failed (unreachable, deadline, a local error)

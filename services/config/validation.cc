@@ -276,7 +276,15 @@ Problem ValidateRule(const tg::v1::Rule& r) {
                     range(p.has_backoff_ms(), p.backoff_ms(), 0, 10000, "retry_policy.backoff_ms"),
                     range(p.has_max_retry_after_ms(), p.max_retry_after_ms(), 0, 60000,
                           "retry_policy.max_retry_after_ms"),
-                    range(p.has_budget_ms(), p.budget_ms(), 1, 600000, "retry_policy.budget_ms")}) {
+                    range(p.has_budget_ms(), p.budget_ms(), 1, 600000, "retry_policy.budget_ms"),
+                    range(r.timeouts().has_connect_ms(), r.timeouts().connect_ms(), 100, 60000,
+                          "timeouts.connect_ms"),
+                    range(r.timeouts().has_first_token_ms(), r.timeouts().first_token_ms(), 100,
+                          600000, "timeouts.first_token_ms"),
+                    range(r.timeouts().has_idle_ms(), r.timeouts().idle_ms(), 100, 600000,
+                          "timeouts.idle_ms"),
+                    range(r.timeouts().has_total_ms(), r.timeouts().total_ms(), 1000, 3600000,
+                          "timeouts.total_ms")}) {
     if (e) return e;
   }
   return std::nullopt;

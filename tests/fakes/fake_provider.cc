@@ -658,6 +658,10 @@ class FakeProvider::Impl {
       if (i > 0 && interval.count() > 0 && !co_await Wait(socket, interval)) {
         co_return disconnected();
       }
+      if (fault && fault->delay_before_event == static_cast<int64_t>(i) &&
+          !co_await Wait(socket, fault->event_delay)) {
+        co_return disconnected();
+      }
       const std::string& event = reply.events[i];
       if (drop_bytes >= 0 && sent + event.size() > static_cast<uint64_t>(drop_bytes)) {
         size_t part = static_cast<size_t>(drop_bytes - static_cast<int64_t>(sent));
@@ -906,6 +910,8 @@ class FakeProvider::Impl {
       const rapidjson::Value* omit_done = Field(doc, "omit_done");
       f.omit_done = omit_done != nullptr && omit_done->IsBool() && omit_done->GetBool();
       f.garbage_before_event = num("garbage_before_event", -1);
+      f.delay_before_event = num("delay_before_event", -1);
+      f.event_delay = milliseconds(num("event_delay_ms", 0));
       f.garbage_events = static_cast<int>(num("garbage_events", 1));
       f.count = static_cast<int>(num("count", -1));
       AddFault(std::move(f));

@@ -39,6 +39,7 @@ namespace tg::fakes {
 //                                 "drop_after_events","error_after_events",
 //                                 "stream_error_type","malformed","malformed_size",
 //                                 "omit_done","garbage_before_event","garbage_events",
+//                                 "delay_before_event","event_delay_ms",
 //                                 "count"}; DELETE clears them
 //   POST /_fake/answer           {"text","tool_calls":[{"id","name","arguments"}],"finish",
 //                                 "input_tokens","output_tokens","cached_tokens",
@@ -93,6 +94,11 @@ struct FakeFault {
   bool omit_done = false;            // no `data: [DONE]` (OpenAI): the body just ends, cleanly
   int64_t garbage_before_event = -1;  // >= 0: `garbage_events` events that are not JSON
   int garbage_events = 1;             //   go before this event (clamped to the end)
+  // >= 0: wait event_delay before sending this stream event (1: after the
+  // OpenAI role-only chunk, so the head and a chunk come at once but the
+  // first token late).
+  int64_t delay_before_event = -1;
+  std::chrono::milliseconds event_delay{0};
   int count = -1;                   // requests it applies to; -1 until cleared
 };
 

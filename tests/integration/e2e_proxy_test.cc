@@ -2,6 +2,7 @@
 // tg-edge as separate processes on a real PostgreSQL and Redis, in front of
 // the fake providers (in this process), driven over HTTP as the seeds do.
 #include <arpa/inet.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -116,13 +117,13 @@ class ProxyE2E : public ::testing::Test {
   // An upstream + service + rule at `path` for the acme gateway.
   // Returns the upstream's id.
   static std::string Route(const std::string& path, const std::string& upstream_json,
-                           bool strip = true) {
+                           bool strip = true, const std::string& rule_extra = "") {
     std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
     std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
                                  R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
     MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
                R"({"path": ")" + path + R"(", "service_id": ")" + svc + R"(", "methods": ["POST"],
-                   "strip_path": )" + (strip ? "true" : "false") + "}");
+                   "strip_path": )" + (strip ? "true" : "false") + rule_extra + "}");
     return up;
   }
 
@@ -389,6 +390,58 @@ TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("context_length_exceeded"), std::string::npos) << r.body;
   EXPECT_EQ(fake_->Requests().size(), 1u);
+}
+
+// Issue 12, timeouts: the edge holds a stream until its first token (the
+// head and OpenAI's role-only chunk do not count) and times the rule's
+// first_token_ms to it: a primary that is late fails over before any byte
+// reached the client, and a paused tg-adapter is a 504 within the deadline
+// rather than a request hanging for the Invoke's 10 minutes.
+TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
+  Route("/ttft", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                     Target("anthropic", R"("priority": 2, )") + "]}",
+        true, R"(, "timeouts": {"first_token_ms": 1000})");
+  fakes::FakeFault late;
+  late.path_prefix = "/v1/chat/completions";
+  late.delay_before_event = 1;  // after the role-only chunk
+  late.event_delay = milliseconds(8000);
+  late.count = 1;
+  fake_->AddFault(late);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = Chat("/ttft/v1/chat/completions",
+                R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
+  EXPECT_LT(took, seconds(5)) << "first_token_ms 1000 (+1 s at the edge), then the fallback";
+  EXPECT_GE(took, milliseconds(900));
+  size_t roles = 0;
+  for (size_t at = r.body.find("\"role\":\"assistant\""); at != std::string::npos;
+       at = r.body.find("\"role\":\"assistant\"", at + 1)) {
+    ++roles;
+  }
+  EXPECT_EQ(roles, 1u) << "nothing of the late attempt reached the client: " << r.body;
+  EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n");
+}
+
+TEST_F(ProxyE2E, APausedAdapterIsA504WithinTheFirstTokenDeadline) {
+  Route("/paused", R"({"name": "u", "targets": [)" + Target("openai") + "]}", true,
+        R"(, "timeouts": {"first_token_ms": 1000})");
+  ASSERT_EQ(Chat("/paused/v1/chat/completions", kSeedBody).status, 200);
+  Process* adapter = stack_->Find("tg-adapter");
+  ASSERT_NE(adapter, nullptr);
+  ASSERT_EQ(::kill(adapter->pid(), SIGSTOP), 0);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = Chat("/paused/v1/chat/completions", kSeedBody);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ::kill(adapter->pid(), SIGCONT);
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_NE(r.body.find("no first token within 1000 ms"), std::string::npos) << r.body;
+  EXPECT_LT(took, seconds(4));
+  EXPECT_GE(took, milliseconds(1900));
+  // Resumed, it serves again.
+  EXPECT_TRUE(WaitFor([&] { return Chat("/paused/v1/chat/completions", kSeedBody).status == 200; },
+                      seconds(10)));
 }
 
 TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {

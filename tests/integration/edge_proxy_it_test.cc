@@ -160,9 +160,12 @@ class FakeAdapter final : public tg::v1::ProviderAdapterService::Service {
       e.mutable_head()->set_provider(req->target().provider());
       w->Write(e);
     };
+    bool token_sent = false;  // like tg-adapter: the first chunk carries the first token
     auto chunk = [&](const std::string& data) {
       tg::v1::InvokeEvent e;
       e.set_chunk(data);
+      if (!token_sent) e.set_first_token(true);
+      token_sent = true;
       return w->Write(e);
     };
     auto end = [&](bool ok, int status, bool retryable) {

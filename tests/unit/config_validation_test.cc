@@ -245,6 +245,15 @@ TEST(RuleValidation, RetryAttemptsAndPolicyRangesNameTheirField) {
   r.mutable_retry_policy()->set_same_target_retries(6);
   EXPECT_EQ(ValidateRule(r).value_or("ok"),
             "retry_policy.same_target_retries must be between 0 and 5");
+  r.mutable_retry_policy()->set_same_target_retries(1);
+  r.mutable_timeouts()->set_first_token_ms(99);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"),
+            "timeouts.first_token_ms must be between 100 and 600000");
+  r.mutable_timeouts()->set_first_token_ms(1000);
+  r.mutable_timeouts()->set_total_ms(3600001);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "timeouts.total_ms must be between 1000 and 3600000");
+  r.mutable_timeouts()->set_total_ms(60000);
+  EXPECT_EQ(ValidateRule(r).value_or("ok"), "ok");
 }
 
 TEST(Credentials, MaskKeepsOnlyTheTailOfLongSecrets) {

@@ -179,7 +179,7 @@ void Invocation::StartPassthrough() {
   hr.method = req_.method().empty() ? "POST" : req_.method();
   hr.url = std::move(url.value());
   hr.body = req_.body();
-  hr.timeouts = options_.timeouts;
+  hr.timeouts = Timeouts();
   for (const auto& [k, v] : req_.client_headers()) {
     if (!http_headers::IsHopByHop(k)) hr.headers.emplace_back(k, v);
   }
@@ -236,7 +236,7 @@ void Invocation::StartProvider() {
     hr.url = self->spec_.url;
     hr.headers = self->spec_.headers;
     hr.body = self->spec_.body;
-    hr.timeouts = self->options_.timeouts;
+    hr.timeouts = self->Timeouts();
     std::string error;
     if (!ApplyAuth(self->spec_, self->credentials_, entra_token, &hr, &error)) {
       return self->FailBeforeBody(500, ProviderError::KIND_HTTP, false, "configuration_error", error);
@@ -360,6 +360,18 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
   }
 }
 
+http::HttpTimeouts Invocation::Timeouts() const {
+  http::HttpTimeouts t = options_.timeouts;
+  const tg::v1::Timeouts& rule = req_.timeouts();
+  using std::chrono::milliseconds;
+  if (rule.has_connect_ms()) t.connect = milliseconds(rule.connect_ms());
+  // The head comes before the first token: it must not take longer.
+  if (rule.has_first_token_ms()) t.first_byte = milliseconds(rule.first_token_ms());
+  if (rule.has_idle_ms()) t.idle = milliseconds(rule.idle_ms());
+  if (rule.has_total_ms()) t.total = milliseconds(rule.total_ms());
+  return t;
+}
+
 void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
                                        std::vector<tg::v1::InvokeEvent>* out) {
   if (const int skipped = decoder_->skipped_events(); skipped > skipped_events_seen_) {
@@ -372,9 +384,17 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
     skipped_events_seen_ = skipped;
   }
   std::string bytes;
+  bool token = false;
   for (auto& ev : events) {
     if (ev.type == translate::StreamEvent::Type::kUsage) usage_ = ev.usage;
     if (ev.type == translate::StreamEvent::Type::kError) stream_error_ = ev.error;
+    // The first token: content, a refusal or a tool call (a role-only delta
+    // is not one), or the end of an answer that had none.
+    if ((ev.type == translate::StreamEvent::Type::kDelta &&
+         (!ev.content.empty() || !ev.refusal.empty() || !ev.tool_calls.empty())) ||
+        ev.type == translate::StreamEvent::Type::kEnd) {
+      token = true;
+    }
     encoder_->Encode(ev, &bytes);
   }
   events.clear();
@@ -385,6 +405,10 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
       stream_head_.reset();
     }
     out->push_back(ChunkEvent(std::move(bytes)));
+    if (token && !first_token_sent_) {
+      first_token_sent_ = true;
+      out->back().set_first_token(true);
+    }
   }
 }
 
@@ -394,7 +418,12 @@ void Invocation::OnHttpBody(std::string_view chunk) {
   if (status_ == 0) return;
   if (passthrough_) {
     if (status_ < 400) body_started_ = true;
-    Emit({ChunkEvent(std::string(chunk))}, false);
+    auto e = ChunkEvent(std::string(chunk));
+    if (!first_token_sent_) {
+      first_token_sent_ = true;
+      e.set_first_token(true);
+    }
+    Emit({std::move(e)}, false);
     return;
   }
   if (streaming_answer_) {
@@ -566,6 +595,7 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
   std::vector<tg::v1::InvokeEvent> out;
   out.push_back(HeadEvent(200, "application/json", std::string(provider_codec_->name())));
   out.push_back(ChunkEvent(std::move(answer)));
+  out.back().set_first_token(true);  // a whole answer: all of it at once
   if (parsed.value().has_usage) out.push_back(UsageEvent(parsed.value().usage, target_info_.model));
   out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
   Emit(std::move(out), true);
@@ -733,6 +763,7 @@ bool MergeInto(tg::v1::InvokeEvent& into, tg::v1::InvokeEvent& next) {
   }
   if (next.has_usage()) *into.mutable_usage() = std::move(*next.mutable_usage());
   if (next.has_end()) *into.mutable_end() = std::move(*next.mutable_end());
+  if (next.first_token()) into.set_first_token(true);
   return true;
 }
 

@@ -96,6 +96,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void FailBeforeBody(int status, tg::v1::ProviderError::Kind kind, bool retryable,
                       const std::string& type, const std::string& message);
   void TranslateStreamEvents(translate::StreamEvents& events, std::vector<tg::v1::InvokeEvent>* out);
+  // The transfer's timeouts: the adapter's, overridden by the rule's.
+  http::HttpTimeouts Timeouts() const;
+  bool first_token_sent_ = false;  // an event with first_token went out
   // The stream's last events (usage, End) after `out`, queued as the last.
   void EndStream(std::vector<tg::v1::InvokeEvent> out);
   // Stops reading the provider: the transfer is cancelled and its OnDone,
