@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <optional>
 #include <random>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -149,7 +151,6 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
 
   // From InvokeStream (one gRPC thread at a time per stream).
   void OnEvent(const tg::v1::InvokeEvent& e);
-  void OnEventLocked(const tg::v1::InvokeEvent& e, std::shared_ptr<grpc::Alarm>* first_token_alarm);
   void OnInvokeDone(const grpc::Status& status);
   size_t PendingBytes();
 
@@ -159,7 +160,12 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   void OnKey(const std::optional<KeyCache::Verified>& v, const grpc::Status& status);
   void PickNext();
   void RetryLater(milliseconds wait);
-  void ArmFirstTokenAlarm(int attempt);  // with mu_ held
+
+  void ArmFirstTokenLocked();     // this attempt's first-token deadline; mu_ held
+  void DisarmFirstTokenLocked();  // mu_ held
+ public:
+  void OnFirstTokenDeadline(int attempt);  // from the FirstTokenWatch thread
+ private:
   void OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick);
   void Invoke(const tg::v1::Target& target, const std::string& model);
   void Commit();
@@ -203,8 +209,8 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   int same_target_done_ = 0;
   std::string prefer_target_;
   // gRPC may run an alarm's callback inside Set, Cancel or its destructor,
-  // on the calling thread; the callbacks take mu_, so none of the three is
-  // ever done with mu_ held: the alarms are shared, copied under the lock and
+  // on the calling thread; the callback takes mu_, so none of the three is
+  // ever done with mu_ held: the alarm is shared, copied under the lock and
   // cancelled (or dropped) after it.
   std::shared_ptr<grpc::Alarm> retry_alarm_;
   // Effective models whose context the prompt exceeded: never picked again.
@@ -237,7 +243,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   std::shared_ptr<HttpBodyStream> body_;
   bool first_token_ = false;        // this attempt delivered its first token (or its end)
   bool attempt_timed_out_ = false;  // the first-token alarm cancelled this attempt
-  std::shared_ptr<grpc::Alarm> first_token_alarm_;
+  uint64_t first_token_ticket_ = 0;  // this attempt's entry in the FirstTokenWatch; 0: none
 };
 
 // ---------------------------------------------------------------- the stream
@@ -341,16 +347,15 @@ void ProxyHandler::Call::Start() {
 
 void ProxyHandler::Call::Cancel() {
   std::shared_ptr<InvokeStream> invoke;
-  std::shared_ptr<grpc::Alarm> retry, first_token;
+  std::shared_ptr<grpc::Alarm> retry;
   {
     std::lock_guard lock(mu_);
     cancelled_ = true;
     invoke = invoke_;
     retry = retry_alarm_;
-    first_token = first_token_alarm_;
+    DisarmFirstTokenLocked();
   }
-  if (retry) retry->Cancel();  // their callbacks then do nothing
-  if (first_token) first_token->Cancel();
+  if (retry) retry->Cancel();  // its callback then does nothing
   if (invoke) invoke->Cancel();
 }
 
@@ -428,7 +433,10 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
 }
 
 void ProxyHandler::Call::PickNext() {
-  ++attempts_;
+  {
+    std::lock_guard lock(mu_);  // the first-token alarm reads it under mu_
+    ++attempts_;
+  }
   struct Rpc {
     grpc::ClientContext ctx;
     tg::v1::PickRequest req;
@@ -461,13 +469,13 @@ void ProxyHandler::Call::PickNext() {
   });
 }
 
-// The alarms (a same-target retry's wait, an attempt's first-token
-// deadline) follow one pattern. Each callback holds the call and runs exactly
-// once (fired or cancelled); it takes its own alarm out of the member it was
-// stored in, if it is still there, so that no call keeps a spent alarm (and,
-// through it, itself) alive. An alarm whose callback ran before it could be
-// stored (a zero wait) is never stored. Set, Cancel and the last reference
-// are never done under mu_ (gRPC may run the callback inline there).
+// A same-target retry's wait is a grpc::Alarm (rare: only after a failure).
+// Its callback holds the call and runs exactly once (fired or cancelled); it
+// takes its alarm out of retry_alarm_, if still there, so that no call keeps
+// a spent alarm (and, through it, itself) alive. An alarm whose callback ran
+// before it could be stored (a zero wait) is never stored. Set, Cancel and
+// the last reference are never done under mu_ (gRPC may run the callback
+// inline there).
 void ProxyHandler::Call::RetryLater(milliseconds wait) {
   {
     std::lock_guard lock(mu_);
@@ -498,40 +506,16 @@ void ProxyHandler::Call::RetryLater(milliseconds wait) {
   if (cancel_now) alarm->Cancel();
 }
 
-void ProxyHandler::Call::ArmFirstTokenAlarm(int attempt) {
-  auto alarm = std::make_shared<grpc::Alarm>();
-  auto ran = std::make_shared<bool>(false);  // written and read under mu_
-  alarm->Set(std::chrono::system_clock::now() + first_token_deadline_,
-             [self = shared_from_this(), me = alarm.get(), ran, attempt](bool fired) {
-               std::shared_ptr<grpc::Alarm> done;  // dropped after the lock, at the end
-               std::shared_ptr<InvokeStream> invoke;
-               {
-                 std::lock_guard lock(self->mu_);
-                 *ran = true;
-                 if (self->first_token_alarm_.get() == me) {
-                   done = std::move(self->first_token_alarm_);
-                 }
-                 if (!fired || self->attempts_ != attempt || self->cancelled_ ||
-                     self->first_token_ || self->committed_) {
-                   return;
-                 }
-                 self->attempt_timed_out_ = true;
-                 invoke = self->invoke_;
-               }
-               if (invoke) invoke->Cancel();  // OnInvokeDone then fails over or answers 504
-             });
-  std::shared_ptr<grpc::Alarm> cancel;
+void ProxyHandler::Call::OnFirstTokenDeadline(int attempt) {
+  std::shared_ptr<InvokeStream> invoke;
   {
     std::lock_guard lock(mu_);
-    if (*ran) {
-      // Already spent: nothing to store.
-    } else if (cancelled_ || attempts_ != attempt || first_token_ || invoke_ == nullptr) {
-      cancel = alarm;  // the attempt is over already
-    } else {
-      cancel = std::exchange(first_token_alarm_, alarm);  // a stale one, if any
-    }
+    first_token_ticket_ = 0;  // the watch dropped it
+    if (attempts_ != attempt || cancelled_ || first_token_ || committed_) return;
+    attempt_timed_out_ = true;
+    invoke = invoke_;
   }
-  if (cancel) cancel->Cancel();
+  if (invoke) invoke->Cancel();  // OnInvokeDone then fails over or answers 504
 }
 
 void ProxyHandler::Call::OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick) {
@@ -594,6 +578,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     attempt_started_ = steady_clock::now();
     first_token_ = false;
     attempt_timed_out_ = false;
+    ArmFirstTokenLocked();
     attempt_span_ = trace::Span::Start("tg.v1.ProviderAdapterService/Invoke",
                                        trace::SpanKind::kClient, span_.context());
     if (attempt_span_.recording()) {
@@ -607,7 +592,6 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
       }
     }
   }
-  ArmFirstTokenAlarm(attempts_);
   stream->Begin(h_->adapter_.get(), std::move(req), h_->options_.invoke_deadline,
                 attempt_span_.context(), stream);
 }
@@ -653,20 +637,13 @@ void ProxyHandler::Call::Commit() {
 }
 
 void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
-  std::shared_ptr<grpc::Alarm> first_token_alarm;
-  OnEventLocked(e, &first_token_alarm);
-  if (first_token_alarm) first_token_alarm->Cancel();  // outside mu_ (see the members)
-}
-
-void ProxyHandler::Call::OnEventLocked(const tg::v1::InvokeEvent& e,
-                                       std::shared_ptr<grpc::Alarm>* first_token_alarm) {
   // One event may carry several parts (adapter.proto): head, chunk, usage, end.
   std::lock_guard lock(mu_);
   got_event_ = true;
   if (e.has_head()) head_ = e.head();
   if ((e.first_token() || e.has_end()) && !first_token_) {
     first_token_ = true;
-    *first_token_alarm = first_token_alarm_;
+    DisarmFirstTokenLocked();
   }
   if (e.has_chunk()) {
     if (committed_) {
@@ -724,11 +701,7 @@ void ProxyHandler::Call::AnswerHeld() {
 void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   std::unique_lock lock(mu_);
   invoke_.reset();
-  if (auto alarm = first_token_alarm_) {  // this attempt's deadline is moot now
-    lock.unlock();
-    alarm->Cancel();
-    lock.lock();
-  }
+  DisarmFirstTokenLocked();  // this attempt's deadline is moot now
   ProxyMetrics::Get().upstream.With({SelectedProvider()}).Observe(SecondsSince(attempt_started_));
   if (attempt_span_.recording()) {
     if (head_) attempt_span_.SetAttribute("http.response.status_code", head_->status());
@@ -963,6 +936,81 @@ void ProxyHandler::Call::Finished() {
 
 // ---------------------------------------------------------------- handler
 
+// ---------------------------------------------------------------- first-token deadlines
+
+class ProxyHandler::FirstTokenWatch {
+ public:
+  FirstTokenWatch() : thread_([this] { Run(); }) {}
+  ~FirstTokenWatch() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  uint64_t Arm(steady_clock::time_point deadline, std::weak_ptr<Call> call, int attempt) {
+    std::lock_guard lock(mu_);
+    const uint64_t ticket = next_++;
+    entries_.emplace(ticket, Entry{deadline, std::move(call), attempt});
+    return ticket;
+  }
+  void Disarm(uint64_t ticket) {
+    std::lock_guard lock(mu_);
+    entries_.erase(ticket);
+  }
+
+ private:
+  struct Entry {
+    steady_clock::time_point deadline;
+    std::weak_ptr<Call> call;  // never keeps a call alive
+    int attempt;
+  };
+
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      if (stop_) break;
+      const auto now = steady_clock::now();
+      std::vector<Entry> due;
+      for (auto it = entries_.begin(); it != entries_.end();) {
+        if (it->second.deadline <= now) {
+          due.push_back(std::move(it->second));
+          it = entries_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (due.empty()) continue;
+      lock.unlock();  // calls take their own mutex, which may be waiting for ours
+      for (auto& e : due) {
+        if (auto call = e.call.lock()) call->OnFirstTokenDeadline(e.attempt);
+      }
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::map<uint64_t, Entry> entries_;  // by ticket: attempts waiting for a first token
+  uint64_t next_ = 1;
+  std::thread thread_;  // last: starts after the members it reads
+};
+
+void ProxyHandler::Call::ArmFirstTokenLocked() {
+  DisarmFirstTokenLocked();
+  first_token_ticket_ = h_->first_token_watch_->Arm(steady_clock::now() + first_token_deadline_,
+                                                    weak_from_this(), attempts_);
+}
+
+void ProxyHandler::Call::DisarmFirstTokenLocked() {
+  if (first_token_ticket_ != 0) h_->first_token_watch_->Disarm(first_token_ticket_);
+  first_token_ticket_ = 0;
+}
+
 ProxyHandler::ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache* keys,
                            std::shared_ptr<grpc::Channel> balancer,
                            std::shared_ptr<grpc::Channel> adapter)
@@ -971,7 +1019,8 @@ ProxyHandler::ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache
       keys_(keys),
       balancer_(tg::v1::BalancerService::NewStub(std::move(balancer))),
       adapter_(tg::v1::ProviderAdapterService::NewStub(std::move(adapter))),
-      reports_(balancer_.get(), ReportBatcher::Options{options_.pick_deadline}) {}
+      reports_(balancer_.get(), ReportBatcher::Options{options_.pick_deadline}),
+      first_token_watch_(std::make_unique<FirstTokenWatch>()) {}
 
 ProxyHandler::~ProxyHandler() {
   std::unique_lock lock(mu_);

@@ -52,6 +52,7 @@ class ProxyHandler : public HttpHandler {
 
   class Call;
   class InvokeStream;
+  class FirstTokenWatch;
 
  private:
   friend class Call;
@@ -64,6 +65,10 @@ class ProxyHandler : public HttpHandler {
   std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;
   std::unique_ptr<tg::v1::ProviderAdapterService::Stub> adapter_;
   ReportBatcher reports_;  // after balancer_: flushed before the stub goes
+  // Attempts waiting for their first token, checked by one thread every
+  // 100 ms (no timer per request: arming and disarming are a map insert and
+  // erase). Declared after reports_: it goes first, after the calls.
+  std::unique_ptr<FirstTokenWatch> first_token_watch_;
 
   std::mutex mu_;
   std::condition_variable idle_;
