@@ -563,6 +563,12 @@ void AdminApi::HandleUpstreamHealth(const AdminRoute& route, HttpResponder respo
           out += R"(,"consecutive_failures":)" + std::to_string(t.consecutive_failures());
           out += R"(,"ejections":)" + std::to_string(t.ejections());
           out += R"(,"in_flight":)" + std::to_string(t.in_flight());
+          if (!t.last_error().empty()) {
+            out += R"(,"last_error":)";
+            json::AppendQuoted(out, t.last_error());
+            out += R"(,"last_error_at":)";
+            json::AppendQuoted(out, google::protobuf::util::TimeUtil::ToString(t.last_error_at()));
+          }
           if (t.has_ejected_until() && t.ejected_until().seconds() > 0) {
             out += R"(,"ejected_until":)";
             json::AppendQuoted(out,

@@ -267,11 +267,18 @@ Status Balancer::Report(const tg::v1::ReportRequest& request) {
   // A report about an upstream or target that config no longer has is
   // stale, not wrong: nothing to do.
   auto entry = Find(upstream_id);
-  if (!entry || !entry->health.passive) return Status::OK;
+  if (!entry) return Status::OK;
   auto it = entry->index.find(target_id);
   if (it == entry->index.end()) return Status::OK;
   const uint32_t i = it->second;
   const int64_t now = clock_->NowMs();
+  if (verdict == Verdict::kFailure) {
+    TargetRuntime& rt = *entry->runtime[i];
+    rt.last_failure_outcome.store(static_cast<int32_t>(request.outcome()), std::memory_order_relaxed);
+    rt.last_failure_status.store(request.http_status(), std::memory_order_relaxed);
+    rt.last_failure_ms.store(now, std::memory_order_relaxed);
+  }
+  if (!entry->health.passive) return Status::OK;
   {
     std::lock_guard lock(entry->mu);
     const TargetHealthState old = entry->states[i];
@@ -328,6 +335,14 @@ Status Balancer::GetHealth(const tg::v1::GetHealthRequest& request,
       auto* t = response->add_targets();
       t->set_target_id(entry->public_targets[i].id());
       t->set_in_flight(entry->runtime[i]->in_flight.load());
+      if (const int64_t at = entry->runtime[i]->last_failure_ms.load(); at > 0) {
+        const auto outcome = entry->runtime[i]->last_failure_outcome.load();
+        t->set_last_error(outcome == tg::v1::OUTCOME_CONNECT_ERROR ? "connect"
+                          : outcome == tg::v1::OUTCOME_TIMEOUT
+                              ? "timeout"
+                              : "http_" + std::to_string(entry->runtime[i]->last_failure_status.load()));
+        *t->mutable_last_error_at() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(at);
+      }
       if (!entry->health.passive) {
         t->set_state(tg::v1::TargetHealth::STATE_HEALTHY);
         continue;

@@ -41,6 +41,11 @@ struct BalancerOptions {
 struct TargetRuntime {
   std::atomic<int64_t> in_flight{0};
   std::atomic<bool> trial_claim{false};
+  // The last failure reported to this replica (GetHealth's last_error):
+  // outcome (tg.v1.Outcome), HTTP status and when, 0 when none yet.
+  std::atomic<int32_t> last_failure_outcome{0};
+  std::atomic<int32_t> last_failure_status{0};
+  std::atomic<int64_t> last_failure_ms{0};
 };
 
 // One upstream as the balancer holds it. Replaced as a whole when its config

@@ -503,6 +503,10 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
     if (provider == "openai") {
       EXPECT_GE(t["consecutive_failures"].GetInt(), 2) << h.body;
       EXPECT_TRUE(t.HasMember("ejected_until")) << h.body;
+      ASSERT_TRUE(t.HasMember("last_error")) << h.body;
+      EXPECT_STREQ(t["last_error"].GetString(), "http_500") << h.body;
+    } else {
+      EXPECT_FALSE(t.HasMember("last_error")) << h.body;
     }
   }
   EXPECT_EQ(fake_->Requests().size(), 8u) << "reading health called no provider";
