@@ -48,7 +48,14 @@ run_sanitized_unit_tests() {
   local exclude=()
   [[ -z $SANITIZER_KNOWN_FAILURES ]] || exclude=(-E "$SANITIZER_KNOWN_FAILURES")
   log "running the unit tests under ASan+UBSan${SANITIZER_KNOWN_FAILURES:+ (excluding: $SANITIZER_KNOWN_FAILURES)}"
-  ctest --test-dir "$FUZZ_BUILD_DIR/tests/unit" --output-on-failure -j2 --timeout 300 "${exclude[@]}"
+  # --repeat until-pass:2: a test that fails is run once more, and fails the
+  # stage only if it fails again. Why: gRPC 1.51 sometimes double-frees a
+  # completion queue (grpc_cq_internal_unref on one of its own threads) while
+  # a test process that used a gRPC server exits, after every assertion
+  # passed (ReportBatcherTest, ~1 in 20 runs under load; not in our code).
+  # Both failures are printed; a failure that repeats still fails.
+  ctest --test-dir "$FUZZ_BUILD_DIR/tests/unit" --output-on-failure -j2 --timeout 300 \
+    --repeat until-pass:2 "${exclude[@]}"
 }
 
 # Writes the seed corpora from the golden files into $FUZZ_DIR/seeds.
