@@ -150,8 +150,18 @@ bool Stack::StartAll() {
 }
 
 bool Stack::WaitEdge() {
-  bool ok = WaitFor([&] { return Http("GET", AdminUrl("/healthz")).status == 200; },
-                    std::chrono::seconds(30));
+  // Our edge, not another test's process that took the port between
+  // FreePort() and the bind (tests run in parallel): it logs the admin port
+  // it listens on before its /healthz counts.
+  Process* edge = Find("tg-edge");
+  const std::string listening = "\"listener\":\"admin\",\"address\":\"127.0.0.1:" +
+                                std::to_string(admin_port_) + "\"";
+  bool ok = WaitFor(
+      [&] {
+        return (edge == nullptr || edge->LogTail().find(listening) != std::string::npos) &&
+               Http("GET", AdminUrl("/healthz")).status == 200;
+      },
+      std::chrono::seconds(30));
   if (!ok) {
     for (auto& p : processes_) ADD_FAILURE() << p->name() << " log:\n" << p->LogTail();
   }
