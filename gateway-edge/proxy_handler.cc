@@ -219,7 +219,8 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   // for an attempt's first token (first_token_ms + a second, so that the
   // adapter's own timeout normally answers first): a stuck adapter or a
   // provider that never starts cannot hold the request longer.
-  tg::v1::Timeouts timeouts_;
+  // The matched rule's timeouts, when it has any; valid while snap_ is held.
+  const tg::v1::Timeouts* timeouts_ = nullptr;
   milliseconds first_token_deadline_{61000};
   // Why the last attempt failed when it left no answer to pass on (the adapter
   // unreachable): what a retry that finds no target left answers.
@@ -386,9 +387,9 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   service_ = m.service;
   rule_id_ = m.rule->id();
   retry_ = ResolveRetry(*m.rule, h_->options_.max_attempts);
-  timeouts_ = m.rule->timeouts();
-  if (timeouts_.has_first_token_ms()) {
-    first_token_deadline_ = milliseconds(timeouts_.first_token_ms()) + milliseconds(1000);
+  timeouts_ = m.rule->has_timeouts() ? &m.rule->timeouts() : nullptr;
+  if (timeouts_ != nullptr && timeouts_->has_first_token_ms()) {
+    first_token_deadline_ = milliseconds(timeouts_->first_token_ms()) + milliseconds(1000);
   }
   if (span_.recording()) {
     span_.SetName(req_.method + " " + m.rule->path());  // low cardinality: the rule's path
@@ -562,7 +563,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
     (*req.mutable_client_headers())[name] = value;
   }
   req.set_min_config_revision(snap_->revision());
-  *req.mutable_timeouts() = timeouts_;
+  if (timeouts_ != nullptr) *req.mutable_timeouts() = *timeouts_;
 
   auto stream = std::make_shared<InvokeStream>(shared_from_this(), h_->options_.stream_high_water);
   {

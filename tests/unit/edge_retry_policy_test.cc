@@ -10,19 +10,17 @@ namespace {
 
 using std::chrono::seconds;
 
-tg::v1::ProviderError Http(int status, bool retryable = true) {
+tg::v1::ProviderError Kind(tg::v1::ProviderError::Kind kind, int status = 0,
+                           bool retryable = true) {
   tg::v1::ProviderError e;
-  e.set_kind(tg::v1::ProviderError::KIND_HTTP);
+  e.set_kind(kind);
   e.set_http_status(status);
   e.set_retryable(retryable);
   return e;
 }
 
-tg::v1::ProviderError Kind(tg::v1::ProviderError::Kind kind) {
-  tg::v1::ProviderError e;
-  e.set_kind(kind);
-  e.set_retryable(true);
-  return e;
+tg::v1::ProviderError Http(int status, bool retryable = true) {
+  return Kind(tg::v1::ProviderError::KIND_HTTP, status, retryable);
 }
 
 AttemptState After(int attempts, int same = 0, milliseconds elapsed = milliseconds(0)) {
