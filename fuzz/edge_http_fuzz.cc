@@ -5,12 +5,15 @@
 // both listeners: MatchAdminRoute (admin :8080) and ExtractApiKey,
 // SubdomainOf, MatchRule, ForwardPath, ClientFormatOf and the traceparent
 // parser (proxy :8081, gateway-edge/proxy_routing.h) against a fixed config
-// snapshot.
+// snapshot; and the retry policy's header parsers (retry_policy.h) on every
+// header value.
 //
 // Input: split:u8 | raw bytes as a client would send them on one connection.
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -18,6 +21,7 @@
 #include "fuzz_input.h"
 #include "http_server.h"
 #include "proxy_routing.h"
+#include "retry_policy.h"
 #include "tg/common/config_snapshot.h"
 #include "tg/common/trace.h"
 
@@ -91,6 +95,17 @@ void Route(const http::request<http::string_body>& req, std::string_view remote)
 
   (void)tg::edge::ExtractApiKey(r);
   (void)tg::trace::ParseTraceparent(r.Header("traceparent"));
+  // The retry policy's parsers read a provider's retry-after,
+  // retry-after-ms and x-ratelimit-reset-* headers: header values as hostile
+  // as these, under whichever of those names the input gives them.
+  google::protobuf::Map<std::string, std::string> retry_headers;
+  for (const auto& [name, value] : r.headers) {
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    retry_headers[lower] = value;
+    (void)tg::edge::ParseResetDuration(value);
+  }
+  (void)tg::edge::ProviderRetryAfter(retry_headers, std::chrono::system_clock::now());
   (void)tg::edge::ClientFormatOf(r.path);
   std::string sub = tg::edge::SubdomainOf(r.Header("Host"), "gw.example.com");
   std::string gateway = "gw-1";

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <cstdlib>
 
 namespace tg::edge {
@@ -90,9 +91,10 @@ std::optional<milliseconds> ProviderRetryAfter(
     tm t{};
     const char* end = strptime(after->c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t);
     if (end != nullptr && *end == '\0') {
-      const auto at = std::chrono::system_clock::from_time_t(timegm(&t));
-      return std::max(milliseconds(0),
-                      std::chrono::duration_cast<milliseconds>(at - now));
+      // In seconds, as time_t: a date centuries away must not overflow a
+      // nanosecond time_point (the fuzzer sent the year 4030).
+      const double seconds = std::difftime(timegm(&t), std::chrono::system_clock::to_time_t(now));
+      return CeilMs(std::max(0.0, seconds) * 1000);
     }
   }
   std::optional<milliseconds> reset;

@@ -65,6 +65,10 @@ TEST(RetryPolicyTest, ProviderRetryAfterHeaders) {
   EXPECT_EQ(ProviderRetryAfter(h, now), milliseconds(3000));
   h["retry-after"] = "Wed, 21 Oct 2015 07:27:00 GMT";  // past: at once
   EXPECT_EQ(ProviderRetryAfter(h, now), milliseconds(0));
+  // Far away (found by fuzz/edge_http: a nanosecond time_point overflowed):
+  // capped at a day, never wrapped to a short wait.
+  h["retry-after"] = "Wed, 21 Oct 4030 07:28:00 GMT";
+  EXPECT_EQ(ProviderRetryAfter(h, now), milliseconds(86'400'000));
   h["retry-after-ms"] = "1500";  // the more precise one wins
   EXPECT_EQ(ProviderRetryAfter(h, now), milliseconds(1500));
   h.clear();
