@@ -307,13 +307,15 @@ void Invocation::Send(http::HttpRequest request) {
 void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
   status_ = head.status;
   if (status_ == 429 || status_ >= 500) {
+    // The names the edge's retry policy reads (edge/retry_policy.h), kept in
+    // this spelling; values bounded.
+    static constexpr std::string_view kRetryHeaders[] = {
+        "retry-after", "retry-after-ms", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"};
     for (const auto& [name, value] : head.headers) {
-      std::string lower = name;
-      std::transform(lower.begin(), lower.end(), lower.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (lower == "retry-after" || lower == "retry-after-ms" ||
-          lower.starts_with("x-ratelimit-reset-")) {
-        if (value.size() <= 64) retry_headers_.emplace_back(lower, utf8::Sanitize(value));
+      for (std::string_view wanted : kRetryHeaders) {
+        if (http_headers::NameEquals(name, wanted) && value.size() <= 64) {
+          retry_headers_.emplace_back(std::string(wanted), utf8::Sanitize(value));
+        }
       }
     }
   }
