@@ -169,6 +169,12 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   void OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick);
   void Invoke(const tg::v1::Target& target, const std::string& model);
   void Commit();
+  // A committed stream broke, or a continuation of it failed: continue it on
+  // another target that takes a prefill, or end it. mu_ held; returns with
+  // it released.
+  void RescueOrEnd(std::unique_lock<std::mutex>& lock);
+  // Ends a broken stream with the first break's error event. mu_ held.
+  void EndBrokenLocked();
   void ReportOutcome(tg::v1::Outcome outcome, int http_status);
   void AnswerHeld();
   HttpResponse HeadResponse() const;
@@ -245,6 +251,22 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   bool first_token_ = false;        // this attempt delivered its first token (or its end)
   bool attempt_timed_out_ = false;  // the first-token alarm cancelled this attempt
   uint64_t first_token_ticket_ = 0;  // this attempt's entry in the FirstTokenWatch; 0: none
+
+  // Mid-stream rescue. rescuable_: the request is a provider stream and its
+  // upstream has a target with assistant_prefill (the adapter then reports
+  // how far a broken stream got). Once a committed stream breaks,
+  // resuming_: each further attempt continues it from progress_ on a
+  // prefill target; its chunks are held until its first token
+  // (resume_started_), so a continuation that fails before one leaves no
+  // trace in the client's stream. broken_event_ (the first break's error
+  // event) ends the stream if no continuation succeeds: the client learns the
+  // original cause, never a continuation's.
+  bool rescuable_ = false;
+  bool resuming_ = false;
+  bool resume_started_ = false;
+  std::optional<tg::v1::StreamProgress> progress_;
+  std::string broken_event_;
+  std::string broken_provider_;  // who broke it (metrics)
 };
 
 // ---------------------------------------------------------------- the stream
@@ -430,13 +452,20 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     }
     if (!model_.empty()) span_.SetAttribute("gen_ai.request.model", model_);
   }
+  if (stream_) {
+    if (const tg::v1::Upstream* u = snap_->FindUpstream(upstream_id_)) {
+      for (const auto& t : u->targets()) rescuable_ = rescuable_ || t.assistant_prefill();
+    }
+  }
   PickNext();
 }
 
 void ProxyHandler::Call::PickNext() {
+  bool resuming;
   {
     std::lock_guard lock(mu_);  // the first-token alarm reads it under mu_
     ++attempts_;
+    resuming = resuming_;
   }
   struct Rpc {
     grpc::ClientContext ctx;
@@ -454,6 +483,7 @@ void ProxyHandler::Call::PickNext() {
   rpc->req.set_model(model_);
   for (const auto& t : tried_) rpc->req.add_exclude_target_ids(t);
   for (const auto& m : excluded_models_) rpc->req.add_exclude_models(m);
+  rpc->req.set_require_assistant_prefill(resuming);
   rpc->req.set_prefer_target_id(std::move(prefer_target_));
   prefer_target_.clear();
   rpc->req.set_min_config_revision(snap_->revision());
@@ -512,7 +542,7 @@ void ProxyHandler::Call::OnFirstTokenDeadline(int attempt) {
   {
     std::lock_guard lock(mu_);
     first_token_ticket_ = 0;  // the watch dropped it
-    if (attempts_ != attempt || cancelled_ || first_token_ || committed_) return;
+    if (attempts_ != attempt || cancelled_ || first_token_ || (committed_ && !resuming_)) return;
     attempt_timed_out_ = true;
     invoke = invoke_;
   }
@@ -527,6 +557,14 @@ void ProxyHandler::Call::OnPicked(const grpc::Status& status, const tg::v1::Pick
   if (!status.ok()) {
     // A later attempt that finds nothing left to try answers the last failure
     // (not the balancer's "every target was tried", which is no client error).
+    {
+      std::unique_lock lock(mu_);
+      if (committed_) {
+        // A broken stream and no target left to continue it.
+        EndBrokenLocked();
+        return;
+      }
+    }
     if (attempts_ > 1 && head_) return AnswerHeld();
     if (attempts_ > 1 && failed_status_ != 0) return Fail(failed_status_, failed_message_);
     switch (status.error_code()) {
@@ -564,13 +602,16 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
   }
   req.set_min_config_revision(snap_->revision());
   if (timeouts_ != nullptr) *req.mutable_timeouts() = *timeouts_;
+  req.set_resumable(rescuable_ && !passthrough);
 
   auto stream = std::make_shared<InvokeStream>(shared_from_this(), h_->options_.stream_high_water);
   {
     std::lock_guard lock(mu_);
     if (cancelled_) return;
+    if (resuming_ && progress_) *req.mutable_resume() = *progress_;
+    resume_started_ = false;
     target_ = target;
-    head_.reset();
+    if (!committed_) head_.reset();  // a committed stream's head went out
     got_event_ = false;
     held_.clear();
     held_bytes_ = 0;
@@ -641,13 +682,22 @@ void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
   // One event may carry several parts (adapter.proto): head, chunk, usage, end.
   std::lock_guard lock(mu_);
   got_event_ = true;
-  if (e.has_head()) head_ = e.head();
+  if (e.has_head() && !committed_) head_ = e.head();  // a continuation's is not the client's
   if ((e.first_token() || e.has_end()) && !first_token_) {
     first_token_ = true;
     DisarmFirstTokenLocked();
   }
+  if (resuming_ && e.first_token()) resume_started_ = true;
   if (e.has_chunk()) {
-    if (committed_) {
+    if (committed_ && resuming_ && !resume_started_ &&
+        held_bytes_ + e.chunk().size() <= limits::kMaxHeldAnswerBytes) {
+      // A continuation before its first token: it may still fail quietly.
+      held_.push_back(e.chunk());
+      held_bytes_ += e.chunk().size();
+    } else if (committed_) {
+      for (auto& piece : held_) body_->Write(std::move(piece));
+      held_.clear();
+      held_bytes_ = 0;
       std::weak_ptr<InvokeStream> weak = invoke_;
       body_->Write(e.chunk(), [weak](bool ok) {
         if (auto s = weak.lock(); s && ok) s->OnDrained();
@@ -723,6 +773,12 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     ReportOutcome(tg::v1::OUTCOME_SUCCESS, head_ ? head_->status() : 200);
     lock.lock();
     if (committed_) {
+      for (auto& piece : held_) body_->Write(std::move(piece));
+      held_.clear();
+      if (resuming_) {
+        ProxyMetrics::Get().rescues.With({gateway_id_, broken_provider_, "resumed"}).Inc();
+        span_.AddEvent("rescue_completed", {{"tg.target_id", target_.id()}});
+      }
       body_->Finish();
     } else {
       AnswerHeld();
@@ -736,8 +792,28 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     ReportOutcome(OutcomeOf(err), err.http_status());
     lock.lock();
     if (committed_) {
-      body_->Finish();  // the adapter wrote the client format's error event last
-      return;
+      if (!resuming_) {
+        // The stream broke after reaching the client. It may be continued
+        // where it stopped if the adapter said how far it got and the cause
+        // is the provider's (not a refusal of the request).
+        broken_event_ = end_->error_event();
+        broken_provider_ = SelectedProvider();
+        const bool provider_fault = err.kind() == tg::v1::ProviderError::KIND_STREAM_BROKEN ||
+                                    err.kind() == tg::v1::ProviderError::KIND_TIMEOUT ||
+                                    err.kind() == tg::v1::ProviderError::KIND_PROTOCOL ||
+                                    (err.kind() == tg::v1::ProviderError::KIND_HTTP &&
+                                     err.retryable());
+        if (end_->has_progress() && provider_fault) progress_ = end_->progress();
+        // Without a rescue the stream just ends as the adapter wrote it.
+        if (!progress_) {
+          if (!broken_event_.empty()) body_->Write(std::move(broken_event_));
+          body_->Finish();
+          return;
+        }
+      } else if (end_->has_progress()) {
+        progress_ = end_->progress();  // the continuation got further before it broke
+      }
+      return RescueOrEnd(lock);
     }
     bool passthrough = target_.provider().empty();
     // A plain reverse proxy returns what the host said; only an absent answer
@@ -760,7 +836,9 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
       return;
     }
     RetryDecision decision;
-    if (MayFailOver(err, end_->body_started(), passthrough) && !cancelled_ &&
+    // Nothing reached the client (the edge held it): a stream that broke
+    // before its first token may still fail over.
+    if (MayFailOver(err, false, passthrough) && !cancelled_ &&
         !upstream_id_.empty()) {
       std::optional<milliseconds> retry_after;
       if (head_) retry_after = ProviderRetryAfter(head_->headers(), std::chrono::system_clock::now());
@@ -817,6 +895,12 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
 
   // The first-token deadline cancelled this attempt: a provider that never
   // started, or an adapter that does not answer. Nothing reached the client.
+  if (attempt_timed_out_ && !cancelled_ && committed_ && resuming_) {
+    lock.unlock();
+    ReportOutcome(tg::v1::OUTCOME_TIMEOUT, 0);
+    lock.lock();
+    return RescueOrEnd(lock);
+  }
   if (attempt_timed_out_ && !cancelled_ && !committed_) {
     head_.reset();
     held_.clear();
@@ -848,6 +932,15 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     return;
   }
   const AttemptVerdict verdict = ClassifyInvokeStatus(status, got_event_);
+  if (committed_ && resuming_) {
+    // The continuation's adapter failed: another may continue from the same
+    // point if this one wrote nothing yet; else the stream ends here.
+    lock.unlock();
+    ReportOutcome(verdict.outcome, 0);
+    lock.lock();
+    if (resume_started_) progress_.reset();
+    return RescueOrEnd(lock);
+  }
   if (committed_) {
     body_->Abort();  // a truncated body must look truncated
     lock.unlock();
@@ -877,6 +970,40 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
                {"reason", verdict.reason}});
   }
   Fail(verdict.http_status, verdict.message);
+}
+
+void ProxyHandler::Call::RescueOrEnd(std::unique_lock<std::mutex>& lock) {
+  held_.clear();  // a failed continuation's unsent bytes
+  held_bytes_ = 0;
+  const bool go_on = progress_ && !cancelled_ && !upstream_id_.empty() &&
+                     attempts_ < retry_.max_attempts &&
+                     steady_clock::now() - started_ < retry_.budget;
+  if (!go_on) {
+    if (!cancelled_) EndBrokenLocked();
+    return;
+  }
+  const bool first = !resuming_;
+  resuming_ = true;
+  const std::string failed = target_.id();
+  const size_t text_bytes = progress_->text().size();
+  ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), "rescue"}).Inc();
+  span_.AddEvent(first ? "stream_broken" : "rescue_failed",
+                 {{"tg.target_id", failed}, {"tg.text_bytes", std::to_string(text_bytes)}});
+  lock.unlock();
+  log::Info(first ? "stream broken after its first bytes; continuing it on another target"
+                  : "stream continuation failed; trying another target",
+            {{"request_id", request_id_},
+             {"target", failed},
+             {"text_bytes", std::to_string(text_bytes)}});
+  PickNext();
+}
+
+void ProxyHandler::Call::EndBrokenLocked() {
+  if (!body_) return;
+  if (resuming_) ProxyMetrics::Get().rescues.With({gateway_id_, broken_provider_, "failed"}).Inc();
+  if (!broken_event_.empty()) body_->Write(std::move(broken_event_));
+  broken_event_.clear();
+  body_->Finish();
 }
 
 void ProxyHandler::Call::Finished() {

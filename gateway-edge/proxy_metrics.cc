@@ -27,6 +27,12 @@ ProxyMetrics& ProxyMetrics::Get() {
                      "Attempts repeated on the same target after a 429 or 5xx, by provider and "
                      "what set the wait (retry_after: the provider's header; backoff).",
                      {"gateway", "provider", "reason"}, 1000),
+        r.AddCounter("tg_proxy_rescues_total",
+                     "Mid-stream rescues (a stream broken after its first bytes, continued on "
+                     "a target with assistant_prefill), by the provider that broke it and how "
+                     "they ended: resumed (a clean end) or failed (no continuation succeeded; "
+                     "the stream ended with the break's error event).",
+                     {"gateway", "provider", "result"}, 1000),
         r.AddCounter("tg_proxy_tokens_total",
                      "Tokens of answered requests by gateway, provider and direction "
                      "(input|output).",

@@ -16,6 +16,7 @@ struct ProxyMetrics {
   metrics::Family<metrics::Histogram>& ttfb;       // provider: streams, request to first byte
   metrics::Family<metrics::Counter>& failovers;    // gateway, provider, reason
   metrics::Family<metrics::Counter>& retries;      // gateway, provider, reason: same target again
+  metrics::Family<metrics::Counter>& rescues;      // gateway, provider, result: mid-stream rescues
   metrics::Family<metrics::Counter>& tokens;       // gateway, provider, direction
   metrics::Gauge& in_flight;
 };

@@ -107,6 +107,7 @@ void Balancer::RebuildPlanLocked(UpstreamEntry* e) {
     p.priority = t.has_priority() ? t.priority() : 1;
     p.default_model = t.default_model();
     p.models.assign(t.models().begin(), t.models().end());
+    p.assistant_prefill = t.assistant_prefill();
     // Without passive health checks nothing is ever out of rotation, whatever
     // the shared state says.
     p.ejected = e->health.passive && e->states[i].ejected();
@@ -194,7 +195,8 @@ Status Balancer::Pick(const tg::v1::PickRequest& request, tg::v1::PickResponse* 
   std::vector<std::string_view> exclude_models(request.exclude_models().begin(),
                                                request.exclude_models().end());
   const PickChoice choice = plan->Pick(
-      PickQuery{request.model(), exclude, now, request.prefer_target_id(), exclude_models},
+      PickQuery{request.model(), exclude, now, request.prefer_target_id(), exclude_models,
+                request.require_assistant_prefill()},
       *random_);
   switch (choice.status) {
     case PickStatus::kOk:

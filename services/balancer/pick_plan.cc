@@ -215,6 +215,11 @@ PickChoice PickPlan::Pick(const PickQuery& query, Random& random) {
       }
     }
   }
+  if (query.require_assistant_prefill) {
+    for (uint32_t t = 0; t < targets_.size(); ++t) {
+      if (!targets_[t].assistant_prefill) excluded_builder.Add(t);
+    }
+  }
   const std::span<const uint32_t> excluded = excluded_builder.Finish();
   const uint32_t cls = ClassOf(query.model);
 

@@ -27,6 +27,7 @@ struct PlanTarget {
   int32_t priority = 1;  // lower is preferred
   std::string default_model;
   std::vector<std::string> models;
+  bool assistant_prefill = false;  // Target.assistant_prefill
   // Passive health took the target out of rotation. From ejected_until_ms on
   // its trial is due: the next pick that reaches its priority group tries it.
   bool ejected = false;
@@ -47,6 +48,8 @@ struct PickQuery {
   std::string_view prefer;
   // Effective models not to pick (PickRequest.exclude_models).
   std::span<const std::string_view> exclude_models;
+  // Only targets with assistant_prefill (PickRequest.require_assistant_prefill).
+  bool require_assistant_prefill = false;
 };
 
 enum class PickStatus {

@@ -569,6 +569,10 @@ class FakeProvider::Impl {
                                                         "reformat your input and try again."
                                                       : "We could not parse the JSON body of "
                                                         "your request.");
+      } else if (fault && fault->reject_prefill && !facts.prefill.empty()) {
+        reply = BuildError(route.api, 400,
+                           "This model does not support assistant message prefill. The "
+                           "conversation must end with a user message.");
       } else {
         reply = BuildAnswer(route.api, facts, answer,
                             ReplyIds{seq, static_cast<int64_t>(std::time(nullptr))});
@@ -909,6 +913,9 @@ class FakeProvider::Impl {
       f.malformed_size = num("malformed_size", f.malformed_size);
       const rapidjson::Value* omit_done = Field(doc, "omit_done");
       f.omit_done = omit_done != nullptr && omit_done->IsBool() && omit_done->GetBool();
+      const rapidjson::Value* reject_prefill = Field(doc, "reject_prefill");
+      f.reject_prefill =
+          reject_prefill != nullptr && reject_prefill->IsBool() && reject_prefill->GetBool();
       f.garbage_before_event = num("garbage_before_event", -1);
       f.delay_before_event = num("delay_before_event", -1);
       f.event_delay = milliseconds(num("event_delay_ms", 0));

@@ -39,7 +39,7 @@ namespace tg::fakes {
 //                                 "drop_after_events","error_after_events",
 //                                 "stream_error_type","malformed","malformed_size",
 //                                 "omit_done","garbage_before_event","garbage_events",
-//                                 "delay_before_event","event_delay_ms",
+//                                 "delay_before_event","event_delay_ms","reject_prefill",
 //                                 "count"}; DELETE clears them
 //   POST /_fake/answer           {"text","tool_calls":[{"id","name","arguments"}],"finish",
 //                                 "input_tokens","output_tokens","cached_tokens",
@@ -99,6 +99,9 @@ struct FakeFault {
   // first token late).
   int64_t delay_before_event = -1;
   std::chrono::milliseconds event_delay{0};
+  // A request that ends with an assistant message (a prefill) gets a 400, as
+  // from a model that refuses prefill; other requests are served as usual.
+  bool reject_prefill = false;
   int count = -1;                   // requests it applies to; -1 until cleared
 };
 

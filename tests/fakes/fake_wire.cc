@@ -77,6 +77,11 @@ Plan MakePlan(Api api, const RequestFacts& facts, const FakeAnswer& answer, cons
   Plan p;
   p.model = facts.model;
   p.text = answer.text;
+  // A prefill is continued: the answer is what follows it (all of the text
+  // when the prefill is not its beginning).
+  if (!facts.prefill.empty() && p.text.starts_with(facts.prefill)) {
+    p.text.erase(0, facts.prefill.size());
+  }
   p.calls = answer.tool_calls;
   if (p.calls.empty() && !facts.tool_names.empty() && !facts.ends_with_tool_result) {
     p.calls.push_back({"", facts.tool_names.front(), answer.auto_tool_arguments});
@@ -584,6 +589,24 @@ bool ContentHas(const rapidjson::Value* content, const char* type_value, const c
   return false;
 }
 
+// The text of a message's content: a string, or the `text` of its blocks
+// (text, output_text and Gemini parts alike).
+std::string TextOf(const rapidjson::Value* content) {
+  if (content == nullptr) return "";
+  if (content->IsString()) return std::string(content->GetString(), content->GetStringLength());
+  std::string out;
+  if (!content->IsArray()) return out;
+  for (const auto& block : content->GetArray()) out += StringMember(block, "text");
+  return out;
+}
+
+// The assistant (Gemini: model) message a conversation ends with: a prefill
+// the answer continues. "" when it ends otherwise.
+std::string PrefillOf(const rapidjson::Value* last, const char* role, const char* content) {
+  if (last == nullptr || StringMember(*last, "role") != role) return "";
+  return TextOf(Member(*last, content));
+}
+
 }  // namespace
 
 std::string_view ApiName(Api api) {
@@ -635,6 +658,7 @@ bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
       }
       const rapidjson::Value* last = LastOf(Member(doc, "messages"));
       facts->ends_with_tool_result = last != nullptr && StringMember(*last, "role") == "tool";
+      facts->prefill = PrefillOf(last, "assistant", "content");
       break;
     }
     case Api::kOpenAiResponses: {
@@ -646,6 +670,7 @@ bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
       const rapidjson::Value* last = LastOf(Member(doc, "input"));
       facts->ends_with_tool_result =
           last != nullptr && StringMember(*last, "type") == "function_call_output";
+      facts->prefill = PrefillOf(last, "assistant", "content");
       break;
     }
     case Api::kAnthropic: {
@@ -655,6 +680,7 @@ bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
       const rapidjson::Value* last = LastOf(Member(doc, "messages"));
       facts->ends_with_tool_result =
           last != nullptr && ContentHas(Member(*last, "content"), "tool_result", nullptr);
+      facts->prefill = PrefillOf(last, "assistant", "content");
       break;
     }
     case Api::kGemini: {
@@ -668,6 +694,7 @@ bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
       const rapidjson::Value* last = LastOf(Member(doc, "contents"));
       facts->ends_with_tool_result =
           last != nullptr && ContentHas(Member(*last, "parts"), nullptr, "functionResponse");
+      facts->prefill = PrefillOf(last, "model", "parts");
       break;
     }
     case Api::kBedrock: {
@@ -681,6 +708,7 @@ bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
       const rapidjson::Value* last = LastOf(Member(doc, "messages"));
       facts->ends_with_tool_result =
           last != nullptr && ContentHas(Member(*last, "content"), nullptr, "toolResult");
+      facts->prefill = PrefillOf(last, "assistant", "content");
       break;
     }
     default:

@@ -59,6 +59,9 @@ struct RequestFacts {
   bool gemini_sse = false;     // :streamGenerateContent?alt=sse (else a JSON array)
   std::vector<std::string> tool_names;
   bool ends_with_tool_result = false;
+  // The text of an assistant (Gemini: model) message the conversation ends
+  // with: a prefill, which the answer continues.
+  std::string prefill;
 };
 
 // Reads model/stream/tools from a request body. false when the body is not a

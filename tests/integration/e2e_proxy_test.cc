@@ -11,6 +11,7 @@
 #include <rapidjson/document.h>
 
 #include <map>
+#include <set>
 #include <thread>
 
 #include "fake_provider.h"
@@ -685,6 +686,203 @@ TEST_F(ProxyE2E, ClientDisconnectMidStreamCancelsTheProviderCall) {
       },
       seconds(5)))
       << "the provider saw the gateway hang up";
+}
+
+// ---------------------------------------------------------------- mid-stream rescue
+
+// What an OpenAI Chat stream told the client: its data lines' JSON, in order.
+struct ChatStream {
+  std::string text;             // choices[0].delta.content, concatenated
+  std::set<std::string> ids;    // every chunk's id
+  int roles = 0;                // deltas announcing the assistant role
+  int errors = 0;               // {"error": …} events
+  std::string error_message;
+  bool done = false;            // ended with data: [DONE]
+  bool usage = false;           // a usage chunk came
+};
+
+ChatStream ReadChatStream(const std::string& body) {
+  ChatStream s;
+  size_t at = 0;
+  while ((at = body.find("data: ", at)) != std::string::npos) {
+    const size_t end = body.find("\n\n", at);
+    const std::string data = body.substr(at + 6, end == std::string::npos ? std::string::npos
+                                                                           : end - at - 6);
+    at = end == std::string::npos ? body.size() : end;
+    if (data == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    rapidjson::Document d;
+    d.Parse(data.c_str());
+    if (!d.IsObject()) continue;
+    if (d.HasMember("error")) {
+      ++s.errors;
+      if (d["error"].IsObject() && d["error"].HasMember("message")) {
+        s.error_message = d["error"]["message"].GetString();
+      }
+      continue;
+    }
+    if (d.HasMember("id") && d["id"].IsString()) s.ids.insert(d["id"].GetString());
+    if (d.HasMember("usage") && d["usage"].IsObject()) s.usage = true;
+    if (!d.HasMember("choices") || !d["choices"].IsArray() || d["choices"].Empty()) continue;
+    const auto& delta = d["choices"][0]["delta"];
+    if (delta.HasMember("role")) ++s.roles;
+    if (delta.HasMember("content") && delta["content"].IsString()) s.text += delta["content"].GetString();
+  }
+  return s;
+}
+
+const char kStreamBody[] =
+    R"({"model": "gpt-4", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Count to ten"}]})";
+const char kTenWords[] = "one two three four five six seven eight nine ten";
+
+// Issue 12, mid-stream rescue: a stream cut after its first words reached the
+// client is continued on the fallback (which takes a prefill): the client
+// sees one answer, whole, with one id and one role, ending cleanly; the
+// fallback was asked to continue the text so far.
+TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
+  Route("/rescue", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                       Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}");
+  fakes::FakeAnswer answer;
+  answer.text = kTenWords;
+  fake_->SetAnswer(answer);
+  fakes::FakeFault cut;
+  cut.path_prefix = "/v1/chat/completions";
+  cut.drop_after_events = 4;  // the role chunk and "one two three"
+  fake_->AddFault(cut);
+
+  auto r = Chat("/rescue/v1/chat/completions", kStreamBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const ChatStream s = ReadChatStream(r.body);
+  EXPECT_EQ(s.text, kTenWords) << r.body;
+  EXPECT_EQ(s.ids.size(), 1u) << "one answer, one id: " << r.body;
+  EXPECT_EQ(s.roles, 1) << r.body;
+  EXPECT_EQ(s.errors, 0) << r.body;
+  EXPECT_TRUE(s.usage) << r.body;
+  EXPECT_TRUE(s.done) << r.body;
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].api, fakes::Api::kOpenAiChat);
+  ASSERT_EQ(requests[1].api, fakes::Api::kAnthropic);
+  // The text so far as the conversation's last message, an assistant one.
+  auto sent = Json(requests[1].body);
+  ASSERT_TRUE(sent.IsObject() && sent.HasMember("messages")) << requests[1].body;
+  const auto& last = sent["messages"][sent["messages"].Size() - 1];
+  EXPECT_STREQ(last["role"].GetString(), "assistant") << requests[1].body;
+  EXPECT_STREQ(last["content"][0]["text"].GetString(), "one two three") << requests[1].body;
+
+  // The same break under an Anthropic client: one message_start, the text
+  // in block 0 throughout, one message_stop.
+  fake_->ClearRequests();
+  r = Chat("/rescue/v1/messages",
+           R"({"model": "gpt-4", "stream": true, "max_tokens": 100,
+               "messages": [{"role": "user", "content": "Count to ten"}]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto count = [&](const std::string& needle) {
+    int n = 0;
+    for (size_t at = r.body.find(needle); at != std::string::npos; at = r.body.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("event: message_start"), 1) << r.body;
+  EXPECT_EQ(count("event: content_block_start"), 1) << r.body;
+  EXPECT_EQ(count(R"("index":0)"), count("event: content_block_delta") + 2) << r.body;
+  EXPECT_EQ(count("event: message_stop"), 1) << r.body;
+  EXPECT_EQ(count("event: error"), 0) << r.body;
+  std::string text;
+  const std::string delta = R"("text_delta","text":")";
+  for (size_t at = r.body.find(delta); at != std::string::npos; at = r.body.find(delta, at + 1)) {
+    const size_t from = at + delta.size();
+    text += r.body.substr(from, r.body.find('"', from) - from);
+  }
+  EXPECT_EQ(text, kTenWords) << r.body;
+}
+
+// A stream that stalls (30 s without an event) past the rule's idle_ms is
+// continued just as a cut one, within a few seconds.
+TEST_F(ProxyE2E, AStalledStreamIsContinuedAfterTheIdleTimeout) {
+  Route("/stall", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                      Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}",
+        true, R"(, "timeouts": {"idle_ms": 1000})");
+  fakes::FakeAnswer answer;
+  answer.text = kTenWords;
+  fake_->SetAnswer(answer);
+  fakes::FakeFault stall;
+  stall.path_prefix = "/v1/chat/completions";
+  stall.delay_before_event = 5;  // after "one two three four"
+  stall.event_delay = milliseconds(30000);
+  stall.count = 1;
+  fake_->AddFault(stall);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = Chat("/stall/v1/chat/completions", kStreamBody);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, seconds(6));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const ChatStream s = ReadChatStream(r.body);
+  EXPECT_EQ(s.text, kTenWords) << r.body;
+  EXPECT_EQ(s.errors, 0) << r.body;
+  EXPECT_TRUE(s.done) << r.body;
+}
+
+// A fallback that refuses the prefill (a 400) cannot continue the stream: it
+// ends with an error event naming the break, never the prefill's 400, and
+// never [DONE]. Without any target that takes a prefill no rescue is tried.
+TEST_F(ProxyE2E, ARefusedPrefillEndsTheStreamWithTheOriginalCause) {
+  Route("/rescue-refused", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
+                               "," + Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") +
+                               "]}");
+  fakes::FakeAnswer answer;
+  answer.text = kTenWords;
+  fake_->SetAnswer(answer);
+  fakes::FakeFault cut;
+  cut.path_prefix = "/v1/chat/completions";
+  cut.drop_after_events = 4;
+  fake_->AddFault(cut);
+  fakes::FakeFault refuse;
+  refuse.path_prefix = "/v1/messages";
+  refuse.reject_prefill = true;
+  fake_->AddFault(refuse);
+
+  auto r = Chat("/rescue-refused/v1/chat/completions", kStreamBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ChatStream s = ReadChatStream(r.body);
+  EXPECT_EQ(s.text, "one two three") << r.body;
+  EXPECT_EQ(s.errors, 1) << r.body;
+  EXPECT_FALSE(s.done) << "a truncated answer never looks complete: " << r.body;
+  EXPECT_EQ(s.error_message.find("prefill"), std::string::npos) << s.error_message;
+  EXPECT_NE(s.error_message.find("provider"), std::string::npos) << s.error_message;
+  auto requests = fake_->Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].status, 400) << "the fallback was asked and refused";
+
+  // No target with assistant_prefill: the break ends the stream, one call.
+  Route("/no-prefill", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
+                           "," + Target("anthropic", R"("priority": 2, )") + "]}");
+  fake_->ClearRequests();
+  r = Chat("/no-prefill/v1/chat/completions", kStreamBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  s = ReadChatStream(r.body);
+  EXPECT_EQ(s.text, "one two three") << r.body;
+  EXPECT_EQ(s.errors, 1) << r.body;
+  EXPECT_FALSE(s.done) << r.body;
+  EXPECT_EQ(fake_->Requests().size(), 1u);
+}
+
+// A whole (not streamed) answer cut midway restarts cleanly on the fallback:
+// nothing of it had reached the client.
+TEST_F(ProxyE2E, AWholeAnswerCutMidwayRestartsOnTheFallback) {
+  Route("/cut-whole", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                          Target("anthropic", R"("priority": 2, )") + "]}");
+  fakes::FakeFault cut;
+  cut.path_prefix = "/v1/chat/completions";
+  cut.drop_after_bytes = 40;
+  fake_->AddFault(cut);
+  auto r = Chat("/cut-whole/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
+  auto d = Json(r.body);
+  ASSERT_TRUE(d.IsObject()) << r.body;
+  EXPECT_STREQ(d["choices"][0]["message"]["content"].GetString(), "Hello from the fake provider!");
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/utf8.h"
+#include "translate/json.h"
 #include "translate/target_url.h"
 
 namespace tg::adapter {
@@ -201,6 +202,44 @@ void Invocation::StartProvider() {
   }
   client_stream_ = chat.value().stream || req_.stream();
   include_usage_ = chat.value().include_usage;
+  resumable_ = req_.resumable() && client_stream_;
+  if (req_.has_resume()) {
+    if (!client_stream_) {
+      return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
+                            "only a stream can be resumed");
+    }
+    translate::StreamEncoderOptions eo;
+    eo.include_usage = include_usage_;
+    encoder_ = client_codec_->NewStreamEncoder(eo);
+    if (!encoder_->RestoreState(req_.resume().encoder_state())) {
+      return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
+                            "the stream to resume is not one of this client format");
+    }
+    // The text so far becomes the answer's beginning: an assistant message
+    // last, which the provider continues. Providers refuse a prefill that
+    // ends in whitespace (Anthropic does), so that is left out, and the
+    // continuation's own leading whitespace dropped: the client has it.
+    const std::string& text = req_.resume().text();
+    const size_t keep = text.find_last_not_of(" \t\r\n");
+    const std::string_view prefill =
+        keep == std::string::npos ? std::string_view() : std::string_view(text).substr(0, keep + 1);
+    skip_leading_space_ = prefill.size() != text.size();
+    if (!prefill.empty()) {
+      auto& doc = chat.value().doc;
+      auto& a = doc.GetAllocator();
+      translate::json::Value* messages = translate::json::FindMutable(doc, "messages");
+      if (messages == nullptr || !messages->IsArray()) {
+        return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
+                              "a request without messages cannot be resumed");
+      }
+      translate::json::Value message(rapidjson::kObjectType);
+      message.AddMember("role", "assistant", a);
+      message.AddMember("content", translate::json::Str(prefill, a), a);
+      messages->PushBack(message, a);
+    }
+    progress_text_ = text;
+  }
+  can_resume_ = resumable_;
 
   const auto& t = req_.target();
   target_info_.provider = t.provider();
@@ -354,7 +393,7 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
     eo.id = "chatcmpl-" + req_.request_id();
     eo.model = target_info_.model;
     eo.created = ctx.created;
-    encoder_ = client_codec_->NewStreamEncoder(eo);
+    if (!encoder_) encoder_ = client_codec_->NewStreamEncoder(eo);  // a resumed one exists
     if (spec_.framing == translate::BodyFraming::kAwsEventStream) {
       eventstream_ = std::make_unique<aws::EventStreamDecoder>();
     }
@@ -388,13 +427,45 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
   std::string bytes;
   bool token = false;
   for (auto& ev : events) {
-    if (ev.type == translate::StreamEvent::Type::kUsage) usage_ = ev.usage;
-    if (ev.type == translate::StreamEvent::Type::kError) stream_error_ = ev.error;
+    using Type = translate::StreamEvent::Type;
+    if (ev.type == Type::kUsage) {
+      if (req_.has_resume()) {
+        // A resumed answer's usage is that of every attempt it took.
+        const auto& p = req_.resume().usage();
+        ev.usage.prompt_tokens += p.input_tokens();
+        ev.usage.completion_tokens += p.output_tokens();
+        ev.usage.total_tokens += p.total_tokens();
+        ev.usage.cached_tokens += p.cached_tokens();
+        ev.usage.reasoning_tokens += p.reasoning_tokens();
+      }
+      usage_ = ev.usage;
+    }
+    if (ev.type == Type::kStart) start_usage_ = ev.usage;
+    if (ev.type == Type::kError) {
+      stream_error_ = ev.error;
+      if (resumable_ && (body_started_ || !bytes.empty())) {
+        // The caller may resume this stream elsewhere: the error event is
+        // set apart (End.error_event), and the state before it kept.
+        if (can_resume_) saved_state_ = encoder_->SaveState();
+        encoder_->Encode(ev, &error_event_);
+        continue;
+      }
+    }
+    if (skip_leading_space_ && ev.type == Type::kDelta) {
+      if (!ev.content.empty()) {
+        const size_t first = ev.content.find_first_not_of(" \t\r\n");
+        ev.content.erase(0, first == std::string::npos ? ev.content.size() : first);
+      }
+      if (!ev.content.empty() || !ev.refusal.empty() || !ev.tool_calls.empty()) {
+        skip_leading_space_ = false;
+      }
+    }
+    if (can_resume_) TrackProgress(ev);
     // The first token: content, a refusal or a tool call (a role-only delta
     // is not one), or the end of an answer that had none.
-    if ((ev.type == translate::StreamEvent::Type::kDelta &&
+    if ((ev.type == Type::kDelta &&
          (!ev.content.empty() || !ev.refusal.empty() || !ev.tool_calls.empty())) ||
-        ev.type == translate::StreamEvent::Type::kEnd) {
+        ev.type == Type::kEnd) {
       token = true;
     }
     encoder_->Encode(ev, &bytes);
@@ -412,6 +483,52 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
       out->back().set_first_token(true);
     }
   }
+}
+
+void Invocation::TrackProgress(translate::StreamEvent& ev) {
+  if (ev.type != translate::StreamEvent::Type::kDelta) return;
+  // Only plain text can be handed to another provider as a prefill: a
+  // second choice, a refusal, a tool call or a finished answer cannot.
+  if (ev.choice != 0 || !ev.refusal.empty() || !ev.tool_calls.empty() ||
+      !ev.finish_reason.empty() ||
+      progress_text_.size() + ev.content.size() > options_.max_buffered_body) {
+    can_resume_ = false;
+    progress_text_.clear();
+    progress_text_.shrink_to_fit();
+    return;
+  }
+  progress_text_.append(ev.content);
+}
+
+translate::Usage Invocation::PriorUsage() const {
+  if (usage_) return *usage_;  // already the sum (TranslateStreamEvents)
+  translate::Usage u = start_usage_;
+  if (req_.has_resume()) {
+    const auto& p = req_.resume().usage();
+    u.prompt_tokens += p.input_tokens();
+    u.completion_tokens += p.output_tokens();
+    u.total_tokens += p.total_tokens();
+    u.cached_tokens += p.cached_tokens();
+    u.reasoning_tokens += p.reasoning_tokens();
+  }
+  return u;
+}
+
+void Invocation::AttachProgress(tg::v1::InvokeEvent* end_event) {
+  if (error_event_.empty()) return;
+  auto* end = end_event->mutable_end();
+  end->set_error_event(std::move(error_event_));
+  error_event_.clear();
+  if (!can_resume_ || !saved_state_) return;
+  auto* p = end->mutable_progress();
+  p->set_text(utf8::Sanitize(progress_text_));
+  p->set_encoder_state(std::move(*saved_state_));
+  const translate::Usage u = PriorUsage();
+  p->mutable_usage()->set_input_tokens(u.prompt_tokens);
+  p->mutable_usage()->set_output_tokens(u.completion_tokens);
+  p->mutable_usage()->set_total_tokens(u.total_tokens);
+  p->mutable_usage()->set_cached_tokens(u.cached_tokens);
+  p->mutable_usage()->set_reasoning_tokens(u.reasoning_tokens);
 }
 
 void Invocation::OnHttpBody(std::string_view chunk) {
@@ -544,6 +661,7 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
       std::vector<tg::v1::InvokeEvent> out;
       TranslateStreamEvents(events, &out);
       out.push_back(EndEvent(false, kind, status, true, message, true));
+      AttachProgress(&out.back());
       Emit(std::move(out), true);
       return;
     }
@@ -611,6 +729,7 @@ void Invocation::EndStream(std::vector<tg::v1::InvokeEvent> out) {
   if (stream_error_) {
     const auto& e = *stream_error_;
     out.push_back(EndEvent(false, KindOf(e.kind), e.http_status, e.retryable, e.message, true));
+    AttachProgress(&out.back());
   } else {
     out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
   }

@@ -148,6 +148,26 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   bool context_length_ = false;  // the provider's error: the prompt is over the model's context
   std::optional<translate::Usage> usage_;
 
+  // Mid-stream rescue (InvokeRequest.resumable / resume; HTTP loop thread).
+  // While the stream can still be resumed elsewhere (text only, one choice,
+  // not finished): its text so far, the encoder state saved just before the
+  // error event, and that event, which goes in End.error_event.
+  bool resumable_ = false;
+  bool can_resume_ = false;
+  std::string progress_text_;
+  std::optional<std::string> saved_state_;
+  std::string error_event_;
+  translate::Usage start_usage_;  // a kStart's early usage (the prompt tokens)
+  // A resumed stream: the prefill lost trailing whitespace (providers refuse
+  // it) that the client already has, so the continuation's leading
+  // whitespace is dropped.
+  bool skip_leading_space_ = false;
+  void TrackProgress(translate::StreamEvent& ev);
+  translate::Usage PriorUsage() const;
+  // A broken stream's End gets its error event and, if it can be resumed,
+  // its progress.
+  void AttachProgress(tg::v1::InvokeEvent* end_event);
+
   // Tracing and metrics. span_ is the Invoke's server span; provider_span_
   // the provider HTTP call (its traceparent goes to the provider).
   trace::Span span_;

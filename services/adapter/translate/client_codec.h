@@ -47,6 +47,16 @@ class ClientStreamEncoder {
   // kEnd or kError has been encoded.
   bool finished() const { return finished_; }
 
+  // Mid-stream rescue: the state after the events encoded so far (JSON,
+  // opaque to callers), so that a new encoder, in another invocation and
+  // perhaps another process, continues the same client stream.
+  virtual std::string SaveState() const = 0;
+  // Continues from SaveState's output instead of starting a stream: nothing
+  // is announced twice; ids, block and item indexes and sequence numbers go
+  // on; kStart no longer renames the answer. false (the encoder unchanged)
+  // when `state` is not one this kind of encoder saved.
+  virtual bool RestoreState(std::string_view state) = 0;
+
  protected:
   bool finished_ = false;
 };

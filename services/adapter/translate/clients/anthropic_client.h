@@ -36,6 +36,8 @@ class AnthropicStreamEncoder : public ClientStreamEncoder {
  public:
   explicit AnthropicStreamEncoder(const StreamEncoderOptions& options) : options_(options) {}
   void Encode(const StreamEvent& event, std::string* out) override;
+  std::string SaveState() const override;
+  bool RestoreState(std::string_view state) override;
 
  private:
   void StartMessage(std::string* out);

@@ -1,6 +1,7 @@
 #include "translate/clients/openai_chat_client.h"
 
 #include "translate/canonical.h"
+#include "translate/clients/stream_state.h"
 #include "translate/json.h"
 #include "translate/sse_writer.h"
 
@@ -248,6 +249,47 @@ void OpenAiChatStreamEncoder::WriteUsageChunk(std::string* out) {
   WriteOpenAiUsage(w, usage_);
   w.EndObject();
   AppendSse(out, "", std::string_view(buf.GetString(), buf.GetSize()));
+}
+
+}  // namespace tg::adapter::translate
+
+namespace tg::adapter::translate {
+
+std::string OpenAiChatStreamEncoder::SaveState() const {
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  w.Key("kind");
+  w.String("openai_chat");
+  w.Key("id");
+  json::WriteString(w, options_.id);
+  w.Key("model");
+  json::WriteString(w, options_.model);
+  w.Key("created");
+  w.Int64(options_.created);
+  w.Key("started");
+  w.Bool(started_);
+  std::vector<int> roles(role_sent_.begin(), role_sent_.end());
+  stream_state::WriteInts(w, "roles", roles);
+  w.Key("usage_sent");
+  w.Bool(usage_sent_);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool OpenAiChatStreamEncoder::RestoreState(std::string_view state) {
+  json::Document doc;
+  if (!stream_state::Open(state, "openai_chat", &doc)) return false;
+  auto created = stream_state::Int(doc, "created", 0, INT64_MAX);
+  auto roles = stream_state::Ints(doc, "roles", 0, 1);
+  if (!created || !roles || roles->size() > 129) return false;
+  options_.id = std::string(json::GetString(doc, "id"));
+  options_.model = std::string(json::GetString(doc, "model"));
+  options_.created = *created;
+  started_ = json::GetBool(doc, "started");
+  role_sent_.assign(roles->begin(), roles->end());
+  usage_sent_ = json::GetBool(doc, "usage_sent");
+  return true;
 }
 
 }  // namespace tg::adapter::translate

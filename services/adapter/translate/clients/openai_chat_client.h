@@ -32,6 +32,8 @@ class OpenAiChatStreamEncoder : public ClientStreamEncoder {
  public:
   explicit OpenAiChatStreamEncoder(const StreamEncoderOptions& options);
   void Encode(const StreamEvent& event, std::string* out) override;
+  std::string SaveState() const override;
+  bool RestoreState(std::string_view state) override;
 
  private:
   void WriteChunk(const StreamEvent& delta, std::string* out);

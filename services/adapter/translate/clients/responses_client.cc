@@ -1,6 +1,7 @@
 #include "translate/clients/responses_client.h"
 
 #include "translate/clients/openai_chat_client.h"
+#include "translate/clients/stream_state.h"
 #include "translate/finish_reason.h"
 #include "translate/json.h"
 #include "translate/sse_writer.h"
@@ -612,6 +613,91 @@ void ResponsesStreamEncoder::Encode(const StreamEvent& event, std::string* out) 
       finished_ = true;
       break;
   }
+}
+
+}  // namespace tg::adapter::translate
+
+namespace tg::adapter::translate {
+
+std::string ResponsesStreamEncoder::SaveState() const {
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  w.Key("kind");
+  w.String("responses");
+  w.Key("id");
+  json::WriteString(w, options_.id);
+  w.Key("model");
+  json::WriteString(w, options_.model);
+  w.Key("created");
+  w.Int64(options_.created);
+  w.Key("started");
+  w.Bool(started_);
+  w.Key("sequence");
+  w.Int64(sequence_);
+  w.Key("items");
+  w.StartArray();
+  for (const Item& it : items_) {
+    w.StartObject();
+    w.Key("message");
+    w.Bool(it.is_message);
+    w.Key("id");
+    json::WriteString(w, it.id);
+    w.Key("text");
+    json::WriteString(w, it.text);
+    w.Key("call_id");
+    json::WriteString(w, it.call_id);
+    w.Key("name");
+    json::WriteString(w, it.name);
+    w.Key("arguments");
+    json::WriteString(w, it.arguments);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("open_item");
+  w.Int(open_item_);
+  stream_state::WriteInts(w, "tool_items", tool_items_);
+  w.Key("finish_reason");
+  json::WriteString(w, finish_reason_);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool ResponsesStreamEncoder::RestoreState(std::string_view state) {
+  json::Document doc;
+  if (!stream_state::Open(state, "responses", &doc)) return false;
+  const json::Value* items = json::GetArray(doc, "items");
+  if (items == nullptr || items->Size() > stream_state::kMaxIndex) return false;
+  const int64_t n = items->Size();
+  auto created = stream_state::Int(doc, "created", 0, INT64_MAX);
+  auto sequence = stream_state::Int(doc, "sequence", 0, INT64_MAX / 2);
+  auto open_item = stream_state::Int(doc, "open_item", -1, n - 1);
+  auto tool_items = stream_state::Ints(doc, "tool_items", -1, n - 1);
+  if (!created || !sequence || !open_item || !tool_items || tool_items->size() > 1025) return false;
+  std::vector<Item> restored;
+  restored.reserve(items->Size());
+  for (const auto& v : items->GetArray()) {
+    if (!v.IsObject()) return false;
+    Item it;
+    it.is_message = json::GetBool(v, "message", true);
+    it.id = std::string(json::GetString(v, "id"));
+    it.text = std::string(json::GetString(v, "text"));
+    it.call_id = std::string(json::GetString(v, "call_id"));
+    it.name = std::string(json::GetString(v, "name"));
+    it.arguments = std::string(json::GetString(v, "arguments"));
+    restored.push_back(std::move(it));
+  }
+  options_.id = std::string(json::GetString(doc, "id"));
+  options_.model = std::string(json::GetString(doc, "model"));
+  options_.created = *created;
+  started_ = json::GetBool(doc, "started");
+  sequence_ = *sequence;
+  items_ = std::move(restored);
+  open_item_ = static_cast<int>(*open_item);
+  tool_items_ = std::move(*tool_items);
+  finish_reason_ = std::string(json::GetString(doc, "finish_reason"));
+  if (finish_reason_.empty()) finish_reason_ = "stop";
+  return true;
 }
 
 }  // namespace tg::adapter::translate

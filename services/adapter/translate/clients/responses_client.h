@@ -40,6 +40,8 @@ class ResponsesStreamEncoder : public ClientStreamEncoder {
  public:
   explicit ResponsesStreamEncoder(const StreamEncoderOptions& options) : options_(options) {}
   void Encode(const StreamEvent& event, std::string* out) override;
+  std::string SaveState() const override;
+  bool RestoreState(std::string_view state) override;
 
   // One output item, as the final response lists it.
   struct Item {
