@@ -7,7 +7,8 @@
 // Input: client:u8 | variant:u8 | body. variant bit 0 asks providers for a
 // stream, bit 1 overrides the base URL, bit 2 the path, bit 3 clears the
 // target's model, bit 4 uses Azure's managed identity, bit 5 adds target
-// headers.
+// headers, bit 6 restores each client stream encoder from the body (a saved
+// stream state, as a mid-stream rescue hands one over) and encodes on.
 
 #include <string>
 
@@ -21,6 +22,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto& client = translate::ClientCodecFor(tg::fuzz::kClientFormats[in.Byte() % 3]);
   uint8_t variant = in.Byte();
   std::string_view body = in.Rest();
+
+  if (variant & 64) {
+    for (auto format : tg::fuzz::kClientFormats) {
+      auto enc = translate::ClientCodecFor(format).NewStreamEncoder({});
+      (void)enc->RestoreState(body);
+      translate::StreamEvent text;
+      text.content = "x";
+      translate::StreamEvent call;
+      call.tool_calls.push_back({1, "c", "f", "{}"});
+      translate::StreamEvent end;
+      end.type = translate::StreamEvent::Type::kEnd;
+      std::string out;
+      for (const auto* e : {&text, &call, &text, &end}) enc->Encode(*e, &out);
+      (void)enc->SaveState();
+    }
+    return 0;
+  }
 
   translate::Result<translate::ChatRequest> request = client.DecodeRequest(body);
   if (!request.ok()) {

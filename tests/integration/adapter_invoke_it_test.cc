@@ -23,6 +23,7 @@
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
+#include "translate/client_codec.h"
 
 namespace tg::adapter {
 namespace {
@@ -232,6 +233,24 @@ void ExpectStreamEndsInError(ClientFormat client, const Answer& a) {
     EXPECT_EQ(last.back().event, "error") << a.chunks.back();
     EXPECT_EQ(body.find("message_stop"), std::string::npos) << body;
   }
+}
+
+// The answer's text in a client stream: OpenAI Chat delta contents, or
+// Anthropic text_delta texts, in order.
+std::string StreamText(ClientFormat client, const std::string& body) {
+  std::string text;
+  for (const auto& e : ParseSse(body)) {
+    auto d = Json(e.data);
+    if (!d.IsObject()) continue;
+    if (client == kOpenAi) {
+      if (d.HasMember("choices") && d["choices"].IsArray() && !d["choices"].Empty()) {
+        text += Str(d["choices"][0]["delta"], "content");
+      }
+    } else if (e.event == "content_block_delta") {
+      text += Str(d["delta"], "text");
+    }
+  }
+  return text;
 }
 
 // tg-config's Watch, as the adapter sees it: one snapshot, credentials in
@@ -532,6 +551,95 @@ TEST_F(AdapterInvokeIT, BrokenStreamsEndInAnExplicitErrorNeverATerminator) {
       }
     }
   }
+}
+
+// Mid-stream rescue, adapter side. A resumable stream broken midway (every
+// provider, both client formats) ends with End.error_event instead of an
+// error chunk and says how far it got; that progress, handed to a new Invoke
+// (here: every provider again, which continues the prefill), resumes the
+// same client stream: no second start, the rest of the text, usage summed.
+TEST_F(AdapterInvokeIT, ABrokenStreamIsResumedFromItsProgressOnEveryProvider) {
+  fakes::FakeAnswer long_answer;
+  long_answer.text =
+      "one two three four five six seven eight nine ten eleven twelve thirteen "
+      "fourteen fifteen sixteen seventeen eighteen nineteen twenty";
+  fake_.SetAnswer(long_answer);
+  for (const auto& p : kProviders) {
+    for (auto client : kClients) {
+      SCOPED_TRACE(std::string(p.target) + " / " + Name(client));
+      Fault(p.api, [](auto& f) { f.drop_after_events = 6; });
+      auto req = Request(p.target, p.model, client, true);
+      req.set_resumable(true);
+      auto broken = Invoke(req);
+      ASSERT_TRUE(broken.status.ok()) << broken.status.error_message();
+      ASSERT_TRUE(broken.end.has_value());
+      EXPECT_FALSE(broken.end->ok());
+      EXPECT_TRUE(broken.end->body_started());
+      EXPECT_EQ(broken.body().find("error"), std::string::npos) << "set apart: " << broken.body();
+      EXPECT_NE(broken.end->error_event().find("error"), std::string::npos);
+      ASSERT_TRUE(broken.end->has_progress());
+      const std::string so_far = StreamText(client, broken.body());
+      EXPECT_FALSE(so_far.empty());
+      EXPECT_EQ(broken.end->progress().text(), so_far);
+      EXPECT_EQ(long_answer.text.rfind(so_far, 0), 0u) << so_far;
+
+      fake_.ClearFaults();
+      fake_.ClearRequests();
+      auto next = Request(p.target, p.model, client, true);
+      next.set_resumable(true);
+      *next.mutable_resume() = broken.end->progress();
+      next.mutable_resume()->mutable_usage()->set_input_tokens(100);
+      next.mutable_resume()->mutable_usage()->set_output_tokens(10);
+      auto resumed = Invoke(next);
+      ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
+      ASSERT_TRUE(resumed.end.has_value());
+      EXPECT_TRUE(resumed.end->ok()) << resumed.end->error().message();
+      const std::string body = resumed.body();
+      EXPECT_EQ(so_far + StreamText(client, body), long_answer.text) << body;
+      EXPECT_EQ(body.find("message_start"), std::string::npos) << body;
+      EXPECT_EQ(body.find("\"role\""), std::string::npos) << body;
+      ASSERT_TRUE(resumed.usage.has_value());
+      EXPECT_EQ(resumed.usage->input_tokens(), 100 + long_answer.input_tokens);
+      EXPECT_EQ(resumed.usage->output_tokens(), 10 + long_answer.output_tokens);
+      auto requests = fake_.Requests();
+      ASSERT_EQ(requests.size(), 1u);
+      EXPECT_NE(requests[0].body.find(so_far.substr(so_far.find_last_of(' ') + 1) + "\""),
+                std::string::npos)
+          << "the text so far ends the conversation: " << requests[0].body;
+    }
+  }
+}
+
+// A prefill never ends in whitespace (Anthropic refuses it): the client has
+// the space already, so the continuation's leading one is dropped.
+TEST_F(AdapterInvokeIT, APrefillLosesItsTrailingSpaceAndTheContinuationItsLeadingOne) {
+  translate::StreamEncoderOptions o;
+  o.id = "chatcmpl-x";
+  auto enc = translate::ClientCodecFor(translate::ClientFormat::kOpenAiChat).NewStreamEncoder(o);
+  std::string sent;
+  translate::StreamEvent hello;
+  hello.content = "Hello from ";
+  enc->Encode(hello, &sent);
+  auto req = Request("t-anthropic", "claude-3-5-sonnet-20241022", kOpenAi, true);
+  req.mutable_resume()->set_text("Hello from ");
+  req.mutable_resume()->set_encoder_state(enc->SaveState());
+  auto a = Invoke(req);
+  ASSERT_TRUE(a.end.has_value() && a.end->ok());
+  EXPECT_EQ(StreamText(kOpenAi, a.body()), "the fake provider!") << a.body();
+  EXPECT_NE(a.body().find("chatcmpl-x"), std::string::npos) << "the same id: " << a.body();
+  auto requests = fake_.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_NE(requests[0].body.find(R"("text":"Hello from"})"), std::string::npos) << requests[0].body;
+
+  // A state that is not the client format's own is refused before any call.
+  req.set_client_format(kAnthropic);
+  req.set_body(R"({"model":"claude","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"Hi"}]})");
+  fake_.ClearRequests();
+  a = Invoke(req);
+  ASSERT_TRUE(a.end.has_value());
+  EXPECT_FALSE(a.end->ok());
+  EXPECT_EQ(a.head.status(), 400);
+  EXPECT_TRUE(fake_.Requests().empty());
 }
 
 TEST_F(AdapterInvokeIT, ABreakBeforeAnyBodyByteIsStillOneCompleteFailureAnswer) {

@@ -530,6 +530,9 @@ std::string AnthropicStreamEncoder::SaveState() const {
   stream_state::WriteInts(w, "tool_blocks", tool_blocks_);
   w.Key("stop_reason");
   json::WriteString(w, stop_reason_);
+  stream_state::WriteUsage(w, usage_);
+  w.Key("finished");
+  w.Bool(finished_);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -537,6 +540,8 @@ std::string AnthropicStreamEncoder::SaveState() const {
 bool AnthropicStreamEncoder::RestoreState(std::string_view state) {
   json::Document doc;
   if (!stream_state::Open(state, "anthropic", &doc)) return false;
+  Usage usage;
+  if (!stream_state::ReadUsage(doc, &usage)) return false;
   auto next_block = stream_state::Int(doc, "next_block", 0, stream_state::kMaxIndex);
   if (!next_block) return false;
   auto open_block = stream_state::Int(doc, "open_block", -1, *next_block - 1);
@@ -551,6 +556,8 @@ bool AnthropicStreamEncoder::RestoreState(std::string_view state) {
   tool_blocks_ = std::move(*tool_blocks);
   // Back to one of the static names (any unknown one reads as end_turn).
   stop_reason_ = AnthropicStopReason(FinishFromAnthropic(json::GetString(doc, "stop_reason")));
+  usage_ = usage;
+  finished_ = json::GetBool(doc, "finished");
   return true;
 }
 

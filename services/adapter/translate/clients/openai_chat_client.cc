@@ -273,6 +273,9 @@ std::string OpenAiChatStreamEncoder::SaveState() const {
   stream_state::WriteInts(w, "roles", roles);
   w.Key("usage_sent");
   w.Bool(usage_sent_);
+  stream_state::WriteUsage(w, usage_);
+  w.Key("finished");
+  w.Bool(finished_);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -280,6 +283,8 @@ std::string OpenAiChatStreamEncoder::SaveState() const {
 bool OpenAiChatStreamEncoder::RestoreState(std::string_view state) {
   json::Document doc;
   if (!stream_state::Open(state, "openai_chat", &doc)) return false;
+  Usage usage;
+  if (!stream_state::ReadUsage(doc, &usage)) return false;
   auto created = stream_state::Int(doc, "created", 0, INT64_MAX);
   auto roles = stream_state::Ints(doc, "roles", 0, 1);
   if (!created || !roles || roles->size() > 129) return false;
@@ -289,6 +294,8 @@ bool OpenAiChatStreamEncoder::RestoreState(std::string_view state) {
   started_ = json::GetBool(doc, "started");
   role_sent_.assign(roles->begin(), roles->end());
   usage_sent_ = json::GetBool(doc, "usage_sent");
+  usage_ = usage;
+  finished_ = json::GetBool(doc, "finished");
   return true;
 }
 

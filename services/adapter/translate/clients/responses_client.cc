@@ -659,6 +659,9 @@ std::string ResponsesStreamEncoder::SaveState() const {
   stream_state::WriteInts(w, "tool_items", tool_items_);
   w.Key("finish_reason");
   json::WriteString(w, finish_reason_);
+  stream_state::WriteUsage(w, usage_);
+  w.Key("finished");
+  w.Bool(finished_);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -666,6 +669,8 @@ std::string ResponsesStreamEncoder::SaveState() const {
 bool ResponsesStreamEncoder::RestoreState(std::string_view state) {
   json::Document doc;
   if (!stream_state::Open(state, "responses", &doc)) return false;
+  Usage usage;
+  if (!stream_state::ReadUsage(doc, &usage)) return false;
   const json::Value* items = json::GetArray(doc, "items");
   if (items == nullptr || items->Size() > stream_state::kMaxIndex) return false;
   const int64_t n = items->Size();
@@ -697,6 +702,8 @@ bool ResponsesStreamEncoder::RestoreState(std::string_view state) {
   tool_items_ = std::move(*tool_items);
   finish_reason_ = std::string(json::GetString(doc, "finish_reason"));
   if (finish_reason_.empty()) finish_reason_ = "stop";
+  usage_ = usage;
+  finished_ = json::GetBool(doc, "finished");
   return true;
 }
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "translate/chat.h"
 #include "translate/json.h"
 
 namespace tg::adapter::translate::stream_state {
@@ -51,6 +52,29 @@ inline void WriteInts(json::Writer& w, std::string_view key, const std::vector<i
   w.StartArray();
   for (int v : values) w.Int(v);
   w.EndArray();
+}
+
+inline void WriteUsage(json::Writer& w, const Usage& u) {
+  w.Key("usage");
+  w.StartArray();
+  for (int64_t n : {u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens,
+                    u.reasoning_tokens}) {
+    w.Int64(n);
+  }
+  w.EndArray();
+}
+
+// The usage WriteUsage wrote (five counts, none negative), else false.
+inline bool ReadUsage(const json::Value& obj, Usage* u) {
+  const json::Value* a = json::GetArray(obj, "usage");
+  if (a == nullptr || a->Size() != 5) return false;
+  int64_t n[5];
+  for (rapidjson::SizeType i = 0; i < 5; ++i) {
+    if (!(*a)[i].IsInt64() || (*a)[i].GetInt64() < 0) return false;
+    n[i] = (*a)[i].GetInt64();
+  }
+  *u = Usage{n[0], n[1], n[2], n[3], n[4]};
+  return true;
 }
 
 }  // namespace tg::adapter::translate::stream_state
