@@ -69,7 +69,8 @@ struct FakeFault {
   std::string api;          // "" any; else ApiName(): "openai", "bedrock", …
   int status = 0;           // > 0: answer this status in the provider's error format
   // That answer's error type ("" the provider's usual one for the status;
-  // OpenAI "context_length_exceeded": its 400 for a prompt over the context).
+  // OpenAI "context_length_exceeded": its 400 for a prompt over the context;
+  // "content_filter": its 400 for a refused prompt).
   std::string error_type;
   // Set on that status answer, replacing the provider's own of the same name
   // ("Retry-After": "2"; control JSON: "retry_after").

@@ -756,6 +756,14 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
                 "resulted in 9000 tokens. Please reduce the length of the messages.";
         }
       }
+      if (t == "content_filter") {  // what OpenAI (and Azure) answer a prompt they refuse
+        t = "invalid_request_error";
+        code = Q("content_filter");
+        if (msg.empty()) {
+          msg = "The response was filtered due to the prompt triggering content management "
+                "policy.";
+        }
+      }
       if (t.empty()) {
         switch (status) {
           case 401:

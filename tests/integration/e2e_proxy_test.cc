@@ -753,8 +753,19 @@ TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
   cut.drop_after_events = 4;  // the role chunk and "one two three"
   fake_->AddFault(cut);
 
+  auto rescues = [&](const char* result) {
+    auto m = Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port("tg-edge")) +
+                             "/metrics");
+    const std::string name = "tg_proxy_rescues_total{gateway=\"" + gateway_ +
+                             "\",provider=\"openai\",result=\"" + result + "\"} ";
+    auto at = m.body.find(name);
+    return at == std::string::npos ? 0 : std::atoi(m.body.c_str() + at + name.size());
+  };
+  const int resumed_before = rescues("resumed");
   auto r = Chat("/rescue/v1/chat/completions", kStreamBody);
   ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(WaitFor([&] { return rescues("resumed") == resumed_before + 1; }, seconds(3)))
+      << "counted as a rescue that resumed";
   const ChatStream s = ReadChatStream(r.body);
   EXPECT_EQ(s.text, kTenWords) << r.body;
   EXPECT_EQ(s.ids.size(), 1u) << "one answer, one id: " << r.body;
@@ -883,6 +894,43 @@ TEST_F(ProxyE2E, AWholeAnswerCutMidwayRestartsOnTheFallback) {
   auto d = Json(r.body);
   ASSERT_TRUE(d.IsObject()) << r.body;
   EXPECT_STREQ(d["choices"][0]["message"]["content"].GetString(), "Hello from the fake provider!");
+}
+
+// Issue 12: a provider that resets the connection before its head, or never
+// answers at all, is failed over (the latter within first_token_ms); a
+// content-filter 400 is answered at once, never retried elsewhere.
+TEST_F(ProxyE2E, AResetOrASilentProviderFailsOverAndAContentFilterDoesNot) {
+  Route("/silent", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                       Target("anthropic", R"("priority": 2, )") + "]}",
+        true, R"(, "timeouts": {"first_token_ms": 1000}, "retry_policy": {"same_target_retries": 0})");
+  fakes::FakeFault reset;
+  reset.path_prefix = "/v1/chat/completions";
+  reset.close_before_head = true;
+  fake_->AddFault(reset);
+  auto r = Chat("/silent/v1/chat/completions", kSeedBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
+
+  fake_->ClearFaults();
+  fakes::FakeFault silent;
+  silent.path_prefix = "/v1/chat/completions";
+  silent.hang = true;
+  fake_->AddFault(silent);
+  const auto started = std::chrono::steady_clock::now();
+  r = Chat("/silent/v1/chat/completions", kStreamBody);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, seconds(4));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
+  EXPECT_TRUE(ReadChatStream(r.body).done) << r.body;
+
+  fake_->ClearFaults();
+  fake_->ClearRequests();
+  fakes::FakeFault filtered = StatusFault("/v1/chat/completions", 400);
+  filtered.error_type = "content_filter";
+  fake_->AddFault(filtered);
+  r = Chat("/silent/v1/chat/completions", kSeedBody);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(fake_->Requests().size(), 1u) << "no other target is asked to write what was refused";
 }
 
 }  // namespace
