@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -100,7 +101,47 @@ std::string Process::LogTail(size_t bytes) const {
   return s.size() > bytes ? s.substr(s.size() - bytes) : s;
 }
 
+namespace {
+
+// Whether 127.0.0.1:port can be bound right now.
+bool Bindable(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+// The low end of the kernel's ephemeral range (the ports outgoing
+// connections take), 32768 when it cannot be read.
+int EphemeralLow() {
+  std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0, high = 0;
+  if (f >> low >> high && low > 0) return low;
+  return 32768;
+}
+
+}  // namespace
+
 int FreePort() {
+  // A port below the ephemeral range: the kernel never hands one of these to
+  // an outgoing connection, so between this check and the service's bind only
+  // another test taking the same random pick (one in thousands) can steal it.
+  // A kernel-assigned port (the old way) is one any connect() made by a
+  // parallel test may take meanwhile.
+  static const int low = EphemeralLow();
+  static thread_local std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  if (low > 12000) {
+    std::uniform_int_distribution<int> pick(10000, low - 1);
+    for (int i = 0; i < 200; ++i) {
+      const int port = pick(rng);
+      if (Bindable(port)) return port;
+    }
+  }
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

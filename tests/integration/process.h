@@ -43,7 +43,8 @@ class Process {
   pid_t pid_ = -1;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, chosen below the
+// kernel's ephemeral range so that no outgoing connection takes it meanwhile.
 int FreePort();
 
 // Waits until `probe` returns true or `timeout` passes.
