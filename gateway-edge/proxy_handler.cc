@@ -18,6 +18,7 @@
 #include "proxy_routing.h"
 #include "retry_policy.h"
 #include "tg/common/bounded_json.h"
+#include "tg/common/client_error.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/input_limits.h"
 #include "tg/common/crypto.h"
@@ -78,32 +79,11 @@ std::string FailoverReason(const tg::v1::ProviderError& e) {
   }
 }
 
-const char* ErrorType(int status) {
-  switch (status) {
-    case 400: return "invalid_request_error";
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 405: return "invalid_request_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
-    default: return "api_error";
-  }
-}
-
 // An error the gateway itself answers, in the shape the client's SDK parses.
 HttpResponse ClientError(tg::v1::ClientFormat format, int status, std::string_view message) {
-  std::string body;
-  if (format == tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES) {
-    body = R"({"type":"error","error":{"type":")" + std::string(ErrorType(status)) + R"(","message":)";
-    json::AppendQuoted(body, message);
-    body += "}}";
-  } else {
-    body = R"({"error":{"message":)";
-    json::AppendQuoted(body, message);
-    body += R"(,"type":")" + std::string(ErrorType(status)) + R"(","code":null}})";
-  }
-  return JsonResponse(status, std::move(body));
+  return JsonResponse(status, format == tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES
+                                  ? client_error::AnthropicBody(status, message)
+                                  : client_error::OpenAiBody(status, message));
 }
 
 tg::v1::Outcome OutcomeOf(const tg::v1::ProviderError& e) {

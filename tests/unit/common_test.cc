@@ -14,6 +14,7 @@
 #include <thread>
 #include <pqxx/pqxx>
 
+#include "tg/common/client_error.h"
 #include "tg/common/crypto.h"
 #include "tg/common/flags.h"
 #include "tg/common/json_util.h"
@@ -401,6 +402,32 @@ TEST(Flags, CommandLineWinsOverEnvironment) {
   EXPECT_EQ(f.Int("other", 0), 1);
   EXPECT_EQ(f.String("missing", "dflt"), "dflt");
   EXPECT_EQ(Flags::EnvName("pg-dsn"), "TG_PG_DSN");
+}
+
+}  // namespace
+}  // namespace tg
+
+namespace tg {
+namespace {
+
+// One error vocabulary: the edge's own errors and the adapter's translated
+// ones give a status the same type, in each SDK's shape.
+TEST(ClientErrorTest, OneTypePerStatusInEachFormat) {
+  EXPECT_EQ(client_error::OpenAiType(400), "invalid_request_error");
+  EXPECT_EQ(client_error::OpenAiType(413), "invalid_request_error");
+  EXPECT_EQ(client_error::OpenAiType(401), "authentication_error");
+  EXPECT_EQ(client_error::OpenAiType(429), "rate_limit_error");
+  EXPECT_EQ(client_error::OpenAiType(503), "server_error");
+  EXPECT_EQ(client_error::AnthropicType(413), "request_too_large");
+  EXPECT_EQ(client_error::AnthropicType(529), "overloaded_error");
+  EXPECT_EQ(client_error::AnthropicType(504), "timeout_error");
+  EXPECT_EQ(client_error::AnthropicType(500), "api_error");
+  EXPECT_EQ(client_error::OpenAiBody(503, "balancer \"down\""),
+            R"({"error":{"message":"balancer \"down\"","type":"server_error","param":null,"code":null}})");
+  EXPECT_EQ(client_error::OpenAiBody(400, "x", "content_filter"),
+            R"({"error":{"message":"x","type":"invalid_request_error","param":null,"code":"content_filter"}})");
+  EXPECT_EQ(client_error::AnthropicBody(404, "no route"),
+            R"({"type":"error","error":{"type":"not_found_error","message":"no route"}})");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "translate/clients/anthropic_client.h"
 
+#include "tg/common/client_error.h"
 #include "translate/canonical.h"
 #include "translate/clients/stream_state.h"
 #include "translate/finish_reason.h"
@@ -13,45 +14,8 @@ using json::Value;
 
 namespace {
 
-std::string_view AnthropicErrorType(int status) {
-  switch (status) {
-    case 400:
-      return "invalid_request_error";
-    case 401:
-      return "authentication_error";
-    case 403:
-      return "permission_error";
-    case 404:
-      return "not_found_error";
-    case 413:
-      return "request_too_large";
-    case 429:
-      return "rate_limit_error";
-    case 504:
-      return "timeout_error";
-    case 503:
-    case 529:
-      return "overloaded_error";
-    default:
-      return status >= 500 ? "api_error" : "invalid_request_error";
-  }
-}
-
 std::string ErrorBody(const AdapterError& error) {
-  rapidjson::StringBuffer buf;
-  json::Writer w(buf);
-  w.StartObject();
-  w.Key("type");
-  w.String("error");
-  w.Key("error");
-  w.StartObject();
-  w.Key("type");
-  json::WriteString(w, AnthropicErrorType(error.http_status));
-  w.Key("message");
-  json::WriteString(w, error.message);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return client_error::AnthropicBody(error.http_status, error.message);
 }
 
 // An Anthropic image block → an OpenAI image_url part, or null.

@@ -1,5 +1,6 @@
 #include "translate/clients/openai_chat_client.h"
 
+#include "tg/common/client_error.h"
 #include "translate/canonical.h"
 #include "translate/clients/stream_state.h"
 #include "translate/json.h"
@@ -11,25 +12,6 @@ using json::Allocator;
 using json::Value;
 
 namespace {
-
-std::string_view OpenAiErrorType(int status) {
-  switch (status) {
-    case 400:
-    case 413:
-    case 422:
-      return "invalid_request_error";
-    case 401:
-      return "authentication_error";
-    case 403:
-      return "permission_error";
-    case 404:
-      return "not_found_error";
-    case 429:
-      return "rate_limit_error";
-    default:
-      return status >= 500 ? "server_error" : "invalid_request_error";
-  }
-}
 
 bool HasSystemMessage(const Value& messages) {
   for (const Value& m : messages.GetArray()) {
@@ -91,26 +73,7 @@ std::unique_ptr<ClientStreamEncoder> OpenAiChatClient::NewStreamEncoder(
 }
 
 std::string OpenAiChatClient::ErrorBody(const AdapterError& error) {
-  rapidjson::StringBuffer buf;
-  json::Writer w(buf);
-  w.StartObject();
-  w.Key("error");
-  w.StartObject();
-  w.Key("message");
-  json::WriteString(w, error.message);
-  w.Key("type");
-  json::WriteString(w, OpenAiErrorType(error.http_status));
-  w.Key("param");
-  w.Null();
-  w.Key("code");
-  if (error.type.empty()) {
-    w.Null();
-  } else {
-    json::WriteString(w, error.type);
-  }
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return client_error::OpenAiBody(error.http_status, error.message, error.type);
 }
 
 std::string OpenAiChatClient::EncodeError(const AdapterError& error) const {
