@@ -574,6 +574,12 @@ void AdminApi::HandleUpstreamHealth(const AdminRoute& route, HttpResponder respo
             json::AppendQuoted(out,
                                google::protobuf::util::TimeUtil::ToString(t.ejected_until()));
           }
+          if (!t.last_probe_result().empty()) {
+            out += R"(,"last_probe_result":)";
+            json::AppendQuoted(out, t.last_probe_result());
+            out += R"(,"last_probe_at":)";
+            json::AppendQuoted(out, google::protobuf::util::TimeUtil::ToString(t.last_probe_at()));
+          }
           out += "}";
         }
         out += "]}";

@@ -49,6 +49,11 @@ HealthOptions Balancer::HealthOptionsOf(const tg::v1::Upstream& u) const {
   const int64_t interval_s =
       hc.has_interval() && hc.interval() > 0 ? hc.interval() : options_.default_interval.count();
   h.interval_ms = interval_s * 1000;
+  h.probe_path = hc.path();
+  h.probe_headers.insert(hc.headers().begin(), hc.headers().end());
+  const int64_t probe_s =
+      hc.has_probe_interval() && hc.probe_interval() > 0 ? hc.probe_interval() : 5;
+  h.probe_interval_ms = probe_s * 1000;
   return h;
 }
 
@@ -311,15 +316,68 @@ Status Balancer::Report(const tg::v1::ReportRequest& request) {
 }
 
 void Balancer::VisitTargets(
-    const std::function<void(const std::string&, const std::string&, bool)>& fn) const {
+    const std::function<void(const std::string&, const std::string&, HealthPhase)>& fn) const {
   auto dir = directory_.load();
   const int64_t now = clock_->NowMs();
   for (const auto& [id, entry] : dir->upstreams) {
     std::lock_guard lock(entry->mu);
     for (size_t i = 0; i < entry->public_targets.size(); ++i) {
-      fn(id, entry->public_targets[i].id(), entry->states[i].ejected_until_ms <= now);
+      fn(id, entry->public_targets[i].id(),
+         entry->health.passive ? PhaseAt(entry->states[i], now) : HealthPhase::kHealthy);
     }
   }
+}
+
+std::vector<ProbeJob> Balancer::DueProbes(int64_t now_ms) const {
+  std::vector<ProbeJob> jobs;
+  auto dir = directory_.load();
+  for (const auto& [id, entry] : dir->upstreams) {
+    if (!entry->health.probes()) continue;
+    std::lock_guard lock(entry->mu);
+    for (size_t i = 0; i < entry->public_targets.size(); ++i) {
+      if (PhaseAt(entry->states[i], now_ms) != HealthPhase::kEjected) continue;
+      const auto& rt = entry->runtime[i];
+      if (rt->probe_in_flight.load()) continue;
+      const int64_t last = rt->last_probe_ms.load();
+      if (last > 0 && now_ms - last < entry->health.probe_interval_ms) continue;
+      jobs.push_back(ProbeJob{id, entry->public_targets[i], entry->health.probe_path,
+                              entry->health.probe_headers, entry->health.probe_interval_ms,
+                              dir->revision, rt});
+    }
+  }
+  return jobs;
+}
+
+void Balancer::OnProbeResult(const std::string& upstream_id, const std::string& target_id,
+                             bool healthy, const std::string& result) {
+  auto entry = Find(upstream_id);
+  if (!entry) return;
+  auto it = entry->index.find(target_id);
+  if (it == entry->index.end()) return;
+  const uint32_t i = it->second;
+  const int64_t now = clock_->NowMs();
+  {
+    TargetRuntime& rt = *entry->runtime[i];
+    std::lock_guard lock(rt.probe_mu);
+    rt.last_probe_result = result;
+    rt.last_probe_result_ms.store(now);
+  }
+  if (!healthy || !entry->health.passive) return;
+  {
+    std::lock_guard lock(entry->mu);
+    const TargetHealthState old = entry->states[i];
+    TargetHealthState next = ApplyVerdict(old, Verdict::kProbeHealthy, now, entry->health);
+    if (next.SameAs(old)) return;  // not open any more: a report or another replica was first
+    next.version = NextVersion(old.version, now);
+    entry->states[i] = next;
+    entry->runtime[i]->trial_claim.store(false);
+    RebuildPlanLocked(entry.get());
+    log::Info("probe healthy: circuit half-open, the next request is the trial",
+              {{"upstream_id", upstream_id},
+               {"target_id", target_id},
+               {"ejections", std::to_string(next.ejections)}});
+  }
+  store_->Record(HealthEvent{upstream_id, target_id, Verdict::kProbeHealthy, now, entry->health});
 }
 
 Status Balancer::GetHealth(const tg::v1::GetHealthRequest& request,
@@ -344,6 +402,11 @@ Status Balancer::GetHealth(const tg::v1::GetHealthRequest& request,
                               ? "timeout"
                               : "http_" + std::to_string(entry->runtime[i]->last_failure_status.load()));
         *t->mutable_last_error_at() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(at);
+      }
+      if (const int64_t at = entry->runtime[i]->last_probe_result_ms.load(); at > 0) {
+        std::lock_guard probe_lock(entry->runtime[i]->probe_mu);
+        t->set_last_probe_result(entry->runtime[i]->last_probe_result);
+        *t->mutable_last_probe_at() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(at);
       }
       if (!entry->health.passive) {
         t->set_state(tg::v1::TargetHealth::STATE_HEALTHY);

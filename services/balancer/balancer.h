@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +47,24 @@ struct TargetRuntime {
   std::atomic<int32_t> last_failure_outcome{0};
   std::atomic<int32_t> last_failure_status{0};
   std::atomic<int64_t> last_failure_ms{0};
+  // Active probes (this replica's): at most one in flight; when the last
+  // one was sent (or left to another replica), and what it found.
+  std::atomic<bool> probe_in_flight{false};
+  std::atomic<int64_t> last_probe_ms{0};
+  std::mutex probe_mu;            // guards last_probe_result
+  std::string last_probe_result;  // "healthy", "http_503", "connect", …; "" before the first
+  std::atomic<int64_t> last_probe_result_ms{0};
+};
+
+// A probe the prober should send now (Balancer::DueProbes).
+struct ProbeJob {
+  std::string upstream_id;
+  tg::v1::Target target;  // public: no credentials (the adapter holds them)
+  std::string path;
+  std::map<std::string, std::string> headers;
+  int64_t probe_interval_ms = 0;
+  int64_t config_revision = 0;  // the adapter waits for it, as for an Invoke
+  std::shared_ptr<TargetRuntime> runtime;
 };
 
 // One upstream as the balancer holds it. Replaced as a whole when its config
@@ -105,11 +124,24 @@ class Balancer final : public HealthSink {
   std::optional<TargetHealthState> LocalState(const std::string& upstream_id,
                                               const std::string& target_id) override;
 
-  // Every configured target with whether it takes traffic now (not ejected,
-  // or its ejection is over): what /metrics shows as tg_balancer_target_healthy.
+  // Every configured target with its circuit's phase now (kHealthy when
+  // its upstream has no passive health checks): what /metrics shows as
+  // tg_balancer_target_healthy (not kEjected) and tg_balancer_target_state.
   void VisitTargets(const std::function<void(const std::string& upstream_id,
-                                             const std::string& target_id, bool healthy)>& fn)
-      const;
+                                             const std::string& target_id, HealthPhase phase)>&
+                        fn) const;
+
+  // Active probes. The targets due for one at `now_ms`: of upstreams with
+  // passive checks and a health_checks.path, those ejected (circuit open,
+  // before ejected_until), with no probe in flight and none sent for
+  // probe_interval. Allocates; the prober calls it a few times a second.
+  std::vector<ProbeJob> DueProbes(int64_t now_ms) const;
+  // A probe's answer. Healthy: an open circuit turns half-open now
+  // (Verdict::kProbeHealthy, applied locally and through the store like a
+  // report's verdict, so every replica follows). Unhealthy: the ejection
+  // stays as it is. `result` is what GetHealth shows as last_probe_result.
+  void OnProbeResult(const std::string& upstream_id, const std::string& target_id, bool healthy,
+                     const std::string& result);
   // Ejections decided by this replica since start.
   uint64_t ejections() const { return ejections_.load(std::memory_order_relaxed); }
 

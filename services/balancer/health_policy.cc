@@ -28,6 +28,18 @@ HealthPhase PhaseAt(const TargetHealthState& state, int64_t now_ms) {
   return now_ms < state.ejected_until_ms ? HealthPhase::kEjected : HealthPhase::kTrial;
 }
 
+const char* CircuitStateName(HealthPhase phase) {
+  switch (phase) {
+    case HealthPhase::kHealthy:
+      return "closed";
+    case HealthPhase::kEjected:
+      return "open";
+    case HealthPhase::kTrial:
+      return "half_open";
+  }
+  return "closed";
+}
+
 int64_t EjectionDuration(int32_t ejections, int64_t interval_ms) {
   const int64_t cap = 10 * interval_ms;
   int64_t d = interval_ms;
@@ -45,6 +57,10 @@ TargetHealthState ApplyVerdict(const TargetHealthState& state, Verdict verdict, 
       next.consecutive_failures = 0;
       next.ejections = 0;
       next.ejected_until_ms = 0;
+      return next;
+    case Verdict::kProbeHealthy:
+      if (PhaseAt(state, now_ms) != HealthPhase::kEjected) return state;
+      next.ejected_until_ms = now_ms;
       return next;
     case Verdict::kFailure:
       break;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 namespace tg::balancer {
 
@@ -10,6 +12,12 @@ struct HealthOptions {
   bool passive = false;          // count failures of real traffic at all
   int32_t threshold = 3;         // consecutive failures that eject a target
   int64_t interval_ms = 60'000;  // first ejection; later ones double up to 10x
+  // Active probes of ejected targets (health_checks.path; "" = none).
+  std::string probe_path{};
+  std::map<std::string, std::string> probe_headers{};
+  int64_t probe_interval_ms = 5'000;  // between two probes of one target
+
+  bool probes() const { return passive && !probe_path.empty(); }
 };
 
 // What one report says about its target.
@@ -17,6 +25,10 @@ enum class Verdict {
   kSuccess,  // the provider answered (2xx, or a 4xx other than 429: the request's fault)
   kFailure,  // connect error, timeout, 5xx or 429
   kNeutral,  // the client went away, or nothing was learnt
+  // An active probe of the target answered 2xx: an open circuit goes
+  // half-open now rather than when its ejection ends. (A failed probe is
+  // kNeutral: it leaves the ejection as it is.)
+  kProbeHealthy,
 };
 
 // Report outcomes, as tg.v1.Outcome numbers them (kept apart from protobuf so
@@ -67,6 +79,10 @@ enum class HealthPhase {
 
 HealthPhase PhaseAt(const TargetHealthState& state, int64_t now_ms);
 
+// The circuit breaker's name for a phase: closed, open, half_open (metrics
+// and docs speak of circuits; GetHealth of healthy, ejected, trial).
+const char* CircuitStateName(HealthPhase phase);
+
 // How long the n-th consecutive ejection lasts: interval * 2^(n-1), at most
 // 10 * interval. With interval 60 s: 60, 120, 240, 480, 600, 600, ... s.
 int64_t EjectionDuration(int32_t ejections, int64_t interval_ms);
@@ -81,6 +97,12 @@ int64_t EjectionDuration(int32_t ejections, int64_t interval_ms);
 //     already out; degraded picks that still reach it must not extend its
 //     sentence), and after it (the trial failed) a new ejection of double
 //     length;
+//   - probe healthy: while ejected (before ejected_until), ejected_until
+//     becomes now, so the target is in trial (half-open) at once with its
+//     counters kept: the trial request closes the circuit, or its failure
+//     ejects it again for double the time, as after any trial. In any other
+//     phase nothing (a probe is no reason to close a half-open circuit: the
+//     real request decides);
 //   - neutral: nothing.
 // The version is left as it was: whoever stores the result assigns the next.
 // Returns a state SameAs `state` when nothing changes, so callers can skip a write.

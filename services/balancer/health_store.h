@@ -64,6 +64,15 @@ class HealthStore {
   // states of targets new to the set are loaded.
   virtual void Follow(std::vector<FollowedTarget> targets) = 0;
 
+  // Active probes: whether this replica should probe the target now, so
+  // that replicas together probe it about once per `ttl_ms` (the first to ask
+  // gets it for that long). Blocks for at most one round trip to the backend:
+  // call it from the prober's thread only. A store that cannot tell (Redis
+  // away) answers true: a probe too many is cheap, a probe too few is a
+  // target left out for nothing.
+  virtual bool ClaimProbe(const std::string& upstream_id, const std::string& target_id,
+                          int64_t ttl_ms) = 0;
+
   virtual HealthStoreStatus status() const = 0;
   // Called (from a store thread) whenever status() changes.
   virtual void SetStatusListener(std::function<void(const HealthStoreStatus&)> listener) = 0;
@@ -76,6 +85,7 @@ class LocalOnlyHealthStore final : public HealthStore {
   void Stop() override {}
   void Record(HealthEvent) override {}
   void Follow(std::vector<FollowedTarget>) override {}
+  bool ClaimProbe(const std::string&, const std::string&, int64_t) override { return true; }
   HealthStoreStatus status() const override { return {}; }
   void SetStatusListener(std::function<void(const HealthStoreStatus&)>) override {}
 };

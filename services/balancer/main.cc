@@ -8,11 +8,13 @@
 #include <memory>
 #include <string>
 
+#include "adapter_probe_client.h"
 #include "balancer.h"
 #include "balancer_service.h"
 #include "clock.h"
 #include "config_watcher_source.h"
 #include "health_store.h"
+#include "prober.h"
 #include "random.h"
 #include "redis_health_store.h"
 #include "tg/common/config_watcher.h"
@@ -37,6 +39,8 @@ int Run(const tg::Flags& flags) {
   const std::string listen = flags.String("balancer-listen", "127.0.0.1:50053");
   const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
   const std::string redis_url = flags.String("redis-url", "redis://127.0.0.1:6379");
+  // Active health probes go through tg-adapter (it holds the credentials).
+  const std::string adapter_addr = flags.String("adapter-addr", "127.0.0.1:50054");
   std::string tls_error;
   auto tls = tg::InternalTlsFromFlags(flags, tg::kBalancerIdentity, &tls_error);
   if (!tls) {
@@ -78,11 +82,21 @@ int Run(const tg::Flags& flags) {
   auto& healthy = registry.AddGauge("tg_balancer_target_healthy",
                                     "1 while a target takes traffic, 0 while it is ejected.",
                                     {"upstream", "target"}, 1000);
-  registry.AddScrapeHook("tg_balancer_target_healthy", [&balancer, &healthy] {
+  auto& circuit = registry.AddGauge(
+      "tg_balancer_target_state",
+      "1 for the current circuit state of a target (closed, open, half_open), 0 for the others.",
+      {"upstream", "target", "state"}, 3000);
+  registry.AddScrapeHook("tg_balancer_target_healthy", [&balancer, &healthy, &circuit] {
     healthy.HideAll();  // a target deleted from the config stops being exported
-    balancer.VisitTargets([&healthy](const std::string& u, const std::string& t, bool ok) {
-      healthy.With({u, t}).Set(ok ? 1 : 0);
-    });
+    circuit.HideAll();
+    balancer.VisitTargets(
+        [&healthy, &circuit](const std::string& u, const std::string& t, HealthPhase p) {
+          healthy.With({u, t}).Set(p == HealthPhase::kEjected ? 0 : 1);
+          for (HealthPhase each : {HealthPhase::kHealthy, HealthPhase::kEjected,
+                                   HealthPhase::kTrial}) {
+            circuit.With({u, t, CircuitStateName(each)}).Set(each == p ? 1 : 0);
+          }
+        });
   });
   registry.AddCallbackGauge("tg_balancer_outstanding_picks",
                             "Picks handed out and not yet reported.",
@@ -105,6 +119,11 @@ int Run(const tg::Flags& flags) {
   store->Start(&balancer);
   watcher.Start();
   source.Start();
+  AdapterProbeClient probe_client(tg::DialInternal(adapter_addr, tg::kAdapterIdentity, *tls));
+  ProberOptions prober_options;
+  prober_options.tick = std::chrono::milliseconds(flags.Int("probe-tick-ms", 250));
+  Prober prober(&balancer, &probe_client, store.get(), &clock, prober_options);
+  prober.Start();
 
   std::string error;
   auto server = tg::GrpcServer::Start(
@@ -116,6 +135,7 @@ int Run(const tg::Flags& flags) {
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});
     service.BeginShutdown();
+    prober.Stop();
     source.Stop();
     watcher.Stop();
     store->Stop();
@@ -128,15 +148,17 @@ int Run(const tg::Flags& flags) {
   };
   store->SetStatusListener(apply_status);
   apply_status(store->status());
-  tg::log::Info(
-      "tg-balancer serving",
-      {{"listen", listen}, {"port", std::to_string(server->port())}, {"config_addr", config_addr}});
+  tg::log::Info("tg-balancer serving", {{"listen", listen},
+                                        {"port", std::to_string(server->port())},
+                                        {"config_addr", config_addr},
+                                        {"adapter_addr", adapter_addr}});
 
   tg::WaitForTerminationSignal();
 
   // Waiting picks first (they would otherwise hold the drain), then the
   // server drains the rest; only then may the config feed and the store go.
   store->SetStatusListener(nullptr);
+  prober.Stop();  // before the store and the balancer it uses
   service.BeginShutdown();
   server->Shutdown();
   server.reset();

@@ -244,6 +244,8 @@ void RedisHealthStore::Stop() {
   if (subscriber_.joinable()) subscriber_.join();
   if (wake_fd_ >= 0) close(wake_fd_);
   wake_fd_ = -1;
+  std::lock_guard lock(claim_mu_);
+  claim_conn_.reset();
 }
 
 void RedisHealthStore::Record(HealthEvent event) {
@@ -268,6 +270,30 @@ void RedisHealthStore::Follow(std::vector<FollowedTarget> targets) {
   }
   followed_ = std::move(targets);
   cv_.notify_all();
+}
+
+bool RedisHealthStore::ClaimProbe(const std::string& upstream_id, const std::string& target_id,
+                                  int64_t ttl_ms) {
+  std::lock_guard lock(claim_mu_);
+  if (!claim_conn_) claim_conn_ = std::make_unique<Connection>(options_);
+  if (!claim_conn_->connected()) {
+    if (std::chrono::steady_clock::now() < claim_retry_at_) return true;
+    if (!claim_conn_->Connect(/*select_db=*/true)) {
+      claim_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      return true;
+    }
+  }
+  std::string key = options_.prefix;
+  key.append(":probe:").append(upstream_id).append(":").append(target_id);
+  const std::string now = std::to_string(clock_->NowMs());
+  const std::string ttl = std::to_string(std::max<int64_t>(ttl_ms, 1));
+  Reply r = claim_conn_->Command({"SET", key, now, "NX", "PX", ttl});
+  if (!r) {
+    claim_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    return true;
+  }
+  // OK: ours; nil: another replica holds it.
+  return r->type != REDIS_REPLY_NIL;
 }
 
 HealthStoreStatus RedisHealthStore::status() const {

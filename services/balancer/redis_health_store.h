@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -73,6 +74,12 @@ class RedisHealthStore final : public HealthStore {
   void Stop() override;
   void Record(HealthEvent event) override;
   void Follow(std::vector<FollowedTarget> targets) override;
+  // SET <prefix>:probe:<upstream_id>:<target_id> <now> NX PX ttl_ms on a
+  // connection of its own (the caller's thread; never the writer's, whose
+  // queue must not wait behind probes). After a connection failure it
+  // answers true without asking for a second.
+  bool ClaimProbe(const std::string& upstream_id, const std::string& target_id,
+                  int64_t ttl_ms) override;
   HealthStoreStatus status() const override;
   void SetStatusListener(std::function<void(const HealthStoreStatus&)> listener) override;
 
@@ -121,6 +128,11 @@ class RedisHealthStore final : public HealthStore {
   std::string subscriber_reason_ = "connecting to Redis";
   bool last_degraded_ = true;
   std::function<void(const HealthStoreStatus&)> listener_;
+
+  // ClaimProbe's connection, guarded by claim_mu_.
+  std::mutex claim_mu_;
+  std::unique_ptr<Connection> claim_conn_;
+  std::chrono::steady_clock::time_point claim_retry_at_{};
 
   int wake_fd_ = -1;  // eventfd: wakes the subscriber's poll on Stop
   std::thread writer_;

@@ -103,6 +103,37 @@ Problem CheckPath(const std::string& p, const std::string& path) {
   return std::nullopt;
 }
 
+// Active probes (health_checks.path, .headers, .probe_interval). The path is
+// sent on every target's origin and the headers with every probe, so both
+// get the checks of a target's own path and headers, plus bounds: a probe is
+// meant to be a cheap request.
+constexpr size_t kMaxProbePathBytes = 1024;
+constexpr int kMaxProbeHeaders = 32;
+constexpr size_t kMaxProbeHeaderBytes = 4096;  // name + value of one header
+
+Problem CheckProbe(const tg::v1::HealthChecks& h) {
+  if (h.path().size() > kMaxProbePathBytes) {
+    return "health_checks.path must be at most " + std::to_string(kMaxProbePathBytes) +
+           " characters";
+  }
+  if (auto e = CheckPath(h.path(), "health_checks.")) return e;
+  if (h.headers_size() > kMaxProbeHeaders) {
+    return "health_checks.headers must have at most " + std::to_string(kMaxProbeHeaders) +
+           " entries";
+  }
+  for (const auto& [name, value] : h.headers()) {
+    if (name.size() + value.size() > kMaxProbeHeaderBytes) {
+      return "health_checks.headers." + name + " must be at most " +
+             std::to_string(kMaxProbeHeaderBytes) + " bytes";
+    }
+  }
+  if (auto e = CheckHeaders(h.headers(), "health_checks.headers")) return e;
+  if (h.has_probe_interval() && (h.probe_interval() < 1 || h.probe_interval() > 3600)) {
+    return "health_checks.probe_interval must be between 1 and 3600";
+  }
+  return std::nullopt;
+}
+
 // credentials.azure_endpoint: "https://<resource>.openai.azure.com" (http for
 // local stand-ins), optionally with a path prefix; the host obeys CheckHost.
 Problem CheckAzureEndpoint(const std::string& url, const std::string& path) {
@@ -211,6 +242,7 @@ Problem ValidateUpstream(const tg::v1::Upstream& u) {
     const auto& h = u.health_checks();
     if (h.has_threshold() && h.threshold() < 1) return "health_checks.threshold must be greater than 0";
     if (h.has_interval() && h.interval() < 1) return "health_checks.interval must be greater than 0";
+    if (auto e = CheckProbe(h)) return e;
   }
   return std::nullopt;
 }

@@ -172,11 +172,35 @@ struct Route {
   bool gemini_sse = false;
   bool azure_deployment = false;
   bool method_ok = true;
+  bool model_list = false;  // GET of the provider's model list (active health probes)
 };
 
-Route RouteFor(std::string_view method, std::string_view path, std::string_view query) {
+// `anthropic_auth`: the request carries x-api-key or anthropic-version, which
+// tells Anthropic's GET /v1/models from OpenAI's.
+Route RouteFor(std::string_view method, std::string_view path, std::string_view query,
+               bool anthropic_auth) {
   Route r;
   const bool post = method == "POST";
+  if (method == "GET") {
+    r.model_list = true;
+    if (path == "/v1/models") {
+      r.api = anthropic_auth ? Api::kAnthropic : Api::kOpenAiChat;
+      return r;
+    }
+    if (path == "/v1beta/models") {
+      r.api = Api::kGemini;
+      return r;
+    }
+    if (path == "/foundation-models") {
+      r.api = Api::kBedrock;
+      return r;
+    }
+    if (path == "/openai/models") {
+      r.api = Api::kAzure;
+      return r;
+    }
+    r.model_list = false;
+  }
   if (path == "/v1/chat/completions") {
     r.api = Api::kOpenAiChat;
   } else if (path == "/v1/responses") {
@@ -499,7 +523,9 @@ class FakeProvider::Impl {
       co_return co_await WriteSimple(socket, status, reply, req.keep_alive());
     }
 
-    Route route = RouteFor(method, path, query);
+    Route route = RouteFor(method, path, query,
+                           req.find("x-api-key") != req.end() ||
+                               req.find("anthropic-version") != req.end());
     const uint64_t seq = ++seq_;
     Record record;
     if (options_.record) {
@@ -558,6 +584,8 @@ class FakeProvider::Impl {
       reply = ImdsToken(query);
     } else if (route.api == Api::kRaw) {
       reply = RawStream(query);
+    } else if (route.model_list) {
+      reply = BuildModelList(route.api, ReplyIds{seq, static_cast<int64_t>(std::time(nullptr))});
     } else {
       RequestFacts facts;
       facts.model = route.model;

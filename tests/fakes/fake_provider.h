@@ -24,6 +24,9 @@ namespace tg::fakes {
 //   POST /model/{id}/converse | /converse-stream       Bedrock (SigV4, eventstream)
 //   POST /openai/deployments/{d}/chat/completions?api-version=…   Azure (api-key or Entra Bearer)
 //   POST /openai/v1/chat/completions                   Azure v1 endpoint
+//   GET  /v1/models                                    OpenAI (Bearer) or, with x-api-key or
+//                                                      anthropic-version, Anthropic model list
+//   GET  /v1beta/models | /foundation-models | /openai/models   Gemini, Bedrock, Azure model list
 //   GET  /metadata/identity/oauth2/token               Azure IMDS (Metadata: true)
 //   GET  /_fake/stream?chunks=N&size=S&interval_ms=I   raw chunked bytes (HTTP client tests)
 //

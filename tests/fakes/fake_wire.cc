@@ -717,6 +717,38 @@ bool ParseRequestFacts(Api api, std::string_view body, RequestFacts* facts) {
   return true;
 }
 
+WireReply BuildModelList(Api api, const ReplyIds& ids) {
+  WireReply r;
+  r.headers.emplace_back("Content-Type", "application/json");
+  const std::string created = std::to_string(ids.now_s);
+  switch (api) {
+    case Api::kAnthropic:
+      r.body = R"({"data":[{"type":"model","id":"claude-3-5-sonnet-20241022",)"
+               R"("display_name":"Claude 3.5 Sonnet","created_at":"2024-10-22T00:00:00Z"}],)"
+               R"("has_more":false,"first_id":"claude-3-5-sonnet-20241022",)"
+               R"("last_id":"claude-3-5-sonnet-20241022"})";
+      break;
+    case Api::kGemini:
+      r.body = R"({"models":[{"name":"models/gemini-1.5-pro","version":"001",)"
+               R"("displayName":"Gemini 1.5 Pro","inputTokenLimit":2000000,)"
+               R"("outputTokenLimit":8192,"supportedGenerationMethods":)"
+               R"(["generateContent","countTokens"]}]})";
+      break;
+    case Api::kBedrock:
+      r.body = R"({"modelSummaries":[{"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/)"
+               R"(anthropic.claude-3-sonnet-20240229-v1:0","modelId":)"
+               R"("anthropic.claude-3-sonnet-20240229-v1:0","modelName":"Claude 3 Sonnet",)"
+               R"("providerName":"Anthropic","inputModalities":["TEXT","IMAGE"],)"
+               R"("outputModalities":["TEXT"],"responseStreamingSupported":true}]})";
+      break;
+    default:  // OpenAI, Azure
+      r.body = R"({"object":"list","data":[{"id":"gpt-4o","object":"model","created":)" +
+               created + R"(,"owned_by":"system"}]})";
+      break;
+  }
+  return r;
+}
+
 WireReply BuildAnswer(Api api, const RequestFacts& facts, const FakeAnswer& answer,
                       const ReplyIds& ids) {
   Plan p = MakePlan(api, facts, answer, ids);

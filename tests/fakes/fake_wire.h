@@ -84,6 +84,12 @@ struct ReplyIds {
 WireReply BuildAnswer(Api api, const RequestFacts& facts, const FakeAnswer& answer,
                       const ReplyIds& ids);
 
+// The provider's model list (the cheap GET an active health probe calls):
+// OpenAI and Azure `{"object":"list","data":[{"id",…}]}`, Anthropic
+// `{"data":[{"type":"model",…}],"has_more":false,…}`, Gemini
+// `{"models":[{"name":"models/…",…}]}`, Bedrock `{"modelSummaries":[…]}`.
+WireReply BuildModelList(Api api, const ReplyIds& ids);
+
 // The provider's error answer for `status` (its JSON shape, type names and
 // headers: x-amzn-ErrorType for Bedrock, retry-after on 429, …). `message`
 // "" picks the provider's usual wording for that status; `type` "" picks the

@@ -233,6 +233,24 @@ TEST_F(SharedRedisTest, ANewReplicaLoadsTheSharedState) {
   EXPECT_TRUE(WaitFor([&] { return late.Ejected("u1", "a"); }, 2s));
 }
 
+// Active probes: replicas share one probe per target and interval.
+TEST_F(SharedRedisTest, ProbeClaimsGoToOneReplicaPerInterval) {
+  SystemClock clock;
+  RedisHealthStore one(options_, &clock), two(options_, &clock);
+  EXPECT_TRUE(one.ClaimProbe("u1", "a", 300));
+  EXPECT_FALSE(two.ClaimProbe("u1", "a", 300)) << "the first replica probes this interval";
+  EXPECT_FALSE(one.ClaimProbe("u1", "a", 300));
+  EXPECT_TRUE(two.ClaimProbe("u1", "b", 300)) << "per target";
+  std::this_thread::sleep_for(400ms);
+  EXPECT_TRUE(two.ClaimProbe("u1", "a", 300)) << "the next interval is anyone's";
+  // Redis unreachable: every replica probes.
+  RedisHealthStoreOptions nowhere = options_;
+  nowhere.port = 1;
+  RedisHealthStore lost(nowhere, &clock);
+  EXPECT_TRUE(lost.ClaimProbe("u1", "a", 300));
+  EXPECT_TRUE(lost.ClaimProbe("u1", "a", 300));
+}
+
 // ------------------------------------------------ Redis killed mid-run
 
 // redis-server as a child process: started, SIGKILLed and started again on

@@ -534,6 +534,109 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
   }
 }
 
+// Issue 12, item 5 ("primary down for 60 s then healthy"), on a compressed
+// timescale: a 30 s ejection, the primary down for 6 s, probes every second.
+// Without probes the primary would come back only when its ejection ends
+// (24 s after its recovery); with them, within about two seconds.
+TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
+  using Clock = std::chrono::steady_clock;
+  const std::string up = Route(
+      "/probed", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                     Target("anthropic", R"("priority": 2, )") +
+                     R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 30,
+                         "path": "/v1/models", "headers": {"x-probe": "tg"}, "probe_interval": 1}})");
+  const std::string path = "/probed/v1/chat/completions";
+  const std::string health_path = "/api/v1/gateways/" + gateway_ + "/upstreams/" + up + "/health";
+  auto primary_health = [&] {
+    auto h = stack_->Admin("GET", health_path);
+    EXPECT_EQ(h.status, 200) << h.body;
+    auto d = Json(h.body);
+    rapidjson::Document t;
+    if (d.IsObject() && d["targets"].IsArray()) {
+      for (const auto& each : d["targets"].GetArray()) {
+        if (std::string(each["provider"].GetString()) == "openai") t.CopyFrom(each, t.GetAllocator());
+      }
+    }
+    return t;
+  };
+
+  fakes::FakeFault down;
+  down.api = "openai";  // its chat calls and its model list alike
+  down.status = 503;
+  fake_->AddFault(down);
+  const auto down_since = Clock::now();
+  while (Clock::now() - down_since < seconds(6)) {
+    auto r = Chat(path, kSeedBody);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers["x-selected-provider"], "anthropic") << "the fallback while the primary is down";
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  auto open = primary_health();
+  ASSERT_TRUE(open.IsObject());
+  EXPECT_STREQ(open["state"].GetString(), "ejected");
+  ASSERT_TRUE(open.HasMember("last_probe_result"))
+      << stack_->Admin("GET", health_path).body << "\ntg-balancer:\n" << stack_->Find("tg-balancer")->LogTail() << "\ntg-adapter:\n"
+      << stack_->Find("tg-adapter")->LogTail();
+  EXPECT_STREQ(open["last_probe_result"].GetString(), "http_503");
+  const std::string primary_id = open["id"].GetString();
+  int failed_probes = 0;
+  for (const auto& q : fake_->Requests()) {
+    if (q.method == "GET" && q.path == "/v1/models") {
+      ++failed_probes;
+      EXPECT_EQ(q.Header("authorization"), "Bearer " + fake_->credentials().openai_key);
+      EXPECT_EQ(q.Header("x-probe"), "tg");
+    }
+  }
+  EXPECT_GE(failed_probes, 3) << "about one a second while open";
+  EXPECT_LE(failed_probes, 8) << "not more than one a second";
+
+  // The primary recovers.
+  fake_->ClearFaults();
+  const auto recovered = Clock::now();
+  std::string provider;
+  while (Clock::now() - recovered < seconds(5)) {
+    auto r = Chat(path, kSeedBody);
+    ASSERT_EQ(r.status, 200) << r.body;
+    provider = r.headers["x-selected-provider"];
+    if (provider == "openai") break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  const auto back_after = Clock::now() - recovered;
+  ASSERT_EQ(provider, "openai") << "the primary serves again";
+  std::printf("[   INFO   ] the primary served again %lld ms after its recovery\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<milliseconds>(back_after).count()));
+  EXPECT_LT(back_after, milliseconds(3000))
+      << std::chrono::duration_cast<milliseconds>(back_after).count() << " ms after recovery";
+  // Its trial succeeded: the circuit is closed and the primary serves all.
+  ASSERT_TRUE(WaitFor([&] { return Chat(path, kSeedBody).headers["x-selected-provider"] == "openai"; },
+                      milliseconds(1000)));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Chat(path, kSeedBody).headers["x-selected-provider"], "openai") << i;
+  }
+  auto closed = primary_health();
+  EXPECT_STREQ(closed["state"].GetString(), "healthy");
+  EXPECT_STREQ(closed["last_probe_result"].GetString(), "healthy");
+  EXPECT_LT(Clock::now() - down_since, seconds(15)) << "far before the 30 s ejection ended";
+
+  // Metrics: state per target, probes by result, the ejection.
+  auto m = Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port("tg-balancer")) +
+                           "/metrics");
+  ASSERT_EQ(m.status, 200);
+  const std::string labels = "upstream=\"" + up + "\",target=\"" + primary_id + "\"";
+  EXPECT_NE(m.body.find("tg_balancer_target_state{" + labels + ",state=\"closed\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("tg_balancer_target_state{" + labels + ",state=\"open\"} 0"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("tg_balancer_probes_total{" + labels + ",result=\"healthy\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("tg_balancer_probes_total{" + labels + ",result=\"unhealthy\"}"),
+            std::string::npos);
+  EXPECT_NE(m.body.find("tg_balancer_ejections_total{" + labels + "} 1"), std::string::npos);
+}
+
 TEST_F(ProxyE2E, KeysHostsAndRoutes) {
   Route("/keys", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
   const std::string path = "/keys/v1/chat/completions";

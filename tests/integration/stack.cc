@@ -121,6 +121,7 @@ bool Stack::StartAll() {
     env["TG_BALANCER_LISTEN"] = addr(balancer_port_);
     env["TG_CONFIG_ADDR"] = addr(config_port_);
     env["TG_REDIS_URL"] = "redis://" + options_.redis_addr;
+    env["TG_ADAPTER_ADDR"] = addr(adapter_port_);  // active health probes
     if (!start(Make("tg-balancer", env), balancer_port_)) return false;
   }
   if (options_.adapter) {

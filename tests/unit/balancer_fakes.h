@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "health_store.h"
+#include "probe_client.h"
 #include "random.h"
 #include "upstream_source.h"
 
@@ -83,6 +84,21 @@ class FakeHealthStore final : public HealthStore {
     return status_;
   }
   void SetStatusListener(std::function<void(const HealthStoreStatus&)>) override {}
+  // Plays the other replicas: a claim is refused while `deny_claims` is set.
+  bool ClaimProbe(const std::string& upstream_id, const std::string& target_id,
+                  int64_t ttl_ms) override {
+    std::lock_guard lock(mu_);
+    claims_.push_back(upstream_id + ":" + target_id + ":" + std::to_string(ttl_ms));
+    return !deny_claims_;
+  }
+  void DenyClaims(bool deny) {
+    std::lock_guard lock(mu_);
+    deny_claims_ = deny;
+  }
+  std::vector<std::string> claims() const {
+    std::lock_guard lock(mu_);
+    return claims_;
+  }
 
   void SetStatus(HealthStoreStatus s) {
     std::lock_guard lock(mu_);
@@ -104,6 +120,55 @@ class FakeHealthStore final : public HealthStore {
   std::vector<HealthEvent> events_;
   std::vector<FollowedTarget> followed_;
   HealthStoreStatus status_;
+  std::vector<std::string> claims_;
+  bool deny_claims_ = false;
+};
+
+// Holds every probe until the test answers it.
+class FakeProbeClient final : public ProbeClient {
+ public:
+  void Probe(const ProbeTask& task, std::function<void(ProbeOutcome)> done) override {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(task);
+    pending_.push_back(std::move(done));
+  }
+  void CancelAll() override {
+    for (;;) {
+      std::function<void(ProbeOutcome)> done;
+      {
+        std::lock_guard lock(mu_);
+        if (pending_.empty()) return;
+        done = std::move(pending_.front());
+        pending_.pop_front();
+      }
+      done(ProbeOutcome{.answered = false, .error_class = "cancelled"});
+    }
+  }
+  // Answers the oldest pending probe; false when none is pending.
+  bool AnswerNext(ProbeOutcome outcome) {
+    std::function<void(ProbeOutcome)> done;
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.empty()) return false;
+      done = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    done(std::move(outcome));
+    return true;
+  }
+  std::vector<ProbeTask> tasks() const {
+    std::lock_guard lock(mu_);
+    return tasks_;
+  }
+  size_t pending() const {
+    std::lock_guard lock(mu_);
+    return pending_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<ProbeTask> tasks_;
+  std::deque<std::function<void(ProbeOutcome)>> pending_;
 };
 
 class FakeUpstreamSource final : public UpstreamSource {

@@ -80,6 +80,41 @@ TEST(HealthPolicyTest, ThresholdEjectsTrialDecides) {
   EXPECT_TRUE(ApplyVerdict(s, Verdict::kNeutral, now, o).SameAs(s));
 }
 
+// A healthy probe half-opens an open circuit now, keeping its counters (so
+// a failed trial doubles the ejection as after any trial); it closes
+// nothing and reopens nothing.
+TEST(HealthPolicyTest, HealthyProbeHalfOpensOnlyAnOpenCircuit) {
+  const HealthOptions o{.passive = true, .threshold = 2, .interval_ms = 30'000};
+  int64_t now = 1'000'000;
+  TargetHealthState s;
+  EXPECT_TRUE(ApplyVerdict(s, Verdict::kProbeHealthy, now, o).SameAs(s)) << "closed stays closed";
+  s = ApplyVerdict(s, Verdict::kFailure, now, o);
+  EXPECT_TRUE(ApplyVerdict(s, Verdict::kProbeHealthy, now, o).SameAs(s))
+      << "failures below the threshold are not reset by a probe";
+  s = ApplyVerdict(s, Verdict::kFailure, now, o);
+  ASSERT_EQ(PhaseAt(s, now), HealthPhase::kEjected);
+  EXPECT_STREQ(CircuitStateName(PhaseAt(s, now)), "open");
+
+  now += 5'000;  // recovered 5 s into a 30 s ejection
+  const TargetHealthState half = ApplyVerdict(s, Verdict::kProbeHealthy, now, o);
+  EXPECT_EQ(half.ejected_until_ms, now);
+  EXPECT_EQ(half.ejections, 1);
+  EXPECT_EQ(half.consecutive_failures, 2);
+  EXPECT_EQ(PhaseAt(half, now), HealthPhase::kTrial);
+  EXPECT_STREQ(CircuitStateName(PhaseAt(half, now)), "half_open");
+  EXPECT_TRUE(ApplyVerdict(half, Verdict::kProbeHealthy, now + 10, o).SameAs(half))
+      << "half-open: the trial request decides, not another probe";
+
+  // The trial fails: open again for twice the interval.
+  const TargetHealthState reopened = ApplyVerdict(half, Verdict::kFailure, now + 100, o);
+  EXPECT_EQ(reopened.ejections, 2);
+  EXPECT_EQ(reopened.ejected_until_ms, now + 100 + 60'000);
+  // The trial succeeds: closed.
+  const TargetHealthState closed = ApplyVerdict(half, Verdict::kSuccess, now + 100, o);
+  EXPECT_TRUE(closed.SameAs(TargetHealthState{}));
+  EXPECT_STREQ(CircuitStateName(PhaseAt(closed, now)), "closed");
+}
+
 TEST(HealthPolicyTest, VersionsGrowWithWritesAndTime) {
   EXPECT_EQ(NextVersion(0, 1000), 1000 * 1024);
   EXPECT_EQ(NextVersion(1000 * 1024, 1000), 1000 * 1024 + 1);  // same millisecond

@@ -38,6 +38,8 @@ struct HealthSpec {
   bool passive = true;
   int32_t threshold = 3;
   int32_t interval_s = 60;
+  std::string probe_path{};       // health_checks.path: "" = no active probes
+  int32_t probe_interval_s = 0;   // 0: unset (default 5 s)
 };
 
 inline std::shared_ptr<const tg::v1::Upstream> MakeUpstream(
@@ -54,6 +56,8 @@ inline std::shared_ptr<const tg::v1::Upstream> MakeUpstream(
     h->set_passive(health->passive);
     h->set_threshold(health->threshold);
     h->set_interval(health->interval_s);
+    h->set_path(health->probe_path);
+    if (health->probe_interval_s > 0) h->set_probe_interval(health->probe_interval_s);
   }
   return u;
 }

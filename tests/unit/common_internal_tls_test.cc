@@ -202,6 +202,10 @@ TEST(InternalAuthzMatrix, WhoMayCallWhat) {
   EXPECT_FALSE(InternalRpcAllows(InternalRpc::kBalancerPick, "tg-operator"));
   EXPECT_FALSE(InternalRpcAllows(InternalRpc::kKeyVerify, "tg-operator"));
   EXPECT_FALSE(InternalRpcAllows(InternalRpc::kAdapterInvoke, "tg-operator"));
+  EXPECT_TRUE(InternalRpcAllows(InternalRpc::kAdapterProbe, "tg-balancer"));
+  for (const char* id : {"tg-edge", "tg-adapter", "tg-keyauth", "tg-config", "tg-operator"}) {
+    EXPECT_FALSE(InternalRpcAllows(InternalRpc::kAdapterProbe, id)) << id;
+  }
   // Whole names only: no prefix or list trick.
   EXPECT_FALSE(InternalRpcAllows(InternalRpc::kConfigWrite, "tg-edg"));
   EXPECT_FALSE(InternalRpcAllows(InternalRpc::kConfigWrite, "tg-edge,tg-operator"));

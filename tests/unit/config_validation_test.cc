@@ -60,12 +60,49 @@ TEST(UpstreamValidation, EachRuleNamesItsField) {
        "health_checks.threshold must be greater than 0"},
       {[](auto& u) { u.mutable_health_checks()->set_interval(-5); },
        "health_checks.interval must be greater than 0"},
+      {[](auto& u) { u.mutable_health_checks()->set_path("v1/models"); },
+       "health_checks.path must start with '/'"},
+      {[](auto& u) { u.mutable_health_checks()->set_path("/v1/models\r\nHost: x"); },
+       "health_checks.path must be printable ASCII"},
+      {[](auto& u) { u.mutable_health_checks()->set_path("/v1/models#x"); },
+       "health_checks.path must be printable ASCII"},
+      {[](auto& u) { u.mutable_health_checks()->set_path("/" + std::string(1024, 'a')); },
+       "health_checks.path must be at most 1024 characters"},
+      {[](auto& u) { (*u.mutable_health_checks()->mutable_headers())["x-a"] = "1\n2"; },
+       "health_checks.headers.x-a must not contain line breaks"},
+      {[](auto& u) { (*u.mutable_health_checks()->mutable_headers())["x a"] = "1"; },
+       "health_checks.headers has an invalid header name"},
+      {[](auto& u) { (*u.mutable_health_checks()->mutable_headers())["x-big"] = std::string(5000, 'v'); },
+       "health_checks.headers.x-big must be at most 4096 bytes"},
+      {[](auto& u) {
+         for (int i = 0; i < 33; ++i) {
+           (*u.mutable_health_checks()->mutable_headers())["x-" + std::to_string(i)] = "v";
+         }
+       },
+       "health_checks.headers must have at most 32 entries"},
+      {[](auto& u) { u.mutable_health_checks()->set_probe_interval(0); },
+       "health_checks.probe_interval must be between 1 and 3600"},
+      {[](auto& u) { u.mutable_health_checks()->set_probe_interval(3601); },
+       "health_checks.probe_interval must be between 1 and 3600"},
   };
   for (const auto& c : cases) {
     auto u = ValidUpstream();
     c.mutate(u);
     EXPECT_EQ(Problem(u).rfind(c.expect, 0), 0u) << "got: " << Problem(u) << "\nwant: " << c.expect;
   }
+}
+
+// TrustGate's own HealthCheck fields (passive, path, headers, threshold,
+// interval) are accepted under their names, with ours (probe_interval).
+TEST(UpstreamValidation, ActiveProbeFieldsUnderTrustGatesNames) {
+  auto u = ParseUpstream(R"({"name": "p", "algorithm": "round-robin", "targets": [{"provider": "openai"}],
+      "health_checks": {"passive": true, "path": "/v1/models?limit=1",
+                        "headers": {"Authorization": "Bearer probe-token", "x-probe": "1"},
+                        "threshold": 2, "interval": 30, "probe_interval": 1}})");
+  EXPECT_EQ(Problem(u), "ok");
+  EXPECT_EQ(u.health_checks().path(), "/v1/models?limit=1");
+  EXPECT_EQ(u.health_checks().headers().at("x-probe"), "1");
+  EXPECT_EQ(u.health_checks().probe_interval(), 1);
 }
 
 TEST(UpstreamValidation, AliasesAndHostTargets) {

@@ -108,4 +108,48 @@ grpc::ServerWriteReactor<tg::v1::InvokeEvent>* AdapterServiceImpl::Invoke(
                            trace::Extract(ctx));
 }
 
+grpc::ServerUnaryReactor* AdapterServiceImpl::Probe(grpc::CallbackServerContext* ctx,
+                                                     const tg::v1::ProbeRequest* req,
+                                                     tg::v1::ProbeResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (grpc::Status denied = AuthorizeCaller(*ctx, InternalRpc::kAdapterProbe); !denied.ok()) {
+    reactor->Finish(std::move(denied));
+    return reactor;
+  }
+  if (req->upstream_id().empty() || req->target().id().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "upstream_id and target.id are required"));
+    return reactor;
+  }
+  auto begin = [this, req, resp, reactor] {
+    // The target as this replica's config has it, credentials included:
+    // the request names it, the adapter's own copy says where it is.
+    const auto snapshot = config_.snapshot();
+    const tg::v1::Target* target = nullptr;
+    if (const auto* u = snapshot->FindUpstream(req->upstream_id())) {
+      for (const auto& t : u->targets()) {
+        if (t.id() == req->target().id()) target = &t;
+      }
+    }
+    if (target == nullptr) {
+      resp->set_error_class("unknown_target");
+      reactor->Finish(grpc::Status::OK);
+      return;
+    }
+    RunProbe(client_, entra_, workers_, *target, target->credentials(), *req, options_.probe,
+             [resp, reactor, snapshot](tg::v1::ProbeResponse r) {
+               *resp = std::move(r);
+               reactor->Finish(grpc::Status::OK);
+             });
+  };
+  if (config_.revision() >= req->min_config_revision()) {
+    begin();
+  } else {
+    config_.WaitForRevision(req->min_config_revision(),
+                            std::chrono::steady_clock::now() + options_.config_wait,
+                            [begin](bool) { begin(); });
+  }
+  return reactor;
+}
+
 }  // namespace tg::adapter

@@ -5,6 +5,7 @@
 #include "http/http_client.h"
 #include "service/auth.h"
 #include "service/invocation.h"
+#include "service/probe.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.grpc.pb.h"
@@ -16,6 +17,7 @@ struct AdapterServiceOptions {
   // How long an Invoke waits for this replica's config to reach the caller's
   // min_config_revision before going on with what it has.
   std::chrono::milliseconds config_wait{2000};
+  ProbeOptions probe;
 };
 
 // tg.v1.ProviderAdapterService. Credentials come from tg-config's Watch
@@ -28,6 +30,12 @@ class AdapterServiceImpl final : public tg::v1::ProviderAdapterService::Callback
 
   grpc::ServerWriteReactor<tg::v1::InvokeEvent>* Invoke(grpc::CallbackServerContext* ctx,
                                                         const tg::v1::InvokeRequest* req) override;
+  // One active health probe (tg-balancer only). An unknown target is a
+  // healthy=false answer ("unknown_target"), not an error: the balancer's
+  // config may be a moment ahead of or behind this replica's.
+  grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx,
+                                  const tg::v1::ProbeRequest* req,
+                                  tg::v1::ProbeResponse* resp) override;
 
   // The credentials an Invoke uses (empty when the target is unknown).
   static tg::v1::Credentials FindCredentials(const ConfigSnapshot& snapshot,

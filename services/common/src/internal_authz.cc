@@ -29,6 +29,9 @@ constexpr std::array kMatrix = {
     Permission{InternalRpc::kBalancerPick, "tg-edge"},
     Permission{InternalRpc::kBalancerHealth, "tg-edge,tg-operator"},
     Permission{InternalRpc::kAdapterInvoke, "tg-edge"},
+    // A probe calls a provider with the target's credentials: only the
+    // balancer, which decides when a target needs one.
+    Permission{InternalRpc::kAdapterProbe, "tg-balancer"},
 };
 
 constexpr std::string_view kRpcNames[] = {
@@ -36,6 +39,7 @@ constexpr std::string_view kRpcNames[] = {
     "ConfigService/Watch",   "Watch with credentials",    "KeyAuthService writes",
     "KeyAuthService reads",  "KeyAuthService/VerifyKey",  "KeyAuthService/WatchKeys",
     "BalancerService picks", "BalancerService/GetHealth", "ProviderAdapterService/Invoke",
+    "ProviderAdapterService/Probe",
 };
 
 // An exact entry of a comma-separated list, without allocating.

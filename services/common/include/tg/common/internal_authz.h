@@ -26,6 +26,7 @@ enum class InternalRpc {
   kBalancerPick,            // BalancerService Pick, Report, ReportBatch
   kBalancerHealth,          // BalancerService GetHealth
   kAdapterInvoke,           // ProviderAdapterService Invoke
+  kAdapterProbe,            // ProviderAdapterService Probe (active health checks)
 };
 
 // Whether `identity` (a certificate's common name) may call `rpc`.
