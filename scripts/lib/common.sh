@@ -23,7 +23,7 @@ DEB_PACKAGES=(
   libpqxx-dev libhiredis-dev rapidjson-dev libssl-dev libcurl4-openssl-dev
   libboost-dev libjwt-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   postgresql redis-server curl docker-compose wrk
-  clang-16 libfuzzer-16-dev llvm-16 zlib1g-dev
+  clang-16 libfuzzer-16-dev llvm-16 zlib1g-dev clang-format-16
 )
 
 # ---------------------------------------------------------------- messages
@@ -57,6 +57,7 @@ ensure_deps() {
 }
 
 # Configure (first time, or after a failed configure) and build with 2 jobs.
+# build [TARGET...]: configure once, then build the given targets (all when none).
 build() {
   if [[ ! -f $BUILD_DIR/CMakeCache.txt ]] ||
      [[ ! -f $BUILD_DIR/Makefile && ! -f $BUILD_DIR/build.ninja ]]; then
@@ -64,9 +65,15 @@ build() {
     cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       || die "CMake configure failed (see the output above)"
   fi
-  log "building in $BUILD_DIR"
-  cmake --build "$BUILD_DIR" -j2 || die "build failed (see the compiler output above)"
+  local targets=()
+  (($# == 0)) || targets=(--target "$@")
+  log "building ${*:-everything} in $BUILD_DIR"
+  cmake --build "$BUILD_DIR" -j2 "${targets[@]}" || die "build failed (see the compiler output above)"
 }
+
+# What scripts/up runs: the services and the tools it calls, not the tests
+# and benchmarks (scripts/test builds those).
+UP_TARGETS=("${TG_SERVICES[@]}" tg-certs tg-healthcheck tg-admin-token)
 
 # ---------------------------------------------------------------- small utils
 
