@@ -7,14 +7,14 @@
 //
 // Input: resource:u8 | body.
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "credentials.h"
 #include "fuzz_input.h"
-#include <google/protobuf/util/message_differencer.h>
-
 #include "tg/common/json_util.h"
 #include "tg/v1/resources.pb.h"
 #include "validation.h"
@@ -80,7 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check<v1::Rule>(body, config::NormalizeRule, config::ValidateRule, Nothing);
       break;
     case 4:
-      Check<v1::ApiKey>(body, Nothing, [](const v1::ApiKey&) { return 0; }, Nothing);
+      Check<v1::ApiKey>(
+          body, Nothing, [](const v1::ApiKey&) { return 0; }, Nothing);
       break;
     default: {
       std::string strict, error;

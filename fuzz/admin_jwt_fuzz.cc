@@ -27,7 +27,8 @@ std::string Signed(std::string_view bytes, std::string_view secret) {
   std::string_view payload = nl == std::string_view::npos ? "" : bytes.substr(nl + 1);
   std::string signing_input =
       tg::crypto::Base64UrlEncode(header) + "." + tg::crypto::Base64UrlEncode(payload);
-  return signing_input + "." + tg::crypto::Base64UrlEncode(tg::crypto::HmacSha256(secret, signing_input));
+  return signing_input + "." +
+         tg::crypto::Base64UrlEncode(tg::crypto::HmacSha256(secret, signing_input));
 }
 
 }  // namespace

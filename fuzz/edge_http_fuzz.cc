@@ -83,7 +83,8 @@ void Route(const http::request<http::string_body>& req, std::string_view remote)
   r.target = std::string(req.target());
   r.path = r.target.substr(0, r.target.find('?'));
   if (auto q = r.target.find('?'); q != std::string::npos) r.query = r.target.substr(q + 1);
-  for (const auto& f : req) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : req)
+    r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   r.body = req.body();
   r.remote = std::string(remote);
 

@@ -16,7 +16,8 @@ namespace tg::fuzz {
 inline uint32_t ReadBigEndian32(const std::string& s, size_t pos) {
   return (uint32_t{static_cast<uint8_t>(s[pos])} << 24) |
          (uint32_t{static_cast<uint8_t>(s[pos + 1])} << 16) |
-         (uint32_t{static_cast<uint8_t>(s[pos + 2])} << 8) | uint32_t{static_cast<uint8_t>(s[pos + 3])};
+         (uint32_t{static_cast<uint8_t>(s[pos + 2])} << 8) |
+         uint32_t{static_cast<uint8_t>(s[pos + 3])};
 }
 
 inline void WriteBigEndian32(std::string& s, size_t pos, uint32_t v) {

@@ -28,9 +28,8 @@ struct Decoded {
 Decoded Decode(std::string_view bytes, size_t split) {
   aws::EventStreamDecoder decoder;
   Decoded d;
-  tg::fuzz::FeedSplit(bytes, split, [&](std::string_view piece) {
-    d.error = decoder.Feed(piece, &d.messages);
-  });
+  tg::fuzz::FeedSplit(bytes, split,
+                      [&](std::string_view piece) { d.error = decoder.Feed(piece, &d.messages); });
   d.at_boundary = decoder.AtBoundary();
   if (d.error != decoder.error()) std::abort();
   if (d.error != aws::EventStreamError::kNone && decoder.error_message().empty()) std::abort();

@@ -26,16 +26,18 @@ namespace {
 translate::StreamEvent Broken(std::string message) {
   translate::StreamEvent e;
   e.type = translate::StreamEvent::Type::kError;
-  e.error = translate::AdapterError{translate::ErrorKind::kStreamBroken, 502, true,
-                                    "bad_response", std::move(message)};
+  e.error = translate::AdapterError{translate::ErrorKind::kStreamBroken, 502, true, "bad_response",
+                                    std::move(message)};
   return e;
 }
 
 translate::StreamEvents Decode(int provider, std::string_view body, size_t split) {
-  auto decoder = tg::fuzz::ProviderCodecAt(provider).NewStreamDecoder(tg::fuzz::FuzzResponseContext());
+  auto decoder =
+      tg::fuzz::ProviderCodecAt(provider).NewStreamDecoder(tg::fuzz::FuzzResponseContext());
   translate::StreamEvents events;
   if (provider != tg::fuzz::kBedrock) {
-    tg::fuzz::FeedSplit(body, split, [&](std::string_view piece) { decoder->Feed(piece, &events); });
+    tg::fuzz::FeedSplit(body, split,
+                        [&](std::string_view piece) { decoder->Feed(piece, &events); });
     decoder->Finish(&events);
     return events;
   }

@@ -50,7 +50,9 @@ std::string Bytes(std::initializer_list<int> selectors, std::string_view payload
   return s;
 }
 
-bool IsExpected(const fs::path& p) { return p.filename().string().find(".expected.") != std::string::npos; }
+bool IsExpected(const fs::path& p) {
+  return p.filename().string().find(".expected.") != std::string::npos;
+}
 
 std::vector<fs::path> Cases(const fs::path& dir, std::string_view ext) {
   std::vector<fs::path> out;
@@ -218,17 +220,22 @@ void AdminBodies() {
 void EdgeRequests() {
   const std::pair<const char*, std::string> seeds[] = {
       {"healthz", "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"},
-      {"admin_list", "GET /api/v1/gateways/0b6f1d5e-1111-4222-8333-944455556666/upstreams/ HTTP/1.1\r\n"
-                     "Host: localhost:8080\r\nAuthorization: Bearer a.b.c\r\n\r\n"},
+      {"admin_list",
+       "GET /api/v1/gateways/0b6f1d5e-1111-4222-8333-944455556666/upstreams/ HTTP/1.1\r\n"
+       "Host: localhost:8080\r\nAuthorization: Bearer a.b.c\r\n\r\n"},
       {"admin_percent", "DELETE /api/v1/gateways/g%2F1/rules/r%41 HTTP/1.1\r\nHost: x\r\n\r\n"},
-      {"chunked", "POST /ai/v1/chat/completions?x=1 HTTP/1.1\r\nHost: team.gw.example.com:8081\r\n"
-                  "Authorization: bearer tg_k\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "5;ext=1\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\nTrailer: v\r\n\r\n"},
-      {"pipelined", "GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /v1 HTTP/1.1\r\nHost: a\r\n"
-                    "Content-Length: 2\r\n\r\n{}GET /gone HTTP/1.0\r\n\r\n"},
-      {"expect", "PUT /ai HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n"
-                 "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"},
-      {"absolute_form", "POST @127.0.0.2:9199/steal HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"},
+      {"chunked",
+       "POST /ai/v1/chat/completions?x=1 HTTP/1.1\r\nHost: team.gw.example.com:8081\r\n"
+       "Authorization: bearer tg_k\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "5;ext=1\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\nTrailer: v\r\n\r\n"},
+      {"pipelined",
+       "GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /v1 HTTP/1.1\r\nHost: a\r\n"
+       "Content-Length: 2\r\n\r\n{}GET /gone HTTP/1.0\r\n\r\n"},
+      {"expect",
+       "PUT /ai HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n"
+       "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"},
+      {"absolute_form",
+       "POST @127.0.0.2:9199/steal HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"},
       {"wrong_method", "DELETE /v1/chat/completions HTTP/1.1\r\nX-Api-Key: k\r\n\r\n"},
   };
   for (const auto& [name, bytes] : seeds) {
@@ -241,17 +248,21 @@ void Tokens() {
   // The secret of fuzz/admin_jwt_fuzz.cc.
   constexpr std::string_view kSecret = "fuzz-admin-secret-0123456789abcdef0123456789";
   auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
-  Write("admin_jwt", "valid", Bytes({0}, tg::jwt::SignHs256(kSecret, "admin", now, std::chrono::hours(1))));
+  Write("admin_jwt", "valid",
+        Bytes({0}, tg::jwt::SignHs256(kSecret, "admin", now, std::chrono::hours(1))));
   Write("admin_jwt", "expired",
         Bytes({0}, tg::jwt::SignHs256(kSecret, "admin", now - std::chrono::hours(2),
                                       std::chrono::hours(1))));
   Write("admin_jwt", "none_alg", Bytes({0}, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."));
   Write("admin_jwt", "claims",
-        Bytes({1}, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}\n"
-                   "{\"sub\":\"admin\",\"iat\":1700000000,\"exp\":1700003600,\"iss\":\"tg\",\"aud\":[\"a\"]}"));
+        Bytes({1},
+              "{\"alg\":\"HS256\",\"typ\":\"JWT\"}\n"
+              "{\"sub\":\"admin\",\"iat\":1700000000,\"exp\":1700003600,\"iss\":\"tg\",\"aud\":["
+              "\"a\"]}"));
   Write("admin_jwt", "claims_no_exp", Bytes({1}, "{\"alg\":\"HS256\"}\n{\"sub\":\"admin\"}"));
   Write("admin_jwt", "claims_hs512", Bytes({1}, "{\"alg\":\"HS512\"}\n{\"exp\":\"soon\"}"));
-  Write("admin_jwt", "forged", Bytes({2}, "{\"alg\":\"HS256\"}\n{\"sub\":\"admin\",\"exp\":1900000000}"));
+  Write("admin_jwt", "forged",
+        Bytes({2}, "{\"alg\":\"HS256\"}\n{\"sub\":\"admin\",\"exp\":1900000000}"));
 }
 
 }  // namespace

@@ -316,13 +316,16 @@ namespace {
 
 std::string_view ResourcePath(const AdminRoute& r) {
   switch (r.resource) {
-    case AdminRoute::Resource::kHealth: return "/healthz";
+    case AdminRoute::Resource::kHealth:
+      return "/healthz";
     case AdminRoute::Resource::kGateway:
       return r.collection ? "/api/v1/gateways" : "/api/v1/gateways/{id}";
     case AdminRoute::Resource::kUpstream:
-      return r.collection ? "/api/v1/gateways/{id}/upstreams" : "/api/v1/gateways/{id}/upstreams/{id}";
+      return r.collection ? "/api/v1/gateways/{id}/upstreams"
+                          : "/api/v1/gateways/{id}/upstreams/{id}";
     case AdminRoute::Resource::kService:
-      return r.collection ? "/api/v1/gateways/{id}/services" : "/api/v1/gateways/{id}/services/{id}";
+      return r.collection ? "/api/v1/gateways/{id}/services"
+                          : "/api/v1/gateways/{id}/services/{id}";
     case AdminRoute::Resource::kRule:
       return r.collection ? "/api/v1/gateways/{id}/rules" : "/api/v1/gateways/{id}/rules/{id}";
     case AdminRoute::Resource::kKey:
@@ -337,7 +340,8 @@ std::string_view ResourcePath(const AdminRoute& r) {
 
 void AdminApi::Handle(HttpRequest request, HttpResponder respond) {
   // Ids from the path become protobuf strings, which must be UTF-8.
-  if (!utf8::IsValid(request.path)) return respond(JsonError(400, "request path is not valid UTF-8"));
+  if (!utf8::IsValid(request.path))
+    return respond(JsonError(400, "request path is not valid UTF-8"));
   auto route = MatchAdminRoute(request.path);
   if (route && route->resource != AdminRoute::Resource::kHealth) {
     // A server span per admin call, continuing a client's traceparent; the
@@ -508,10 +512,14 @@ namespace {
 
 std::string_view StateName(tg::v1::TargetHealth::State state) {
   switch (state) {
-    case tg::v1::TargetHealth::STATE_HEALTHY: return "healthy";
-    case tg::v1::TargetHealth::STATE_EJECTED: return "ejected";
-    case tg::v1::TargetHealth::STATE_TRIAL: return "trial";
-    default: return "unknown";
+    case tg::v1::TargetHealth::STATE_HEALTHY:
+      return "healthy";
+    case tg::v1::TargetHealth::STATE_EJECTED:
+      return "ejected";
+    case tg::v1::TargetHealth::STATE_TRIAL:
+      return "trial";
+    default:
+      return "unknown";
   }
 }
 
@@ -571,8 +579,7 @@ void AdminApi::HandleUpstreamHealth(const AdminRoute& route, HttpResponder respo
           }
           if (t.has_ejected_until() && t.ejected_until().seconds() > 0) {
             out += R"(,"ejected_until":)";
-            json::AppendQuoted(out,
-                               google::protobuf::util::TimeUtil::ToString(t.ejected_until()));
+            json::AppendQuoted(out, google::protobuf::util::TimeUtil::ToString(t.ejected_until()));
           }
           if (!t.last_probe_result().empty()) {
             out += R"(,"last_probe_result":)";

@@ -13,10 +13,10 @@
 
 #include "admin_route.h"
 #include "edge_readiness.h"
-#include "tg/common/config_watcher.h"
-#include "tg/common/jwt.h"
 #include "http_server.h"
 #include "key_cache.h"
+#include "tg/common/config_watcher.h"
+#include "tg/common/jwt.h"
 #include "tg/v1/balancer.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"

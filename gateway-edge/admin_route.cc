@@ -63,8 +63,7 @@ std::optional<AdminRoute> MatchAdminRoute(std::string_view path) {
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
-  if (segs.size() == 5 && segs[0] == "gateways" && segs[2] == "upstreams" &&
-      segs[4] == "health") {
+  if (segs.size() == 5 && segs[0] == "gateways" && segs[2] == "upstreams" && segs[4] == "health") {
     AdminRoute r;
     r.resource = AdminRoute::Resource::kUpstreamHealth;
     r.gateway_id = segs[1];

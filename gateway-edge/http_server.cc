@@ -445,23 +445,24 @@ class Session : public std::enable_shared_from_this<Session> {
   // would not do: Asio completes waits speculatively after a read that never
   // hit EAGAIN, which looks like a readable socket with no bytes.)
   void WatchPeer() {
-    stream_.socket().async_receive(
-        net::buffer(peek_byte_), tcp::socket::message_peek,
-        [self = shared_from_this()](beast::error_code ec, size_t n) {
-          self->Guarded("watch peer", [&] {
-            if (ec == net::error::operation_aborted) return;
-            // End of stream or reset: the client left. With a request open
-            // that cancels it. Without one it ends the wait for the next
-            // request or the lingering close just the same, and must: on
-            // end-of-stream Asio completes this receive as "exhausted" and
-            // does not run the read queued behind it (nor will edge-triggered
-            // epoll report the socket again), so that read would wait for its
-            // timer (idle timeout, linger time), keeping the session and its
-            // descriptor for up to a minute after the client left.
-            if (ec || n == 0) return self->Close();
-            // Bytes arrived: a pipelined request, read once this one is done.
-          });
-        });
+    stream_.socket().async_receive(net::buffer(peek_byte_), tcp::socket::message_peek,
+                                   [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                     self->Guarded("watch peer", [&] {
+                                       if (ec == net::error::operation_aborted) return;
+                                       // End of stream or reset: the client left. With a request
+                                       // open that cancels it. Without one it ends the wait for the
+                                       // next request or the lingering close just the same, and
+                                       // must: on end-of-stream Asio completes this receive as
+                                       // "exhausted" and does not run the read queued behind it
+                                       // (nor will edge-triggered epoll report the socket again),
+                                       // so that read would wait for its timer (idle timeout,
+                                       // linger time), keeping the session and its descriptor for
+                                       // up to a minute after the client left.
+                                       if (ec || n == 0) return self->Close();
+                                       // Bytes arrived: a pipelined request, read once this one is
+                                       // done.
+                                     });
+                                   });
   }
 
   void LogAccess(int status) {

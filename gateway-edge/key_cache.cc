@@ -261,8 +261,8 @@ void KeyCache::StartVerify(std::string key, std::string hash, int attempt,
           ver.key_id = call->resp.key_id();
           ver.gateway_id = call->resp.gateway_id();
           if (call->resp.has_expires_at()) {
-            auto us = google::protobuf::util::TimeUtil::TimestampToMicroseconds(
-                call->resp.expires_at());
+            auto us =
+                google::protobuf::util::TimeUtil::TimestampToMicroseconds(call->resp.expires_at());
             ver.expires_at = std::chrono::system_clock::time_point(std::chrono::microseconds(us));
           }
           v = std::move(ver);

@@ -1,22 +1,21 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <thread>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "tg/common/trace.h"
-
 #include "tg/v1/keyauth.grpc.pb.h"
 
 namespace tg::edge {
@@ -118,9 +117,9 @@ class KeyCache {
   const KeyCacheOptions options_;
 
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Entry> entries_;      // SHA-256(key) → entry
-  std::unordered_map<std::string, std::string> by_id_;  // key id → SHA-256(key)
-  std::unordered_map<std::string, Pending> pending_;    // misses in flight
+  std::unordered_map<std::string, Entry> entries_;       // SHA-256(key) → entry
+  std::unordered_map<std::string, std::string> by_id_;   // key id → SHA-256(key)
+  std::unordered_map<std::string, Pending> pending_;     // misses in flight
   std::unordered_map<std::string, Revocation> revoked_;  // key id → its revocation
   int64_t floor_ = 0;     // revocations at or below are not all in revoked_
   int64_t required_ = 0;  // max(floor_, every revision in revoked_): min_revision

@@ -8,22 +8,22 @@
 #include <string>
 
 #include "admin_api.h"
-#include "tg/common/config_watcher.h"
 #include "http_server.h"
 #include "key_cache.h"
 #include "proxy_handler.h"
+#include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
-#include "tg/common/limits.h"
 #include "tg/common/internal_tls.h"
+#include "tg/common/limits.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 
 namespace {
 
 std::shared_ptr<grpc::Channel> Dial(const std::string& address, std::string_view identity,
-                                   const tg::InternalTls& tls) {
+                                    const tg::InternalTls& tls) {
   // Bounded reconnect backoff (a restarted service is used again within
   // ~1 s) and keepalive pings the servers accept: InternalChannelArguments.
   return tg::DialInternal(address, identity, tls);
@@ -109,21 +109,19 @@ int main(int argc, char** argv) {
   proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts", 3));
   proxy.access_log = flags.Bool("proxy-access-log", true);
 
-  auto watcher =
-      std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, *tls));
+  auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, *tls));
   watcher->Start();
-  auto keys =
-      std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr, tg::kKeyauthIdentity, *tls));
+  auto keys = std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr, tg::kKeyauthIdentity, *tls));
   keys->Start();
   auto balancer_channel = Dial(balancer_addr, tg::kBalancerIdentity, *tls);
   auto adapter_channel = Dial(adapter_addr, tg::kAdapterIdentity, *tls);
-  auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(
-      proxy, watcher.get(), keys.get(), balancer_channel, adapter_channel);
+  auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(proxy, watcher.get(), keys.get(),
+                                                                balancer_channel, adapter_channel);
   auto readiness = std::make_unique<tg::edge::EdgeReadiness>(watcher.get(), keys.get(),
                                                              balancer_channel, adapter_channel);
-  auto api = std::make_unique<tg::edge::AdminApi>(admin, Dial(config_addr, tg::kConfigIdentity, *tls),
-                                                  Dial(keyauth_addr, tg::kKeyauthIdentity, *tls),
-                                                  watcher.get(), keys.get());
+  auto api = std::make_unique<tg::edge::AdminApi>(
+      admin, Dial(config_addr, tg::kConfigIdentity, *tls),
+      Dial(keyauth_addr, tg::kKeyauthIdentity, *tls), watcher.get(), keys.get());
   api->SetReadiness(readiness.get());
   api->SetBalancer(balancer_channel);
   std::string error;

@@ -1,5 +1,6 @@
 #include "proxy_handler.h"
 
+#include <grpcpp/alarm.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -11,17 +12,15 @@
 #include <utility>
 #include <vector>
 
-#include <grpcpp/alarm.h>
-
 #include "attempt_verdict.h"
 #include "proxy_metrics.h"
 #include "proxy_routing.h"
 #include "retry_policy.h"
 #include "tg/common/bounded_json.h"
 #include "tg/common/client_error.h"
+#include "tg/common/crypto.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/input_limits.h"
-#include "tg/common/crypto.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
@@ -71,11 +70,16 @@ std::mt19937_64& ThreadRandom() {
 // A bounded label for why an attempt was abandoned.
 std::string FailoverReason(const tg::v1::ProviderError& e) {
   switch (e.kind()) {
-    case tg::v1::ProviderError::KIND_CONNECT: return "connect";
-    case tg::v1::ProviderError::KIND_TIMEOUT: return "timeout";
-    case tg::v1::ProviderError::KIND_PROTOCOL: return "protocol";
-    case tg::v1::ProviderError::KIND_TOO_LARGE: return "too_large";
-    default: return e.http_status() > 0 ? std::to_string(e.http_status()) : "error";
+    case tg::v1::ProviderError::KIND_CONNECT:
+      return "connect";
+    case tg::v1::ProviderError::KIND_TIMEOUT:
+      return "timeout";
+    case tg::v1::ProviderError::KIND_PROTOCOL:
+      return "protocol";
+    case tg::v1::ProviderError::KIND_TOO_LARGE:
+      return "too_large";
+    default:
+      return e.http_status() > 0 ? std::to_string(e.http_status()) : "error";
   }
 }
 
@@ -88,12 +92,17 @@ HttpResponse ClientError(tg::v1::ClientFormat format, int status, std::string_vi
 
 tg::v1::Outcome OutcomeOf(const tg::v1::ProviderError& e) {
   switch (e.kind()) {
-    case tg::v1::ProviderError::KIND_CONNECT: return tg::v1::OUTCOME_CONNECT_ERROR;
-    case tg::v1::ProviderError::KIND_TIMEOUT: return tg::v1::OUTCOME_TIMEOUT;
-    case tg::v1::ProviderError::KIND_CANCELLED: return tg::v1::OUTCOME_CANCELLED;
+    case tg::v1::ProviderError::KIND_CONNECT:
+      return tg::v1::OUTCOME_CONNECT_ERROR;
+    case tg::v1::ProviderError::KIND_TIMEOUT:
+      return tg::v1::OUTCOME_TIMEOUT;
+    case tg::v1::ProviderError::KIND_CANCELLED:
+      return tg::v1::OUTCOME_CANCELLED;
     // The target answered; the answer was too large for the gateway.
-    case tg::v1::ProviderError::KIND_TOO_LARGE: return tg::v1::OUTCOME_CANCELLED;
-    default: return tg::v1::OUTCOME_HTTP_STATUS;
+    case tg::v1::ProviderError::KIND_TOO_LARGE:
+      return tg::v1::OUTCOME_CANCELLED;
+    default:
+      return tg::v1::OUTCOME_HTTP_STATUS;
   }
 }
 
@@ -222,14 +231,14 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   tg::v1::Target target_;
   steady_clock::time_point attempt_started_;
   std::optional<tg::v1::ResponseHead> head_;
-  bool got_event_ = false;  // this attempt received an event (the adapter had the request)
+  bool got_event_ = false;         // this attempt received an event (the adapter had the request)
   std::vector<std::string> held_;  // body held back while failover is possible
   size_t held_bytes_ = 0;
   std::optional<tg::v1::InvokeEvent::End> end_;
   bool committed_ = false;
   std::shared_ptr<HttpBodyStream> body_;
-  bool first_token_ = false;        // this attempt delivered its first token (or its end)
-  bool attempt_timed_out_ = false;  // the first-token alarm cancelled this attempt
+  bool first_token_ = false;         // this attempt delivered its first token (or its end)
+  bool attempt_timed_out_ = false;   // the first-token alarm cancelled this attempt
   uint64_t first_token_ticket_ = 0;  // this attempt's entry in the FirstTokenWatch; 0: none
 
   // Mid-stream rescue. rescuable_: the request is a provider stream and its
@@ -335,7 +344,8 @@ void ProxyHandler::Call::Start() {
     return Fail(400, bad + " is not valid UTF-8");
   }
   auto key = ExtractApiKey(req_);
-  if (key.empty()) return Fail(401, "missing API key (X-TG-API-Key, X-Api-Key or Authorization: Bearer)");
+  if (key.empty())
+    return Fail(401, "missing API key (X-TG-API-Key, X-Api-Key or Authorization: Bearer)");
   auto self = shared_from_this();
   // Weak: the responder belongs to this call, a strong reference would be a cycle.
   std::weak_ptr<Call> weak = self;
@@ -398,7 +408,8 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     span_.SetAttribute("http.route", m.rule->path());
     span_.SetAttribute("tg.rule_id", rule_id_);
     span_.SetAttribute("tg.service_id", service_->id());
-    if (!service_->upstream_id().empty()) span_.SetAttribute("tg.upstream_id", service_->upstream_id());
+    if (!service_->upstream_id().empty())
+      span_.SetAttribute("tg.upstream_id", service_->upstream_id());
   }
   forward_path_ = ForwardPath(*m.rule, req_.path);
 
@@ -455,8 +466,8 @@ void ProxyHandler::Call::PickNext() {
   };
   auto rpc = std::make_shared<Rpc>();
   rpc->ctx.set_deadline(std::chrono::system_clock::now() + h_->options_.pick_deadline);
-  rpc->span = trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kClient,
-                                 span_.context());
+  rpc->span =
+      trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kClient, span_.context());
   rpc->span.SetAttribute("tg.attempt", attempts_);
   trace::Inject(rpc->span.context(), &rpc->ctx);
   rpc->req.set_upstream_id(upstream_id_);
@@ -713,9 +724,9 @@ void ProxyHandler::Call::ReportOutcome(tg::v1::Outcome outcome, int http_status)
   report.set_target_id(target_.id());
   report.set_outcome(outcome);
   report.set_http_status(http_status);
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() -
-                                                                  attempt_started_)
-                .count();
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(steady_clock::now() - attempt_started_)
+          .count();
   report.mutable_latency()->set_seconds(us / 1000000);
   report.mutable_latency()->set_nanos(static_cast<int32_t>((us % 1000000) * 1000));
   h_->reports_.Add(std::move(report));
@@ -778,11 +789,11 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
         // is the provider's (not a refusal of the request).
         broken_event_ = end_->error_event();
         broken_provider_ = SelectedProvider();
-        const bool provider_fault = err.kind() == tg::v1::ProviderError::KIND_STREAM_BROKEN ||
-                                    err.kind() == tg::v1::ProviderError::KIND_TIMEOUT ||
-                                    err.kind() == tg::v1::ProviderError::KIND_PROTOCOL ||
-                                    (err.kind() == tg::v1::ProviderError::KIND_HTTP &&
-                                     err.retryable());
+        const bool provider_fault =
+            err.kind() == tg::v1::ProviderError::KIND_STREAM_BROKEN ||
+            err.kind() == tg::v1::ProviderError::KIND_TIMEOUT ||
+            err.kind() == tg::v1::ProviderError::KIND_PROTOCOL ||
+            (err.kind() == tg::v1::ProviderError::KIND_HTTP && err.retryable());
         if (end_->has_progress() && provider_fault) progress_ = end_->progress();
         // Without a rescue the stream just ends as the adapter wrote it.
         if (!progress_) {
@@ -818,10 +829,10 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     RetryDecision decision;
     // Nothing reached the client (the edge held it): a stream that broke
     // before its first token may still fail over.
-    if (MayFailOver(err, false, passthrough) && !cancelled_ &&
-        !upstream_id_.empty()) {
+    if (MayFailOver(err, false, passthrough) && !cancelled_ && !upstream_id_.empty()) {
       std::optional<milliseconds> retry_after;
-      if (head_) retry_after = ProviderRetryAfter(head_->headers(), std::chrono::system_clock::now());
+      if (head_)
+        retry_after = ProviderRetryAfter(head_->headers(), std::chrono::system_clock::now());
       AttemptState state;
       state.attempts_made = attempts_;
       state.same_target_done = same_target_done_;
@@ -836,12 +847,11 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
                                {"tg.reason", decision.reason},
                                {"tg.wait_ms", std::to_string(decision.wait.count())}});
       lock.unlock();
-      log::Info("retrying the same target",
-                {{"request_id", request_id_},
-                 {"target", target_.id()},
-                 {"status", std::to_string(err.http_status())},
-                 {"wait_ms", std::to_string(decision.wait.count())},
-                 {"reason", decision.reason}});
+      log::Info("retrying the same target", {{"request_id", request_id_},
+                                             {"target", target_.id()},
+                                             {"status", std::to_string(err.http_status())},
+                                             {"wait_ms", std::to_string(decision.wait.count())},
+                                             {"reason", decision.reason}});
       RetryLater(decision.wait);
       return;
     }
@@ -885,8 +895,8 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     head_.reset();
     held_.clear();
     held_bytes_ = 0;
-    const std::string message = "no first token within " +
-                                std::to_string(first_token_deadline_.count() - 1000) + " ms";
+    const std::string message =
+        "no first token within " + std::to_string(first_token_deadline_.count() - 1000) + " ms";
     lock.unlock();
     ReportOutcome(tg::v1::OUTCOME_TIMEOUT, 0);
     if (attempts_ < retry_.max_attempts && !upstream_id_.empty() &&
@@ -994,7 +1004,8 @@ void ProxyHandler::Call::Finished() {
   auto& m = ProxyMetrics::Get();
   m.requests.With({gateway, provider, std::to_string(status)}).Inc();
   m.duration.With({gateway, provider}).Observe(seconds);
-  if (tokens_in_ >= 0) m.tokens.With({gateway, provider, "input"}).Inc(static_cast<double>(tokens_in_));
+  if (tokens_in_ >= 0)
+    m.tokens.With({gateway, provider, "input"}).Inc(static_cast<double>(tokens_in_));
   if (tokens_out_ >= 0) {
     m.tokens.With({gateway, provider, "output"}).Inc(static_cast<double>(tokens_out_));
   }
@@ -1026,20 +1037,21 @@ void ProxyHandler::Call::Finished() {
   const std::string latency = std::to_string(static_cast<int64_t>(seconds * 1000.0));
   const std::string in = tokens_in_ >= 0 ? std::to_string(tokens_in_) : "";
   const std::string out = tokens_out_ >= 0 ? std::to_string(tokens_out_) : "";
-  log::Info("access", {{"request_id", request_id_},
-                       {"trace_id", trace_id},
-                       {"method", req_.method},
-                       {"path", req_.path},
-                       {"gateway", gateway_id_},
-                       {"rule", rule_id_},
-                       {"target", target_.id()},
-                       {"provider", target_.id().empty() ? "" : provider},
-                       {"model", pick_.effective_model().empty() ? model_ : pick_.effective_model()},
-                       {"status", status_s},
-                       {"attempts", attempts},
-                       {"latency_ms", latency},
-                       {"tokens_in", in},
-                       {"tokens_out", out}});
+  log::Info("access",
+            {{"request_id", request_id_},
+             {"trace_id", trace_id},
+             {"method", req_.method},
+             {"path", req_.path},
+             {"gateway", gateway_id_},
+             {"rule", rule_id_},
+             {"target", target_.id()},
+             {"provider", target_.id().empty() ? "" : provider},
+             {"model", pick_.effective_model().empty() ? model_ : pick_.effective_model()},
+             {"status", status_s},
+             {"attempts", attempts},
+             {"latency_ms", latency},
+             {"tokens_in", in},
+             {"tokens_out", out}});
 }
 
 // ---------------------------------------------------------------- handler

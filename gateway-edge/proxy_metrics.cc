@@ -17,8 +17,8 @@ ProxyMetrics& ProxyMetrics::Get() {
                        "One provider attempt, Invoke sent to its end.", {"provider"},
                        metrics::LatencyBuckets(), 100),
         r.AddHistogram("tg_proxy_ttfb_seconds",
-                       "Streamed answers, request received to the first byte sent.",
-                       {"provider"}, metrics::LatencyBuckets(), 100),
+                       "Streamed answers, request received to the first byte sent.", {"provider"},
+                       metrics::LatencyBuckets(), 100),
         r.AddCounter("tg_proxy_failovers_total",
                      "Attempts abandoned for another target, by the provider that failed and "
                      "why (status code, connect, timeout, adapter).",

@@ -27,7 +27,8 @@ std::string_view ExtractApiKey(const HttpRequest& request) {
   constexpr std::string_view kBearer = "Bearer ";
   if (auth.size() > kBearer.size()) {
     bool bearer = std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char a, char b) {
-      return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      return std::tolower(static_cast<unsigned char>(a)) ==
+             std::tolower(static_cast<unsigned char>(b));
     });
     if (bearer) return auth.substr(kBearer.size());
   }
@@ -36,13 +37,15 @@ std::string_view ExtractApiKey(const HttpRequest& request) {
 
 std::string SubdomainOf(std::string_view host, std::string_view base_domain) {
   if (base_domain.empty()) return "";
-  if (auto colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == host.npos) {
+  if (auto colon = host.rfind(':');
+      colon != std::string_view::npos && host.find(']') == host.npos) {
     host = host.substr(0, colon);
   }
   std::string h(host);
   std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
   std::string base(base_domain);
-  std::transform(base.begin(), base.end(), base.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(base.begin(), base.end(), base.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (h.size() <= base.size() + 1 || !EndsWith(h, base) || h[h.size() - base.size() - 1] != '.') {
     return "";
   }
@@ -56,8 +59,8 @@ RouteMatch MatchRule(const ConfigSnapshot& snapshot, std::string_view gateway_id
   for (const tg::v1::Rule* rule : snapshot.RulesOf(gateway_id)) {
     if (rule->has_active() && !rule->active()) continue;
     if (!CoversPath(rule->path(), path)) continue;
-    bool method_ok = std::find(rule->methods().begin(), rule->methods().end(), method) !=
-                     rule->methods().end();
+    bool method_ok =
+        std::find(rule->methods().begin(), rule->methods().end(), method) != rule->methods().end();
     if (!method_ok) {
       for (const auto& allowed : rule->methods()) {
         if (m.allow.find(allowed) == std::string::npos) {

@@ -1,8 +1,8 @@
 #include "report_batcher.h"
 
-#include <memory>
-
 #include <grpcpp/grpcpp.h>
+
+#include <memory>
 
 namespace tg::edge {
 

@@ -5,11 +5,11 @@
 // provider's own "try again in …" headers, and the decision after a failed
 // attempt. Pure: no clock, no randomness of its own (the caller passes both).
 
+#include <google/protobuf/map.h>
+
 #include <chrono>
 #include <optional>
 #include <string>
-
-#include <google/protobuf/map.h>
 
 #include "tg/v1/adapter.pb.h"
 #include "tg/v1/resources.pb.h"
@@ -19,11 +19,11 @@ namespace tg::edge {
 using std::chrono::milliseconds;
 
 struct RetrySettings {
-  int max_attempts = 3;             // provider calls per request, the first included
-  int same_target_retries = 1;      // retries of a target that answered 429 or 5xx
-  milliseconds backoff{200};        // first same-target wait without a Retry-After
+  int max_attempts = 3;         // provider calls per request, the first included
+  int same_target_retries = 1;  // retries of a target that answered 429 or 5xx
+  milliseconds backoff{200};    // first same-target wait without a Retry-After
   milliseconds max_retry_after{5000};
-  milliseconds budget{60000};       // no attempt starts later than this
+  milliseconds budget{60000};  // no attempt starts later than this
 };
 
 // The rule's fields over the defaults; `default_max_attempts` is tg-edge's
@@ -55,10 +55,10 @@ struct RetryDecision {
 };
 
 struct AttemptState {
-  int attempts_made = 0;       // provider calls so far, this failed one included
-  int same_target_done = 0;    // same-target retries already spent on this target
-  milliseconds elapsed{0};     // since the request arrived
-  double jitter = 0.5;         // uniform in [0, 1): spreads backoffs of concurrent requests
+  int attempts_made = 0;     // provider calls so far, this failed one included
+  int same_target_done = 0;  // same-target retries already spent on this target
+  milliseconds elapsed{0};   // since the request arrived
+  double jitter = 0.5;       // uniform in [0, 1): spreads backoffs of concurrent requests
 };
 
 // After an attempt whose End carried a retryable provider error and sent

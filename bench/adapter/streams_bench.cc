@@ -160,10 +160,9 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   if (!config_server) _exit(3);
   tg::ConfigWatcherOptions wo;
   wo.include_credentials = true;
-  tg::ConfigWatcher watcher(
-      tg::DialInternal("127.0.0.1:" + std::to_string(config_server->port()), tg::kConfigIdentity,
-                       BenchTls(tg::kAdapterIdentity)),
-      wo);
+  tg::ConfigWatcher watcher(tg::DialInternal("127.0.0.1:" + std::to_string(config_server->port()),
+                                             tg::kConfigIdentity, BenchTls(tg::kAdapterIdentity)),
+                            wo);
   watcher.Start();
   while (watcher.revision() < 1) std::this_thread::sleep_for(milliseconds(5));
 
@@ -173,12 +172,11 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   tg::adapter::EntraTokenSource entra(client, {});
   tg::WorkerPool workers(2);
   tg::adapter::AdapterServiceImpl service(watcher, client, &entra, workers, {});
-  auto server = tg::GrpcServer::Start(
-      {.listen = "127.0.0.1:0",
-       .health_names = {},
-       .shutdown_grace = std::chrono::seconds(1),
-       .tls = BenchTls(tg::kAdapterIdentity)},
-      {&service}, &error);
+  auto server = tg::GrpcServer::Start({.listen = "127.0.0.1:0",
+                                       .health_names = {},
+                                       .shutdown_grace = std::chrono::seconds(1),
+                                       .tls = BenchTls(tg::kAdapterIdentity)},
+                                      {&service}, &error);
   if (!server) _exit(4);
   int port = server->port();
   if (::write(out, &port, sizeof(port)) != sizeof(port)) _exit(5);
@@ -319,8 +317,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the adapter did not start\n");
     return 1;
   }
-  auto channel = tg::DialInternal("127.0.0.1:" + std::to_string(adapter_port),
-                                  tg::kAdapterIdentity, BenchTls(tg::kEdgeIdentity));
+  auto channel = tg::DialInternal("127.0.0.1:" + std::to_string(adapter_port), tg::kAdapterIdentity,
+                                  BenchTls(tg::kEdgeIdentity));
   auto stub = tg::v1::ProviderAdapterService::NewStub(channel);
 
   // Warm up (connections, pools, first allocations), then measure. Later

@@ -327,10 +327,9 @@ int main(int argc, char** argv) {
   // Internal gRPC as deployed (mutual TLS): certificates in a temporary directory.
   std::string tls_dir = (std::filesystem::temp_directory_path() / "tg-bench-tls.XXXXXX").string();
   if (mkdtemp(tls_dir.data()) == nullptr ||
-      !tg::certs::EnsureCertDir({.dir = tls_dir,
-                                 .identities = {"tg-config", "tg-balancer", "tg-edge"},
-                                 .days = 1},
-                                nullptr, &error)) {
+      !tg::certs::EnsureCertDir(
+          {.dir = tls_dir, .identities = {"tg-config", "tg-balancer", "tg-edge"}, .days = 1},
+          nullptr, &error)) {
     std::fprintf(stderr, "cannot make certificates: %s\n", error.c_str());
     return 1;
   }
@@ -348,10 +347,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto feed_server = tg::GrpcServer::Start(
-      tg::GrpcServerOptions{.listen = "127.0.0.1:0",
-                            .health_names = {},
-                            .shutdown_grace = 1s,
-                            .tls = *config_tls},
+      tg::GrpcServerOptions{
+          .listen = "127.0.0.1:0", .health_names = {}, .shutdown_grace = 1s, .tls = *config_tls},
       {&feed}, &error);
   if (!feed_server) {
     std::fprintf(stderr, "cannot start the config feed: %s\n", error.c_str());

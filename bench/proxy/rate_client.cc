@@ -9,11 +9,14 @@
 // Prints one line: requests, errors, achieved rate and p50/p90/p99/p99.9/max
 // in microseconds. Keep-alive connections on 127.0.0.1; answers must carry a
 // Content-Length (the proxy's and the fake provider's whole answers do).
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including
+// <utility>: it must come first.
+// clang-format off
 #include <utility>
-
-#include <boost/asio.hpp>
+// clang-format on
 
 #include <algorithm>
+#include <boost/asio.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -51,13 +55,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, const Options& o, Stats& stats, std::string request,
              std::function<void(Connection*)> on_idle)
-      : socket_(io), o_(o), stats_(stats), request_(std::move(request)),
+      : socket_(io),
+        o_(o),
+        stats_(stats),
+        request_(std::move(request)),
         on_idle_(std::move(on_idle)) {}
 
   bool Connect() {
     boost::system::error_code ec;
-    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(o_.port)),
-                    ec);
+    socket_.connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(o_.port)), ec);
     if (ec) return false;
     socket_.set_option(tcp::no_delay(true));
     return true;
@@ -69,10 +76,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     measured_ = measured;
     ++stats_.sent;
     auto self = shared_from_this();
-    asio::async_write(socket_, asio::buffer(request_), [self](boost::system::error_code ec, size_t) {
-      if (ec) return self->Fail();
-      self->ReadHead();
-    });
+    asio::async_write(socket_, asio::buffer(request_),
+                      [self](boost::system::error_code ec, size_t) {
+                        if (ec) return self->Fail();
+                        self->ReadHead();
+                      });
   }
 
  private:
@@ -164,22 +172,31 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string v;
-    if (ParseFlag(argv[i], "port", &v)) o.port = std::atoi(v.c_str());
-    else if (ParseFlag(argv[i], "path", &v)) o.path = v;
-    else if (ParseFlag(argv[i], "header", &v)) o.headers.push_back(v);
-    else if (ParseFlag(argv[i], "body", &v)) o.body = v;
-    else if (ParseFlag(argv[i], "rate", &v)) o.rate = std::atof(v.c_str());
-    else if (ParseFlag(argv[i], "seconds", &v)) o.seconds = std::atof(v.c_str());
-    else if (ParseFlag(argv[i], "connections", &v)) o.connections = std::atoi(v.c_str());
-    else if (ParseFlag(argv[i], "warmup", &v)) o.warmup_seconds = std::atof(v.c_str());
+    if (ParseFlag(argv[i], "port", &v))
+      o.port = std::atoi(v.c_str());
+    else if (ParseFlag(argv[i], "path", &v))
+      o.path = v;
+    else if (ParseFlag(argv[i], "header", &v))
+      o.headers.push_back(v);
+    else if (ParseFlag(argv[i], "body", &v))
+      o.body = v;
+    else if (ParseFlag(argv[i], "rate", &v))
+      o.rate = std::atof(v.c_str());
+    else if (ParseFlag(argv[i], "seconds", &v))
+      o.seconds = std::atof(v.c_str());
+    else if (ParseFlag(argv[i], "connections", &v))
+      o.connections = std::atoi(v.c_str());
+    else if (ParseFlag(argv[i], "warmup", &v))
+      o.warmup_seconds = std::atof(v.c_str());
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
     }
   }
   if (o.port <= 0 || o.rate <= 0 || o.seconds <= 0 || o.connections <= 0) {
-    std::fprintf(stderr, "usage: tg-rate-client --port=N [--path=P] [--rate=R] [--seconds=S] "
-                         "[--connections=C] [--header=H]... [--body=B]\n");
+    std::fprintf(stderr,
+                 "usage: tg-rate-client --port=N [--path=P] [--rate=R] [--seconds=S] "
+                 "[--connections=C] [--header=H]... [--body=B]\n");
     return 2;
   }
   std::string request = "POST " + o.path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
@@ -220,7 +237,8 @@ int main(int argc, char** argv) {
   std::function<void()> tick = [&] {
     const auto now = Clock::now();
     for (; next < total; ++next) {
-      auto due = start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(next));
+      auto due =
+          start + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(next));
       if (due > now) break;
       bool measured = next >= warmup;
       if (!idle.empty()) {
@@ -251,10 +269,11 @@ int main(int argc, char** argv) {
     return static_cast<long long>(l[i]);
   };
   const auto elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("requests %zu  errors %lld  rate %.0f/s  p50 %lldus  p90 %lldus  p99 %lldus  "
-              "p99.9 %lldus  max %lldus\n",
-              l.size(), static_cast<long long>(stats.errors),
-              static_cast<double>(stats.sent) / std::max(elapsed, 1e-9), pct(50), pct(90), pct(99),
-              pct(99.9), l.empty() ? 0LL : static_cast<long long>(l.back()));
+  std::printf(
+      "requests %zu  errors %lld  rate %.0f/s  p50 %lldus  p90 %lldus  p99 %lldus  "
+      "p99.9 %lldus  max %lldus\n",
+      l.size(), static_cast<long long>(stats.errors),
+      static_cast<double>(stats.sent) / std::max(elapsed, 1e-9), pct(50), pct(90), pct(99),
+      pct(99.9), l.empty() ? 0LL : static_cast<long long>(l.back()));
   return stats.errors == 0 && static_cast<int64_t>(l.size()) == total - warmup ? 0 : 1;
 }

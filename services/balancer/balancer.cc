@@ -199,10 +199,10 @@ Status Balancer::Pick(const tg::v1::PickRequest& request, tg::v1::PickResponse* 
   const int64_t now = clock_->NowMs();
   std::vector<std::string_view> exclude_models(request.exclude_models().begin(),
                                                request.exclude_models().end());
-  const PickChoice choice = plan->Pick(
-      PickQuery{request.model(), exclude, now, request.prefer_target_id(), exclude_models,
-                request.require_assistant_prefill()},
-      *random_);
+  const PickChoice choice =
+      plan->Pick(PickQuery{request.model(), exclude, now, request.prefer_target_id(),
+                           exclude_models, request.require_assistant_prefill()},
+                 *random_);
   switch (choice.status) {
     case PickStatus::kOk:
       break;
@@ -281,7 +281,8 @@ Status Balancer::Report(const tg::v1::ReportRequest& request) {
   const int64_t now = clock_->NowMs();
   if (verdict == Verdict::kFailure) {
     TargetRuntime& rt = *entry->runtime[i];
-    rt.last_failure_outcome.store(static_cast<int32_t>(request.outcome()), std::memory_order_relaxed);
+    rt.last_failure_outcome.store(static_cast<int32_t>(request.outcome()),
+                                  std::memory_order_relaxed);
     rt.last_failure_status.store(request.http_status(), std::memory_order_relaxed);
     rt.last_failure_ms.store(now, std::memory_order_relaxed);
   }
@@ -400,7 +401,8 @@ Status Balancer::GetHealth(const tg::v1::GetHealthRequest& request,
         t->set_last_error(outcome == tg::v1::OUTCOME_CONNECT_ERROR ? "connect"
                           : outcome == tg::v1::OUTCOME_TIMEOUT
                               ? "timeout"
-                              : "http_" + std::to_string(entry->runtime[i]->last_failure_status.load()));
+                              : "http_" +
+                                    std::to_string(entry->runtime[i]->last_failure_status.load()));
         *t->mutable_last_error_at() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(at);
       }
       if (const int64_t at = entry->runtime[i]->last_probe_result_ms.load(); at > 0) {

@@ -127,9 +127,9 @@ class Balancer final : public HealthSink {
   // Every configured target with its circuit's phase now (kHealthy when
   // its upstream has no passive health checks): what /metrics shows as
   // tg_balancer_target_healthy (not kEjected) and tg_balancer_target_state.
-  void VisitTargets(const std::function<void(const std::string& upstream_id,
-                                             const std::string& target_id, HealthPhase phase)>&
-                        fn) const;
+  void VisitTargets(
+      const std::function<void(const std::string& upstream_id, const std::string& target_id,
+                               HealthPhase phase)>& fn) const;
 
   // Active probes. The targets due for one at `now_ms`: of upstreams with
   // passive checks and a health_checks.path, those ejected (circuit open,

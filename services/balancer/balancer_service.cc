@@ -69,8 +69,8 @@ grpc::ServerUnaryReactor* BalancerServiceImpl::Pick(grpc::CallbackServerContext*
     reactor->Finish(denied);
     return reactor;
   }
-  trace::Span span =
-      trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kServer, trace::Extract(ctx));
+  trace::Span span = trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kServer,
+                                        trace::Extract(ctx));
   if (span.recording()) {
     span.SetAttribute("rpc.system", "grpc");
     span.SetAttribute("tg.upstream_id", request->upstream_id());

@@ -89,18 +89,17 @@ int Run(const tg::Flags& flags) {
   registry.AddScrapeHook("tg_balancer_target_healthy", [&balancer, &healthy, &circuit] {
     healthy.HideAll();  // a target deleted from the config stops being exported
     circuit.HideAll();
-    balancer.VisitTargets(
-        [&healthy, &circuit](const std::string& u, const std::string& t, HealthPhase p) {
-          healthy.With({u, t}).Set(p == HealthPhase::kEjected ? 0 : 1);
-          for (HealthPhase each : {HealthPhase::kHealthy, HealthPhase::kEjected,
-                                   HealthPhase::kTrial}) {
-            circuit.With({u, t, CircuitStateName(each)}).Set(each == p ? 1 : 0);
-          }
-        });
+    balancer.VisitTargets([&healthy, &circuit](const std::string& u, const std::string& t,
+                                               HealthPhase p) {
+      healthy.With({u, t}).Set(p == HealthPhase::kEjected ? 0 : 1);
+      for (HealthPhase each : {HealthPhase::kHealthy, HealthPhase::kEjected, HealthPhase::kTrial}) {
+        circuit.With({u, t, CircuitStateName(each)}).Set(each == p ? 1 : 0);
+      }
+    });
   });
-  registry.AddCallbackGauge("tg_balancer_outstanding_picks",
-                            "Picks handed out and not yet reported.",
-                            [&balancer] { return static_cast<double>(balancer.outstanding_picks()); });
+  registry.AddCallbackGauge(
+      "tg_balancer_outstanding_picks", "Picks handed out and not yet reported.",
+      [&balancer] { return static_cast<double>(balancer.outstanding_picks()); });
   struct Unhook {
     tg::metrics::Registry& r;
     ~Unhook() {

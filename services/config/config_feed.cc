@@ -51,7 +51,7 @@ void ConfigFeed::Stop() {
 }
 
 std::shared_ptr<ConfigFeed::Subscription> ConfigFeed::Subscribe(Listener* listener,
-                                                                 WorkerPool& workers) {
+                                                                WorkerPool& workers) {
   auto sub = std::make_shared<Subscription>(listener);
   {
     std::lock_guard lock(subs_mu_);

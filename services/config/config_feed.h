@@ -1,5 +1,7 @@
 #pragma once
 
+#include <grpcpp/support/status.h>
+
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -9,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/support/status.h>
 
 #include "config_store.h"
 #include "tg/common/change_log.h"
@@ -29,8 +29,8 @@ namespace tg::config {
 class ConfigFeed {
  public:
   struct Options {
-    std::chrono::milliseconds poll{250};   // re-read even without a notification
-    size_t window = 10000;                 // changes kept for resuming watches
+    std::chrono::milliseconds poll{250};  // re-read even without a notification
+    size_t window = 10000;                // changes kept for resuming watches
   };
 
   // Something to wake when new changes (or just time) pass; Watch streams.

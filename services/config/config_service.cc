@@ -78,8 +78,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<tg::v1::WatchEvent>,
       if (writing_ || finished_) return;
       if (gone_ || feed_.closed()) {
         finished_ = finish = true;
-        finish_status = gone_ ? grpc::Status::CANCELLED
-                              : grpc::Status(grpc::StatusCode::UNAVAILABLE, "replica shutting down");
+        finish_status = gone_
+                            ? grpc::Status::CANCELLED
+                            : grpc::Status(grpc::StatusCode::UNAVAILABLE, "replica shutting down");
       } else {
         if (!Prepare()) return;
         writing_ = true;
@@ -198,71 +199,112 @@ WriteContext Bounds(C* c, std::string idempotency_key = "") {
 
 }  // namespace
 
-R* ConfigServiceImpl::CreateGateway(C* c, const tg::v1::CreateGatewayRequest* q, tg::v1::GatewayResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.CreateGateway(q->gateway(), a, Bounds(c, q->idempotency_key())); });
+R* ConfigServiceImpl::CreateGateway(C* c, const tg::v1::CreateGatewayRequest* q,
+                                    tg::v1::GatewayResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite, [=, this] {
+    return store_.CreateGateway(q->gateway(), a, Bounds(c, q->idempotency_key()));
+  });
 }
-R* ConfigServiceImpl::GetGateway(C* c, const tg::v1::GetGatewayRequest* q, tg::v1::GatewayResult* a) {
-  return Defer(c, InternalRpc::kConfigGetGateway, [=, this] { return store_.GetGateway(q->id(), a); });
+R* ConfigServiceImpl::GetGateway(C* c, const tg::v1::GetGatewayRequest* q,
+                                 tg::v1::GatewayResult* a) {
+  return Defer(c, InternalRpc::kConfigGetGateway,
+               [=, this] { return store_.GetGateway(q->id(), a); });
 }
-R* ConfigServiceImpl::ListGateways(C* c, const tg::v1::ListGatewaysRequest*, tg::v1::ListGatewaysResponse* a) {
+R* ConfigServiceImpl::ListGateways(C* c, const tg::v1::ListGatewaysRequest*,
+                                   tg::v1::ListGatewaysResponse* a) {
   return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.ListGateways(a); });
 }
-R* ConfigServiceImpl::UpdateGateway(C* c, const tg::v1::UpdateGatewayRequest* q, tg::v1::GatewayResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.UpdateGateway(q->gateway(), a, Bounds(c)); });
+R* ConfigServiceImpl::UpdateGateway(C* c, const tg::v1::UpdateGatewayRequest* q,
+                                    tg::v1::GatewayResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.UpdateGateway(q->gateway(), a, Bounds(c)); });
 }
-R* ConfigServiceImpl::DeleteGateway(C* c, const tg::v1::DeleteGatewayRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.DeleteGateway(q->id(), a, Bounds(c)); });
-}
-
-R* ConfigServiceImpl::CreateUpstream(C* c, const tg::v1::CreateUpstreamRequest* q, tg::v1::UpstreamResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.CreateUpstream(q->upstream(), a, Bounds(c, q->idempotency_key())); });
-}
-R* ConfigServiceImpl::GetUpstream(C* c, const tg::v1::GetUpstreamRequest* q, tg::v1::UpstreamResult* a) {
-  return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.GetUpstream(q->gateway_id(), q->id(), a); });
-}
-R* ConfigServiceImpl::ListUpstreams(C* c, const tg::v1::ListUpstreamsRequest* q, tg::v1::ListUpstreamsResponse* a) {
-  return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.ListUpstreams(q->gateway_id(), a); });
-}
-R* ConfigServiceImpl::UpdateUpstream(C* c, const tg::v1::UpdateUpstreamRequest* q, tg::v1::UpstreamResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.UpdateUpstream(q->upstream(), a, Bounds(c)); });
-}
-R* ConfigServiceImpl::DeleteUpstream(C* c, const tg::v1::DeleteUpstreamRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.DeleteUpstream(q->gateway_id(), q->id(), a, Bounds(c)); });
+R* ConfigServiceImpl::DeleteGateway(C* c, const tg::v1::DeleteGatewayRequest* q,
+                                    tg::v1::DeleteResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.DeleteGateway(q->id(), a, Bounds(c)); });
 }
 
-R* ConfigServiceImpl::CreateService(C* c, const tg::v1::CreateServiceRequest* q, tg::v1::ServiceResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.CreateService(q->service(), a, Bounds(c, q->idempotency_key())); });
+R* ConfigServiceImpl::CreateUpstream(C* c, const tg::v1::CreateUpstreamRequest* q,
+                                     tg::v1::UpstreamResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite, [=, this] {
+    return store_.CreateUpstream(q->upstream(), a, Bounds(c, q->idempotency_key()));
+  });
 }
-R* ConfigServiceImpl::GetService(C* c, const tg::v1::GetServiceRequest* q, tg::v1::ServiceResult* a) {
-  return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.GetService(q->gateway_id(), q->id(), a); });
+R* ConfigServiceImpl::GetUpstream(C* c, const tg::v1::GetUpstreamRequest* q,
+                                  tg::v1::UpstreamResult* a) {
+  return Defer(c, InternalRpc::kConfigRead,
+               [=, this] { return store_.GetUpstream(q->gateway_id(), q->id(), a); });
 }
-R* ConfigServiceImpl::ListServices(C* c, const tg::v1::ListServicesRequest* q, tg::v1::ListServicesResponse* a) {
-  return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.ListServices(q->gateway_id(), a); });
+R* ConfigServiceImpl::ListUpstreams(C* c, const tg::v1::ListUpstreamsRequest* q,
+                                    tg::v1::ListUpstreamsResponse* a) {
+  return Defer(c, InternalRpc::kConfigRead,
+               [=, this] { return store_.ListUpstreams(q->gateway_id(), a); });
 }
-R* ConfigServiceImpl::UpdateService(C* c, const tg::v1::UpdateServiceRequest* q, tg::v1::ServiceResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.UpdateService(q->service(), a, Bounds(c)); });
+R* ConfigServiceImpl::UpdateUpstream(C* c, const tg::v1::UpdateUpstreamRequest* q,
+                                     tg::v1::UpstreamResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.UpdateUpstream(q->upstream(), a, Bounds(c)); });
 }
-R* ConfigServiceImpl::DeleteService(C* c, const tg::v1::DeleteServiceRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.DeleteService(q->gateway_id(), q->id(), a, Bounds(c)); });
+R* ConfigServiceImpl::DeleteUpstream(C* c, const tg::v1::DeleteUpstreamRequest* q,
+                                     tg::v1::DeleteResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.DeleteUpstream(q->gateway_id(), q->id(), a, Bounds(c)); });
+}
+
+R* ConfigServiceImpl::CreateService(C* c, const tg::v1::CreateServiceRequest* q,
+                                    tg::v1::ServiceResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite, [=, this] {
+    return store_.CreateService(q->service(), a, Bounds(c, q->idempotency_key()));
+  });
+}
+R* ConfigServiceImpl::GetService(C* c, const tg::v1::GetServiceRequest* q,
+                                 tg::v1::ServiceResult* a) {
+  return Defer(c, InternalRpc::kConfigRead,
+               [=, this] { return store_.GetService(q->gateway_id(), q->id(), a); });
+}
+R* ConfigServiceImpl::ListServices(C* c, const tg::v1::ListServicesRequest* q,
+                                   tg::v1::ListServicesResponse* a) {
+  return Defer(c, InternalRpc::kConfigRead,
+               [=, this] { return store_.ListServices(q->gateway_id(), a); });
+}
+R* ConfigServiceImpl::UpdateService(C* c, const tg::v1::UpdateServiceRequest* q,
+                                    tg::v1::ServiceResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.UpdateService(q->service(), a, Bounds(c)); });
+}
+R* ConfigServiceImpl::DeleteService(C* c, const tg::v1::DeleteServiceRequest* q,
+                                    tg::v1::DeleteResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.DeleteService(q->gateway_id(), q->id(), a, Bounds(c)); });
 }
 
 R* ConfigServiceImpl::CreateRule(C* c, const tg::v1::CreateRuleRequest* q, tg::v1::RuleResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.CreateRule(q->rule(), a, Bounds(c, q->idempotency_key())); });
+  return Defer(c, InternalRpc::kConfigWrite, [=, this] {
+    return store_.CreateRule(q->rule(), a, Bounds(c, q->idempotency_key()));
+  });
 }
 R* ConfigServiceImpl::GetRule(C* c, const tg::v1::GetRuleRequest* q, tg::v1::RuleResult* a) {
-  return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.GetRule(q->gateway_id(), q->id(), a); });
+  return Defer(c, InternalRpc::kConfigRead,
+               [=, this] { return store_.GetRule(q->gateway_id(), q->id(), a); });
 }
-R* ConfigServiceImpl::ListRules(C* c, const tg::v1::ListRulesRequest* q, tg::v1::ListRulesResponse* a) {
-  return Defer(c, InternalRpc::kConfigRead, [=, this] { return store_.ListRules(q->gateway_id(), a); });
+R* ConfigServiceImpl::ListRules(C* c, const tg::v1::ListRulesRequest* q,
+                                tg::v1::ListRulesResponse* a) {
+  return Defer(c, InternalRpc::kConfigRead,
+               [=, this] { return store_.ListRules(q->gateway_id(), a); });
 }
 R* ConfigServiceImpl::UpdateRule(C* c, const tg::v1::UpdateRuleRequest* q, tg::v1::RuleResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.UpdateRule(q->rule(), a, Bounds(c)); });
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.UpdateRule(q->rule(), a, Bounds(c)); });
 }
-R* ConfigServiceImpl::DeleteRule(C* c, const tg::v1::DeleteRuleRequest* q, tg::v1::DeleteResult* a) {
-  return Defer(c, InternalRpc::kConfigWrite, [=, this] { return store_.DeleteRule(q->gateway_id(), q->id(), a, Bounds(c)); });
+R* ConfigServiceImpl::DeleteRule(C* c, const tg::v1::DeleteRuleRequest* q,
+                                 tg::v1::DeleteResult* a) {
+  return Defer(c, InternalRpc::kConfigWrite,
+               [=, this] { return store_.DeleteRule(q->gateway_id(), q->id(), a, Bounds(c)); });
 }
 
-grpc::ServerWriteReactor<tg::v1::WatchEvent>* ConfigServiceImpl::Watch(C* c, const tg::v1::WatchRequest* q) {
+grpc::ServerWriteReactor<tg::v1::WatchEvent>* ConfigServiceImpl::Watch(
+    C* c, const tg::v1::WatchRequest* q) {
   // Clear credentials only for tg-adapter, which calls the providers with them.
   const InternalRpc rpc =
       q->include_credentials() ? InternalRpc::kConfigWatchCredentials : InternalRpc::kConfigWatch;

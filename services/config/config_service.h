@@ -4,8 +4,8 @@
 
 #include "config_feed.h"
 #include "config_store.h"
-#include "tg/common/limits.h"
 #include "tg/common/internal_authz.h"
+#include "tg/common/limits.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/config.grpc.pb.h"
 
@@ -29,22 +29,32 @@ class ConfigServiceImpl final : public tg::v1::ConfigService::CallbackService {
   using Ctx = grpc::CallbackServerContext;
   using Reactor = grpc::ServerUnaryReactor;
 
-  Reactor* CreateGateway(Ctx*, const tg::v1::CreateGatewayRequest*, tg::v1::GatewayResult*) override;
+  Reactor* CreateGateway(Ctx*, const tg::v1::CreateGatewayRequest*,
+                         tg::v1::GatewayResult*) override;
   Reactor* GetGateway(Ctx*, const tg::v1::GetGatewayRequest*, tg::v1::GatewayResult*) override;
-  Reactor* ListGateways(Ctx*, const tg::v1::ListGatewaysRequest*, tg::v1::ListGatewaysResponse*) override;
-  Reactor* UpdateGateway(Ctx*, const tg::v1::UpdateGatewayRequest*, tg::v1::GatewayResult*) override;
+  Reactor* ListGateways(Ctx*, const tg::v1::ListGatewaysRequest*,
+                        tg::v1::ListGatewaysResponse*) override;
+  Reactor* UpdateGateway(Ctx*, const tg::v1::UpdateGatewayRequest*,
+                         tg::v1::GatewayResult*) override;
   Reactor* DeleteGateway(Ctx*, const tg::v1::DeleteGatewayRequest*, tg::v1::DeleteResult*) override;
 
-  Reactor* CreateUpstream(Ctx*, const tg::v1::CreateUpstreamRequest*, tg::v1::UpstreamResult*) override;
+  Reactor* CreateUpstream(Ctx*, const tg::v1::CreateUpstreamRequest*,
+                          tg::v1::UpstreamResult*) override;
   Reactor* GetUpstream(Ctx*, const tg::v1::GetUpstreamRequest*, tg::v1::UpstreamResult*) override;
-  Reactor* ListUpstreams(Ctx*, const tg::v1::ListUpstreamsRequest*, tg::v1::ListUpstreamsResponse*) override;
-  Reactor* UpdateUpstream(Ctx*, const tg::v1::UpdateUpstreamRequest*, tg::v1::UpstreamResult*) override;
-  Reactor* DeleteUpstream(Ctx*, const tg::v1::DeleteUpstreamRequest*, tg::v1::DeleteResult*) override;
+  Reactor* ListUpstreams(Ctx*, const tg::v1::ListUpstreamsRequest*,
+                         tg::v1::ListUpstreamsResponse*) override;
+  Reactor* UpdateUpstream(Ctx*, const tg::v1::UpdateUpstreamRequest*,
+                          tg::v1::UpstreamResult*) override;
+  Reactor* DeleteUpstream(Ctx*, const tg::v1::DeleteUpstreamRequest*,
+                          tg::v1::DeleteResult*) override;
 
-  Reactor* CreateService(Ctx*, const tg::v1::CreateServiceRequest*, tg::v1::ServiceResult*) override;
+  Reactor* CreateService(Ctx*, const tg::v1::CreateServiceRequest*,
+                         tg::v1::ServiceResult*) override;
   Reactor* GetService(Ctx*, const tg::v1::GetServiceRequest*, tg::v1::ServiceResult*) override;
-  Reactor* ListServices(Ctx*, const tg::v1::ListServicesRequest*, tg::v1::ListServicesResponse*) override;
-  Reactor* UpdateService(Ctx*, const tg::v1::UpdateServiceRequest*, tg::v1::ServiceResult*) override;
+  Reactor* ListServices(Ctx*, const tg::v1::ListServicesRequest*,
+                        tg::v1::ListServicesResponse*) override;
+  Reactor* UpdateService(Ctx*, const tg::v1::UpdateServiceRequest*,
+                         tg::v1::ServiceResult*) override;
   Reactor* DeleteService(Ctx*, const tg::v1::DeleteServiceRequest*, tg::v1::DeleteResult*) override;
 
   Reactor* CreateRule(Ctx*, const tg::v1::CreateRuleRequest*, tg::v1::RuleResult*) override;

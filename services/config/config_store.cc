@@ -60,7 +60,9 @@ std::string ToDoc(const google::protobuf::Message& m) {
 }
 
 Status Invalid(std::string msg) { return Status(StatusCode::INVALID_ARGUMENT, std::move(msg)); }
-Status NotFound(const std::string& what) { return Status(StatusCode::NOT_FOUND, what + " not found"); }
+Status NotFound(const std::string& what) {
+  return Status(StatusCode::NOT_FOUND, what + " not found");
+}
 
 // An id from a URL: anything that is not a UUID cannot name an entity.
 bool ValidId(const std::string& id) { return crypto::IsUuid(id); }
@@ -77,7 +79,8 @@ bool LoadOne(pqxx::transaction_base& tx, const std::string& table, const std::st
 }
 
 template <typename T>
-std::vector<T> LoadAll(pqxx::transaction_base& tx, const std::string& table, const std::string& gw) {
+std::vector<T> LoadAll(pqxx::transaction_base& tx, const std::string& table,
+                       const std::string& gw) {
   std::string sql = "SELECT doc FROM " + table;
   if (!gw.empty()) sql += " WHERE gateway_id = $1";
   sql += " ORDER BY created_at, id";
@@ -179,7 +182,7 @@ Status ConfigStore::Run(const std::function<Status(pqxx::connection&)>& fn) {
 // ---- gateways ---------------------------------------------------------------
 
 Status ConfigStore::CreateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
-                                 const WriteContext& w) {
+                                  const WriteContext& w) {
   if (auto e = ValidateGateway(g)) return Invalid(*e);
   auto claim = ClaimOf(w, "gateways", g);
   g.set_id(crypto::NewUuid());
@@ -191,11 +194,12 @@ Status ConfigStore::CreateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
     if (auto replay = Replay(tx, claim, out)) return *replay;
     if (!g.subdomain().empty() &&
         !tx.exec_params("SELECT 1 FROM gateways WHERE subdomain = $1", g.subdomain()).empty()) {
-      return Status(StatusCode::ALREADY_EXISTS, "subdomain \"" + g.subdomain() + "\" is already in use");
+      return Status(StatusCode::ALREADY_EXISTS,
+                    "subdomain \"" + g.subdomain() + "\" is already in use");
     }
     std::string doc = ToDoc(g);
-    tx.exec_params("INSERT INTO gateways (id, subdomain, doc) VALUES ($1, NULLIF($2, ''), $3)", g.id(),
-                   g.subdomain(), doc);
+    tx.exec_params("INSERT INTO gateways (id, subdomain, doc) VALUES ($1, NULLIF($2, ''), $3)",
+                   g.id(), g.subdomain(), doc);
     out->set_revision(Record(tx, "gateway", g.id(), "", false, doc));
     *out->mutable_gateway() = g;
     Remember(tx, claim, *out);
@@ -217,14 +221,15 @@ Status ConfigStore::GetGateway(const std::string& id, tg::v1::GatewayResult* out
 Status ConfigStore::ListGateways(tg::v1::ListGatewaysResponse* out) {
   return Run([&](pqxx::connection& c) {
     pqxx::read_transaction tx(c);
-    for (auto& g : LoadAll<tg::v1::Gateway>(tx, "gateways", "")) *out->add_gateways() = std::move(g);
+    for (auto& g : LoadAll<tg::v1::Gateway>(tx, "gateways", ""))
+      *out->add_gateways() = std::move(g);
     out->set_revision(pg::CurrentRevision(tx));
     return Status::OK;
   });
 }
 
 Status ConfigStore::UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
-                                 const WriteContext& w) {
+                                  const WriteContext& w) {
   if (!ValidId(g.id())) return NotFound("gateway");
   if (auto e = ValidateGateway(g)) return Invalid(*e);
   return Run([&](pqxx::connection& c) {
@@ -236,7 +241,8 @@ Status ConfigStore::UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
         !tx.exec_params("SELECT 1 FROM gateways WHERE subdomain = $1 AND id <> $2", g.subdomain(),
                         g.id())
              .empty()) {
-      return Status(StatusCode::ALREADY_EXISTS, "subdomain \"" + g.subdomain() + "\" is already in use");
+      return Status(StatusCode::ALREADY_EXISTS,
+                    "subdomain \"" + g.subdomain() + "\" is already in use");
     }
     *g.mutable_created_at() = old.created_at();
     *g.mutable_updated_at() = now_();
@@ -251,7 +257,7 @@ Status ConfigStore::UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
 }
 
 Status ConfigStore::DeleteGateway(const std::string& id, tg::v1::DeleteResult* out,
-                                 const WriteContext& w) {
+                                  const WriteContext& w) {
   if (!ValidId(id)) return NotFound("gateway");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
@@ -273,7 +279,7 @@ Status ConfigStore::DeleteGateway(const std::string& id, tg::v1::DeleteResult* o
 // ---- upstreams --------------------------------------------------------------
 
 Status ConfigStore::CreateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out,
-                                 const WriteContext& w) {
+                                   const WriteContext& w) {
   if (!ValidId(u.gateway_id())) return NotFound("gateway");
   auto claim = ClaimOf(w, "upstreams/" + u.gateway_id(), u);
   NormalizeUpstream(&u);
@@ -329,7 +335,7 @@ Status ConfigStore::ListUpstreams(const std::string& gw, tg::v1::ListUpstreamsRe
 }
 
 Status ConfigStore::UpdateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out,
-                                 const WriteContext& w) {
+                                   const WriteContext& w) {
   if (!ValidId(u.gateway_id()) || !ValidId(u.id())) return NotFound("upstream");
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
@@ -360,10 +366,12 @@ Status ConfigStore::DeleteUpstream(const std::string& gw, const std::string& id,
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
     pg::BeginWrite(tx, w.bounds);
-    if (tx.exec_params("SELECT 1 FROM upstreams WHERE id = $1 AND gateway_id = $2", id, gw).empty()) {
+    if (tx.exec_params("SELECT 1 FROM upstreams WHERE id = $1 AND gateway_id = $2", id, gw)
+            .empty()) {
       return NotFound("upstream");
     }
-    auto users = tx.exec_params("SELECT id FROM services WHERE upstream_id = $1 ORDER BY id LIMIT 1", id);
+    auto users =
+        tx.exec_params("SELECT id FROM services WHERE upstream_id = $1 ORDER BY id LIMIT 1", id);
     if (!users.empty()) {
       return Status(StatusCode::FAILED_PRECONDITION,
                     "upstream is used by service " + users[0][0].as<std::string>());
@@ -393,7 +401,7 @@ Status CheckServiceRefs(pqxx::transaction_base& tx, const tg::v1::Service& s) {
 }  // namespace
 
 Status ConfigStore::CreateService(tg::v1::Service s, tg::v1::ServiceResult* out,
-                                 const WriteContext& w) {
+                                  const WriteContext& w) {
   if (!ValidId(s.gateway_id())) return NotFound("gateway");
   auto claim = ClaimOf(w, "services/" + s.gateway_id(), s);
   NormalizeService(&s);
@@ -411,7 +419,8 @@ Status ConfigStore::CreateService(tg::v1::Service s, tg::v1::ServiceResult* out,
     SealService(box_, &sealed);
     std::string doc = ToDoc(sealed);
     tx.exec_params(
-        "INSERT INTO services (id, gateway_id, upstream_id, doc) VALUES ($1, $2, NULLIF($3, ''), $4)",
+        "INSERT INTO services (id, gateway_id, upstream_id, doc) VALUES ($1, $2, NULLIF($3, ''), "
+        "$4)",
         s.id(), s.gateway_id(), s.type() == "upstream" ? s.upstream_id() : "", doc);
     out->set_revision(Record(tx, "service", s.id(), s.gateway_id(), false, doc));
     MaskService(&s);
@@ -451,7 +460,7 @@ Status ConfigStore::ListServices(const std::string& gw, tg::v1::ListServicesResp
 }
 
 Status ConfigStore::UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out,
-                                 const WriteContext& w) {
+                                  const WriteContext& w) {
   if (!ValidId(s.gateway_id()) || !ValidId(s.id())) return NotFound("service");
   NormalizeService(&s);
   if (auto e = ValidateService(s)) return Invalid(*e);
@@ -468,8 +477,8 @@ Status ConfigStore::UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out,
     tg::v1::Service sealed = s;
     SealService(box_, &sealed);
     std::string doc = ToDoc(sealed);
-    tx.exec_params("UPDATE services SET upstream_id = NULLIF($2, ''), doc = $3 WHERE id = $1", s.id(),
-                   s.type() == "upstream" ? s.upstream_id() : "", doc);
+    tx.exec_params("UPDATE services SET upstream_id = NULLIF($2, ''), doc = $3 WHERE id = $1",
+                   s.id(), s.type() == "upstream" ? s.upstream_id() : "", doc);
     out->set_revision(Record(tx, "service", s.id(), s.gateway_id(), false, doc));
     pg::CommitWrite(tx, w.bounds);
     MaskService(&s);
@@ -484,10 +493,12 @@ Status ConfigStore::DeleteService(const std::string& gw, const std::string& id,
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
     pg::BeginWrite(tx, w.bounds);
-    if (tx.exec_params("SELECT 1 FROM services WHERE id = $1 AND gateway_id = $2", id, gw).empty()) {
+    if (tx.exec_params("SELECT 1 FROM services WHERE id = $1 AND gateway_id = $2", id, gw)
+            .empty()) {
       return NotFound("service");
     }
-    auto users = tx.exec_params("SELECT id FROM rules WHERE service_id = $1 ORDER BY id LIMIT 1", id);
+    auto users =
+        tx.exec_params("SELECT id FROM rules WHERE service_id = $1 ORDER BY id LIMIT 1", id);
     if (!users.empty()) {
       return Status(StatusCode::FAILED_PRECONDITION,
                     "service is used by rule " + users[0][0].as<std::string>());
@@ -515,8 +526,7 @@ Status CheckRuleRefs(pqxx::transaction_base& tx, const tg::v1::Rule& r) {
 
 }  // namespace
 
-Status ConfigStore::CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
-                                 const WriteContext& w) {
+Status ConfigStore::CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out, const WriteContext& w) {
   if (!ValidId(r.gateway_id())) return NotFound("gateway");
   auto claim = ClaimOf(w, "rules/" + r.gateway_id(), r);
   NormalizeRule(&r);
@@ -562,8 +572,7 @@ Status ConfigStore::ListRules(const std::string& gw, tg::v1::ListRulesResponse* 
   });
 }
 
-Status ConfigStore::UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
-                                 const WriteContext& w) {
+Status ConfigStore::UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out, const WriteContext& w) {
   if (!ValidId(r.gateway_id()) || !ValidId(r.id())) return NotFound("rule");
   NormalizeRule(&r);
   if (auto e = ValidateRule(r)) return Invalid(*e);
@@ -576,8 +585,8 @@ Status ConfigStore::UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
     *r.mutable_created_at() = old.created_at();
     *r.mutable_updated_at() = now_();
     std::string doc = ToDoc(r);
-    tx.exec_params("UPDATE rules SET service_id = $2, doc = $3 WHERE id = $1", r.id(), r.service_id(),
-                   doc);
+    tx.exec_params("UPDATE rules SET service_id = $2, doc = $3 WHERE id = $1", r.id(),
+                   r.service_id(), doc);
     out->set_revision(Record(tx, "rule", r.id(), r.gateway_id(), false, doc));
     pg::CommitWrite(tx, w.bounds);
     *out->mutable_rule() = std::move(r);
@@ -591,8 +600,8 @@ Status ConfigStore::DeleteRule(const std::string& gw, const std::string& id,
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
     pg::BeginWrite(tx, w.bounds);
-    if (tx.exec_params("DELETE FROM rules WHERE id = $1 AND gateway_id = $2", id, gw).affected_rows() ==
-        0) {
+    if (tx.exec_params("DELETE FROM rules WHERE id = $1 AND gateway_id = $2", id, gw)
+            .affected_rows() == 0) {
       return NotFound("rule");
     }
     out->set_revision(Record(tx, "rule", id, gw, true, ""));
@@ -606,9 +615,12 @@ Status ConfigStore::DeleteRule(const std::string& gw, const std::string& id,
 Status ConfigStore::LoadSnapshot(tg::v1::ConfigSnapshot* out, int64_t* revision) {
   return Run([&](pqxx::connection& c) {
     pqxx::transaction<pqxx::repeatable_read> tx(c);
-    for (auto& g : LoadAll<tg::v1::Gateway>(tx, "gateways", "")) *out->add_gateways() = std::move(g);
-    for (auto& u : LoadAll<tg::v1::Upstream>(tx, "upstreams", "")) *out->add_upstreams() = std::move(u);
-    for (auto& s : LoadAll<tg::v1::Service>(tx, "services", "")) *out->add_services() = std::move(s);
+    for (auto& g : LoadAll<tg::v1::Gateway>(tx, "gateways", ""))
+      *out->add_gateways() = std::move(g);
+    for (auto& u : LoadAll<tg::v1::Upstream>(tx, "upstreams", ""))
+      *out->add_upstreams() = std::move(u);
+    for (auto& s : LoadAll<tg::v1::Service>(tx, "services", ""))
+      *out->add_services() = std::move(s);
     for (auto& r : LoadAll<tg::v1::Rule>(tx, "rules", "")) *out->add_rules() = std::move(r);
     *revision = pg::CurrentRevision(tx);
     tx.commit();

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <google/protobuf/timestamp.pb.h>
+#include <grpcpp/support/status.h>
+
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/timestamp.pb.h>
-#include <grpcpp/support/status.h>
 
 #include "tg/common/crypto.h"
 #include "tg/common/pg.h"
@@ -41,40 +41,39 @@ class ConfigStore {
   static std::vector<pg::Migration> Migrations();
 
   grpc::Status CreateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
-                            const WriteContext& w = {});
+                             const WriteContext& w = {});
   grpc::Status GetGateway(const std::string& id, tg::v1::GatewayResult* out);
   grpc::Status ListGateways(tg::v1::ListGatewaysResponse* out);
   grpc::Status UpdateGateway(tg::v1::Gateway g, tg::v1::GatewayResult* out,
-                            const WriteContext& w = {});
+                             const WriteContext& w = {});
   grpc::Status DeleteGateway(const std::string& id, tg::v1::DeleteResult* out,
-                            const WriteContext& w = {});
+                             const WriteContext& w = {});
 
   grpc::Status CreateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out,
-                            const WriteContext& w = {});
-  grpc::Status GetUpstream(const std::string& gw, const std::string& id, tg::v1::UpstreamResult* out);
+                              const WriteContext& w = {});
+  grpc::Status GetUpstream(const std::string& gw, const std::string& id,
+                           tg::v1::UpstreamResult* out);
   grpc::Status ListUpstreams(const std::string& gw, tg::v1::ListUpstreamsResponse* out);
   grpc::Status UpdateUpstream(tg::v1::Upstream u, tg::v1::UpstreamResult* out,
-                            const WriteContext& w = {});
-  grpc::Status DeleteUpstream(const std::string& gw, const std::string& id, tg::v1::DeleteResult* out,
-                            const WriteContext& w = {});
+                              const WriteContext& w = {});
+  grpc::Status DeleteUpstream(const std::string& gw, const std::string& id,
+                              tg::v1::DeleteResult* out, const WriteContext& w = {});
 
   grpc::Status CreateService(tg::v1::Service s, tg::v1::ServiceResult* out,
-                            const WriteContext& w = {});
+                             const WriteContext& w = {});
   grpc::Status GetService(const std::string& gw, const std::string& id, tg::v1::ServiceResult* out);
   grpc::Status ListServices(const std::string& gw, tg::v1::ListServicesResponse* out);
   grpc::Status UpdateService(tg::v1::Service s, tg::v1::ServiceResult* out,
-                            const WriteContext& w = {});
-  grpc::Status DeleteService(const std::string& gw, const std::string& id, tg::v1::DeleteResult* out,
-                            const WriteContext& w = {});
+                             const WriteContext& w = {});
+  grpc::Status DeleteService(const std::string& gw, const std::string& id,
+                             tg::v1::DeleteResult* out, const WriteContext& w = {});
 
-  grpc::Status CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
-                            const WriteContext& w = {});
+  grpc::Status CreateRule(tg::v1::Rule r, tg::v1::RuleResult* out, const WriteContext& w = {});
   grpc::Status GetRule(const std::string& gw, const std::string& id, tg::v1::RuleResult* out);
   grpc::Status ListRules(const std::string& gw, tg::v1::ListRulesResponse* out);
-  grpc::Status UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out,
-                            const WriteContext& w = {});
+  grpc::Status UpdateRule(tg::v1::Rule r, tg::v1::RuleResult* out, const WriteContext& w = {});
   grpc::Status DeleteRule(const std::string& gw, const std::string& id, tg::v1::DeleteResult* out,
-                            const WriteContext& w = {});
+                          const WriteContext& w = {});
 
   // The whole configuration (credentials still sealed) and its revision, read
   // in one repeatable-read transaction.

@@ -10,11 +10,11 @@
 #include "secrets_key.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
-#include "tg/common/limits.h"
 #include "tg/common/internal_tls.h"
+#include "tg/common/limits.h"
 #include "tg/common/log.h"
-#include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
+#include "tg/common/telemetry.h"
 #include "tg/common/worker_pool.h"
 
 int main(int argc, char** argv) {
@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::string dsn = flags.String("pg-dsn", "host=127.0.0.1 port=5432 user=postgres dbname=trustgate");
+  std::string dsn =
+      flags.String("pg-dsn", "host=127.0.0.1 port=5432 user=postgres dbname=trustgate");
   std::string error;
   auto box = tg::config::LoadSecretsKey(
       {flags.String("secrets-key"), flags.String("secrets-key-file", "secrets.key")}, &error);
@@ -50,19 +51,19 @@ int main(int argc, char** argv) {
   }
 
   try {
-    auto conn = tg::pg::ConnectWithRetry(dsn, std::chrono::seconds(flags.Int("pg-connect-timeout", 60)));
+    auto conn =
+        tg::pg::ConnectWithRetry(dsn, std::chrono::seconds(flags.Int("pg-connect-timeout", 60)));
     tg::pg::ApplyMigrations(*conn, "config", tg::config::ConfigStore::Migrations());
   } catch (const std::exception& e) {
     tg::log::Error("cannot prepare the database", {{"error", e.what()}});
     return 1;
   }
 
-  tg::pg::Pool pool(
-      {.dsn = dsn,
-       .size = static_cast<size_t>(flags.Int("pg-pool-size", 4)),
-       .statement_timeout = std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms", 10000))});
-  tg::config::ConfigStore store(pool, std::move(*box),
-                                [] {
+  tg::pg::Pool pool({.dsn = dsn,
+                     .size = static_cast<size_t>(flags.Int("pg-pool-size", 4)),
+                     .statement_timeout =
+                         std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms", 10000))});
+  tg::config::ConfigStore store(pool, std::move(*box), [] {
     return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
         std::chrono::duration_cast<std::chrono::microseconds>(
             std::chrono::system_clock::now().time_since_epoch())
@@ -91,7 +92,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   telemetry->ReportServing(server->serving_state());
-  tg::log::Info("tg-config serving", {{"listen", opts.listen}, {"port", std::to_string(server->port())}});
+  tg::log::Info("tg-config serving",
+                {{"listen", opts.listen}, {"port", std::to_string(server->port())}});
 
   tg::WaitForTerminationSignal();
   feed.Close();        // watch streams end now: clients reconnect elsewhere

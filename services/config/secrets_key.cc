@@ -26,7 +26,8 @@ std::optional<crypto::SecretBox> FromBase64(const std::string& b64, std::string*
 
 }  // namespace
 
-std::optional<crypto::SecretBox> LoadSecretsKey(const SecretsKeyOptions& options, std::string* error) {
+std::optional<crypto::SecretBox> LoadSecretsKey(const SecretsKeyOptions& options,
+                                                std::string* error) {
   if (!options.key_base64.empty()) return FromBase64(options.key_base64, error);
   if (options.key_file.empty()) {
     *error = "no secrets key: set TG_SECRETS_KEY or TG_SECRETS_KEY_FILE";

@@ -16,6 +16,7 @@ struct SecretsKeyOptions {
 };
 
 // nullopt with *error when the key is malformed or the file cannot be used.
-std::optional<crypto::SecretBox> LoadSecretsKey(const SecretsKeyOptions& options, std::string* error);
+std::optional<crypto::SecretBox> LoadSecretsKey(const SecretsKeyOptions& options,
+                                                std::string* error);
 
 }  // namespace tg::config

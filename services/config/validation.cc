@@ -31,7 +31,8 @@ bool IsHeaderName(const std::string& s) {
 }
 
 bool IsHeaderValue(const std::string& s) {
-  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+  return std::none_of(s.begin(), s.end(),
+                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 Problem CheckHeaders(const google::protobuf::Map<std::string, std::string>& headers,
@@ -152,7 +153,8 @@ Problem CheckAzureEndpoint(const std::string& url, const std::string& path) {
   return CheckPath(prefix, path + "azure_endpoint: ");
 }
 
-Problem CheckEndpoint(const std::string& protocol, bool has_port, int port, const std::string& path) {
+Problem CheckEndpoint(const std::string& protocol, bool has_port, int port,
+                      const std::string& path) {
   if (!protocol.empty() && protocol != "http" && protocol != "https") {
     return path + "protocol must be http or https";
   }
@@ -217,7 +219,8 @@ Problem ValidateUpstream(const tg::v1::Upstream& u) {
       return p + "weight must be between 1 and 100";
     }
     if (t.has_priority() && t.priority() < 1) return p + "priority must be at least 1";
-    if (!t.models().empty() && !t.default_model().empty() && !Contains(t.models(), t.default_model())) {
+    if (!t.models().empty() && !t.default_model().empty() &&
+        !Contains(t.models(), t.default_model())) {
       return p + "default_model must be one of models";
     }
     if (auto e = CheckEndpoint(t.protocol(), t.has_port(), t.port(), p)) return e;
@@ -240,8 +243,10 @@ Problem ValidateUpstream(const tg::v1::Upstream& u) {
   }
   if (u.has_health_checks()) {
     const auto& h = u.health_checks();
-    if (h.has_threshold() && h.threshold() < 1) return "health_checks.threshold must be greater than 0";
-    if (h.has_interval() && h.interval() < 1) return "health_checks.interval must be greater than 0";
+    if (h.has_threshold() && h.threshold() < 1)
+      return "health_checks.threshold must be greater than 0";
+    if (h.has_interval() && h.interval() < 1)
+      return "health_checks.interval must be greater than 0";
     if (auto e = CheckProbe(h)) return e;
   }
   return std::nullopt;
@@ -249,8 +254,10 @@ Problem ValidateUpstream(const tg::v1::Upstream& u) {
 
 void NormalizeService(tg::v1::Service* s) {
   if (s->type().empty()) {
-    if (!s->upstream_id().empty()) s->set_type("upstream");
-    else if (!s->host().empty()) s->set_type("endpoint");
+    if (!s->upstream_id().empty())
+      s->set_type("upstream");
+    else if (!s->host().empty())
+      s->set_type("endpoint");
   }
 }
 
@@ -282,7 +289,7 @@ void NormalizeRule(tg::v1::Rule* r) {
 }
 
 Problem ValidateRule(const tg::v1::Rule& r) {
-  static const std::array<std::string_view, 7> kMethods = {"GET",  "POST", "PUT",    "PATCH",
+  static const std::array<std::string_view, 7> kMethods = {"GET",    "POST", "PUT",    "PATCH",
                                                            "DELETE", "HEAD", "OPTIONS"};
   if (r.path().empty()) return "path is required";
   if (r.path().front() != '/') return "path must start with '/'";
@@ -302,21 +309,21 @@ Problem ValidateRule(const tg::v1::Rule& r) {
     return std::nullopt;
   };
   const tg::v1::RetryPolicy& p = r.retry_policy();
-  for (Problem e : {range(r.has_retry_attempts(), r.retry_attempts(), 0, 10, "retry_attempts"),
-                    range(p.has_same_target_retries(), p.same_target_retries(), 0, 5,
-                          "retry_policy.same_target_retries"),
-                    range(p.has_backoff_ms(), p.backoff_ms(), 0, 10000, "retry_policy.backoff_ms"),
-                    range(p.has_max_retry_after_ms(), p.max_retry_after_ms(), 0, 60000,
-                          "retry_policy.max_retry_after_ms"),
-                    range(p.has_budget_ms(), p.budget_ms(), 1, 600000, "retry_policy.budget_ms"),
-                    range(r.timeouts().has_connect_ms(), r.timeouts().connect_ms(), 100, 60000,
-                          "timeouts.connect_ms"),
-                    range(r.timeouts().has_first_token_ms(), r.timeouts().first_token_ms(), 100,
-                          600000, "timeouts.first_token_ms"),
-                    range(r.timeouts().has_idle_ms(), r.timeouts().idle_ms(), 100, 600000,
-                          "timeouts.idle_ms"),
-                    range(r.timeouts().has_total_ms(), r.timeouts().total_ms(), 1000, 3600000,
-                          "timeouts.total_ms")}) {
+  for (Problem e :
+       {range(r.has_retry_attempts(), r.retry_attempts(), 0, 10, "retry_attempts"),
+        range(p.has_same_target_retries(), p.same_target_retries(), 0, 5,
+              "retry_policy.same_target_retries"),
+        range(p.has_backoff_ms(), p.backoff_ms(), 0, 10000, "retry_policy.backoff_ms"),
+        range(p.has_max_retry_after_ms(), p.max_retry_after_ms(), 0, 60000,
+              "retry_policy.max_retry_after_ms"),
+        range(p.has_budget_ms(), p.budget_ms(), 1, 600000, "retry_policy.budget_ms"),
+        range(r.timeouts().has_connect_ms(), r.timeouts().connect_ms(), 100, 60000,
+              "timeouts.connect_ms"),
+        range(r.timeouts().has_first_token_ms(), r.timeouts().first_token_ms(), 100, 600000,
+              "timeouts.first_token_ms"),
+        range(r.timeouts().has_idle_ms(), r.timeouts().idle_ms(), 100, 600000, "timeouts.idle_ms"),
+        range(r.timeouts().has_total_ms(), r.timeouts().total_ms(), 1000, 3600000,
+              "timeouts.total_ms")}) {
     if (e) return e;
   }
   return std::nullopt;

@@ -142,7 +142,7 @@ std::optional<int64_t> KeyStore::Delete(const std::string& gateway_id, const std
 }
 
 int64_t KeyStore::DeleteGateway(const std::string& gateway_id, int* deleted,
-                               const pg::WriteBounds& bounds) {
+                                const pg::WriteBounds& bounds) {
   int64_t revision = 0;
   pool_->Run([&](pqxx::connection& conn) {
     pqxx::work tx(conn);

@@ -271,41 +271,43 @@ grpc::ServerUnaryReactor* KeyAuthServiceImpl::CreateKey(grpc::CallbackServerCont
     if (auto e = idempotency::Validate(req->idempotency_key()); !e.empty()) {
       return Reject(ctx, Status(StatusCode::INVALID_ARGUMENT, e));
     }
-    claim = idempotency::MakeClaim("keyauth/keys/" + *gateway_id, req->idempotency_key(),
-                                   req->key());
+    claim =
+        idempotency::MakeClaim("keyauth/keys/" + *gateway_id, req->idempotency_key(), req->key());
   }
-  return Offload(ctx, "CreateKey", [this, ctx, gateway_id = *gateway_id, name, expires_at,
-                                    claim = std::move(claim), resp] {
-    pg::WriteBounds bounds = BoundsOf(ctx);
-    pg::CheckWriteBounds(bounds);  // before the tg-config round trip too
-    if (Status st = deps_.gateways->Exists(gateway_id); !st.ok()) return st;
-    GeneratedKey key = GenerateKey();
-    TimePoint now = ToMicros(deps_.clock->Now());
-    KeyRecord record{crypto::NewUuid(), gateway_id, name, key.prefix,
-                     key.hash,          expires_at, now,  now};
-    KeyStore::Created created = deps_.store->Create(record, bounds, claim);
-    switch (created.outcome) {
-      case KeyStore::Created::Outcome::kCreated:
-        break;
-      case KeyStore::Created::Outcome::kRepeated:
-        // The key was shown once, to the first create; no replica has it.
-        return Status(StatusCode::ALREADY_EXISTS,
-                      "key " + created.existing_id +
-                          " was already created with this Idempotency-Key; a key is shown only "
-                          "once: delete it and create another");
-      case KeyStore::Created::Outcome::kMismatch:
-        return Status(StatusCode::FAILED_PRECONDITION, std::string(idempotency::kMismatchMessage));
-    }
-    int64_t revision = created.revision;
-    CatchUp(revision);
-    ToProto(record, resp->mutable_key());
-    resp->mutable_key()->set_key(std::move(key.key));
-    resp->set_revision(revision);
-    log::Info("key created", {{"key_id", record.id},
-                              {"gateway_id", record.gateway_id},
-                              {"revision", std::to_string(revision)}});
-    return Status::OK;
-  });
+  return Offload(
+      ctx, "CreateKey",
+      [this, ctx, gateway_id = *gateway_id, name, expires_at, claim = std::move(claim), resp] {
+        pg::WriteBounds bounds = BoundsOf(ctx);
+        pg::CheckWriteBounds(bounds);  // before the tg-config round trip too
+        if (Status st = deps_.gateways->Exists(gateway_id); !st.ok()) return st;
+        GeneratedKey key = GenerateKey();
+        TimePoint now = ToMicros(deps_.clock->Now());
+        KeyRecord record{crypto::NewUuid(), gateway_id, name, key.prefix,
+                         key.hash,          expires_at, now,  now};
+        KeyStore::Created created = deps_.store->Create(record, bounds, claim);
+        switch (created.outcome) {
+          case KeyStore::Created::Outcome::kCreated:
+            break;
+          case KeyStore::Created::Outcome::kRepeated:
+            // The key was shown once, to the first create; no replica has it.
+            return Status(StatusCode::ALREADY_EXISTS,
+                          "key " + created.existing_id +
+                              " was already created with this Idempotency-Key; a key is shown only "
+                              "once: delete it and create another");
+          case KeyStore::Created::Outcome::kMismatch:
+            return Status(StatusCode::FAILED_PRECONDITION,
+                          std::string(idempotency::kMismatchMessage));
+        }
+        int64_t revision = created.revision;
+        CatchUp(revision);
+        ToProto(record, resp->mutable_key());
+        resp->mutable_key()->set_key(std::move(key.key));
+        resp->set_revision(revision);
+        log::Info("key created", {{"key_id", record.id},
+                                  {"gateway_id", record.gateway_id},
+                                  {"revision", std::to_string(revision)}});
+        return Status::OK;
+      });
 }
 
 grpc::ServerUnaryReactor* KeyAuthServiceImpl::GetKey(grpc::CallbackServerContext* ctx,

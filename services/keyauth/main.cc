@@ -18,8 +18,8 @@
 #include "tg/common/grpc_server.h"
 #include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
-#include "tg/common/telemetry.h"
 #include "tg/common/pg.h"
+#include "tg/common/telemetry.h"
 #include "tg/common/worker_pool.h"
 
 namespace {
@@ -70,13 +70,12 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
                                          .clock = &clock});
 
   std::string error;
-  auto server = tg::GrpcServer::Start(
-      tg::GrpcServerOptions{.listen = listen,
-                            .health_names = {"tg.v1.KeyAuthService"},
-                            .trace_unary_rpcs = true,
-                            .tls = *tls},
-      {&service},
-      &error);
+  auto server =
+      tg::GrpcServer::Start(tg::GrpcServerOptions{.listen = listen,
+                                                  .health_names = {"tg.v1.KeyAuthService"},
+                                                  .trace_unary_rpcs = true,
+                                                  .tls = *tls},
+                            {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});
     service.BeginShutdown();
@@ -109,8 +108,8 @@ int main(int argc, char** argv) {
   tg::Flags flags(argc, argv);
   tg::log::SetLevel(flags.String("log-level", "info"));
   std::string telemetry_error;
-  auto telemetry = tg::Telemetry::Start("tg-keyauth", flags, "keyauth-metrics-listen", "0.0.0.0:9092",
-                                        &telemetry_error);
+  auto telemetry = tg::Telemetry::Start("tg-keyauth", flags, "keyauth-metrics-listen",
+                                        "0.0.0.0:9092", &telemetry_error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
     return 1;

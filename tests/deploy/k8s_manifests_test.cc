@@ -2,11 +2,11 @@
 // yaml-cpp and check the promises docs/OPERATIONS.md makes about them (kinds,
 // probes, non-root, placeholder secrets, compose start order), so a manifest
 // edit that breaks one fails here rather than in a cluster.
-#include <cctype>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -575,8 +575,7 @@ TEST_F(Compose, TrustGateServicesShareTheImageAndTheObservabilitySettings) {
     EXPECT_EQ(Str(Lookup(Lookup(s, "build"), "dockerfile")), "deploy/Dockerfile");
     EXPECT_EQ(Str(Lookup(s, "command")[0]), name);
     const YAML::Node env = Lookup(s, "environment");
-    EXPECT_EQ(Str(Lookup(env, MetricsVar(name))),
-              "0.0.0.0:" + std::to_string(spec.metrics_port));
+    EXPECT_EQ(Str(Lookup(env, MetricsVar(name))), "0.0.0.0:" + std::to_string(spec.metrics_port));
     EXPECT_EQ(Str(Lookup(env, "OTEL_EXPORTER_OTLP_ENDPOINT")), "http://jaeger:4318");
     EXPECT_TRUE(Lookup(s, "env_file").IsSequence());
   }

@@ -6,8 +6,6 @@
 #endif
 
 // Boost 1.74's awaitable.hpp needs <utility> (std::exchange) included first.
-#include <utility>
-
 #include "fake_otlp_collector.h"
 
 #include <rapidjson/document.h>
@@ -36,6 +34,7 @@
 #include <set>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
@@ -282,18 +281,30 @@ bool ParseExport(std::string_view body, std::vector<CollectedSpan>* out, std::st
 
 std::string_view Reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
 }
 
@@ -438,8 +449,7 @@ class FakeOtlpCollector::Impl {
   net::awaitable<void> Accept() {
     for (;;) {
       beast::error_code ec;
-      tcp::socket socket =
-          co_await acceptor_->async_accept(net::redirect_error(kAwaitable, ec));
+      tcp::socket socket = co_await acceptor_->async_accept(net::redirect_error(kAwaitable, ec));
       if (ec) {
         if (stopped_ || !acceptor_->is_open()) co_return;
         continue;
@@ -500,8 +510,7 @@ class FakeOtlpCollector::Impl {
     cv_.notify_all();
     if (delay.count() > 0 && !co_await Wait(socket, delay)) co_return false;
     if (status != 200) {
-      co_return co_await Reply(socket, status, R"({"code":14,"message":"fake fault"})",
-                               keep_alive);
+      co_return co_await Reply(socket, status, R"({"code":14,"message":"fake fault"})", keep_alive);
     }
     std::string_view content_type(req[http::field::content_type].data(),
                                   req[http::field::content_type].size());
@@ -523,7 +532,8 @@ class FakeOtlpCollector::Impl {
       }
     }
     cv_.notify_all();
-    if (answer == 200) co_return co_await Reply(socket, 200, R"({"partialSuccess":{}})", keep_alive);
+    if (answer == 200)
+      co_return co_await Reply(socket, 200, R"({"partialSuccess":{}})", keep_alive);
     std::string body = R"({"code":3,"message":)";
     json::AppendQuoted(body, error);
     body += "}";
@@ -537,8 +547,7 @@ class FakeOtlpCollector::Impl {
     while (!stopped_) {
       const auto now = SteadyClock::now();
       if (now >= deadline) co_return true;
-      timer.expires_after(
-          std::min<SteadyClock::duration>(kDelayStep, deadline - now));
+      timer.expires_after(std::min<SteadyClock::duration>(kDelayStep, deadline - now));
       beast::error_code ec;
       co_await timer.async_wait(net::redirect_error(kAwaitable, ec));
     }
@@ -547,10 +556,10 @@ class FakeOtlpCollector::Impl {
 
   net::awaitable<bool> Reply(tcp::socket& socket, int status, std::string_view json,
                              bool keep_alive) {
-    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(Reason(status)) +
-                      "\r\nContent-Type: application/json\r\nContent-Length: " +
-                      std::to_string(json.size()) +
-                      "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
+    std::string out =
+        "HTTP/1.1 " + std::to_string(status) + " " + std::string(Reason(status)) +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(json.size()) +
+        "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
     out.append(json);
     beast::error_code ec;
     co_await net::async_write(socket, net::buffer(out), net::redirect_error(kAwaitable, ec));

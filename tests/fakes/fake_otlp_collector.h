@@ -59,8 +59,8 @@ class FakeOtlpCollector {
   // Forgets spans, bodies and counters.
   void Clear();
 
-  size_t requests() const;      // POST /v1/traces received, whatever the answer
-  size_t bad_requests() const;  // of those, bodies rejected with 400 (or 415)
+  size_t requests() const;                     // POST /v1/traces received, whatever the answer
+  size_t bad_requests() const;                 // of those, bodies rejected with 400 (or 415)
   std::vector<std::string> RawBodies() const;  // every body received, in order
   // The value of header `name` (lower case) of every request, in order ("" when absent).
   std::vector<std::string> HeaderValues(const std::string& name) const;

@@ -10,9 +10,8 @@
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>:
 // fake_provider.h brings it in first.
 #include <rapidjson/document.h>
-#include <sys/socket.h>
-
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -410,9 +409,8 @@ class FakeProvider::Impl {
     for (;;) {
       beast::error_code ec;
       net::io_context& io = *ios_[next_io_++ % ios_.size()];
-      tcp::socket socket =
-          co_await acceptor_->async_accept(net::any_io_executor(io.get_executor()),
-                                           net::redirect_error(kAwaitable, ec));
+      tcp::socket socket = co_await acceptor_->async_accept(net::any_io_executor(io.get_executor()),
+                                                            net::redirect_error(kAwaitable, ec));
       if (ec) {
         if (stopped_ || !acceptor_->is_open()) co_return;
         continue;
@@ -523,9 +521,9 @@ class FakeProvider::Impl {
       co_return co_await WriteSimple(socket, status, reply, req.keep_alive());
     }
 
-    Route route = RouteFor(method, path, query,
-                           req.find("x-api-key") != req.end() ||
-                               req.find("anthropic-version") != req.end());
+    Route route =
+        RouteFor(method, path, query,
+                 req.find("x-api-key") != req.end() || req.find("anthropic-version") != req.end());
     const uint64_t seq = ++seq_;
     Record record;
     if (options_.record) {
@@ -617,8 +615,8 @@ class FakeProvider::Impl {
     auto& events = reply->events;
     if (f.omit_done && !events.empty() && events.back() == "data: [DONE]\n\n") events.pop_back();
     if (f.garbage_before_event >= 0) {
-      const auto at = static_cast<size_t>(std::min<int64_t>(
-          f.garbage_before_event, static_cast<int64_t>(events.size())));
+      const auto at = static_cast<size_t>(
+          std::min<int64_t>(f.garbage_before_event, static_cast<int64_t>(events.size())));
       for (int i = 0; i < std::max(1, f.garbage_events); ++i) {
         events.insert(events.begin() + static_cast<std::ptrdiff_t>(at),
                       "data: {\"choices\": [{\"delta\": \n\n");

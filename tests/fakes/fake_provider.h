@@ -36,7 +36,7 @@ namespace tg::fakes {
 //
 //   GET /_fake/health            {"status":"ok","port":N}
 //   GET /_fake/requests          the record, credentials redacted; DELETE clears it
-//   POST /_fake/faults           {"path","api","status","error_type","retry_after","delay_ms","hang",
+//   POST /_fake/faults {"path","api","status","error_type","retry_after","delay_ms","hang",
 //                                 "close_before_head",
 //                                 "drop_after_bytes",
 //                                 "drop_after_events","error_after_events",
@@ -79,9 +79,9 @@ struct FakeFault {
   // ("Retry-After": "2"; control JSON: "retry_after").
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds delay{0};  // wait this long before answering
-  bool hang = false;              // never answer; the connection stays open until the client leaves
-  bool close_before_head = false;  // read the request, then close the connection without a byte
-  int64_t drop_after_bytes = -1;  // >= 0: close the connection after this many body bytes
+  bool hang = false;  // never answer; the connection stays open until the client leaves
+  bool close_before_head = false;   // read the request, then close the connection without a byte
+  int64_t drop_after_bytes = -1;    // >= 0: close the connection after this many body bytes
   int64_t drop_after_events = -1;   // >= 0: close after this many stream events (no terminator)
   int64_t error_after_events = -1;  // >= 0: after this many events, the provider's mid-stream
                                     // error event, then the stream ends
@@ -95,7 +95,7 @@ struct FakeFault {
   std::string malformed;
   int64_t malformed_size = 200000;
   // Stream shapes (issue 12), on an otherwise good stream:
-  bool omit_done = false;            // no `data: [DONE]` (OpenAI): the body just ends, cleanly
+  bool omit_done = false;             // no `data: [DONE]` (OpenAI): the body just ends, cleanly
   int64_t garbage_before_event = -1;  // >= 0: `garbage_events` events that are not JSON
   int garbage_events = 1;             //   go before this event (clamped to the end)
   // >= 0: wait event_delay before sending this stream event (1: after the
@@ -106,7 +106,7 @@ struct FakeFault {
   // A request that ends with an assistant message (a prefill) gets a 400, as
   // from a model that refuses prefill; other requests are served as usual.
   bool reject_prefill = false;
-  int count = -1;                   // requests it applies to; -1 until cleared
+  int count = -1;  // requests it applies to; -1 until cleared
 };
 
 struct RecordedRequest {

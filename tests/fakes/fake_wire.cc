@@ -742,8 +742,8 @@ WireReply BuildModelList(Api api, const ReplyIds& ids) {
                R"("outputModalities":["TEXT"],"responseStreamingSupported":true}]})";
       break;
     default:  // OpenAI, Azure
-      r.body = R"({"object":"list","data":[{"id":"gpt-4o","object":"model","created":)" +
-               created + R"(,"owned_by":"system"}]})";
+      r.body = R"({"object":"list","data":[{"id":"gpt-4o","object":"model","created":)" + created +
+               R"(,"owned_by":"system"}]})";
       break;
   }
   return r;
@@ -784,16 +784,18 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
         t = "invalid_request_error";
         code = Q("context_length_exceeded");
         if (msg.empty()) {
-          msg = "This model's maximum context length is 8192 tokens. However, your messages "
-                "resulted in 9000 tokens. Please reduce the length of the messages.";
+          msg =
+              "This model's maximum context length is 8192 tokens. However, your messages "
+              "resulted in 9000 tokens. Please reduce the length of the messages.";
         }
       }
       if (t == "content_filter") {  // what OpenAI (and Azure) answer a prompt they refuse
         t = "invalid_request_error";
         code = Q("content_filter");
         if (msg.empty()) {
-          msg = "The response was filtered due to the prompt triggering content management "
-                "policy.";
+          msg =
+              "The response was filtered due to the prompt triggering content management "
+              "policy.";
         }
       }
       if (t.empty()) {

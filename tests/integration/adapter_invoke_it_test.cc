@@ -331,12 +331,11 @@ class AdapterInvokeIT : public ::testing::Test {
     }
 
     config_ = std::make_unique<FakeConfig>(snapshot);
-    config_server_ = GrpcServer::Start(
-        {.listen = "127.0.0.1:0",
-         .health_names = {},
-         .shutdown_grace = std::chrono::seconds(0),
-         .tls = tg::testing::TestTls(kConfigIdentity)},
-        {config_.get()}, &error);
+    config_server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
+                                        .health_names = {},
+                                        .shutdown_grace = std::chrono::seconds(0),
+                                        .tls = tg::testing::TestTls(kConfigIdentity)},
+                                       {config_.get()}, &error);
     ASSERT_NE(config_server_, nullptr) << error;
     ConfigWatcherOptions wo;
     wo.include_credentials = true;
@@ -361,12 +360,11 @@ class AdapterInvokeIT : public ::testing::Test {
     ao.config_wait = milliseconds(300);
     service_ =
         std::make_unique<AdapterServiceImpl>(*watcher_, *client_, entra_.get(), *workers_, ao);
-    server_ = GrpcServer::Start(
-        {.listen = "127.0.0.1:0",
-         .health_names = {},
-         .shutdown_grace = std::chrono::seconds(1),
-         .tls = tg::testing::TestTls(kAdapterIdentity)},
-        {service_.get()}, &error);
+    server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
+                                 .health_names = {},
+                                 .shutdown_grace = std::chrono::seconds(1),
+                                 .tls = tg::testing::TestTls(kAdapterIdentity)},
+                                {service_.get()}, &error);
     ASSERT_NE(server_, nullptr) << error;
     stub_ = tg::v1::ProviderAdapterService::NewStub(
         tg::testing::TestChannel(server_->port(), kAdapterIdentity));
@@ -629,11 +627,13 @@ TEST_F(AdapterInvokeIT, APrefillLosesItsTrailingSpaceAndTheContinuationItsLeadin
   EXPECT_NE(a.body().find("chatcmpl-x"), std::string::npos) << "the same id: " << a.body();
   auto requests = fake_.Requests();
   ASSERT_EQ(requests.size(), 1u);
-  EXPECT_NE(requests[0].body.find(R"("text":"Hello from"})"), std::string::npos) << requests[0].body;
+  EXPECT_NE(requests[0].body.find(R"("text":"Hello from"})"), std::string::npos)
+      << requests[0].body;
 
   // A state that is not the client format's own is refused before any call.
   req.set_client_format(kAnthropic);
-  req.set_body(R"({"model":"claude","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"Hi"}]})");
+  req.set_body(
+      R"({"model":"claude","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"Hi"}]})");
   fake_.ClearRequests();
   a = Invoke(req);
   ASSERT_TRUE(a.end.has_value());

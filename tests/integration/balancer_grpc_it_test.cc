@@ -117,12 +117,12 @@ class BalancerGrpcTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
-    config_server_ = GrpcServer::Start(
-        GrpcServerOptions{.listen = "127.0.0.1:0",
-                          .health_names = {},
-                          .shutdown_grace = 1s,
-                          .tls = tg::testing::TestTls(kConfigIdentity)},
-        {&config_}, &error);
+    config_server_ =
+        GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
+                                            .health_names = {},
+                                            .shutdown_grace = 1s,
+                                            .tls = tg::testing::TestTls(kConfigIdentity)},
+                          {&config_}, &error);
     ASSERT_TRUE(config_server_) << error;
 
     balancer_ = std::make_unique<Balancer>(&clock_, &random_, &store_);
@@ -315,9 +315,8 @@ TEST_F(BalancerGrpcTest, ReportBatchAppliesEachReportAndSkipsInvalidOnes) {
   ASSERT_EQ(health.targets_size(), 2);
   for (const auto& t : health.targets()) {
     EXPECT_EQ(t.in_flight(), 0) << t.target_id();
-    EXPECT_EQ(t.state(), t.target_id() == p2.target().id()
-                             ? tg::v1::TargetHealth::STATE_EJECTED
-                             : tg::v1::TargetHealth::STATE_HEALTHY)
+    EXPECT_EQ(t.state(), t.target_id() == p2.target().id() ? tg::v1::TargetHealth::STATE_EJECTED
+                                                           : tg::v1::TargetHealth::STATE_HEALTHY)
         << t.target_id();
   }
 }

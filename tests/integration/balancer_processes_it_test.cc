@@ -1,8 +1,7 @@
 // Two tg-balancer processes on one Redis: an ejection caused through one is
 // seen by the other within a second (issue 3's replica test, as processes).
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
-
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <thread>
@@ -65,20 +64,23 @@ TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
   std::vector<std::unique_ptr<tg::v1::BalancerService::Stub>> stubs;
   for (int i = 0; i < 2; ++i) {
     int port = FreePort();
-    balancers.push_back(std::make_unique<Process>(
-        "tg-balancer", BinDir() + "/tg-balancer",
-        std::map<std::string, std::string>{
-            {"TG_BALANCER_LISTEN", "127.0.0.1:" + std::to_string(port)},
-            {"TG_CONFIG_ADDR", config_addr},
-            {"TG_BALANCER_METRICS_LISTEN", "127.0.0.1:0"},
-            {"TG_REDIS_URL", std::string("redis://") + redis},
-            {"TG_GRPC_TLS_DIR", tg::testing::TestTlsDir()}},
-        dir + "/balancer" + std::to_string(i) + ".log"));
+    balancers.push_back(
+        std::make_unique<Process>("tg-balancer", BinDir() + "/tg-balancer",
+                                  std::map<std::string, std::string>{
+                                      {"TG_BALANCER_LISTEN", "127.0.0.1:" + std::to_string(port)},
+                                      {"TG_CONFIG_ADDR", config_addr},
+                                      {"TG_BALANCER_METRICS_LISTEN", "127.0.0.1:0"},
+                                      {"TG_REDIS_URL", std::string("redis://") + redis},
+                                      {"TG_GRPC_TLS_DIR", tg::testing::TestTlsDir()}},
+                                  dir + "/balancer" + std::to_string(i) + ".log"));
     ASSERT_TRUE(balancers.back()->Start());
-    ASSERT_TRUE(WaitFor([&] {
-      return CheckHealth(tg::testing::TestChannel(port, kBalancerIdentity, kOperatorIdentity), "",
-                         milliseconds(300)) == "SERVING";
-    }, std::chrono::seconds(20))) << balancers.back()->LogTail();
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return CheckHealth(tg::testing::TestChannel(port, kBalancerIdentity, kOperatorIdentity),
+                             "", milliseconds(300)) == "SERVING";
+        },
+        std::chrono::seconds(20)))
+        << balancers.back()->LogTail();
     stubs.push_back(
         tg::v1::BalancerService::NewStub(tg::testing::TestChannel(port, kBalancerIdentity)));
   }

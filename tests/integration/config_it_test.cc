@@ -1,9 +1,8 @@
 // tg-config against a real PostgreSQL: the service runs in-process on a real
 // gRPC server and is called through real stubs.
-#include <gtest/gtest.h>
-
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <future>
 #include <set>
@@ -14,8 +13,8 @@
 #include "config_store.h"
 #include "snapshot_parts.h"
 #include "test_db.h"
-#include "tg/common/config_watcher.h"
 #include "test_tls.h"
+#include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
 #include "tg/common/pg.h"
@@ -37,11 +36,11 @@ struct Replica {
       : pool({.dsn = dsn, .size = 2}),
         store(pool, crypto::SecretBox::FromKey(kSecretKey).value(),
               [] {
-    return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
-  }),
+                return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+                    std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+              }),
         feed(store, dsn, {}),
         workers(2),
         service(store, feed, workers, options) {
@@ -53,8 +52,8 @@ struct Replica {
         {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kConfigIdentity)},
         {&service}, &error);
     EXPECT_NE(server, nullptr) << error;
-    stub = tg::v1::ConfigService::NewStub(
-        tg::testing::TestChannel(server->port(), kConfigIdentity));
+    stub =
+        tg::v1::ConfigService::NewStub(tg::testing::TestChannel(server->port(), kConfigIdentity));
   }
   ~Replica() {
     feed.Close();
@@ -173,7 +172,9 @@ TEST_F(ConfigIT, GatewayCrudAndStatusCodes) {
   EXPECT_EQ(res.gateway().created_at().nanos(), got.gateway().created_at().nanos());
 
   tg::v1::ListGatewaysResponse list;
-  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::ListGateways, tg::v1::ListGatewaysRequest(), &list).ok());
+  ASSERT_TRUE(
+      Call(*a_, &tg::v1::ConfigService::Stub::ListGateways, tg::v1::ListGatewaysRequest(), &list)
+          .ok());
   ASSERT_EQ(list.gateways_size(), 1);
 
   tg::v1::DeleteGatewayRequest del;
@@ -195,7 +196,8 @@ TEST_F(ConfigIT, CredentialsAreEncryptedAtRestMaskedInAnswersAndKeptOnMaskedUpda
 
   pqxx::connection c(db_->dsn());
   pqxx::read_transaction tx(c);
-  std::string doc = tx.exec_params("SELECT doc FROM upstreams WHERE id = $1", u.id())[0][0].as<std::string>();
+  std::string doc =
+      tx.exec_params("SELECT doc FROM upstreams WHERE id = $1", u.id())[0][0].as<std::string>();
   EXPECT_EQ(doc.find("sk-proj-abcdefghijklmnop1234"), std::string::npos);
   EXPECT_EQ(doc.find("your-anthropic-key"), std::string::npos);
   EXPECT_NE(doc.find("enc:v1:"), std::string::npos);
@@ -231,8 +233,10 @@ TEST_F(ConfigIT, CredentialsAreEncryptedAtRestMaskedInAnswersAndKeptOnMaskedUpda
   ASSERT_TRUE(reader->Read(&ev));
   ASSERT_TRUE(ev.has_snapshot());
   ASSERT_EQ(ev.snapshot().upstreams_size(), 1);
-  EXPECT_EQ(ev.snapshot().upstreams(0).targets(0).credentials().api_key(), "sk-proj-abcdefghijklmnop1234");
-  EXPECT_EQ(ev.snapshot().upstreams(0).targets(1).credentials().header_value(), "your-anthropic-key");
+  EXPECT_EQ(ev.snapshot().upstreams(0).targets(0).credentials().api_key(),
+            "sk-proj-abcdefghijklmnop1234");
+  EXPECT_EQ(ev.snapshot().upstreams(0).targets(1).credentials().header_value(),
+            "your-anthropic-key");
   ctx.TryCancel();
 }
 
@@ -354,7 +358,9 @@ TEST_F(ConfigIT, ConcurrentMigrationsOnAFreshDatabaseAreSafe) {
   EXPECT_NO_THROW(f2.get());
   pqxx::connection c(fresh.dsn());
   pqxx::read_transaction tx(c);
-  EXPECT_EQ(tx.exec("SELECT count(*) FROM schema_migrations WHERE component = 'config'")[0][0].as<int>(), 3);
+  EXPECT_EQ(
+      tx.exec("SELECT count(*) FROM schema_migrations WHERE component = 'config'")[0][0].as<int>(),
+      3);
 }
 
 TEST_F(ConfigIT, DeletingAGatewayRemovesItsChildrenFromTheFeed) {
@@ -378,7 +384,8 @@ TEST_F(ConfigIT, DeletingAGatewayRemovesItsChildrenFromTheFeed) {
 // ConfigWatcher gathers the parts and holds the whole configuration.
 TEST_F(ConfigIT, ALargeSnapshotComesInPartsAndAWatcherAssemblesThem) {
   b_ = std::make_unique<Replica>(
-      db_->dsn(), ConfigServiceOptions{.heartbeat = std::chrono::seconds(1), .watch_part_bytes = 600});
+      db_->dsn(),
+      ConfigServiceOptions{.heartbeat = std::chrono::seconds(1), .watch_part_bytes = 600});
   std::vector<std::string> gateways;
   for (int i = 0; i < 6; ++i) gateways.push_back(CreateGateway(*a_, "gw-" + std::to_string(i)));
   for (const auto& gw : gateways) CreateUpstream(gw);

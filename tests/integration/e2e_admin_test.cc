@@ -24,8 +24,7 @@ TEST(EdgeStart, PlaceholderAndShortAdminSecretsStopTheEdge) {
   const auto dir = std::filesystem::temp_directory_path() / ("tg_edge_secret_" + crypto::NewUuid());
   std::filesystem::create_directories(dir);
   int n = 0;
-  for (const auto& [secret, why] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [secret, why] : std::vector<std::pair<std::string, std::string>>{
            {"CHANGE-ME", "placeholder"},
            {"local-dev-admin-secret-change-me", "placeholder"},
            {"short-secret", "at least 32 bytes"},
@@ -149,8 +148,8 @@ TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
   EXPECT_EQ(s["tags"].Size(), 2u);
 
   // Step 4.
-  std::string rule = Create("/api/v1/gateways/" + gw + "/rules",
-                            Replace(seeds::kRuleStep4, "{service_id}", svc));
+  std::string rule =
+      Create("/api/v1/gateways/" + gw + "/rules", Replace(seeds::kRuleStep4, "{service_id}", svc));
   ASSERT_FALSE(rule.empty());
   r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/rules/" + rule);
   auto ru = Json(r.body);
@@ -194,11 +193,15 @@ TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
   auto r = Http("GET", stack_->AdminUrl("/api/v1/gateways"));
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(r.body.find("\"error\""), std::string::npos);
-  r = Http("GET", stack_->AdminUrl("/api/v1/gateways"), "",
-           {"Authorization: Bearer " + jwt::SignHs256("wrong-secret-wrong", "x", std::chrono::system_clock::now(), seconds(60))});
+  r = Http(
+      "GET", stack_->AdminUrl("/api/v1/gateways"), "",
+      {"Authorization: Bearer " +
+       jwt::SignHs256("wrong-secret-wrong", "x", std::chrono::system_clock::now(), seconds(60))});
   EXPECT_EQ(r.status, 401);
-  r = Http("GET", stack_->AdminUrl("/api/v1/gateways"), "",
-           {"Authorization: Bearer " + jwt::SignHs256("x", "x", std::chrono::system_clock::now() - seconds(7200), seconds(60))});
+  r = Http(
+      "GET", stack_->AdminUrl("/api/v1/gateways"), "",
+      {"Authorization: Bearer " +
+       jwt::SignHs256("x", "x", std::chrono::system_clock::now() - seconds(7200), seconds(60))});
   EXPECT_EQ(r.status, 401);
 
   // 400: malformed JSON, wrong type (naming the field), validation (naming the field).
@@ -247,7 +250,8 @@ TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
   EXPECT_EQ(r.status, 413) << r.body.substr(0, 200);
 
   // 405: keys cannot be updated.
-  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw + "/keys/00000000-0000-4000-8000-000000000000", "{}");
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw + "/keys/00000000-0000-4000-8000-000000000000",
+                    "{}");
   EXPECT_EQ(r.status, 405) << r.body;
 
   // 204 in dependency order, then 404.
@@ -259,7 +263,8 @@ TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
 
 TEST_F(AdminE2E, PutAcceptsWhatGetReturnedAndKeepsSecrets) {
   std::string gw = Create("/api/v1/gateways", R"({"name": "put"})");
-  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamHeaderCredentials);
+  std::string up =
+      Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamHeaderCredentials);
   auto r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up);
   ASSERT_EQ(r.status, 200);
   std::string body = Replace(r.body, "\"weight\":50", "\"weight\":70");
@@ -286,8 +291,8 @@ TEST_F(AdminE2E, EverythingSurvivesARestartOfEveryService) {
   std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
   std::string svc = Create("/api/v1/gateways/" + gw + "/services",
                            Replace(seeds::kServiceStep3, "{upstream_id}", up));
-  std::string rule = Create("/api/v1/gateways/" + gw + "/rules",
-                            Replace(seeds::kRuleStep4, "{service_id}", svc));
+  std::string rule =
+      Create("/api/v1/gateways/" + gw + "/rules", Replace(seeds::kRuleStep4, "{service_id}", svc));
   auto kr = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys",
                           R"({"name": "k", "expires_at": "2099-01-01T00:00:00Z"})");
   ASSERT_EQ(kr.status, 201) << kr.body;

@@ -86,11 +86,13 @@ class ObservabilityE2E : public ::testing::Test {
                              R"(, "protocol": "http")";
     std::string up = Create("/api/v1/gateways/" + gateway_ + "/upstreams",
                             R"({"name": "u", "algorithm": "round-robin", "targets": [
-          {"id": "t-openai", "provider": "openai", "priority": 1, )" + host +
-                                R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
-          {"id": "t-anthropic", "provider": "anthropic", "priority": 2, )" + host +
+          {"id": "t-openai", "provider": "openai", "priority": 1, )" +
+                                host + R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
+          {"id": "t-anthropic", "provider": "anthropic", "priority": 2, )" +
+                                host +
                                 R"(, "default_model": "claude-3-5-sonnet-20241022",
-           "credentials": {"api_key": ")" + c.anthropic_key + R"("}}]})");
+           "credentials": {"api_key": ")" +
+                                c.anthropic_key + R"("}}]})");
     std::string svc = Create("/api/v1/gateways/" + gateway_ + "/services",
                              R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
     Create("/api/v1/gateways/" + gateway_ + "/rules",
@@ -129,8 +131,8 @@ class ObservabilityE2E : public ::testing::Test {
   }
 
   static std::string Scrape(const std::string& service) {
-    auto r = Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port(service)) +
-                             "/metrics");
+    auto r = Http("GET",
+                  "http://127.0.0.1:" + std::to_string(stack_->metrics_port(service)) + "/metrics");
     EXPECT_EQ(r.status, 200) << service << ": " << r.error;
     return r.body;
   }
@@ -251,14 +253,17 @@ TEST_F(ObservabilityE2E, OneRequestIsOneTraceAcrossEveryService) {
   ASSERT_NE(edge_process, nullptr);
   // The line is written when the call ends, by the log's writer thread.
   std::string log;
-  EXPECT_TRUE(WaitFor([&] {
-    log = edge_process->LogTail(20000);
-    return log.find("\"trace_id\":\"" + trace_id + "\"") != std::string::npos;
-  }, seconds(5)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        log = edge_process->LogTail(20000);
+        return log.find("\"trace_id\":\"" + trace_id + "\"") != std::string::npos;
+      },
+      seconds(5)));
   EXPECT_EQ(log.find(kCanary), std::string::npos);
   EXPECT_EQ(log.find(key_), std::string::npos);
   EXPECT_EQ(log.find(fresh_key), std::string::npos);
-  for (const auto& body : collector_->RawBodies()) EXPECT_EQ(body.find(fresh_key), std::string::npos);
+  for (const auto& body : collector_->RawBodies())
+    EXPECT_EQ(body.find(fresh_key), std::string::npos);
 }
 
 TEST_F(ObservabilityE2E, AdminCallsAreTracedInTgConfigAndTgKeyauth) {
@@ -315,15 +320,14 @@ TEST_F(ObservabilityE2E, AFailoverIsAnEventOnTheRequestSpanAndASecondAttempt) {
   f.count = 1;
   fake_->AddFault(f);
   const std::string trace_id = crypto::HexEncode(crypto::RandomBytes(16));
-  auto r = Chat({"traceparent: 00-" + trace_id + "-" + crypto::HexEncode(crypto::RandomBytes(8)) +
-                 "-01"});
+  auto r = Chat(
+      {"traceparent: 00-" + trace_id + "-" + crypto::HexEncode(crypto::RandomBytes(8)) + "-01"});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
   auto spans = collector_->WaitForSpans(
       [&](const std::vector<CollectedSpan>& all) {
         return std::count_if(all.begin(), all.end(), [&](const CollectedSpan& s) {
-                 return s.trace_id == trace_id && s.service == "tg-edge" &&
-                        s.name == "POST /obs";
+                 return s.trace_id == trace_id && s.service == "tg-edge" && s.name == "POST /obs";
                }) == 1;
       },
       seconds(10));
@@ -345,10 +349,10 @@ TEST_F(ObservabilityE2E, AFailoverIsAnEventOnTheRequestSpanAndASecondAttempt) {
 }
 
 TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
-  const std::string ok_series = "tg_proxy_requests_total{gateway=\"" + gateway_ +
-                                "\",provider=\"openai\",status=\"200\"}";
-  const std::string failover_series = "tg_proxy_failovers_total{gateway=\"" + gateway_ +
-                                      "\",provider=\"openai\",reason=\"429\"}";
+  const std::string ok_series =
+      "tg_proxy_requests_total{gateway=\"" + gateway_ + "\",provider=\"openai\",status=\"200\"}";
+  const std::string failover_series =
+      "tg_proxy_failovers_total{gateway=\"" + gateway_ + "\",provider=\"openai\",reason=\"429\"}";
   const std::string tokens_series =
       "tg_adapter_tokens_total{provider=\"openai\",model=\"gpt-4\",direction=\"input\"}";
   const std::string edge_before = Scrape("tg-edge");
@@ -369,17 +373,20 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
 
   // Requests are counted when they end, just after the answer went out.
   std::string edge_after;
-  ASSERT_TRUE(WaitFor([&] {
-    edge_after = Scrape("tg-edge");
-    return Sample(edge_after, ok_series) - Sample(edge_before, ok_series) >= 6;
-  }, seconds(5))) << edge_after;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        edge_after = Scrape("tg-edge");
+        return Sample(edge_after, ok_series) - Sample(edge_before, ok_series) >= 6;
+      },
+      seconds(5)))
+      << edge_after;
   // Five whole answers and one stream from openai.
   EXPECT_EQ(Sample(edge_after, ok_series) - Sample(edge_before, ok_series), 6);
   const std::string ttfb_count = "tg_proxy_ttfb_seconds_count{provider=\"openai\"}";
   EXPECT_EQ(Sample(edge_after, ttfb_count) - Sample(edge_before, ttfb_count), 1);
   EXPECT_EQ(Sample(edge_after, failover_series) - Sample(edge_before, failover_series), 1);
-  const std::string duration_count = "tg_proxy_request_duration_seconds_count{gateway=\"" +
-                                     gateway_ + "\",provider=\"openai\"}";
+  const std::string duration_count =
+      "tg_proxy_request_duration_seconds_count{gateway=\"" + gateway_ + "\",provider=\"openai\"}";
   EXPECT_GE(Sample(edge_after, duration_count) - Sample(edge_before, duration_count), 5);
   EXPECT_NE(edge_after.find("\ntg_proxy_in_flight "), std::string::npos);
   EXPECT_NE(edge_after.find("\ntg_trace_spans_dropped_total "), std::string::npos);
@@ -404,17 +411,20 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   const auto& c = fake_->credentials();
   const std::string host = R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
                            R"(, "protocol": "http")";
-  const std::string up = Create("/api/v1/gateways/" + gateway_ + "/upstreams",
-                                R"({"name": "ej", "algorithm": "round-robin", "targets": [
-        {"id": "e-openai", "provider": "openai", "priority": 1, )" + host +
-                                    R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
-        {"id": "e-anthropic", "provider": "anthropic", "priority": 2, )" + host +
-                                    R"(, "credentials": {"api_key": ")" + c.anthropic_key + R"("}}],
+  const std::string up =
+      Create("/api/v1/gateways/" + gateway_ + "/upstreams",
+             R"({"name": "ej", "algorithm": "round-robin", "targets": [
+        {"id": "e-openai", "provider": "openai", "priority": 1, )" +
+                 host + R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
+        {"id": "e-anthropic", "provider": "anthropic", "priority": 2, )" +
+                 host + R"(, "credentials": {"api_key": ")" + c.anthropic_key + R"("}}],
         "health_checks": {"passive": true, "threshold": 1, "interval": 60}})");
-  const std::string svc = Create("/api/v1/gateways/" + gateway_ + "/services",
-                                 R"({"name": "ej", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  const std::string svc =
+      Create("/api/v1/gateways/" + gateway_ + "/services",
+             R"({"name": "ej", "type": "upstream", "upstream_id": ")" + up + "\"}");
   Create("/api/v1/gateways/" + gateway_ + "/rules",
-         R"({"path": "/ej", "service_id": ")" + svc + R"(", "methods": ["POST"], "strip_path": true})");
+         R"({"path": "/ej", "service_id": ")" + svc +
+             R"(", "methods": ["POST"], "strip_path": true})");
   fake_->AddFault(f);
   auto ejecting = Http("POST", stack_->ProxyUrl("/ej/v1/chat/completions"), Body(),
                        {"X-TG-API-Key: " + key_, "Content-Type: application/json"});
@@ -425,10 +435,13 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   const std::string ejected =
       "tg_balancer_target_healthy{upstream=\"" + up + "\",target=\"e-openai\"} 0\n";
   std::string after;
-  EXPECT_TRUE(WaitFor([&] {
-    after = Scrape("tg-balancer");
-    return Sample(after, ejections) == 1 && after.find(ejected) != std::string::npos;
-  }, seconds(5))) << after;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        after = Scrape("tg-balancer");
+        return Sample(after, ejections) == 1 && after.find(ejected) != std::string::npos;
+      },
+      seconds(5)))
+      << after;
 
   // tg-config and tg-keyauth serve /metrics too.
   EXPECT_NE(Scrape("tg-config").find("\nprocess_cpu_seconds_total "), std::string::npos);
@@ -459,11 +472,14 @@ TEST_F(ObservabilityE2E, ASlowOrAbsentCollectorNeitherSlowsNorFailsRequests) {
   run("stopped");
   // The edge's exports did fail meanwhile, and it says so.
   std::string after;
-  EXPECT_TRUE(WaitFor([&] {
-    after = Scrape("tg-edge");
-    return Sample(after, "tg_trace_export_failures_total") >
-           Sample(before, "tg_trace_export_failures_total");
-  }, seconds(10))) << after;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        after = Scrape("tg-edge");
+        return Sample(after, "tg_trace_export_failures_total") >
+               Sample(before, "tg_trace_export_failures_total");
+      },
+      seconds(10)))
+      << after;
 }
 
 }  // namespace

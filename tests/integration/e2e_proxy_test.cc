@@ -2,13 +2,13 @@
 // tg-edge as separate processes on a real PostgreSQL and Redis, in front of
 // the fake providers (in this process), driven over HTTP as the seeds do.
 #include <arpa/inet.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <rapidjson/document.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <rapidjson/document.h>
 
 #include <map>
 #include <set>
@@ -104,15 +104,20 @@ class ProxyE2E : public ::testing::Test {
     if (provider == "anthropic") creds = R"("api_key": ")" + c.anthropic_key + "\"";
     if (provider == "gemini") creds = R"("api_key": ")" + c.gemini_key + "\"";
     if (provider == "azure") {
-      creds = R"("api_key": ")" + c.azure_key + R"(", "azure_endpoint": ")" + fake_->base_url() + "\"";
+      creds =
+          R"("api_key": ")" + c.azure_key + R"(", "azure_endpoint": ")" + fake_->base_url() + "\"";
     }
     if (provider == "bedrock") {
-      creds = R"("aws_access_key_id": ")" + c.aws.access_key_id + R"(", "aws_secret_access_key": ")" +
-              c.aws.secret_access_key + R"(", "aws_region": ")" + c.aws_region + "\"";
+      creds = R"("aws_access_key_id": ")" + c.aws.access_key_id +
+              R"(", "aws_secret_access_key": ")" + c.aws.secret_access_key +
+              R"(", "aws_region": ")" + c.aws_region + "\"";
     }
-    std::string host = provider == "azure" ? "" :
-        R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) + R"(, "protocol": "http", )";
-    return R"({"provider": ")" + provider + R"(", )" + host + extra + R"("credentials": {)" + creds + "}}";
+    std::string host = provider == "azure"
+                           ? ""
+                           : R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
+                                 R"(, "protocol": "http", )";
+    return R"({"provider": ")" + provider + R"(", )" + host + extra + R"("credentials": {)" +
+           creds + "}}";
   }
 
   // An upstream + service + rule at `path` for the acme gateway.
@@ -120,11 +125,13 @@ class ProxyE2E : public ::testing::Test {
   static std::string Route(const std::string& path, const std::string& upstream_json,
                            bool strip = true, const std::string& rule_extra = "") {
     std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
-    std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+    std::string svc =
+        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                   R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
     MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
                R"({"path": ")" + path + R"(", "service_id": ")" + svc + R"(", "methods": ["POST"],
-                   "strip_path": )" + (strip ? "true" : "false") + rule_extra + "}");
+                   "strip_path": )" +
+                   (strip ? "true" : "false") + rule_extra + "}");
     return up;
   }
 
@@ -155,8 +162,8 @@ const char kSeedBody[] = R"({
 TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodies) {
   Route("/seed", R"({"name": "ai-providers-upstream", "algorithm": "round-robin", "targets": [)" +
                      Target("openai", R"("default_model": "gpt-4o-mini",
-                        "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"], )") + "," +
-                     Target("anthropic", R"("default_model": "claude-3-sonnet",
+                        "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"], )") +
+                     "," + Target("anthropic", R"("default_model": "claude-3-sonnet",
                         "models": ["claude-3-sonnet"], "headers": {"anthropic-version": "2023-06-01"}, )") +
                      R"(], "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
   std::vector<std::string> providers;
@@ -169,7 +176,8 @@ TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodi
     auto d = Json(r.body);
     ASSERT_TRUE(d.IsObject()) << r.body;
     EXPECT_STREQ(d["object"].GetString(), "chat.completion") << "OpenAI format whoever served it";
-    EXPECT_STREQ(d["choices"][0]["message"]["content"].GetString(), "Hello from the fake provider!");
+    EXPECT_STREQ(d["choices"][0]["message"]["content"].GetString(),
+                 "Hello from the fake provider!");
   }
   EXPECT_NE(providers[0], providers[1]);
   EXPECT_EQ(providers[0], providers[2]);
@@ -183,7 +191,8 @@ TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodi
       EXPECT_STREQ(body["model"].GetString(), "claude-3-sonnet") << "gpt-4 → the default model";
       EXPECT_EQ(body["max_tokens"].GetInt(), 1020);
       EXPECT_TRUE(body.HasMember("system")) << q.body;
-      EXPECT_EQ(q.Header("x-api-key"), fake_->credentials().anthropic_key) << "credentials from the target";
+      EXPECT_EQ(q.Header("x-api-key"), fake_->credentials().anthropic_key)
+          << "credentials from the target";
     } else {
       EXPECT_STREQ(body["model"].GetString(), "gpt-4");
       EXPECT_FALSE(body.HasMember("system")) << "system moved into messages: " << q.body;
@@ -191,7 +200,8 @@ TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodi
     }
     EXPECT_EQ(q.Header("x-tg-api-key"), "");
     for (const auto& [k, v] : q.headers) {
-      EXPECT_EQ(v.find(stack_->Token().substr(0, 20)), std::string::npos) << "admin JWT leaked in " << k;
+      EXPECT_EQ(v.find(stack_->Token().substr(0, 20)), std::string::npos)
+          << "admin JWT leaked in " << k;
     }
   }
 }
@@ -199,12 +209,13 @@ TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodi
 TEST_F(ProxyE2E, StreamsFromEveryProviderEndWithTheClientsTerminator) {
   for (const char* provider : {"openai", "anthropic", "gemini", "bedrock", "azure"}) {
     std::string path = std::string("/stream-") + provider;
-    std::string model = std::string(provider) == "bedrock" ? "anthropic.claude-3-haiku-20240307-v1:0"
-                                                          : "model-x";
+    std::string model =
+        std::string(provider) == "bedrock" ? "anthropic.claude-3-haiku-20240307-v1:0" : "model-x";
     Route(path, R"({"name": "u", "targets": [)" +
                     Target(provider, R"("default_model": ")" + model + R"(", )") + "]}");
-    auto r = Chat(path + "/v1/chat/completions",
-                  R"({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
+    auto r =
+        Chat(path + "/v1/chat/completions",
+             R"({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
     ASSERT_EQ(r.status, 200) << provider << ": " << r.body;
     EXPECT_EQ(r.headers["content-type"], "text/event-stream") << provider;
     EXPECT_EQ(r.headers["x-selected-provider"], provider);
@@ -222,7 +233,8 @@ TEST_F(ProxyE2E, StreamsFromEveryProviderEndWithTheClientsTerminator) {
 }
 
 TEST_F(ProxyE2E, A429FailsOverAndA400DoesNot) {
-  Route("/failover", R"({"name": "u", "targets": [)" + Target("openai") + "," + Target("anthropic") + "]}");
+  Route("/failover",
+        R"({"name": "u", "targets": [)" + Target("openai") + "," + Target("anthropic") + "]}");
   fake_->AddFault(StatusFault("/v1/chat/completions", 429));
   for (int i = 0; i < 2; ++i) {
     auto r = Chat("/failover/v1/chat/completions", kSeedBody);
@@ -347,8 +359,9 @@ TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) 
 
   // retry_attempts: 0 on a rule of its own: the 429 is the answer.
   std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", targets);
-  std::string svc = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                               R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  std::string svc =
+      MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
   MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
              R"({"path": "/noretry", "service_id": ")" + svc +
                  R"(", "methods": ["POST"], "strip_path": true, "retry_attempts": 0})");
@@ -366,11 +379,11 @@ TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) 
 // to one with the same model; with no such target the provider's 400 is the
 // answer, after one call.
 TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
-  Route("/context", R"({"name": "u", "targets": [)" +
-                        Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
-                        Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
-                        Target("anthropic", R"("priority": 2, "default_model": "claude-3-sonnet", )") +
-                        "]}");
+  Route("/context",
+        R"({"name": "u", "targets": [)" +
+            Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
+            Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
+            Target("anthropic", R"("priority": 2, "default_model": "claude-3-sonnet", )") + "]}");
   fakes::FakeFault f = StatusFault("/v1/chat/completions", 400);
   f.error_type = "context_length_exceeded";
   fake_->AddFault(f);
@@ -399,8 +412,9 @@ TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
 // reached the client, and a paused tg-adapter is a 504 within the deadline
 // rather than a request hanging for the Invoke's 10 minutes.
 TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
-  Route("/ttft", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                     Target("anthropic", R"("priority": 2, )") + "]}",
+  Route("/ttft",
+        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+            Target("anthropic", R"("priority": 2, )") + "]}",
         true, R"(, "timeouts": {"first_token_ms": 1000})");
   fakes::FakeFault late;
   late.path_prefix = "/v1/chat/completions";
@@ -409,8 +423,9 @@ TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
   late.count = 1;
   fake_->AddFault(late);
   const auto started = std::chrono::steady_clock::now();
-  auto r = Chat("/ttft/v1/chat/completions",
-                R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
+  auto r = Chat(
+      "/ttft/v1/chat/completions",
+      R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
   const auto took = std::chrono::steady_clock::now() - started;
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
@@ -446,7 +461,8 @@ TEST_F(ProxyE2E, APausedAdapterIsA504WithinTheFirstTokenDeadline) {
 }
 
 TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {
-  Route("/tools", R"({"name": "u", "targets": [)" + Target("anthropic", R"("default_model": "claude-3-sonnet", )") + "]}");
+  Route("/tools", R"({"name": "u", "targets": [)" +
+                      Target("anthropic", R"("default_model": "claude-3-sonnet", )") + "]}");
   auto r = Chat("/tools/v1/chat/completions", R"({"model": "x", "messages": [
       {"role": "user", "content": "Weather in Paris?"}],
       "tools": [{"type": "function", "function": {"name": "get_weather",
@@ -477,9 +493,10 @@ TEST_F(ProxyE2E, WeightsSeventyThirtyOverAThousandRequests) {
 }
 
 TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
-  const std::string up = Route("/priority", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                         Target("anthropic", R"("priority": 2, )") +
-                         R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 2}})");
+  const std::string up = Route(
+      "/priority", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+                       Target("anthropic", R"("priority": 2, )") +
+                       R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 2}})");
   fake_->AddFault(StatusFault("/v1/chat/completions", 500));
   for (int i = 0; i < 6; ++i) {
     auto r = Chat("/priority/v1/chat/completions", kSeedBody);
@@ -511,9 +528,10 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
     }
   }
   EXPECT_EQ(fake_->Requests().size(), 8u) << "reading health called no provider";
-  EXPECT_EQ(stack_->Admin("GET", "/api/v1/gateways/" + other_gateway_ + "/upstreams/" + up +
-                                     "/health").status,
-            404)
+  EXPECT_EQ(
+      stack_->Admin("GET", "/api/v1/gateways/" + other_gateway_ + "/upstreams/" + up + "/health")
+          .status,
+      404)
       << "another gateway's upstream";
 
   fake_->ClearFaults();
@@ -524,10 +542,12 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
   // Its success restores the primary once the balancer has the report (sent
   // as the answer goes out, so a request right behind it may still see the
   // trial in progress and take the secondary); from then on it serves all.
-  ASSERT_TRUE(WaitFor([&] {
-    return Chat("/priority/v1/chat/completions", kSeedBody).headers["x-selected-provider"] ==
-           "openai";
-  }, milliseconds(1000)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Chat("/priority/v1/chat/completions", kSeedBody).headers["x-selected-provider"] ==
+               "openai";
+      },
+      milliseconds(1000)));
   for (int i = 0; i < 5; ++i) {
     r = Chat("/priority/v1/chat/completions", kSeedBody);
     EXPECT_EQ(r.headers["x-selected-provider"], "openai") << i;
@@ -540,10 +560,10 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
 // (24 s after its recovery); with them, within about two seconds.
 TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
   using Clock = std::chrono::steady_clock;
-  const std::string up = Route(
-      "/probed", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                     Target("anthropic", R"("priority": 2, )") +
-                     R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 30,
+  const std::string up =
+      Route("/probed", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
+                           "," + Target("anthropic", R"("priority": 2, )") +
+                           R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 30,
                          "path": "/v1/models", "headers": {"x-probe": "tg"}, "probe_interval": 1}})");
   const std::string path = "/probed/v1/chat/completions";
   const std::string health_path = "/api/v1/gateways/" + gateway_ + "/upstreams/" + up + "/health";
@@ -554,7 +574,8 @@ TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
     rapidjson::Document t;
     if (d.IsObject() && d["targets"].IsArray()) {
       for (const auto& each : d["targets"].GetArray()) {
-        if (std::string(each["provider"].GetString()) == "openai") t.CopyFrom(each, t.GetAllocator());
+        if (std::string(each["provider"].GetString()) == "openai")
+          t.CopyFrom(each, t.GetAllocator());
       }
     }
     return t;
@@ -568,14 +589,16 @@ TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
   while (Clock::now() - down_since < seconds(6)) {
     auto r = Chat(path, kSeedBody);
     ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.headers["x-selected-provider"], "anthropic") << "the fallback while the primary is down";
+    EXPECT_EQ(r.headers["x-selected-provider"], "anthropic")
+        << "the fallback while the primary is down";
     std::this_thread::sleep_for(milliseconds(200));
   }
   auto open = primary_health();
   ASSERT_TRUE(open.IsObject());
   EXPECT_STREQ(open["state"].GetString(), "ejected");
   ASSERT_TRUE(open.HasMember("last_probe_result"))
-      << stack_->Admin("GET", health_path).body << "\ntg-balancer:\n" << stack_->Find("tg-balancer")->LogTail() << "\ntg-adapter:\n"
+      << stack_->Admin("GET", health_path).body << "\ntg-balancer:\n"
+      << stack_->Find("tg-balancer")->LogTail() << "\ntg-adapter:\n"
       << stack_->Find("tg-adapter")->LogTail();
   EXPECT_STREQ(open["last_probe_result"].GetString(), "http_503");
   const std::string primary_id = open["id"].GetString();
@@ -604,13 +627,13 @@ TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
   const auto back_after = Clock::now() - recovered;
   ASSERT_EQ(provider, "openai") << "the primary serves again";
   std::printf("[   INFO   ] the primary served again %lld ms after its recovery\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<milliseconds>(back_after).count()));
+              static_cast<long long>(std::chrono::duration_cast<milliseconds>(back_after).count()));
   EXPECT_LT(back_after, milliseconds(3000))
       << std::chrono::duration_cast<milliseconds>(back_after).count() << " ms after recovery";
   // Its trial succeeded: the circuit is closed and the primary serves all.
-  ASSERT_TRUE(WaitFor([&] { return Chat(path, kSeedBody).headers["x-selected-provider"] == "openai"; },
-                      milliseconds(1000)));
+  ASSERT_TRUE(
+      WaitFor([&] { return Chat(path, kSeedBody).headers["x-selected-provider"] == "openai"; },
+              milliseconds(1000)));
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(Chat(path, kSeedBody).headers["x-selected-provider"], "openai") << i;
   }
@@ -645,7 +668,8 @@ TEST_F(ProxyE2E, KeysHostsAndRoutes) {
   EXPECT_EQ(Chat(path, kSeedBody, {"Content-Type: application/json"}).status, 401);
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: tg_wrong"}).status, 401);
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + key_, "Host: acme.example.com"}).status, 200);
-  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + other_key_, "Host: acme.example.com"}).status, 401)
+  EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + other_key_, "Host: acme.example.com"}).status,
+            401)
       << "another gateway's key on this gateway's host";
   EXPECT_EQ(Chat("/nowhere/v1/chat/completions", kSeedBody).status, 404);
   EXPECT_EQ(Http("GET", stack_->ProxyUrl(path), "", {"X-Api-Key: " + key_}).status, 405);
@@ -661,11 +685,13 @@ TEST_F(ProxyE2E, KeysHostsAndRoutes) {
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + short_key}).status, 401);
 
   // Revoked: effective within a second.
-  auto created = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys", R"({"name": "r"})");
+  auto created =
+      stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys", R"({"name": "r"})");
   auto d = Json(created.body);
   std::string revoked_key = d["key"].GetString();
   ASSERT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + revoked_key}).status, 200);
-  ASSERT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gateway_ + "/keys/" + d["id"].GetString()).status,
+  ASSERT_EQ(stack_->Admin("DELETE", "/api/v1/gateways/" + gateway_ + "/keys/" + d["id"].GetString())
+                .status,
             204);
   std::this_thread::sleep_for(milliseconds(1000));
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + revoked_key}).status, 401);
@@ -715,8 +741,9 @@ TEST_F(ProxyE2E, AtSignRequestTargetCannotRedirectTheCall) {
                                   std::to_string(fake_->port()) + R"(, "protocol": "http",
                     "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
                                   fake_->credentials().openai_key + R"("}}]})");
-  std::string svc = MustCreate("/api/v1/gateways/" + gw + "/services",
-                               R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  std::string svc =
+      MustCreate("/api/v1/gateways/" + gw + "/services",
+                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
   MustCreate("/api/v1/gateways/" + gw + "/rules",
              R"({"path": "/", "service_id": ")" + svc + R"(", "methods": ["POST"]})");
 
@@ -757,9 +784,10 @@ TEST_F(ProxyE2E, AtSignRequestTargetCannotRedirectTheCall) {
 TEST_F(ProxyE2E, AdminRefusesTargetHostsThatAreNotHosts) {
   for (const char* host : {"file://localhost", "gopher://x", "dict://x", "169.254.169.254",
                            "http://a@b", "[fd00:ec2::254]"}) {
-    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/upstreams",
-                           std::string(R"({"name": "u", "targets": [{"provider": "openai", "host": ")") +
-                               host + R"(", "path": "/etc/passwd"}]})");
+    auto r =
+        stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/upstreams",
+                      std::string(R"({"name": "u", "targets": [{"provider": "openai", "host": ")") +
+                          host + R"(", "path": "/etc/passwd"}]})");
     EXPECT_EQ(r.status, 400) << host << ": " << r.body;
     EXPECT_NE(r.body.find("targets[0].host"), std::string::npos) << host << ": " << r.body;
     r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/services",
@@ -777,7 +805,8 @@ TEST_F(ProxyE2E, ClientDisconnectMidStreamCancelsTheProviderCall) {
   fake_->SetAnswer(slow);
   {
     RawClient c(stack_->proxy_port());
-    std::string body = R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
+    std::string body =
+        R"({"model": "gpt-4", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})";
     ASSERT_TRUE(c.Send("POST /slow/v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + key_ +
                        "\r\nContent-Type: application/json\r\nContent-Length: " +
                        std::to_string(body.size()) + "\r\n\r\n" + body));
@@ -795,13 +824,13 @@ TEST_F(ProxyE2E, ClientDisconnectMidStreamCancelsTheProviderCall) {
 
 // What an OpenAI Chat stream told the client: its data lines' JSON, in order.
 struct ChatStream {
-  std::string text;             // choices[0].delta.content, concatenated
-  std::set<std::string> ids;    // every chunk's id
-  int roles = 0;                // deltas announcing the assistant role
-  int errors = 0;               // {"error": …} events
+  std::string text;           // choices[0].delta.content, concatenated
+  std::set<std::string> ids;  // every chunk's id
+  int roles = 0;              // deltas announcing the assistant role
+  int errors = 0;             // {"error": …} events
   std::string error_message;
-  bool done = false;            // ended with data: [DONE]
-  bool usage = false;           // a usage chunk came
+  bool done = false;   // ended with data: [DONE]
+  bool usage = false;  // a usage chunk came
 };
 
 ChatStream ReadChatStream(const std::string& body) {
@@ -809,8 +838,8 @@ ChatStream ReadChatStream(const std::string& body) {
   size_t at = 0;
   while ((at = body.find("data: ", at)) != std::string::npos) {
     const size_t end = body.find("\n\n", at);
-    const std::string data = body.substr(at + 6, end == std::string::npos ? std::string::npos
-                                                                           : end - at - 6);
+    const std::string data =
+        body.substr(at + 6, end == std::string::npos ? std::string::npos : end - at - 6);
     at = end == std::string::npos ? body.size() : end;
     if (data == "[DONE]") {
       s.done = true;
@@ -831,7 +860,8 @@ ChatStream ReadChatStream(const std::string& body) {
     if (!d.HasMember("choices") || !d["choices"].IsArray() || d["choices"].Empty()) continue;
     const auto& delta = d["choices"][0]["delta"];
     if (delta.HasMember("role")) ++s.roles;
-    if (delta.HasMember("content") && delta["content"].IsString()) s.text += delta["content"].GetString();
+    if (delta.HasMember("content") && delta["content"].IsString())
+      s.text += delta["content"].GetString();
   }
   return s;
 }
@@ -857,8 +887,8 @@ TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
   fake_->AddFault(cut);
 
   auto rescues = [&](const char* result) {
-    auto m = Http("GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port("tg-edge")) +
-                             "/metrics");
+    auto m = Http(
+        "GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port("tg-edge")) + "/metrics");
     const std::string name = "tg_proxy_rescues_total{gateway=\"" + gateway_ +
                              "\",provider=\"openai\",result=\"" + result + "\"} ";
     auto at = m.body.find(name);
@@ -896,7 +926,8 @@ TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
   ASSERT_EQ(r.status, 200) << r.body;
   auto count = [&](const std::string& needle) {
     int n = 0;
-    for (size_t at = r.body.find(needle); at != std::string::npos; at = r.body.find(needle, at + 1)) ++n;
+    for (size_t at = r.body.find(needle); at != std::string::npos; at = r.body.find(needle, at + 1))
+      ++n;
     return n;
   };
   EXPECT_EQ(count("event: message_start"), 1) << r.body;
@@ -916,8 +947,9 @@ TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
 // A stream that stalls (30 s without an event) past the rule's idle_ms is
 // continued just as a cut one, within a few seconds.
 TEST_F(ProxyE2E, AStalledStreamIsContinuedAfterTheIdleTimeout) {
-  Route("/stall", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                      Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}",
+  Route("/stall",
+        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+            Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}",
         true, R"(, "timeouts": {"idle_ms": 1000})");
   fakes::FakeAnswer answer;
   answer.text = kTenWords;
@@ -942,9 +974,9 @@ TEST_F(ProxyE2E, AStalledStreamIsContinuedAfterTheIdleTimeout) {
 // ends with an error event naming the break, never the prefill's 400, and
 // never [DONE]. Without any target that takes a prefill no rescue is tried.
 TEST_F(ProxyE2E, ARefusedPrefillEndsTheStreamWithTheOriginalCause) {
-  Route("/rescue-refused", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
-                               "," + Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") +
-                               "]}");
+  Route("/rescue-refused",
+        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+            Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}");
   fakes::FakeAnswer answer;
   answer.text = kTenWords;
   fake_->SetAnswer(answer);
@@ -985,8 +1017,8 @@ TEST_F(ProxyE2E, ARefusedPrefillEndsTheStreamWithTheOriginalCause) {
 // A whole (not streamed) answer cut midway restarts cleanly on the fallback:
 // nothing of it had reached the client.
 TEST_F(ProxyE2E, AWholeAnswerCutMidwayRestartsOnTheFallback) {
-  Route("/cut-whole", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                          Target("anthropic", R"("priority": 2, )") + "]}");
+  Route("/cut-whole", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
+                          "," + Target("anthropic", R"("priority": 2, )") + "]}");
   fakes::FakeFault cut;
   cut.path_prefix = "/v1/chat/completions";
   cut.drop_after_bytes = 40;
@@ -1003,9 +1035,11 @@ TEST_F(ProxyE2E, AWholeAnswerCutMidwayRestartsOnTheFallback) {
 // answers at all, is failed over (the latter within first_token_ms); a
 // content-filter 400 is answered at once, never retried elsewhere.
 TEST_F(ProxyE2E, AResetOrASilentProviderFailsOverAndAContentFilterDoesNot) {
-  Route("/silent", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                       Target("anthropic", R"("priority": 2, )") + "]}",
-        true, R"(, "timeouts": {"first_token_ms": 1000}, "retry_policy": {"same_target_retries": 0})");
+  Route("/silent",
+        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
+            Target("anthropic", R"("priority": 2, )") + "]}",
+        true,
+        R"(, "timeouts": {"first_token_ms": 1000}, "retry_policy": {"same_target_retries": 0})");
   fakes::FakeFault reset;
   reset.path_prefix = "/v1/chat/completions";
   reset.close_before_head = true;

@@ -2,10 +2,9 @@
 // 504), Idempotency-Key on creates, and key revocation with two tg-keyauth
 // replicas of which one lags. tg-config, tg-keyauth and tg-edge run as
 // processes on a real PostgreSQL.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-
-#include <grpcpp/grpcpp.h>
 
 #include <pqxx/pqxx>
 #include <string>
@@ -159,9 +158,9 @@ TEST_F(WritesE2E, ARetriedCreateWithTheSameIdempotencyKeyReturnsTheFirstResult) 
   // Invalid keys.
   EXPECT_EQ(Post("/api/v1/gateways", R"({"name": "x"})", std::string(256, 'a')).status, 400);
   EXPECT_EQ(Post("/api/v1/gateways", R"({"name": "x"})", "caf\xc3\xa9").status, 400);
-  EXPECT_EQ(Post("/api/v1/gateways/" + gw + "/keys", R"({"name": "x"})", std::string(256, 'a'))
-                .status,
-            400);
+  EXPECT_EQ(
+      Post("/api/v1/gateways/" + gw + "/keys", R"({"name": "x"})", std::string(256, 'a')).status,
+      400);
   EXPECT_EQ(Count("SELECT count(*) FROM gateways WHERE doc LIKE '%\"x\"%'"), 0);
 }
 
@@ -221,8 +220,8 @@ TEST(KeyRevocationE2E, ALaggingReplicaNeverReadmitsARevokedKey) {
   int refused = 0;
   for (int i = 0; i < 6; ++i) {
     auto r = proxy();
-    EXPECT_TRUE(r.status == 401 || r.status == 503) << "attempt " << i << ": " << r.status << " "
-                                                    << r.body;
+    EXPECT_TRUE(r.status == 401 || r.status == 503)
+        << "attempt " << i << ": " << r.status << " " << r.body;
     refused += r.status == 401;
     std::this_thread::sleep_for(milliseconds(1100));
   }

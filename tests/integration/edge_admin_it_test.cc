@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "admin_api.h"
-#include "tg/common/config_watcher.h"
 #include "edge_test_http.h"
 #include "http_server.h"
 #include "test_tls.h"
+#include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/jwt.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -535,8 +535,8 @@ constexpr char kUpstreamBody[] = R"({
 TEST_F(EdgeAdminIT, HealthzIsOkOnceTheWatchIsConnected) {
   auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, R"({"status":"ok","config_revision":)" +
-                        std::to_string(watcher_->revision()) + "}");
+  EXPECT_EQ(r.body,
+            R"({"status":"ok","config_revision":)" + std::to_string(watcher_->revision()) + "}");
 }
 
 TEST_F(EdgeAdminIT, HealthzIs503BeforeTheFirstConfigurationAndWhileShuttingDown) {

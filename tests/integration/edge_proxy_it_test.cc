@@ -10,9 +10,9 @@
 
 #include "edge_test_http.h"
 #include "http_server.h"
-#include "test_tls.h"
 #include "key_cache.h"
 #include "proxy_handler.h"
+#include "test_tls.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
@@ -291,7 +291,8 @@ TEST_F(EdgeProxyIT, AnswersWithTheSelectedProviderAndReportsSuccess) {
   EXPECT_EQ(sent.client_format(), tg::v1::CLIENT_FORMAT_OPENAI_CHAT);
   EXPECT_EQ(sent.effective_model(), "gpt-4");
   EXPECT_EQ(sent.min_config_revision(), 7);
-  EXPECT_EQ(sent.client_headers().count("X-TG-API-Key"), 0u) << "the gateway key never goes upstream";
+  EXPECT_EQ(sent.client_headers().count("X-TG-API-Key"), 0u)
+      << "the gateway key never goes upstream";
 }
 
 TEST_F(EdgeProxyIT, A429FailsOverAndA400DoesNot) {
@@ -335,9 +336,10 @@ TEST_F(EdgeProxyIT, ClientDisconnectMidStreamCancelsTheUpstreamCall) {
   {
     RawConnection c(http_->port());
     std::string body = R"({"model":"gpt-4","stream":true,"messages":[]})";
-    ASSERT_TRUE(c.Send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: key-acme\r\n"
-                       "Content-Type: application/json\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    ASSERT_TRUE(
+        c.Send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Api-Key: key-acme\r\n"
+               "Content-Type: application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body));
     auto got = c.ReadUntil([](const std::string& s) { return s.find("\"n\":0") != s.npos; },
                            milliseconds(3000));
     ASSERT_NE(got.find("\"n\":0"), std::string::npos) << got;
@@ -353,9 +355,11 @@ TEST_F(EdgeProxyIT, KeysHeadersHostsAndRoutes) {
   EXPECT_EQ(Post("/v1/chat/completions", kChat, {}).status, 401);
   EXPECT_EQ(Post("/v1/chat/completions", kChat, {"X-Api-Key: wrong"}).status, 401);
   EXPECT_EQ(Post("/v1/chat/completions", kChat, {"Authorization: Bearer key-acme"}).status, 200);
-  EXPECT_EQ(Post("/v1/chat/completions", kChat, {"X-Api-Key: key-acme", "Host: acme.example.com"}).status,
-            200);
-  EXPECT_EQ(Post("/v1/chat/completions", kChat, {"X-Api-Key: key-other", "Host: acme.example.com"}).status,
+  EXPECT_EQ(
+      Post("/v1/chat/completions", kChat, {"X-Api-Key: key-acme", "Host: acme.example.com"}).status,
+      200);
+  EXPECT_EQ(Post("/v1/chat/completions", kChat, {"X-Api-Key: key-other", "Host: acme.example.com"})
+                .status,
             401)
       << "a key of another gateway on this gateway's host";
   EXPECT_EQ(Post("/v2/chat/completions", kChat).status, 404);
@@ -364,7 +368,8 @@ TEST_F(EdgeProxyIT, KeysHeadersHostsAndRoutes) {
   EXPECT_EQ(r.headers["allow"], "POST");
   r = Post("/v1/messages", kChat, {});
   EXPECT_EQ(r.status, 401);
-  EXPECT_NE(r.body.find(R"("type":"error")"), std::string::npos) << "Anthropic clients get their format";
+  EXPECT_NE(r.body.find(R"("type":"error")"), std::string::npos)
+      << "Anthropic clients get their format";
   EXPECT_EQ(Post("/v1/chat/completions", "not json").status, 400);
 }
 

@@ -22,6 +22,7 @@ namespace tg::fakes {
 namespace {
 
 using adapter::http::CurlHttpClient;
+using adapter::http::CurlHttpClientOptions;
 using adapter::http::Fetch;
 using adapter::http::HeaderList;
 using adapter::http::HttpErrorKind;
@@ -29,7 +30,6 @@ using adapter::http::HttpRequest;
 using adapter::http::HttpResponse;
 using adapter::http::HttpTimeouts;
 using std::chrono::milliseconds;
-using adapter::http::CurlHttpClientOptions;
 
 // The fakes listen on loopback, which the egress policy refuses by default.
 CurlHttpClientOptions LoopbackAllowed() {

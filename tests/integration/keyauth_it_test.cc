@@ -100,7 +100,8 @@ class Replica {
                                                   .tls = tg::testing::TestTls(kKeyauthIdentity)},
                                 {service_.get()}, &error);
     if (!server_) throw std::runtime_error(error);
-    stub_ = tg::v1::KeyAuthService::NewStub(tg::testing::TestChannel(server_->port(), kKeyauthIdentity));
+    stub_ = tg::v1::KeyAuthService::NewStub(
+        tg::testing::TestChannel(server_->port(), kKeyauthIdentity));
   }
 
   ~Replica() {
@@ -739,9 +740,9 @@ TEST_F(KeyAuthIntegrationTest, CreateKeyPastItsDeadlineNeverCommits) {
   std::this_thread::sleep_for(300ms);
   pqxx::connection c(*dsn_);
   pqxx::read_transaction tx(c);
-  EXPECT_EQ(tx.exec("SELECT count(*) FROM api_keys WHERE name = 'never-committed'")[0][0]
-                .as<int64_t>(),
-            0);
+  EXPECT_EQ(
+      tx.exec("SELECT count(*) FROM api_keys WHERE name = 'never-committed'")[0][0].as<int64_t>(),
+      0);
 }
 
 }  // namespace

@@ -23,7 +23,10 @@ namespace tg::testing {
 
 Process::Process(std::string name, std::string path, std::map<std::string, std::string> env,
                  std::string log_path)
-    : name_(std::move(name)), path_(std::move(path)), env_(std::move(env)), log_path_(std::move(log_path)) {}
+    : name_(std::move(name)),
+      path_(std::move(path)),
+      env_(std::move(env)),
+      log_path_(std::move(log_path)) {}
 
 Process::~Process() { Stop(std::chrono::seconds(5)); }
 
@@ -249,7 +252,8 @@ bool RawClient::Send(const std::string& data) {
 bool RawClient::ReadUntil(const std::string& needle, std::chrono::milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   while (received_.find(needle) == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left.count() <= 0 || fd_ < 0) return false;
     pollfd p{fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;

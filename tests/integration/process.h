@@ -54,7 +54,7 @@ struct HttpResponse {
   long status = 0;
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names
-  std::string error;                            // libcurl's message when status is 0
+  std::string error;                           // libcurl's message when status is 0
 };
 
 // A blocking HTTP/1.1 request with libcurl; status 0 on transport failure.

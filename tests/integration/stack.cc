@@ -44,7 +44,8 @@ int Stack::metrics_port(const std::string& name) const {
   return it == metrics_ports_.end() ? 0 : it->second;
 }
 
-std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::string, std::string> env,
+std::unique_ptr<Process> Stack::Make(const std::string& name,
+                                     std::map<std::string, std::string> env,
                                      const std::string& executable) {
   env["TG_LOG_LEVEL"] = "info";
   for (const auto& [k, v] : options_.common_env) env.emplace(k, v);
@@ -64,8 +65,7 @@ std::unique_ptr<Process> Stack::Make(const std::string& name, std::map<std::stri
     env.emplace("TG_GRPC_TLS_DIR", TestTlsDir());
   }
   return std::make_unique<Process>(name, BinDir() + "/" + (executable.empty() ? name : executable),
-                                   std::move(env),
-                                   (dir_ / (name + ".log")).string());
+                                   std::move(env), (dir_ / (name + ".log")).string());
 }
 
 bool Stack::WaitGrpc(Process& p, int port) {
@@ -126,8 +126,8 @@ bool Stack::StartAll() {
   }
   if (options_.adapter) {
     // The fake providers listen on loopback: allowed by the egress policy's
-  // documented setting, as scripts/up does.
-  if (!start(Make("tg-adapter", {{"TG_ADAPTER_LISTEN", addr(adapter_port_)},
+    // documented setting, as scripts/up does.
+    if (!start(Make("tg-adapter", {{"TG_ADAPTER_LISTEN", addr(adapter_port_)},
                                    {"TG_CONFIG_ADDR", addr(config_port_)},
                                    {"TG_EGRESS_ALLOW_PRIVATE", "true"}}),
                adapter_port_)) {
@@ -140,8 +140,7 @@ bool Stack::StartAll() {
   env["TG_CONFIG_ADDR"] = addr(config_port_);
   env["TG_KEYAUTH_ADDR"] = addr(keyauth_port_);
   if (options_.keyauth_replica) {
-    env["TG_KEYAUTH_ADDR"] =
-        "ipv4:" + addr(keyauth_port_) + "," + addr(keyauth_replica_port_);
+    env["TG_KEYAUTH_ADDR"] = "ipv4:" + addr(keyauth_port_) + "," + addr(keyauth_replica_port_);
   }
   env["TG_BALANCER_ADDR"] = addr(balancer_port_);
   env["TG_ADAPTER_ADDR"] = addr(adapter_port_);
@@ -155,8 +154,8 @@ bool Stack::WaitEdge() {
   // FreePort() and the bind (tests run in parallel): it logs the admin port
   // it listens on before its /healthz counts.
   Process* edge = Find("tg-edge");
-  const std::string listening = "\"listener\":\"admin\",\"address\":\"127.0.0.1:" +
-                                std::to_string(admin_port_) + "\"";
+  const std::string listening =
+      "\"listener\":\"admin\",\"address\":\"127.0.0.1:" + std::to_string(admin_port_) + "\"";
   bool ok = WaitFor(
       [&] {
         return (edge == nullptr || edge->LogTail().find(listening) != std::string::npos) &&
@@ -214,7 +213,8 @@ std::string Stack::Token(std::chrono::seconds ttl) const {
   return jwt::SignHs256(secret_, "e2e", std::chrono::system_clock::now(), ttl);
 }
 
-HttpResponse Stack::Admin(const std::string& method, const std::string& path, const std::string& body) {
+HttpResponse Stack::Admin(const std::string& method, const std::string& path,
+                          const std::string& body) {
   return Http(method, AdminUrl(path), body,
               {"Content-Type: application/json", "Authorization: Bearer " + Token()});
 }

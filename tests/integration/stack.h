@@ -13,9 +13,9 @@
 namespace tg::testing {
 
 struct StackOptions {
-  bool balancer = false;  // also tg-balancer (needs redis_addr)
-  bool adapter = false;   // also tg-adapter
-  std::string redis_addr;                    // host:port
+  bool balancer = false;                        // also tg-balancer (needs redis_addr)
+  bool adapter = false;                         // also tg-adapter
+  std::string redis_addr;                       // host:port
   std::map<std::string, std::string> edge_env;  // extra TG_* for tg-edge
   std::map<std::string, std::string> balancer_env;
   std::map<std::string, std::string> common_env;  // every service (OTEL_*, …)
@@ -50,7 +50,8 @@ class Stack {
   std::string AdminUrl(const std::string& path) const;
   std::string ProxyUrl(const std::string& path) const;
   std::string Token(std::chrono::seconds ttl = std::chrono::seconds(3600)) const;
-  HttpResponse Admin(const std::string& method, const std::string& path, const std::string& body = "");
+  HttpResponse Admin(const std::string& method, const std::string& path,
+                     const std::string& body = "");
   int proxy_port() const { return proxy_port_; }
   // The gRPC port of a started service ("tg-config", "tg-keyauth-2", …); 0
   // for tg-edge or an unknown name. Dial it with TestChannel (test_tls.h).

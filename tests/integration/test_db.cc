@@ -1,7 +1,6 @@
 #include "test_db.h"
 
 #include <cstdlib>
-
 #include <pqxx/pqxx>
 
 #include "tg/common/crypto.h"

@@ -216,9 +216,9 @@ TEST_F(HttpClientTest, ResolvedAddressesAreCheckedAtConnectTime) {
   const std::string path = ":" + std::to_string(fake_.port()) + "/v1/chat/completions";
   const size_t before = fake_.Requests().size();
   CurlHttpClient strict;  // production default: loopback and private refused
-  for (const std::string& url : std::vector<std::string>{"http://rebind.localhost" + path,
-                                                         "http://127.0.0.1" + path,
-                                                         "http://[::ffff:127.0.0.1]" + path}) {
+  for (const std::string& url :
+       std::vector<std::string>{"http://rebind.localhost" + path, "http://127.0.0.1" + path,
+                                "http://[::ffff:127.0.0.1]" + path}) {
     HttpRequest r;
     r.url = url;
     r.body = "{}";
@@ -628,8 +628,7 @@ TEST_F(HttpClientTest, ARequestIsNeverSentTwiceBehindTheCallersBack) {
   HttpRequest post;
   post.method = "POST";
   post.url = Url("/v1/chat/completions");
-  post.headers = {{"Authorization", "Bearer sk-fake-openai"},
-                  {"Content-Type", "application/json"}};
+  post.headers = {{"Authorization", "Bearer sk-fake-openai"}, {"Content-Type", "application/json"}};
   post.body = R"({"model": "gpt-4", "messages": [{"role": "user", "content": "Hi"}]})";
   HttpResponse first = Fetch(client_, post).get();
   ASSERT_TRUE(first.result.ok()) << first.result.message;

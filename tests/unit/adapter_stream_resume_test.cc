@@ -143,14 +143,17 @@ TEST(StreamResumeTest, StatesThatAreNotTheEncodersOwnAreRefused) {
       R"({"kind":"responses","usage":[0,0,0,0,0],"created":1,"sequence":3,"items":[],"open_item":0,"tool_items":[]})"));
   EXPECT_FALSE(responses->RestoreState(
       R"({"kind":"responses","usage":[0,0,0,0,0],"created":1,"sequence":-1,"items":[],"open_item":-1,"tool_items":[]})"));
-  EXPECT_FALSE(chat->RestoreState(R"({"kind":"openai_chat","usage":[0,0,0,0,0],"created":1,"roles":[2]})"));
+  EXPECT_FALSE(
+      chat->RestoreState(R"({"kind":"openai_chat","usage":[0,0,0,0,0],"created":1,"roles":[2]})"));
   // The same states with their indexes in range are taken.
   EXPECT_TRUE(anthropic->RestoreState(
       R"({"kind":"anthropic","usage":[0,0,0,0,0],"open_block":0,"next_block":1,"tool_blocks":[]})"));
   EXPECT_TRUE(responses->RestoreState(
       R"({"kind":"responses","usage":[0,0,0,0,0],"created":1,"sequence":3,"items":[],"open_item":-1,"tool_items":[]})"));
-  EXPECT_TRUE(chat->RestoreState(R"({"kind":"openai_chat","usage":[0,0,0,0,0],"created":1,"roles":[1]})"));
-  EXPECT_FALSE(chat->RestoreState(R"({"kind":"openai_chat","usage":[0,-1,0,0,0],"created":1,"roles":[1]})"));
+  EXPECT_TRUE(
+      chat->RestoreState(R"({"kind":"openai_chat","usage":[0,0,0,0,0],"created":1,"roles":[1]})"));
+  EXPECT_FALSE(
+      chat->RestoreState(R"({"kind":"openai_chat","usage":[0,-1,0,0,0],"created":1,"roles":[1]})"));
   // Refused states changed nothing: each still writes a whole stream.
   for (auto* enc : {chat.get(), anthropic.get(), responses.get()}) {
     std::string out;

@@ -236,8 +236,8 @@ TEST(TargetUrlTest, NothingInAPathLeavesTheConfiguredHost) {
 
 TEST(TargetUrlTest, HostsThatAreNotHostsAreConfigurationErrors) {
   TargetInfo t = Target("openai", "m");
-  for (std::string_view host : {"file://localhost", "gopher://x", "dict://x:11211",
-                                "http://a@b", "a@b", "http://fake:9000/prefix", "h/p", "h?x"}) {
+  for (std::string_view host : {"file://localhost", "gopher://x", "dict://x:11211", "http://a@b",
+                                "a@b", "http://fake:9000/prefix", "h/p", "h?x"}) {
     t.host = std::string(host);
     auto url = ProviderUrl("https://api.openai.com", t, "/v1/chat/completions");
     ASSERT_FALSE(url.ok()) << host << " -> " << url.value();
@@ -249,9 +249,9 @@ TEST(TargetUrlTest, HostsThatAreNotHostsAreConfigurationErrors) {
   EXPECT_FALSE(ProviderUrl("https://api.openai.com", t, "/").ok());
   // Default bases made from credentials are checked as well.
   TargetInfo d = Target("azure", "m");
-  for (std::string_view base : {"file:///etc/passwd", "https://u:p@r.example",
-                                "https://r.example#x", "https://r.example?x=1",
-                                "https://bedrock-runtime.evil.example/.amazonaws.com#"}) {
+  for (std::string_view base :
+       {"file:///etc/passwd", "https://u:p@r.example", "https://r.example#x",
+        "https://r.example?x=1", "https://bedrock-runtime.evil.example/.amazonaws.com#"}) {
     EXPECT_FALSE(ProviderUrl(base, d, "/x").ok()) << base;
   }
   d.aws_region = "x.evil.example#";
@@ -280,8 +280,7 @@ TEST(TargetUrlTest, PathEncodeKeepsOnlyUnreserved) {
   EXPECT_EQ(PathEncode("a/b c~_"), "a%2Fb%20c~_");
   TargetInfo t = Target("azure", "m");
   EXPECT_EQ(Url("https://x", t, "/p", {{"api-version", "1"}}), "https://x/p?api-version=1");
-  EXPECT_EQ(Url("https://x", t, "/p?a=b", {{"api-version", "1"}}),
-            "https://x/p?a=b&api-version=1");
+  EXPECT_EQ(Url("https://x", t, "/p?a=b", {{"api-version", "1"}}), "https://x/p?a=b&api-version=1");
   EXPECT_EQ(Url("https://x", t, "/p?api-version=2", {{"api-version", "1"}}),
             "https://x/p?api-version=2");
   EXPECT_EQ(Url("https://x", t, "/p", {{"api-version", "1&x=#y"}}),
@@ -365,8 +364,8 @@ TEST(HostileJsonTest, DeeplyNestedProviderAnswersAreProtocolErrors) {
 }
 
 TEST(HostileJsonTest, DeeplyNestedClientBodiesAre400) {
-  const std::string deep = "{\"model\":\"m\",\"x\":" + std::string(200000, '[') +
-                           std::string(200000, ']') + "}";
+  const std::string deep =
+      "{\"model\":\"m\",\"x\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
   for (ClientFormat f : {ClientFormat::kOpenAiChat, ClientFormat::kAnthropicMessages,
                          ClientFormat::kOpenAiResponses}) {
     Result<ChatRequest> r = ClientCodecFor(f).DecodeRequest(deep);
@@ -406,8 +405,8 @@ TEST(ProviderErrorTest, ContextLengthErrorsAreRecognisedInEveryProvidersWords) {
   EXPECT_TRUE(IsContextLengthError(
       400, "INVALID_ARGUMENT",
       "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."));
-  EXPECT_TRUE(IsContextLengthError(400, "ValidationException",
-                                   "Input is too long for requested model."));
+  EXPECT_TRUE(
+      IsContextLengthError(400, "ValidationException", "Input is too long for requested model."));
   EXPECT_TRUE(IsContextLengthError(413, "", "Request exceeds the model's context window"));
   EXPECT_FALSE(IsContextLengthError(400, "invalid_request_error", "messages: field required"));
   EXPECT_FALSE(IsContextLengthError(429, "context_length_exceeded", "")) << "only 400 and 413";
@@ -527,7 +526,8 @@ TEST(StreamTerminationTest, AFinishedOpenAiStreamWithoutDoneIsComplete) {
   const std::string finished =
       "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"
       "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
-      "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n";
+      "data: "
+      "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n";
   for (const char* api : {"", "azure"}) {
     StreamEvents events =
         DecodeAll(std::string_view(api).empty() ? "openai" : "azure", finished, "");
@@ -545,7 +545,8 @@ TEST(StreamTerminationTest, AFinishedOpenAiStreamWithoutDoneIsComplete) {
       "openai",
       "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}},"
       "{\"index\":1,\"delta\":{\"content\":\"b\"}}]}\n\n"
-      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+      "data: "
+      "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
   ASSERT_FALSE(half.empty());
   EXPECT_EQ(half.back().type, StreamEvent::Type::kError);
   EXPECT_EQ(half.back().error.kind, ErrorKind::kStreamBroken);

@@ -38,8 +38,8 @@ struct HealthSpec {
   bool passive = true;
   int32_t threshold = 3;
   int32_t interval_s = 60;
-  std::string probe_path{};       // health_checks.path: "" = no active probes
-  int32_t probe_interval_s = 0;   // 0: unset (default 5 s)
+  std::string probe_path{};      // health_checks.path: "" = no active probes
+  int32_t probe_interval_s = 0;  // 0: unset (default 5 s)
 };
 
 inline std::shared_ptr<const tg::v1::Upstream> MakeUpstream(

@@ -289,7 +289,8 @@ std::shared_ptr<grpc::Channel> DialWithFastPings(int port) {
 // Waits until the channel is READY, then whether it leaves READY within `idle`.
 bool LeavesReadyWhileIdle(const std::shared_ptr<grpc::Channel>& channel,
                           std::chrono::milliseconds idle) {
-  EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  EXPECT_TRUE(
+      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
   return channel->WaitForStateChange(GRPC_CHANNEL_READY, std::chrono::system_clock::now() + idle);
 }
 
@@ -309,7 +310,8 @@ TEST(InternalKeepaliveTest, AnIdleChannelPingsPastTheIntervalAndStaysUsable) {
 TEST(InternalKeepaliveTest, AServerAtGrpcDefaultsSendsTheSamePingsAway) {
   ProbeServer server(testing::TestTls(kConfigIdentity));  // no keepalive arguments
   ASSERT_GT(server.port, 0);
-  EXPECT_TRUE(LeavesReadyWhileIdle(DialWithFastPings(server.port), std::chrono::milliseconds(5500)));
+  EXPECT_TRUE(
+      LeavesReadyWhileIdle(DialWithFastPings(server.port), std::chrono::milliseconds(5500)));
 }
 
 }  // namespace

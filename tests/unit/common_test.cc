@@ -1,8 +1,7 @@
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <rapidjson/document.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,9 +9,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <pqxx/pqxx>
 #include <sstream>
 #include <thread>
-#include <pqxx/pqxx>
 
 #include "tg/common/client_error.h"
 #include "tg/common/crypto.h"
@@ -88,7 +87,8 @@ TEST(Jwt, AcceptsOwnTokensAndRejectsEveryBadOne) {
   auto token = jwt::SignHs256("s3cret-s3cret-s3cret", "admin", now, seconds(60));
   EXPECT_EQ(jwt::VerifyHs256(token, "s3cret-s3cret-s3cret", now), jwt::Verdict::kOk);
   EXPECT_EQ(jwt::VerifyHs256(token, "another-secret-entirely", now), jwt::Verdict::kBadSignature);
-  EXPECT_EQ(jwt::VerifyHs256(token, "s3cret-s3cret-s3cret", now + seconds(61)), jwt::Verdict::kExpired);
+  EXPECT_EQ(jwt::VerifyHs256(token, "s3cret-s3cret-s3cret", now + seconds(61)),
+            jwt::Verdict::kExpired);
   EXPECT_EQ(jwt::VerifyHs256("not.a.jwt", "s3cret-s3cret-s3cret", now), jwt::Verdict::kMalformed);
   EXPECT_EQ(jwt::VerifyHs256("abc", "s3cret-s3cret-s3cret", now), jwt::Verdict::kMalformed);
 
@@ -145,9 +145,9 @@ TEST(Jwt, ExpiryIsRequiredAndClaimsAreChecked) {
   jwt::SignOptions so;
   so.issuer = "trustgate";
   so.audience = "admin-api";
-  EXPECT_EQ(jwt::VerifyHs256(jwt::SignHs256(secret, "admin", now, seconds(60), so), secret, now,
-                             strict),
-            jwt::Verdict::kOk);
+  EXPECT_EQ(
+      jwt::VerifyHs256(jwt::SignHs256(secret, "admin", now, seconds(60), so), secret, now, strict),
+      jwt::Verdict::kOk);
 
   // The header decides nothing but HS256: none, HS512, RS256 and crit are refused.
   for (const char* header : {R"({"alg":"none"})", R"({"alg":"HS512"})", R"({"alg":"RS256"})"}) {
@@ -155,9 +155,9 @@ TEST(Jwt, ExpiryIsRequiredAndClaimsAreChecked) {
               jwt::Verdict::kWrongAlgorithm)
         << header;
   }
-  EXPECT_EQ(jwt::VerifyHs256(SignedToken(R"({"alg":"HS256","crit":["b64"]})",
-                                         R"({"exp":1800000000})", secret),
-                             secret, now),
+  EXPECT_EQ(jwt::VerifyHs256(
+                SignedToken(R"({"alg":"HS256","crit":["b64"]})", R"({"exp":1800000000})", secret),
+                secret, now),
             jwt::Verdict::kMalformed);
   std::string none = crypto::Base64UrlEncode(R"({"alg":"none"})") + "." +
                      crypto::Base64UrlEncode(R"({"exp":1800000000})") + ".";
@@ -194,9 +194,11 @@ TEST(Jwt, SecretsMustBeLongAndNotPlaceholders) {
 
 TEST(LenientJson, AcceptsTheSeedsTrailingCommaAndComments) {
   std::string out, err;
-  ASSERT_TRUE(json::NormalizeLenient("{\n\"name\": \"multi-provider-gateway\",\n}", &out, &err)) << err;
+  ASSERT_TRUE(json::NormalizeLenient("{\n\"name\": \"multi-provider-gateway\",\n}", &out, &err))
+      << err;
   EXPECT_EQ(out, R"({"name":"multi-provider-gateway"})");
-  ASSERT_TRUE(json::NormalizeLenient("{\"weight\": 60,    # 60% of traffic\n \"p\": 1 // x\n}", &out, &err))
+  ASSERT_TRUE(
+      json::NormalizeLenient("{\"weight\": 60,    # 60% of traffic\n \"p\": 1 // x\n}", &out, &err))
       << err;
   EXPECT_EQ(out, R"({"weight":60,"p":1})");
   ASSERT_TRUE(json::NormalizeLenient(R"({"s": "a # not a comment"})", &out, &err));
@@ -300,7 +302,7 @@ TEST(Pg, ConnectTimeoutBoundsAServerThatNeverAnswers) {
                std::exception);
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, std::chrono::milliseconds(1500));  // it did wait for the server
-  EXPECT_LT(took, std::chrono::seconds(10));          // and gave up, not after minutes
+  EXPECT_LT(took, std::chrono::seconds(10));         // and gave up, not after minutes
   close(fd);
   if (saved) {
     ::setenv("PGCONNECT_TIMEOUT", restore.c_str(), 1);
@@ -382,7 +384,7 @@ TEST(Log, AStuckReaderCostsDroppedLinesNeverABlockedCaller) {
       }
     });
     log::Flush();
-  }  // stderr is the real one again
+  }                  // stderr is the real one again
   close(pipefd[1]);  // the reader sees end of file
   reader.join();
   close(pipefd[0]);
@@ -422,10 +424,12 @@ TEST(ClientErrorTest, OneTypePerStatusInEachFormat) {
   EXPECT_EQ(client_error::AnthropicType(529), "overloaded_error");
   EXPECT_EQ(client_error::AnthropicType(504), "timeout_error");
   EXPECT_EQ(client_error::AnthropicType(500), "api_error");
-  EXPECT_EQ(client_error::OpenAiBody(503, "balancer \"down\""),
-            R"({"error":{"message":"balancer \"down\"","type":"server_error","param":null,"code":null}})");
-  EXPECT_EQ(client_error::OpenAiBody(400, "x", "content_filter"),
-            R"({"error":{"message":"x","type":"invalid_request_error","param":null,"code":"content_filter"}})");
+  EXPECT_EQ(
+      client_error::OpenAiBody(503, "balancer \"down\""),
+      R"({"error":{"message":"balancer \"down\"","type":"server_error","param":null,"code":null}})");
+  EXPECT_EQ(
+      client_error::OpenAiBody(400, "x", "content_filter"),
+      R"({"error":{"message":"x","type":"invalid_request_error","param":null,"code":"content_filter"}})");
   EXPECT_EQ(client_error::AnthropicBody(404, "no route"),
             R"({"type":"error","error":{"type":"not_found_error","message":"no route"}})");
 }

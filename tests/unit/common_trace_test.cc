@@ -1,10 +1,6 @@
-#include "tg/common/trace.h"
-
-#include <gtest/gtest.h>
-
-#include <thread>
 #include <grpcpp/test/client_context_test_peer.h>
 #include <grpcpp/test/server_context_test_spouse.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,9 +9,11 @@
 #include <chrono>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fake_otlp_collector.h"
+#include "tg/common/trace.h"
 
 namespace tg::trace {
 namespace {
@@ -92,8 +90,8 @@ TEST(TraceparentTest, UnsampledFlag) {
   auto other = ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03");
   ASSERT_TRUE(other.has_value());
   EXPECT_TRUE(other->sampled);
-  EXPECT_TRUE(ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02")
-                  .has_value());
+  EXPECT_TRUE(
+      ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02").has_value());
   EXPECT_FALSE(
       ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02")->sampled);
 }
@@ -122,9 +120,9 @@ TEST(TraceparentTest, RejectsMalformed) {
       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",  // extra for version 00
       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",   // wrong separator
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7_01",  // wrong separator
       "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-      "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",   // not hex
+      "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",  // not hex
       "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
       "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",  // future, no '-' after flags
@@ -391,8 +389,9 @@ TEST_F(TraceTest, IntegerAttributeTypesCompile) {
 // Export
 
 TEST(OtlpHeadersTest, ParsesTheOtelFormatAndSkipsWhatCannotBeAHeader) {
-  auto h = ParseOtlpHeaders(" api-key = s%3Dcr%2Cet , x-tenant=acme,,bad name=1,novalue,"
-                            "x-split=a%0D%0AInjected: yes");
+  auto h = ParseOtlpHeaders(
+      " api-key = s%3Dcr%2Cet , x-tenant=acme,,bad name=1,novalue,"
+      "x-split=a%0D%0AInjected: yes");
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h[0], (std::pair<std::string, std::string>{"api-key", "s=cr,et"}));
   EXPECT_EQ(h[1], (std::pair<std::string, std::string>{"x-tenant", "acme"}));
@@ -507,8 +506,8 @@ TEST_F(TraceTest, ExportsInBackgroundWithoutShutdown) {
   o.flush_interval = milliseconds(20);
   Init(o);
   Span::Start("background", SpanKind::kInternal, std::nullopt).End();
-  auto spans = collector_.WaitForSpans([](const auto& s) { return !s.empty(); },
-                                       std::chrono::seconds(10));
+  auto spans =
+      collector_.WaitForSpans([](const auto& s) { return !s.empty(); }, std::chrono::seconds(10));
   ASSERT_EQ(spans.size(), 1u);
   EXPECT_EQ(spans[0].name, "background");
 }
@@ -663,13 +662,18 @@ TEST_F(TraceTest, SlowCollectorCostsTheRequestPathNothing) {
 
 class EnvTest : public ::testing::Test {
  protected:
-  static constexpr const char* kVars[] = {
-      "OTEL_SDK_DISABLED",        "OTEL_SERVICE_NAME",
-      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT",
-      "OTEL_TRACES_SAMPLER",      "OTEL_TRACES_SAMPLER_ARG",
-      "OTEL_BSP_MAX_QUEUE_SIZE",  "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-      "OTEL_BSP_SCHEDULE_DELAY",  "OTEL_BSP_EXPORT_TIMEOUT",
-      "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"};
+  static constexpr const char* kVars[] = {"OTEL_SDK_DISABLED",
+                                          "OTEL_SERVICE_NAME",
+                                          "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                          "OTEL_EXPORTER_OTLP_ENDPOINT",
+                                          "OTEL_TRACES_SAMPLER",
+                                          "OTEL_TRACES_SAMPLER_ARG",
+                                          "OTEL_BSP_MAX_QUEUE_SIZE",
+                                          "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                                          "OTEL_BSP_SCHEDULE_DELAY",
+                                          "OTEL_BSP_EXPORT_TIMEOUT",
+                                          "OTEL_EXPORTER_OTLP_HEADERS",
+                                          "OTEL_EXPORTER_OTLP_TRACES_HEADERS"};
   void SetUp() override {
     for (const char* v : kVars) ::unsetenv(v);
   }

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "tg/common/config_snapshot.h"
+
+#include <gtest/gtest.h>
 
 namespace tg {
 namespace {

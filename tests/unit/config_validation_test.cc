@@ -1,9 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "tg/common/utf8.h"
-
 #include "credentials.h"
 #include "tg/common/json_util.h"
+#include "tg/common/utf8.h"
 #include "validation.h"
 
 namespace tg::config {
@@ -43,15 +42,22 @@ TEST(UpstreamValidation, EachRuleNamesItsField) {
       {[](auto& u) { u.clear_name(); }, "name is required"},
       {[](auto& u) { u.set_algorithm("fastest"); }, "algorithm must be one of"},
       {[](auto& u) { u.clear_targets(); }, "targets must contain at least one target"},
-      {[](auto& u) { u.mutable_targets(1)->set_provider("cohere"); }, "targets[1].provider must be one of"},
-      {[](auto& u) { u.mutable_targets(0)->set_weight(0); }, "targets[0].weight must be between 1 and 100"},
-      {[](auto& u) { u.mutable_targets(0)->set_weight(101); }, "targets[0].weight must be between 1 and 100"},
-      {[](auto& u) { u.mutable_targets(0)->set_priority(0); }, "targets[0].priority must be at least 1"},
+      {[](auto& u) { u.mutable_targets(1)->set_provider("cohere"); },
+       "targets[1].provider must be one of"},
+      {[](auto& u) { u.mutable_targets(0)->set_weight(0); },
+       "targets[0].weight must be between 1 and 100"},
+      {[](auto& u) { u.mutable_targets(0)->set_weight(101); },
+       "targets[0].weight must be between 1 and 100"},
+      {[](auto& u) { u.mutable_targets(0)->set_priority(0); },
+       "targets[0].priority must be at least 1"},
       {[](auto& u) { u.mutable_targets(0)->set_default_model("gpt-5"); },
        "targets[0].default_model must be one of models"},
-      {[](auto& u) { u.mutable_targets(0)->clear_provider(); }, "targets[0].provider or host is required"},
-      {[](auto& u) { u.mutable_targets(0)->set_protocol("ftp"); }, "targets[0].protocol must be http or https"},
-      {[](auto& u) { u.mutable_targets(0)->set_port(70000); }, "targets[0].port must be between 1 and 65535"},
+      {[](auto& u) { u.mutable_targets(0)->clear_provider(); },
+       "targets[0].provider or host is required"},
+      {[](auto& u) { u.mutable_targets(0)->set_protocol("ftp"); },
+       "targets[0].protocol must be http or https"},
+      {[](auto& u) { u.mutable_targets(0)->set_port(70000); },
+       "targets[0].port must be between 1 and 65535"},
       {[](auto& u) { (*u.mutable_targets(1)->mutable_headers())["x-evil"] = "a\r\nHost: b"; },
        "targets[1].headers.x-evil must not contain line breaks"},
       {[](auto& u) { (*u.mutable_targets(1)->mutable_headers())["bad header"] = "v"; },
@@ -72,7 +78,9 @@ TEST(UpstreamValidation, EachRuleNamesItsField) {
        "health_checks.headers.x-a must not contain line breaks"},
       {[](auto& u) { (*u.mutable_health_checks()->mutable_headers())["x a"] = "1"; },
        "health_checks.headers has an invalid header name"},
-      {[](auto& u) { (*u.mutable_health_checks()->mutable_headers())["x-big"] = std::string(5000, 'v'); },
+      {[](auto& u) {
+         (*u.mutable_health_checks()->mutable_headers())["x-big"] = std::string(5000, 'v');
+       },
        "health_checks.headers.x-big must be at most 4096 bytes"},
       {[](auto& u) {
          for (int i = 0; i < 33; ++i) {
@@ -95,7 +103,8 @@ TEST(UpstreamValidation, EachRuleNamesItsField) {
 // TrustGate's own HealthCheck fields (passive, path, headers, threshold,
 // interval) are accepted under their names, with ours (probe_interval).
 TEST(UpstreamValidation, ActiveProbeFieldsUnderTrustGatesNames) {
-  auto u = ParseUpstream(R"({"name": "p", "algorithm": "round-robin", "targets": [{"provider": "openai"}],
+  auto u = ParseUpstream(
+      R"({"name": "p", "algorithm": "round-robin", "targets": [{"provider": "openai"}],
       "health_checks": {"passive": true, "path": "/v1/models?limit=1",
                         "headers": {"Authorization": "Bearer probe-token", "x-probe": "1"},
                         "threshold": 2, "interval": 30, "probe_interval": 1}})");
@@ -106,7 +115,8 @@ TEST(UpstreamValidation, ActiveProbeFieldsUnderTrustGatesNames) {
 }
 
 TEST(UpstreamValidation, AliasesAndHostTargets) {
-  for (const char* alg : {"weighted", "weighted-round-robin", "least-conn", "least-connections", "random"}) {
+  for (const char* alg :
+       {"weighted", "weighted-round-robin", "least-conn", "least-connections", "random"}) {
     auto u = ValidUpstream();
     u.set_algorithm(alg);
     EXPECT_EQ(Problem(u), "ok") << alg;
@@ -323,7 +333,8 @@ TEST(Credentials, MaskingCoversEverySecretFieldAndNothingElse) {
   c.set_azure_endpoint("https://example2.cognitiveservices.azure.com");
   MaskCredentials(&c);
   auto printed = json::PrintProto(c);
-  for (const char* secret : {"0123456789ab", "your-openai", "AKIAIOSFODNN7", "wJalrXUtnFEMI", "IQoJb3JpZ2lu"}) {
+  for (const char* secret :
+       {"0123456789ab", "your-openai", "AKIAIOSFODNN7", "wJalrXUtnFEMI", "IQoJb3JpZ2lu"}) {
     EXPECT_EQ(printed.find(secret), std::string::npos) << secret << " leaked in " << printed;
   }
   EXPECT_EQ(c.header_name(), "Authorization");

@@ -46,8 +46,9 @@ TEST(EdgeAdminRoute, UpstreamHealth) {
   ASSERT_TRUE(r);
   EXPECT_EQ(AllowedMethods(*r), "GET");
   EXPECT_FALSE(MethodAllowed(*r, "POST"));
-  for (const char* path : {"/api/v1/gateways/g/services/s/health", "/api/v1/gateways/g/upstreams/u/healthz",
-                           "/api/v1/gateways/g/upstreams/u/health/x"}) {
+  for (const char* path :
+       {"/api/v1/gateways/g/services/s/health", "/api/v1/gateways/g/upstreams/u/healthz",
+        "/api/v1/gateways/g/upstreams/u/health/x"}) {
     EXPECT_FALSE(MatchAdminRoute(path).has_value()) << path;
   }
 }

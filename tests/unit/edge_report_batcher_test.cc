@@ -56,9 +56,10 @@ class ReportBatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
-    server_ = GrpcServer::Start(
-        {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kBalancerIdentity)},
-        {&balancer_}, &error);
+    server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
+                                 .health_names = {},
+                                 .tls = tg::testing::TestTls(kBalancerIdentity)},
+                                {&balancer_}, &error);
     ASSERT_NE(server_, nullptr) << error;
     stub_ = tg::v1::BalancerService::NewStub(
         tg::testing::TestChannel(server_->port(), kBalancerIdentity));

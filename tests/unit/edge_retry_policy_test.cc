@@ -54,7 +54,8 @@ TEST(RetryPolicyTest, DefaultsAndTheRulesFields) {
 }
 
 TEST(RetryPolicyTest, ProviderRetryAfterHeaders) {
-  const auto now = std::chrono::system_clock::from_time_t(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
+  const auto now =
+      std::chrono::system_clock::from_time_t(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
   google::protobuf::Map<std::string, std::string> h;
   EXPECT_FALSE(ProviderRetryAfter(h, now));
   h["retry-after"] = "2";

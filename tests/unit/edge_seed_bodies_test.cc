@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include "seed_bodies.h"
-
 #include "tg/common/json_util.h"
 #include "tg/v1/resources.pb.h"
 

@@ -263,8 +263,8 @@ size_t EventStreamDecoder::DecodeFrom(std::string_view data, std::vector<EventMe
                                               std::to_string(options_.max_message_bytes));
       break;
     }
-    if (total < kOverheadBytes ||
-        headers_len > total - kOverheadBytes || headers_len > options_.max_header_bytes) {
+    if (total < kOverheadBytes || headers_len > total - kOverheadBytes ||
+        headers_len > options_.max_header_bytes) {
       SetError(EventStreamError::kLength, "impossible lengths: total " + std::to_string(total) +
                                               ", headers " + std::to_string(headers_len));
       break;

@@ -174,7 +174,7 @@ class CurlTransfer final : public HttpTransfer, public std::enable_shared_from_t
   // The class of the last address the egress policy refused, if any.
   std::optional<egress::AddressClass> refused_;
   bool body_without_head_ = false;
-  int sends_ = 0;               // requests libcurl was about to send on a connection
+  int sends_ = 0;                // requests libcurl was about to send on a connection
   bool resend_refused_ = false;  // it was about to send this one a second time
 
   std::shared_ptr<CurlHttpClient::Loop> loop_;
@@ -569,8 +569,9 @@ void CurlHttpClient::Loop::ReadCompletions() {
       }
       if (t->resend_refused_) {
         r.error = HttpErrorKind::kProtocol;
-        r.message = "the connection closed before an answer; the request was not sent again "
-                    "(the provider may have received it)";
+        r.message =
+            "the connection closed before an answer; the request was not sent again "
+            "(the provider may have received it)";
         Finish(t, std::move(r));
         continue;
       }

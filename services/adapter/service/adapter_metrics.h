@@ -10,10 +10,10 @@ namespace tg::adapter {
 struct AdapterMetrics {
   static AdapterMetrics& Get();
 
-  metrics::Family<metrics::Counter>& requests;    // provider, status
-  metrics::Family<metrics::Counter>& tokens;      // provider, model, direction
-  metrics::Family<metrics::Histogram>& duration;  // provider: the provider call, whole
-  metrics::Family<metrics::Histogram>& ttfb;      // provider: to the provider's first byte
+  metrics::Family<metrics::Counter>& requests;        // provider, status
+  metrics::Family<metrics::Counter>& tokens;          // provider, model, direction
+  metrics::Family<metrics::Histogram>& duration;      // provider: the provider call, whole
+  metrics::Family<metrics::Histogram>& ttfb;          // provider: to the provider's first byte
   metrics::Family<metrics::Counter>& skipped_events;  // provider: malformed stream events
   metrics::Gauge& in_flight;
 };

@@ -6,8 +6,7 @@ namespace tg::adapter {
 namespace {
 
 // One Invoke stream: the gRPC half of an Invocation.
-class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>,
-                            public EventSink {
+class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>, public EventSink {
  public:
   InvokeReactor(const tg::v1::InvokeRequest& req, ConfigWatcher& config, http::HttpClient& client,
                 EntraTokenSource* entra, WorkerPool& workers, const AdapterServiceOptions& options,
@@ -104,21 +103,20 @@ grpc::ServerWriteReactor<tg::v1::InvokeEvent>* AdapterServiceImpl::Invoke(
   if (grpc::Status denied = AuthorizeCaller(*ctx, InternalRpc::kAdapterInvoke); !denied.ok()) {
     return RejectStream<tg::v1::InvokeEvent>(std::move(denied));
   }
-  return new InvokeReactor(*req, config_, client_, entra_, workers_, options_,
-                           trace::Extract(ctx));
+  return new InvokeReactor(*req, config_, client_, entra_, workers_, options_, trace::Extract(ctx));
 }
 
 grpc::ServerUnaryReactor* AdapterServiceImpl::Probe(grpc::CallbackServerContext* ctx,
-                                                     const tg::v1::ProbeRequest* req,
-                                                     tg::v1::ProbeResponse* resp) {
+                                                    const tg::v1::ProbeRequest* req,
+                                                    tg::v1::ProbeResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
   if (grpc::Status denied = AuthorizeCaller(*ctx, InternalRpc::kAdapterProbe); !denied.ok()) {
     reactor->Finish(std::move(denied));
     return reactor;
   }
   if (req->upstream_id().empty() || req->target().id().empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "upstream_id and target.id are required"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "upstream_id and target.id are required"));
     return reactor;
   }
   auto begin = [this, req, resp, reactor] {

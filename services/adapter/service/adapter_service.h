@@ -33,8 +33,7 @@ class AdapterServiceImpl final : public tg::v1::ProviderAdapterService::Callback
   // One active health probe (tg-balancer only). An unknown target is a
   // healthy=false answer ("unknown_target"), not an error: the balancer's
   // config may be a moment ahead of or behind this replica's.
-  grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx,
-                                  const tg::v1::ProbeRequest* req,
+  grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const tg::v1::ProbeRequest* req,
                                   tg::v1::ProbeResponse* resp) override;
 
   // The credentials an Invoke uses (empty when the target is unknown).

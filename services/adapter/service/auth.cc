@@ -17,8 +17,7 @@ EntraTokenSource::EntraTokenSource(http::HttpClient& client, Options options)
 
 bool EntraTokenSource::Cached() const {
   std::lock_guard lock(mu_);
-  return !token_.empty() &&
-         std::chrono::system_clock::now() + options_.refresh_before < expires_;
+  return !token_.empty() && std::chrono::system_clock::now() + options_.refresh_before < expires_;
 }
 
 std::optional<std::string> EntraTokenSource::Get(std::string* error) {
@@ -46,7 +45,8 @@ std::optional<std::string> EntraTokenSource::Get(std::string* error) {
   req.timeouts = t;
   auto resp = http::Fetch(client_, std::move(req), 64 * 1024).get();
   if (!resp.result.ok() || resp.head.status != 200) {
-    *error = "managed identity token unavailable (IMDS status " + std::to_string(resp.head.status) + ")";
+    *error =
+        "managed identity token unavailable (IMDS status " + std::to_string(resp.head.status) + ")";
     return std::nullopt;
   }
   rapidjson::Document d;
@@ -59,11 +59,16 @@ std::optional<std::string> EntraTokenSource::Get(std::string* error) {
   int64_t expires_on = 0;
   if (d.HasMember("expires_on")) {
     const auto& v = d["expires_on"];
-    if (v.IsString()) expires_on = std::atoll(v.GetString());
-    else if (v.IsInt64()) expires_on = v.GetInt64();
+    if (v.IsString())
+      expires_on = std::atoll(v.GetString());
+    else if (v.IsInt64())
+      expires_on = v.GetInt64();
   }
-  if (expires_on == 0) expires_on = std::chrono::duration_cast<std::chrono::seconds>(
-      std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+  if (expires_on == 0)
+    expires_on = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count() +
+                 3600;
   std::lock_guard lock(mu_);
   token_ = d["access_token"].GetString();
   expires_ = std::chrono::system_clock::time_point(std::chrono::seconds(expires_on));
@@ -107,7 +112,8 @@ bool SplitUrl(const std::string& url, std::string* host, std::string* path, std:
   // Only a port that is not the scheme's default: the Host header a client sends.
   std::string scheme = UrlPart(u.get(), CURLUPART_SCHEME);
   std::string port = UrlPart(u.get(), CURLUPART_PORT);
-  if (!port.empty() && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80")) {
+  if (!port.empty() && !(scheme == "https" && port == "443") &&
+      !(scheme == "http" && port == "80")) {
     *host += ":" + port;
   }
   *path = UrlPart(u.get(), CURLUPART_PATH);
@@ -165,8 +171,8 @@ bool ApplyAuth(const translate::HttpRequestSpec& spec, const tg::v1::Credentials
       aws::SigV4Options opts;
       opts.region = spec.aws_region;
       opts.service = spec.aws_service;
-      auto sig = aws::SignV4(sr, {c.aws_access_key_id(), c.aws_secret_access_key(), c.aws_session_token()},
-                             opts, now);
+      auto sig = aws::SignV4(
+          sr, {c.aws_access_key_id(), c.aws_secret_access_key(), c.aws_session_token()}, opts, now);
       for (auto& h : sig.headers) request->headers.push_back(std::move(h));
       request->headers.emplace_back("Host", host);
       return true;

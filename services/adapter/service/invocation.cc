@@ -21,9 +21,12 @@ using tg::v1::ProviderError;
 
 translate::ClientFormat ToTranslate(tg::v1::ClientFormat f) {
   switch (f) {
-    case tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES: return translate::ClientFormat::kAnthropicMessages;
-    case tg::v1::CLIENT_FORMAT_OPENAI_RESPONSES: return translate::ClientFormat::kOpenAiResponses;
-    default: return translate::ClientFormat::kOpenAiChat;
+    case tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES:
+      return translate::ClientFormat::kAnthropicMessages;
+    case tg::v1::CLIENT_FORMAT_OPENAI_RESPONSES:
+      return translate::ClientFormat::kOpenAiResponses;
+    default:
+      return translate::ClientFormat::kOpenAiChat;
   }
 }
 
@@ -71,9 +74,12 @@ tg::v1::InvokeEvent UsageEvent(const translate::Usage& u, const std::string& mod
 
 ProviderError::Kind KindOf(translate::ErrorKind k) {
   switch (k) {
-    case translate::ErrorKind::kProtocol: return ProviderError::KIND_PROTOCOL;
-    case translate::ErrorKind::kStreamBroken: return ProviderError::KIND_STREAM_BROKEN;
-    default: return ProviderError::KIND_HTTP;
+    case translate::ErrorKind::kProtocol:
+      return ProviderError::KIND_PROTOCOL;
+    case translate::ErrorKind::kStreamBroken:
+      return ProviderError::KIND_STREAM_BROKEN;
+    default:
+      return ProviderError::KIND_HTTP;
   }
 }
 
@@ -248,7 +254,8 @@ void Invocation::StartProvider() {
   target_info_.host = t.host();
   target_info_.port = t.has_port() ? t.port() : 0;
   target_info_.protocol = t.protocol();
-  if (t.has_provider_options()) target_info_.provider_options_json = json::PrintProto(t.provider_options());
+  if (t.has_provider_options())
+    target_info_.provider_options_json = json::PrintProto(t.provider_options());
   for (const auto& [k, v] : t.headers()) target_info_.headers.emplace_back(k, v);
   target_info_.stream = client_stream_;
   target_info_.aws_region = credentials_.aws_region();
@@ -278,7 +285,8 @@ void Invocation::StartProvider() {
     hr.timeouts = self->Timeouts();
     std::string error;
     if (!ApplyAuth(self->spec_, self->credentials_, entra_token, &hr, &error)) {
-      return self->FailBeforeBody(500, ProviderError::KIND_HTTP, false, "configuration_error", error);
+      return self->FailBeforeBody(500, ProviderError::KIND_HTTP, false, "configuration_error",
+                                  error);
     }
     self->Send(std::move(hr));
   };
@@ -308,9 +316,8 @@ void Invocation::Send(http::HttpRequest request) {
   }
   // GenAI conventions: "{operation} {model}"; a plain proxy call is named
   // after its method.
-  provider_span_ = trace::Span::Start(
-      passthrough_ ? request.method : "chat " + target_info_.model, trace::SpanKind::kClient,
-      span_.context());
+  provider_span_ = trace::Span::Start(passthrough_ ? request.method : "chat " + target_info_.model,
+                                      trace::SpanKind::kClient, span_.context());
   if (provider_span_.recording()) {
     provider_span_.SetAttribute("http.request.method", request.method);
     provider_span_.SetAttribute("server.address", req_.target().host());
@@ -419,9 +426,9 @@ void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
     AdapterMetrics::Get()
         .skipped_events.With({ProviderLabel()})
         .Inc(skipped - skipped_events_seen_);
-    log::Warn("malformed provider stream event skipped",
-              {{"target_id", req_.target().id()}, {"provider", ProviderLabel()},
-               {"skipped", std::to_string(skipped)}});
+    log::Warn("malformed provider stream event skipped", {{"target_id", req_.target().id()},
+                                                          {"provider", ProviderLabel()},
+                                                          {"skipped", std::to_string(skipped)}});
     skipped_events_seen_ = skipped;
   }
   std::string bytes;
@@ -555,9 +562,9 @@ void Invocation::OnHttpBody(std::string_view chunk) {
       if (err != aws::EventStreamError::kNone && !decoder_->done()) {
         translate::StreamEvent broken;
         broken.type = translate::StreamEvent::Type::kError;
-        broken.error = translate::AdapterError{translate::ErrorKind::kStreamBroken, 502, true,
-                                               "bad_response",
-                                               "eventstream: " + eventstream_->error_message()};
+        broken.error =
+            translate::AdapterError{translate::ErrorKind::kStreamBroken, 502, true, "bad_response",
+                                    "eventstream: " + eventstream_->error_message()};
         events.push_back(std::move(broken));
       }
     } else {
@@ -707,8 +714,8 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
   if (!parsed.ok()) {
     const auto& e = parsed.error();
     context_length_ = e.context_length;
-    return FailBeforeBody(e.http_status ? e.http_status : 502, KindOf(e.kind), e.retryable,
-                          e.type, e.message);
+    return FailBeforeBody(e.http_status ? e.http_status : 502, KindOf(e.kind), e.retryable, e.type,
+                          e.message);
   }
   std::string answer = client_codec_->EncodeResponse(parsed.value());
   if (answer.size() > options_.max_buffered_body) return FailTooLarge();
@@ -925,7 +932,8 @@ void Invocation::OnWriteDone(bool ok) {
   std::shared_ptr<http::HttpTransfer> resume, cancel;
   std::unique_lock lock(mu_);
   writing_ = false;
-  if (writing_event_.has_chunk()) queued_bytes_ -= std::min(queued_bytes_, writing_event_.chunk().size());
+  if (writing_event_.has_chunk())
+    queued_bytes_ -= std::min(queued_bytes_, writing_event_.chunk().size());
   if (!ok) {
     // The caller is gone: stop the provider and end the RPC.
     cancelled_ = true;

@@ -1,15 +1,15 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <deque>
-#include <utility>
-#include <vector>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
+#include <utility>
+#include <vector>
 
 #include "aws/eventstream.h"
 #include "http/http_client.h"
@@ -95,7 +95,8 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
                                                  const std::string& message);
   void FailBeforeBody(int status, tg::v1::ProviderError::Kind kind, bool retryable,
                       const std::string& type, const std::string& message);
-  void TranslateStreamEvents(translate::StreamEvents& events, std::vector<tg::v1::InvokeEvent>* out);
+  void TranslateStreamEvents(translate::StreamEvents& events,
+                             std::vector<tg::v1::InvokeEvent>* out);
   // The transfer's timeouts: the adapter's, overridden by the rule's.
   http::HttpTimeouts Timeouts() const;
   bool first_token_sent_ = false;  // an event with first_token went out
@@ -134,9 +135,9 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   // its own head (adapter.proto), not a second head after a 200.
   std::optional<tg::v1::InvokeEvent> stream_head_;
   bool body_started_ = false;
-  std::string buffered_;           // error bodies and whole answers
-  bool stopped_reading_ = false;   // StopReading: the answer is complete as it is
-  bool stream_ended_ = false;      // EndStream ran: OnHttpDone has nothing to add
+  std::string buffered_;          // error bodies and whole answers
+  bool stopped_reading_ = false;  // StopReading: the answer is complete as it is
+  bool stream_ended_ = false;     // EndStream ran: OnHttpDone has nothing to add
   // The answer passed max_buffered_body and its transfer is cancelled.
   // Written on the HTTP loop thread under mu_.
   bool too_large_ = false;
@@ -176,7 +177,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   bool observed_ = false;
 
   std::mutex mu_;
-  EventSink* sink_;                 // null once detached
+  EventSink* sink_;  // null once detached
   std::shared_ptr<http::HttpTransfer> transfer_;
   std::deque<tg::v1::InvokeEvent> queue_;
   size_t queued_bytes_ = 0;

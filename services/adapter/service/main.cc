@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
   tg::log::SetLevel(flags.String("log-level", "info"));
 
   std::string error;
-  auto telemetry = tg::Telemetry::Start("tg-adapter", flags, "adapter-metrics-listen",
-                                        "0.0.0.0:9094", &error);
+  auto telemetry =
+      tg::Telemetry::Start("tg-adapter", flags, "adapter-metrics-listen", "0.0.0.0:9094", &error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", error}});
     return 1;

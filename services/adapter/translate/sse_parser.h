@@ -45,7 +45,9 @@ class SseParser {
   void Line(std::string_view line, std::vector<SseEvent>* out);
   void Dispatch(std::vector<SseEvent>* out);
   // Bytes held for the event being read (its fields and the unfinished line).
-  size_t HeldBytes() const { return pending_.data.size() + pending_.event.size() + partial_.size(); }
+  size_t HeldBytes() const {
+    return pending_.data.size() + pending_.event.size() + partial_.size();
+  }
   void Overflow();
 
   const size_t max_event_bytes_;

@@ -1,12 +1,11 @@
 #include "tg/common/grpc_server.h"
 
-#include <csignal>
-
 #include <absl/synchronization/mutex.h>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/server_interceptor.h>
+
+#include <csignal>
 
 #include "tg/common/log.h"
 #include "tg/common/trace.h"
@@ -25,7 +24,8 @@ class TracingInterceptor final : public grpc::experimental::Interceptor {
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       std::optional<trace::TraceContext> parent;
-      if (const auto* metadata = batch->GetRecvInitialMetadata()) parent = trace::Extract(*metadata);
+      if (const auto* metadata = batch->GetRecvInitialMetadata())
+        parent = trace::Extract(*metadata);
       span_ = trace::Span::Start(method_, trace::SpanKind::kServer, parent);
       span_.SetAttribute("rpc.system", "grpc");
     }
@@ -70,9 +70,10 @@ std::unique_ptr<GrpcServer> GrpcServer::Start(const GrpcServerOptions& options,
     return nullptr;
   }
   if (options.tls.insecure) {
-    log::Warn("gRPC server without TLS (--grpc-insecure=true): any client reaches every RPC; "
-              "for local experiments only",
-              {{"listen", options.listen}});
+    log::Warn(
+        "gRPC server without TLS (--grpc-insecure=true): any client reaches every RPC; "
+        "for local experiments only",
+        {{"listen", options.listen}});
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

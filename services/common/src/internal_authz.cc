@@ -35,10 +35,10 @@ constexpr std::array kMatrix = {
 };
 
 constexpr std::string_view kRpcNames[] = {
-    "ConfigService writes",  "ConfigService reads",       "ConfigService/GetGateway",
-    "ConfigService/Watch",   "Watch with credentials",    "KeyAuthService writes",
-    "KeyAuthService reads",  "KeyAuthService/VerifyKey",  "KeyAuthService/WatchKeys",
-    "BalancerService picks", "BalancerService/GetHealth", "ProviderAdapterService/Invoke",
+    "ConfigService writes",         "ConfigService reads",       "ConfigService/GetGateway",
+    "ConfigService/Watch",          "Watch with credentials",    "KeyAuthService writes",
+    "KeyAuthService reads",         "KeyAuthService/VerifyKey",  "KeyAuthService/WatchKeys",
+    "BalancerService picks",        "BalancerService/GetHealth", "ProviderAdapterService/Invoke",
     "ProviderAdapterService/Probe",
 };
 

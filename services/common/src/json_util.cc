@@ -24,11 +24,21 @@ void AppendQuoted(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\u00";
@@ -52,8 +62,10 @@ std::string StripHashComments(std::string_view in) {
   for (size_t i = 0; i < out.size(); ++i) {
     char c = out[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     if (c == '"') {
@@ -175,7 +187,8 @@ bool CheckMessage(const rapidjson::Value& v, const Descriptor* d, const std::str
         return false;
       }
       for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
-        if (!CheckValue(value[i], f, field_path + "[" + std::to_string(i) + "]", error)) return false;
+        if (!CheckValue(value[i], f, field_path + "[" + std::to_string(i) + "]", error))
+          return false;
       }
     } else if (!CheckValue(value, f, field_path, error)) {
       return false;

@@ -23,10 +23,14 @@ std::atomic<uint64_t> g_dropped{0};
 
 const char* LevelName(Level l) {
   switch (l) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
@@ -164,26 +168,33 @@ Writer& TheWriter() {
 void SetLevel(Level level) { g_level = static_cast<int>(level); }
 
 void SetLevel(std::string_view name) {
-  if (name == "debug") SetLevel(Level::kDebug);
-  else if (name == "warn" || name == "warning") SetLevel(Level::kWarn);
-  else if (name == "error") SetLevel(Level::kError);
-  else SetLevel(Level::kInfo);
+  if (name == "debug")
+    SetLevel(Level::kDebug);
+  else if (name == "warn" || name == "warning")
+    SetLevel(Level::kWarn);
+  else if (name == "error")
+    SetLevel(Level::kError);
+  else
+    SetLevel(Level::kInfo);
 }
 
 void SetService(std::string_view service) { g_service = std::string(service); }
 
-bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void Write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   if (!Enabled(level)) return;
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char ts[64];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   std::string line;
   line.reserve(256);
   line += "{\"ts\":\"";

@@ -358,8 +358,7 @@ void AppendHeader(std::string& out, std::string_view name, std::string_view help
 
 // One sample line: name{labels} value.
 void AppendSample(std::string& out, std::string_view name,
-                  const std::vector<std::string>& label_names, const Labels& values,
-                  double value) {
+                  const std::vector<std::string>& label_names, const Labels& values, double value) {
   out += name;
   AppendLabels(out, label_names, values);
   out += ' ';

@@ -114,14 +114,16 @@ void ApplyMigrations(pqxx::connection& conn, std::string_view component,
         " PRIMARY KEY (component, version))");
     for (const auto& m : migrations) {
       pqxx::work tx(conn);
-      auto r = tx.exec_params("SELECT 1 FROM schema_migrations WHERE component = $1 AND version = $2",
-                              std::string(component), m.version);
+      auto r =
+          tx.exec_params("SELECT 1 FROM schema_migrations WHERE component = $1 AND version = $2",
+                         std::string(component), m.version);
       if (!r.empty()) continue;
       tx.exec(std::string(m.sql));
       tx.exec_params("INSERT INTO schema_migrations (component, version) VALUES ($1, $2)",
                      std::string(component), m.version);
       tx.commit();
-      log::Info("migration applied", {{"component", component}, {"version", std::to_string(m.version)}});
+      log::Info("migration applied",
+                {{"component", component}, {"version", std::to_string(m.version)}});
     }
   } catch (...) {
     exec("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLock) + ")");

@@ -44,10 +44,9 @@ std::unique_ptr<Telemetry> Telemetry::Start(std::string_view service, const Flag
       return nullptr;
     }
   }
-  log::Info("telemetry started",
-            {{"metrics_port", std::to_string(t->metrics_port())},
-             {"traces", tracing.endpoint.empty() ? "off" : "otlp/http json"},
-             {"sample_ratio", std::to_string(tracing.sample_ratio)}});
+  log::Info("telemetry started", {{"metrics_port", std::to_string(t->metrics_port())},
+                                  {"traces", tracing.endpoint.empty() ? "off" : "otlp/http json"},
+                                  {"sample_ratio", std::to_string(tracing.sample_ratio)}});
   return t;
 }
 

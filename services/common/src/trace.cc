@@ -84,9 +84,9 @@ uint64_t NowUnixNanos() {
   static const auto anchor_wall = std::chrono::system_clock::now();
   static const auto anchor_steady = SteadyClock::now();
   const auto since = SteadyClock::now() - anchor_steady;
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   anchor_wall.time_since_epoch() + since)
-                                   .count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(anchor_wall.time_since_epoch() + since)
+          .count());
 }
 
 // Ids need to be unique and unpredictable enough for sampling, not secret:
@@ -451,8 +451,7 @@ class Tracer {
       std::optional<SteadyClock::time_point> deadline;
       {
         std::unique_lock lock(mu_);
-        cv_.wait_until(lock, next_flush,
-                       [&] { return stopping_ || queue_.size() >= max_batch; });
+        cv_.wait_until(lock, next_flush, [&] { return stopping_ || queue_.size() >= max_batch; });
         if (SteadyClock::now() >= next_flush || queue_.size() < max_batch) {
           next_flush = SteadyClock::now() + interval;
         }
@@ -474,9 +473,9 @@ class Tracer {
       if (batch.empty()) continue;
       milliseconds budget = timeout;
       if (deadline) {
-        budget = std::min(budget, std::chrono::duration_cast<milliseconds>(
-                                      *deadline - SteadyClock::now()) +
-                                      milliseconds(1));
+        budget = std::min(budget,
+                          std::chrono::duration_cast<milliseconds>(*deadline - SteadyClock::now()) +
+                              milliseconds(1));
       }
       Export(curl, headers, endpoint, EncodeBatch(service, batch), batch.size(), budget);
       batch.clear();
@@ -487,8 +486,8 @@ class Tracer {
 
   static size_t Discard(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
 
-  void Export(CURL* curl, curl_slist* headers, const std::string& endpoint,
-              const std::string& body, size_t spans, milliseconds timeout) {
+  void Export(CURL* curl, curl_slist* headers, const std::string& endpoint, const std::string& body,
+              size_t spans, milliseconds timeout) {
     std::string problem;
     if (curl == nullptr) {
       problem = "curl_easy_init failed";
@@ -530,10 +529,10 @@ class Tracer {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  TracerOptions options_;                  // guarded by mu_ (written only while stopped)
-  std::deque<SpanPtr> queue_;              // guarded by mu_
-  bool accepting_ = false;                 // guarded by mu_
-  bool stopping_ = false;                  // guarded by mu_
+  TracerOptions options_;                   // guarded by mu_ (written only while stopped)
+  std::deque<SpanPtr> queue_;               // guarded by mu_
+  bool accepting_ = false;                  // guarded by mu_
+  bool stopping_ = false;                   // guarded by mu_
   SteadyClock::time_point drain_deadline_;  // guarded by mu_
   std::thread thread_;
   std::atomic<uint64_t> exported_{0};
@@ -692,7 +691,8 @@ std::vector<std::pair<std::string, std::string>> ParseOtlpHeaders(std::string_vi
     if (Trim(std::string(item)).empty()) continue;
     const size_t eq = item.find('=');
     std::string name = eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(0, eq)));
-    std::string value = eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(eq + 1)));
+    std::string value =
+        eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(eq + 1)));
     // A value with a line break would smuggle another header; a bad entry is
     // named by position only: the value may be a secret.
     if (!ValidHeaderName(name) || value.find_first_of("\r\n") != std::string::npos) {
@@ -813,8 +813,7 @@ Span Span::Start(std::string_view name, SpanKind kind, const std::optional<Trace
   return span;
 }
 
-Span::Span(Span&& other) noexcept
-    : context_(other.context_), data_(std::move(other.data_)) {}
+Span::Span(Span&& other) noexcept : context_(other.context_), data_(std::move(other.data_)) {}
 
 Span& Span::operator=(Span&& other) noexcept {
   if (this != &other) {

@@ -253,8 +253,8 @@ Result<HttpRequestSpec> AnthropicCodec::BuildRequest(const ChatRequest& request,
   Result<std::string> body = MessagesBody(request, target);
   if (!body.ok()) return body.error();
   HttpRequestSpec spec;
-  auto url =
-      ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(target.model)));
+  auto url = ProviderUrl(kDefaultBaseUrl, target,
+                         ResolvePath(kDefaultPath, target, PathEncode(target.model)));
   if (!url.ok()) return url.error();
   spec.url = std::move(url.value());
   spec.headers =

@@ -106,7 +106,8 @@ Result<HttpRequestSpec> OpenAiCodec::BuildRequest(const ChatRequest& request,
                                                   const TargetInfo& target) const {
   HttpRequestSpec spec;
   std::string model = target.model.empty() ? request.model : target.model;
-  auto url = ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
+  auto url =
+      ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
   if (!url.ok()) return url.error();
   spec.url = std::move(url.value());
   spec.headers =

@@ -146,7 +146,8 @@ bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError*
   ::tg::json::ParseResult parsed;
   if (!json::ParseStrict(body, doc, &parsed)) {
     std::string why = json::RefusedBeyondSyntax(parsed);
-    *error = ProtocolError(why.empty() ? "provider answered a body that is not a JSON object" : why);
+    *error =
+        ProtocolError(why.empty() ? "provider answered a body that is not a JSON object" : why);
     return false;
   }
   if (!doc->IsObject()) {

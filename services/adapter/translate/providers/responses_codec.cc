@@ -212,7 +212,8 @@ Result<HttpRequestSpec> ResponsesCodec::BuildRequest(const ChatRequest& request,
   if (target.stream) out.AddMember("stream", true, a);
 
   HttpRequestSpec spec;
-  auto url = ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
+  auto url =
+      ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
   if (!url.ok()) return url.error();
   spec.url = std::move(url.value());
   spec.headers =

@@ -3,11 +3,10 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <pqxx/pqxx>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 namespace tg::pg {
 
@@ -28,12 +27,12 @@ extern const std::string_view kChangeLogSchema;
 void LockWrites(pqxx::transaction_base& tx);
 
 struct Change {
-  std::string topic;        // "config" | "keys"
-  std::string kind;         // gateway | upstream | service | rule | key
+  std::string topic;  // "config" | "keys"
+  std::string kind;   // gateway | upstream | service | rule | key
   std::string entity_id;
-  std::string gateway_id;   // empty for gateways themselves
+  std::string gateway_id;  // empty for gateways themselves
   bool deleted = false;
-  std::string doc;          // the entity's stored JSON, empty when deleted
+  std::string doc;  // the entity's stored JSON, empty when deleted
 };
 
 struct ChangeRow {

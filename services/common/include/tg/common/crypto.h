@@ -17,8 +17,8 @@ std::string Base64UrlEncode(std::string_view data);
 std::optional<std::string> Base64UrlDecode(std::string_view b64);
 std::string HexEncode(std::string_view data);
 
-std::string Sha256(std::string_view data);                              // 32 raw bytes
-std::string HmacSha256(std::string_view key, std::string_view data);    // 32 raw bytes
+std::string Sha256(std::string_view data);                            // 32 raw bytes
+std::string HmacSha256(std::string_view key, std::string_view data);  // 32 raw bytes
 
 // Compares in time independent of where the inputs differ (lengths are not secret).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

@@ -1,12 +1,12 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "tg/common/grpc_channel.h"
 #include "tg/common/internal_tls.h"
@@ -15,13 +15,13 @@
 namespace tg {
 
 struct GrpcServerOptions {
-  std::string listen = "127.0.0.1:0";             // host:port; port 0 picks a free one
-  std::vector<std::string> health_names;          // full service names reported by grpc.health.v1
+  std::string listen = "127.0.0.1:0";     // host:port; port 0 picks a free one
+  std::vector<std::string> health_names;  // full service names reported by grpc.health.v1
   // Largest message received (a request) and sent (an answer or stream
   // event); tg/common/limits.h explains the figures.
   size_t max_receive_message_bytes = limits::kMaxGrpcMessageBytes;
   size_t max_send_message_bytes = limits::kMaxGrpcMessageBytes;
-  std::chrono::seconds shutdown_grace{10};        // in-flight RPCs get this long on Shutdown
+  std::chrono::seconds shutdown_grace{10};  // in-flight RPCs get this long on Shutdown
   // A server span for every unary RPC of the registered services, named
   // "<package>.<Service>/<Method>" and parented by the caller's traceparent
   // metadata (streams such as Watch and gRPC's own health and reflection

@@ -18,9 +18,9 @@ inline bool NameEquals(std::string_view a, std::string_view b) {
 // plus Host and Content-Length, which the next hop sets itself: never
 // forwarded in either direction by the edge or the adapter.
 inline bool IsHopByHop(std::string_view name) {
-  for (std::string_view n : {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                             "te", "trailer", "transfer-encoding", "upgrade", "host",
-                             "content-length"}) {
+  for (std::string_view n :
+       {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "content-length"}) {
     if (NameEquals(n, name)) return true;
   }
   return false;

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <google/protobuf/message.h>
+
 #include <optional>
+#include <pqxx/pqxx>
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/message.h>
-#include <pqxx/pqxx>
 
 namespace tg::idempotency {
 

@@ -13,8 +13,8 @@ namespace tg {
 // A service's observability, started once by main() and stopped on
 // destruction: span export (OpenTelemetry's OTEL_* environment, see
 // trace.h) and the Prometheus listener (the flag `metrics_flag`, e.g.
-// --balancer-metrics-listen / TG_BALANCER_METRICS_LISTEN; "off" disables it). Also registers what every service exposes: span
-// export and log-line counters.
+// --balancer-metrics-listen / TG_BALANCER_METRICS_LISTEN; "off" disables it). Also registers what
+// every service exposes: span export and log-line counters.
 class Telemetry {
  public:
   // Null with *error set when the metrics port cannot be bound.

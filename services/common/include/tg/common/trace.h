@@ -42,7 +42,7 @@ struct TraceContext {
   std::array<uint8_t, 8> span_id{};
   bool sampled = false;
 
-  bool valid() const;  // both ids non-zero
+  bool valid() const;              // both ids non-zero
   std::string TraceIdHex() const;  // 32 lowercase hex digits
   std::string SpanIdHex() const;   // 16 lowercase hex digits
 };
