@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "admin_api.h"
 #include "http_server.h"
@@ -29,17 +30,49 @@ std::shared_ptr<grpc::Channel> Dial(const std::string& address, std::string_view
   return tg::DialInternal(address, identity, tls);
 }
 
+// The options: the one place for their defaults (`tg-edge --help`).
+std::vector<tg::FlagSpec> Options() {
+  using T = tg::FlagSpec::Type;
+  return {
+      {"admin-listen", T::kString, "0.0.0.0:8080", "admin API listen address"},
+      {"proxy-listen", T::kString, "0.0.0.0:8081", "proxy listen address"},
+      {"metrics-listen", T::kString, "0.0.0.0:9090", "/metrics listen address (\"off\": none)"},
+      {"admin-jwt-secret", T::kString, "", "HS256 secret of admin tokens (required)"},
+      {"admin-jwt-issuer", T::kString, "", "required iss of admin tokens (\"\": any)"},
+      {"admin-jwt-audience", T::kString, "", "required aud of admin tokens (\"\": any)"},
+      {"admin-rpc-timeout-ms", T::kInt, "5000",
+       "deadline of an admin call on tg-config or tg-keyauth"},
+      {"config-addr", T::kString, "127.0.0.1:50051", "tg-config address"},
+      {"keyauth-addr", T::kString, "127.0.0.1:50052", "tg-keyauth address"},
+      {"balancer-addr", T::kString, "127.0.0.1:50053", "tg-balancer address"},
+      {"adapter-addr", T::kString, "127.0.0.1:50054", "tg-adapter address"},
+      {"io-threads", T::kInt, "2", "admin HTTP threads"},
+      {"proxy-io-threads", T::kInt, "2", "proxy HTTP threads"},
+      {"proxy-body-limit", T::kInt, "10485760", "largest request body, bytes"},
+      {"proxy-idle-timeout-ms", T::kInt, "60000", "idle keep-alive connections close after this"},
+      {"proxy-base-domain", T::kString, "",
+       "gateways by Host subdomain under this domain (\"\": by key only)"},
+      {"proxy-max-attempts", T::kInt, "3",
+       "provider calls per request when a rule sets no retry_attempts"},
+      {"proxy-access-log", T::kBool, "true", "one JSON access-log line per proxied request"},
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
   tg::DisableMutexDeadlockDetection();
-  tg::Flags flags(argc, argv);
+  int exit_code = 0;
+  const auto parsed = tg::Flags::ForService(
+      argc, argv, "tg-edge", "the admin REST API and the proxy", Options(), &exit_code);
+  if (!parsed) return exit_code;
+  const tg::Flags& flags = *parsed;
   tg::log::SetService("tg-edge");
-  tg::log::SetLevel(flags.String("log-level", "info"));
+  tg::log::SetLevel(flags.String("log-level"));
   std::string telemetry_error;
-  auto telemetry =
-      tg::Telemetry::Start("tg-edge", flags, "metrics-listen", "0.0.0.0:9090", &telemetry_error);
+  auto telemetry = tg::Telemetry::Start("tg-edge", flags, "metrics-listen",
+                                        flags.String("metrics-listen"), &telemetry_error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
     return 1;
@@ -47,7 +80,7 @@ int main(int argc, char** argv) {
 
   tg::edge::AdminApiOptions admin;
   admin.jwt_secret = flags.String("admin-jwt-secret");
-  admin.rpc_timeout = std::chrono::milliseconds(flags.Int("admin-rpc-timeout-ms", 5000));
+  admin.rpc_timeout = std::chrono::milliseconds(flags.Int("admin-rpc-timeout-ms"));
   admin.jwt.issuer = flags.String("admin-jwt-issuer");
   admin.jwt.audience = flags.String("admin-jwt-audience");
   if (auto e = tg::jwt::CheckSecret(admin.jwt_secret); !e.empty()) {
@@ -71,15 +104,15 @@ int main(int argc, char** argv) {
     tg::log::Warn("internal gRPC without TLS (--grpc-insecure=true): for local experiments only");
   }
 
-  const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
-  const std::string keyauth_addr = flags.String("keyauth-addr", "127.0.0.1:50052");
-  const std::string balancer_addr = flags.String("balancer-addr", "127.0.0.1:50053");
-  const std::string adapter_addr = flags.String("adapter-addr", "127.0.0.1:50054");
+  const std::string config_addr = flags.String("config-addr");
+  const std::string keyauth_addr = flags.String("keyauth-addr");
+  const std::string balancer_addr = flags.String("balancer-addr");
+  const std::string adapter_addr = flags.String("adapter-addr");
 
   tg::edge::HttpServerOptions http;
   http.name = "admin";
-  http.listen = flags.String("admin-listen", "0.0.0.0:8080");
-  http.io_threads = static_cast<int>(flags.Int("io-threads", 2));
+  http.listen = flags.String("admin-listen");
+  http.io_threads = static_cast<int>(flags.Int("io-threads"));
   http.body_limit = 1024 * 1024;
   if (auto e = tg::edge::ValidateHttpServerOptions(http); !e.empty()) {
     tg::log::Error("invalid admin listener options", {{"error", e}});
@@ -88,10 +121,10 @@ int main(int argc, char** argv) {
 
   tg::edge::HttpServerOptions proxy_http;
   proxy_http.name = "proxy";
-  proxy_http.listen = flags.String("proxy-listen", "0.0.0.0:8081");
-  proxy_http.io_threads = static_cast<int>(flags.Int("proxy-io-threads", 2));
-  proxy_http.body_limit = static_cast<uint64_t>(flags.Int("proxy-body-limit", 10 * 1024 * 1024));
-  proxy_http.idle_timeout = std::chrono::milliseconds(flags.Int("proxy-idle-timeout-ms", 60000));
+  proxy_http.listen = flags.String("proxy-listen");
+  proxy_http.io_threads = static_cast<int>(flags.Int("proxy-io-threads"));
+  proxy_http.body_limit = static_cast<uint64_t>(flags.Int("proxy-body-limit"));
+  proxy_http.idle_timeout = std::chrono::milliseconds(flags.Int("proxy-idle-timeout-ms"));
   proxy_http.access_log = false;  // the proxy writes its own, richer line
   if (proxy_http.body_limit > tg::limits::kMaxProxyBodyBytes) {
     // A larger body could not travel to tg-adapter in one message.
@@ -106,8 +139,8 @@ int main(int argc, char** argv) {
   }
   tg::edge::ProxyOptions proxy;
   proxy.base_domain = flags.String("proxy-base-domain");
-  proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts", 3));
-  proxy.access_log = flags.Bool("proxy-access-log", true);
+  proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts"));
+  proxy.access_log = flags.Bool("proxy-access-log");
 
   auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, *tls));
   watcher->Start();

@@ -7,6 +7,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "adapter_probe_client.h"
 #include "balancer.h"
@@ -36,11 +37,11 @@ constexpr char kRedisHealthName[] = "tg.v1.BalancerService.Redis";
 
 int Run(const tg::Flags& flags) {
   using namespace tg::balancer;
-  const std::string listen = flags.String("balancer-listen", "127.0.0.1:50053");
-  const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
-  const std::string redis_url = flags.String("redis-url", "redis://127.0.0.1:6379");
+  const std::string listen = flags.String("balancer-listen");
+  const std::string config_addr = flags.String("config-addr");
+  const std::string redis_url = flags.String("redis-url");
   // Active health probes go through tg-adapter (it holds the credentials).
-  const std::string adapter_addr = flags.String("adapter-addr", "127.0.0.1:50054");
+  const std::string adapter_addr = flags.String("adapter-addr");
   std::string tls_error;
   auto tls = tg::InternalTlsFromFlags(flags, tg::kBalancerIdentity, &tls_error);
   if (!tls) {
@@ -66,14 +67,14 @@ int Run(const tg::Flags& flags) {
   }
 
   BalancerOptions balancer_options;
-  balancer_options.pick_timeout = std::chrono::seconds(flags.Int("pick-timeout-seconds", 300));
+  balancer_options.pick_timeout = std::chrono::seconds(flags.Int("pick-timeout-seconds"));
   Balancer balancer(&clock, &random, store.get(), balancer_options);
   BalancerServiceImpl service(&balancer);
 
   // After the balancer, so that it stops (and its scrape hook goes) first.
   std::string telemetry_error;
   auto telemetry = tg::Telemetry::Start("tg-balancer", flags, "balancer-metrics-listen",
-                                        "0.0.0.0:9093", &telemetry_error);
+                                        flags.String("balancer-metrics-listen"), &telemetry_error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
     return 1;
@@ -120,7 +121,7 @@ int Run(const tg::Flags& flags) {
   source.Start();
   AdapterProbeClient probe_client(tg::DialInternal(adapter_addr, tg::kAdapterIdentity, *tls));
   ProberOptions prober_options;
-  prober_options.tick = std::chrono::milliseconds(flags.Int("probe-tick-ms", 250));
+  prober_options.tick = std::chrono::milliseconds(flags.Int("probe-tick-ms"));
   Prober prober(&balancer, &probe_client, store.get(), &clock, prober_options);
   prober.Start();
 
@@ -168,14 +169,36 @@ int Run(const tg::Flags& flags) {
   return 0;
 }
 
+// The options: the one place for their defaults (`tg-balancer --help`).
+std::vector<tg::FlagSpec> Options() {
+  using T = tg::FlagSpec::Type;
+  return {
+      {"balancer-listen", T::kString, "127.0.0.1:50053", "gRPC listen address"},
+      {"balancer-metrics-listen", T::kString, "0.0.0.0:9093",
+       "/metrics and /healthz listen address (\"off\": none)"},
+      {"config-addr", T::kString, "127.0.0.1:50051", "tg-config address"},
+      {"redis-url", T::kString, "redis://127.0.0.1:6379",
+       "Redis for shared health (\"\": local only)"},
+      {"adapter-addr", T::kString, "127.0.0.1:50054", "tg-adapter address (active health probes)"},
+      {"pick-timeout-seconds", T::kInt, "300", "a pick with no report after this long is released"},
+      {"probe-tick-ms", T::kInt, "250", "how often the prober looks for targets due a probe"},
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
   tg::DisableMutexDeadlockDetection();
   tg::log::SetService("tg-balancer");
-  tg::Flags flags(argc, argv);
-  tg::log::SetLevel(flags.String("log-level", "info"));
+  int exit_code = 0;
+  const auto parsed = tg::Flags::ForService(argc, argv, "tg-balancer",
+                                            "picks provider targets and keeps their health "
+                                            "(passive, and active probes through tg-adapter)",
+                                            Options(), &exit_code);
+  if (!parsed) return exit_code;
+  const tg::Flags& flags = *parsed;
+  tg::log::SetLevel(flags.String("log-level"));
   try {
     return Run(flags);
   } catch (const std::exception& e) {

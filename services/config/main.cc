@@ -17,16 +17,46 @@
 #include "tg/common/telemetry.h"
 #include "tg/common/worker_pool.h"
 
+namespace {
+
+// The options: the one place for their defaults (`tg-config --help`).
+std::vector<tg::FlagSpec> Options() {
+  using T = tg::FlagSpec::Type;
+  return {
+      {"config-listen", T::kString, "127.0.0.1:50051", "gRPC listen address"},
+      {"config-metrics-listen", T::kString, "0.0.0.0:9091",
+       "/metrics and /healthz listen address (\"off\": none)"},
+      {"pg-dsn", T::kString, "host=127.0.0.1 port=5432 user=postgres dbname=trustgate",
+       "PostgreSQL connection string"},
+      {"pg-connect-timeout", T::kInt, "60", "seconds to wait for PostgreSQL at start-up"},
+      {"pg-pool-size", T::kInt, "4", "PostgreSQL connections"},
+      {"pg-statement-timeout-ms", T::kInt, "10000", "statement timeout"},
+      {"secrets-key", T::kString, "",
+       "credential encryption key, 64 hex characters (else read from --secrets-key-file)"},
+      {"secrets-key-file", T::kString, "secrets.key",
+       "file holding the credential encryption key (created when missing)"},
+      {"workers", T::kInt, "4", "worker threads for database calls"},
+  };
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
   tg::DisableMutexDeadlockDetection();
   tg::pg::SetDefaultConnectTimeout(5);
-  tg::Flags flags(argc, argv);
+  int exit_code = 0;
+  const auto parsed = tg::Flags::ForService(argc, argv, "tg-config",
+                                            "gateways, upstreams, services and rules in "
+                                            "PostgreSQL; streams snapshots to the other services",
+                                            Options(), &exit_code);
+  if (!parsed) return exit_code;
+  const tg::Flags& flags = *parsed;
   tg::log::SetService("tg-config");
-  tg::log::SetLevel(flags.String("log-level", "info"));
+  tg::log::SetLevel(flags.String("log-level"));
   std::string telemetry_error;
-  auto telemetry = tg::Telemetry::Start("tg-config", flags, "config-metrics-listen", "0.0.0.0:9091",
-                                        &telemetry_error);
+  auto telemetry = tg::Telemetry::Start("tg-config", flags, "config-metrics-listen",
+                                        flags.String("config-metrics-listen"), &telemetry_error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
     return 1;
@@ -40,11 +70,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::string dsn =
-      flags.String("pg-dsn", "host=127.0.0.1 port=5432 user=postgres dbname=trustgate");
+  std::string dsn = flags.String("pg-dsn");
   std::string error;
   auto box = tg::config::LoadSecretsKey(
-      {flags.String("secrets-key"), flags.String("secrets-key-file", "secrets.key")}, &error);
+      {flags.String("secrets-key"), flags.String("secrets-key-file")}, &error);
   if (!box) {
     tg::log::Error("cannot load the secrets key", {{"error", error}});
     return 1;
@@ -52,17 +81,17 @@ int main(int argc, char** argv) {
 
   try {
     auto conn =
-        tg::pg::ConnectWithRetry(dsn, std::chrono::seconds(flags.Int("pg-connect-timeout", 60)));
+        tg::pg::ConnectWithRetry(dsn, std::chrono::seconds(flags.Int("pg-connect-timeout")));
     tg::pg::ApplyMigrations(*conn, "config", tg::config::ConfigStore::Migrations());
   } catch (const std::exception& e) {
     tg::log::Error("cannot prepare the database", {{"error", e.what()}});
     return 1;
   }
 
-  tg::pg::Pool pool({.dsn = dsn,
-                     .size = static_cast<size_t>(flags.Int("pg-pool-size", 4)),
-                     .statement_timeout =
-                         std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms", 10000))});
+  tg::pg::Pool pool(
+      {.dsn = dsn,
+       .size = static_cast<size_t>(flags.Int("pg-pool-size")),
+       .statement_timeout = std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms"))});
   tg::config::ConfigStore store(pool, std::move(*box), [] {
     return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
         std::chrono::duration_cast<std::chrono::microseconds>(
@@ -74,11 +103,11 @@ int main(int argc, char** argv) {
     tg::log::Error("cannot load the configuration", {{"error", st.error_message()}});
     return 1;
   }
-  tg::WorkerPool workers(static_cast<size_t>(flags.Int("workers", 4)));
+  tg::WorkerPool workers(static_cast<size_t>(flags.Int("workers")));
   tg::config::ConfigServiceImpl service(store, feed, workers);
 
   tg::GrpcServerOptions opts;
-  opts.listen = flags.String("config-listen", "127.0.0.1:50051");
+  opts.listen = flags.String("config-listen");
   opts.health_names = {"tg.v1.ConfigService"};
   opts.trace_unary_rpcs = true;
   // A write carries one entity: bounded, so that every change fits in one

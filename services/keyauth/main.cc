@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "clock.h"
 #include "gateway_directory.h"
@@ -33,9 +34,9 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
     std::fprintf(stderr, "tg-keyauth: %s\n", tls_error.c_str());
     return 2;
   }
-  const std::string listen = flags.String("keyauth-listen", "127.0.0.1:50052");
+  const std::string listen = flags.String("keyauth-listen");
   const std::string dsn = flags.String("pg-dsn");
-  const std::string config_addr = flags.String("config-addr", "127.0.0.1:50051");
+  const std::string config_addr = flags.String("config-addr");
   if (dsn.empty()) {
     tg::log::Error("--pg-dsn (TG_PG_DSN) is required");
     return 2;
@@ -43,14 +44,14 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
 
   {
     auto conn = tg::pg::ConnectWithRetry(
-        dsn, std::chrono::seconds(flags.Int("pg-connect-timeout-seconds", 60)));
+        dsn, std::chrono::seconds(flags.Int("pg-connect-timeout-seconds")));
     tg::pg::ApplyMigrations(*conn, "keyauth", KeyStore::Migrations());
   }
 
   tg::pg::Pool pool(tg::pg::PoolOptions{
       .dsn = dsn,
-      .size = static_cast<size_t>(flags.Int("pg-pool-size", 4)),
-      .statement_timeout = std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms", 10000))});
+      .size = static_cast<size_t>(flags.Int("pg-pool-size")),
+      .statement_timeout = std::chrono::milliseconds(flags.Int("pg-statement-timeout-ms"))});
   KeyStore store(&pool);
   KeyIndex index;
   RevocationHub hub;
@@ -58,7 +59,7 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
   feed.Load();
   feed.Start();
 
-  tg::WorkerPool workers(static_cast<size_t>(flags.Int("keyauth-workers", 8)));
+  tg::WorkerPool workers(static_cast<size_t>(flags.Int("keyauth-workers")));
   ConfigGatewayDirectory gateways(tg::DialInternal(config_addr, tg::kConfigIdentity, *tls));
   SystemClock clock;
   KeyAuthServiceImpl service(KeyAuthDeps{.store = &store,
@@ -98,6 +99,22 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
   return 0;
 }
 
+// The options: the one place for their defaults (`tg-keyauth --help`).
+std::vector<tg::FlagSpec> Options() {
+  using T = tg::FlagSpec::Type;
+  return {
+      {"keyauth-listen", T::kString, "127.0.0.1:50052", "gRPC listen address"},
+      {"keyauth-metrics-listen", T::kString, "0.0.0.0:9092",
+       "/metrics and /healthz listen address (\"off\": none)"},
+      {"pg-dsn", T::kString, "", "PostgreSQL connection string (required)"},
+      {"config-addr", T::kString, "127.0.0.1:50051", "tg-config address"},
+      {"pg-connect-timeout-seconds", T::kInt, "60", "seconds to wait for PostgreSQL at start-up"},
+      {"pg-pool-size", T::kInt, "4", "PostgreSQL connections"},
+      {"pg-statement-timeout-ms", T::kInt, "10000", "statement timeout"},
+      {"keyauth-workers", T::kInt, "8", "worker threads for database calls"},
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,11 +122,16 @@ int main(int argc, char** argv) {
   tg::DisableMutexDeadlockDetection();
   tg::pg::SetDefaultConnectTimeout(5);
   tg::log::SetService("tg-keyauth");
-  tg::Flags flags(argc, argv);
-  tg::log::SetLevel(flags.String("log-level", "info"));
+  int exit_code = 0;
+  const auto parsed = tg::Flags::ForService(
+      argc, argv, "tg-keyauth", "API keys (hashed, in PostgreSQL): create, verify, revoke, watch",
+      Options(), &exit_code);
+  if (!parsed) return exit_code;
+  const tg::Flags& flags = *parsed;
+  tg::log::SetLevel(flags.String("log-level"));
   std::string telemetry_error;
   auto telemetry = tg::Telemetry::Start("tg-keyauth", flags, "keyauth-metrics-listen",
-                                        "0.0.0.0:9092", &telemetry_error);
+                                        flags.String("keyauth-metrics-listen"), &telemetry_error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
     return 1;

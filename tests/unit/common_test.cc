@@ -406,6 +406,46 @@ TEST(Flags, CommandLineWinsOverEnvironment) {
   EXPECT_EQ(Flags::EnvName("pg-dsn"), "TG_PG_DSN");
 }
 
+// A service's command line is checked against its options table, which also
+// holds the defaults.
+TEST(Flags, ServicesRefuseWhatTheyDoNotKnowAndPrintTheirOptions) {
+  using T = FlagSpec::Type;
+  const std::vector<FlagSpec> table = {{"unit-listen", T::kString, "127.0.0.1:1", "where"},
+                                       {"unit-workers", T::kInt, "4", "how many"},
+                                       {"unit-on", T::kBool, "true", "whether"}};
+  auto parse = [&](std::vector<std::string> args, int* code) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return Flags::ForService(static_cast<int>(argv.size()), argv.data(), "tg-unit", "a test", table,
+                             code);
+  };
+  int code = -1;
+  auto ok = parse({"tg-unit", "--unit-workers=7", "--log-level=debug"}, &code);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(ok->Int("unit-workers"), 7);
+  EXPECT_EQ(ok->String("unit-listen"), "127.0.0.1:1") << "the table's default";
+  EXPECT_TRUE(ok->Bool("unit-on"));
+  EXPECT_EQ(ok->String("log-level"), "debug") << "common service flags are known";
+
+  EXPECT_FALSE(parse({"tg-unit", "--unit-wrokers=7"}, &code).has_value());
+  EXPECT_EQ(code, 2) << "an unknown flag";
+  EXPECT_FALSE(parse({"tg-unit", "serve"}, &code).has_value());
+  EXPECT_EQ(code, 2) << "a positional argument";
+  EXPECT_FALSE(parse({"tg-unit", "--unit-workers=seven"}, &code).has_value());
+  EXPECT_EQ(code, 2) << "an int that does not parse";
+  setenv("TG_UNIT_ON", "maybe", 1);
+  EXPECT_FALSE(parse({"tg-unit"}, &code).has_value());
+  EXPECT_EQ(code, 2) << "a bool in the environment that does not parse";
+  unsetenv("TG_UNIT_ON");
+  testing::internal::CaptureStdout();
+  EXPECT_FALSE(parse({"tg-unit", "--help"}, &code).has_value());
+  const std::string help = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(help.find("--unit-workers=<int>  (TG_UNIT_WORKERS)"), std::string::npos) << help;
+  EXPECT_NE(help.find("[default: 4]"), std::string::npos) << help;
+}
+
 }  // namespace
 }  // namespace tg
 

@@ -14,16 +14,49 @@
 #include "tg/common/telemetry.h"
 #include "tg/common/worker_pool.h"
 
+namespace {
+
+// The options: the one place for their defaults (`tg-adapter --help`).
+std::vector<tg::FlagSpec> Options() {
+  using T = tg::FlagSpec::Type;
+  return {
+      {"adapter-listen", T::kString, "127.0.0.1:50054", "gRPC listen address"},
+      {"adapter-metrics-listen", T::kString, "0.0.0.0:9094",
+       "/metrics and /healthz listen address (\"off\": none)"},
+      {"config-addr", T::kString, "127.0.0.1:50051",
+       "tg-config address (targets and their credentials)"},
+      {"http-connect-timeout-ms", T::kInt, "5000",
+       "provider connect timeout (a rule's timeouts override it)"},
+      {"http-first-byte-timeout-ms", T::kInt, "60000", "provider time to the answer's head"},
+      {"http-idle-timeout-ms", T::kInt, "30000", "longest gap between two body bytes"},
+      {"http-total-timeout-ms", T::kInt, "600000", "longest provider call"},
+      {"egress-allow-private", T::kBool, "false",
+       "allow provider hosts on private, loopback and link-local addresses"},
+      {"azure-imds-endpoint", T::kString, "http://169.254.169.254/metadata/identity/oauth2/token",
+       "Azure managed identity token endpoint"},
+      {"workers", T::kInt, "2", "worker threads (blocking token fetches)"},
+      {"shutdown-grace-seconds", T::kInt, "10", "time given to calls in flight at shutdown"},
+  };
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   tg::BlockTerminationSignals();
   tg::DisableMutexDeadlockDetection();
-  tg::Flags flags(argc, argv);
+  int exit_code = 0;
+  const auto parsed = tg::Flags::ForService(argc, argv, "tg-adapter",
+                                            "calls the providers: translates each request and "
+                                            "streams the answer back in the client's format",
+                                            Options(), &exit_code);
+  if (!parsed) return exit_code;
+  const tg::Flags& flags = *parsed;
   tg::log::SetService("tg-adapter");
-  tg::log::SetLevel(flags.String("log-level", "info"));
+  tg::log::SetLevel(flags.String("log-level"));
 
   std::string error;
-  auto telemetry =
-      tg::Telemetry::Start("tg-adapter", flags, "adapter-metrics-listen", "0.0.0.0:9094", &error);
+  auto telemetry = tg::Telemetry::Start("tg-adapter", flags, "adapter-metrics-listen",
+                                        flags.String("adapter-metrics-listen"), &error);
   if (!telemetry) {
     tg::log::Error("cannot start telemetry", {{"error", error}});
     return 1;
@@ -39,33 +72,32 @@ int main(int argc, char** argv) {
 
   tg::adapter::AdapterServiceOptions options;
   auto& t = options.invocation.timeouts;
-  t.connect = std::chrono::milliseconds(flags.Int("http-connect-timeout-ms", 5000));
-  t.first_byte = std::chrono::milliseconds(flags.Int("http-first-byte-timeout-ms", 60000));
-  t.idle = std::chrono::milliseconds(flags.Int("http-idle-timeout-ms", 30000));
-  t.total = std::chrono::milliseconds(flags.Int("http-total-timeout-ms", 600000));
+  t.connect = std::chrono::milliseconds(flags.Int("http-connect-timeout-ms"));
+  t.first_byte = std::chrono::milliseconds(flags.Int("http-first-byte-timeout-ms"));
+  t.idle = std::chrono::milliseconds(flags.Int("http-idle-timeout-ms"));
+  t.total = std::chrono::milliseconds(flags.Int("http-total-timeout-ms"));
 
   tg::ConfigWatcherOptions watch;
   watch.include_credentials = true;
-  tg::ConfigWatcher config(
-      tg::DialInternal(flags.String("config-addr", "127.0.0.1:50051"), tg::kConfigIdentity, *tls),
-      watch);
+  tg::ConfigWatcher config(tg::DialInternal(flags.String("config-addr"), tg::kConfigIdentity, *tls),
+                           watch);
   config.Start();
 
   tg::adapter::http::CurlHttpClientOptions http;
   // Loopback and private addresses (docs/OPERATIONS.md, "Egress policy"):
   // off unless the operator turns it on; scripts/up and the tests do.
-  http.egress.allow_private = flags.Bool("egress-allow-private", false);
+  http.egress.allow_private = flags.Bool("egress-allow-private");
   tg::adapter::http::CurlHttpClient client(http);
   tg::adapter::EntraTokenSource::Options entra_options;
-  entra_options.endpoint = flags.String("azure-imds-endpoint", entra_options.endpoint);
+  entra_options.endpoint = flags.String("azure-imds-endpoint");
   tg::adapter::EntraTokenSource entra(client, entra_options);
-  tg::WorkerPool workers(static_cast<size_t>(flags.Int("workers", 2)));
+  tg::WorkerPool workers(static_cast<size_t>(flags.Int("workers")));
   tg::adapter::AdapterServiceImpl service(config, client, &entra, workers, options);
 
   tg::GrpcServerOptions opts;
-  opts.listen = flags.String("adapter-listen", "127.0.0.1:50054");
+  opts.listen = flags.String("adapter-listen");
   opts.health_names = {"tg.v1.ProviderAdapterService"};
-  opts.shutdown_grace = std::chrono::seconds(flags.Int("shutdown-grace-seconds", 10));
+  opts.shutdown_grace = std::chrono::seconds(flags.Int("shutdown-grace-seconds"));
   opts.tls = *tls;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
