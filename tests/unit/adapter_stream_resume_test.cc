@@ -134,11 +134,11 @@ TEST(StreamResumeTest, StatesThatAreNotTheEncodersOwnAreRefused) {
     EXPECT_FALSE(enc->RestoreState(std::string(100000, '[')));
   }
   EXPECT_FALSE(anthropic->RestoreState(
-      R"({"kind":"anthropic","usage":[0,0,0,0,0],"open_block":7,"next_block":2,"tool_blocks":[]})"));
+      R"({"kind":"anthropic","usage":[0,0,0,0,0],"created":1,"open_block":7,"next_block":2,"tool_blocks":[]})"));
   EXPECT_FALSE(anthropic->RestoreState(
-      R"({"kind":"anthropic","usage":[0,0,0,0,0],"open_block":0,"next_block":1,"tool_blocks":[5]})"));
+      R"({"kind":"anthropic","usage":[0,0,0,0,0],"created":1,"open_block":0,"next_block":1,"tool_blocks":[5]})"));
   EXPECT_FALSE(anthropic->RestoreState(
-      R"({"kind":"anthropic","usage":[0,0,0,0,0],"open_block":0,"next_block":99999999,"tool_blocks":[]})"));
+      R"({"kind":"anthropic","usage":[0,0,0,0,0],"created":1,"open_block":0,"next_block":99999999,"tool_blocks":[]})"));
   EXPECT_FALSE(responses->RestoreState(
       R"({"kind":"responses","usage":[0,0,0,0,0],"created":1,"sequence":3,"items":[],"open_item":0,"tool_items":[]})"));
   EXPECT_FALSE(responses->RestoreState(
@@ -147,7 +147,7 @@ TEST(StreamResumeTest, StatesThatAreNotTheEncodersOwnAreRefused) {
       chat->RestoreState(R"({"kind":"openai_chat","usage":[0,0,0,0,0],"created":1,"roles":[2]})"));
   // The same states with their indexes in range are taken.
   EXPECT_TRUE(anthropic->RestoreState(
-      R"({"kind":"anthropic","usage":[0,0,0,0,0],"open_block":0,"next_block":1,"tool_blocks":[]})"));
+      R"({"kind":"anthropic","usage":[0,0,0,0,0],"created":1,"open_block":0,"next_block":1,"tool_blocks":[]})"));
   EXPECT_TRUE(responses->RestoreState(
       R"({"kind":"responses","usage":[0,0,0,0,0],"created":1,"sequence":3,"items":[],"open_item":-1,"tool_items":[]})"));
   EXPECT_TRUE(

@@ -476,15 +476,7 @@ namespace tg::adapter::translate {
 std::string AnthropicStreamEncoder::SaveState() const {
   rapidjson::StringBuffer buf;
   json::Writer w(buf);
-  w.StartObject();
-  w.Key("kind");
-  w.String("anthropic");
-  w.Key("id");
-  json::WriteString(w, options_.id);
-  w.Key("model");
-  json::WriteString(w, options_.model);
-  w.Key("started");
-  w.Bool(started_);
+  stream_state::Begin(w, "anthropic", options_, started_, finished_, usage_);
   w.Key("open_block");
   w.Int(open_block_);
   w.Key("open_is_text");
@@ -494,34 +486,29 @@ std::string AnthropicStreamEncoder::SaveState() const {
   stream_state::WriteInts(w, "tool_blocks", tool_blocks_);
   w.Key("stop_reason");
   json::WriteString(w, stop_reason_);
-  stream_state::WriteUsage(w, usage_);
-  w.Key("finished");
-  w.Bool(finished_);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
 
 bool AnthropicStreamEncoder::RestoreState(std::string_view state) {
   json::Document doc;
-  if (!stream_state::Open(state, "anthropic", &doc)) return false;
-  Usage usage;
-  if (!stream_state::ReadUsage(doc, &usage)) return false;
+  stream_state::Common common;
+  if (!stream_state::Read(state, "anthropic", &doc, &common)) return false;
   auto next_block = stream_state::Int(doc, "next_block", 0, stream_state::kMaxIndex);
   if (!next_block) return false;
   auto open_block = stream_state::Int(doc, "open_block", -1, *next_block - 1);
   auto tool_blocks = stream_state::Ints(doc, "tool_blocks", -1, *next_block - 1);
   if (!open_block || !tool_blocks || tool_blocks->size() > 1025) return false;
-  options_.id = std::string(json::GetString(doc, "id"));
-  options_.model = std::string(json::GetString(doc, "model"));
-  started_ = json::GetBool(doc, "started");
+  stream_state::Apply(common, &options_);
+  started_ = common.started;
+  finished_ = common.finished;
+  usage_ = common.usage;
   open_block_ = static_cast<int>(*open_block);
   open_is_text_ = json::GetBool(doc, "open_is_text");
   next_block_ = static_cast<int>(*next_block);
   tool_blocks_ = std::move(*tool_blocks);
   // Back to one of the static names (any unknown one reads as end_turn).
   stop_reason_ = AnthropicStopReason(FinishFromAnthropic(json::GetString(doc, "stop_reason")));
-  usage_ = usage;
-  finished_ = json::GetBool(doc, "finished");
   return true;
 }
 

@@ -221,44 +221,26 @@ namespace tg::adapter::translate {
 std::string OpenAiChatStreamEncoder::SaveState() const {
   rapidjson::StringBuffer buf;
   json::Writer w(buf);
-  w.StartObject();
-  w.Key("kind");
-  w.String("openai_chat");
-  w.Key("id");
-  json::WriteString(w, options_.id);
-  w.Key("model");
-  json::WriteString(w, options_.model);
-  w.Key("created");
-  w.Int64(options_.created);
-  w.Key("started");
-  w.Bool(started_);
-  std::vector<int> roles(role_sent_.begin(), role_sent_.end());
-  stream_state::WriteInts(w, "roles", roles);
+  stream_state::Begin(w, "openai_chat", options_, started_, finished_, usage_);
+  stream_state::WriteInts(w, "roles", std::vector<int>(role_sent_.begin(), role_sent_.end()));
   w.Key("usage_sent");
   w.Bool(usage_sent_);
-  stream_state::WriteUsage(w, usage_);
-  w.Key("finished");
-  w.Bool(finished_);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
 
 bool OpenAiChatStreamEncoder::RestoreState(std::string_view state) {
   json::Document doc;
-  if (!stream_state::Open(state, "openai_chat", &doc)) return false;
-  Usage usage;
-  if (!stream_state::ReadUsage(doc, &usage)) return false;
-  auto created = stream_state::Int(doc, "created", 0, INT64_MAX);
+  stream_state::Common common;
+  if (!stream_state::Read(state, "openai_chat", &doc, &common)) return false;
   auto roles = stream_state::Ints(doc, "roles", 0, 1);
-  if (!created || !roles || roles->size() > 129) return false;
-  options_.id = std::string(json::GetString(doc, "id"));
-  options_.model = std::string(json::GetString(doc, "model"));
-  options_.created = *created;
-  started_ = json::GetBool(doc, "started");
+  if (!roles || roles->size() > 129) return false;
+  stream_state::Apply(common, &options_);
+  started_ = common.started;
+  finished_ = common.finished;
+  usage_ = common.usage;
   role_sent_.assign(roles->begin(), roles->end());
   usage_sent_ = json::GetBool(doc, "usage_sent");
-  usage_ = usage;
-  finished_ = json::GetBool(doc, "finished");
   return true;
 }
 

@@ -622,17 +622,7 @@ namespace tg::adapter::translate {
 std::string ResponsesStreamEncoder::SaveState() const {
   rapidjson::StringBuffer buf;
   json::Writer w(buf);
-  w.StartObject();
-  w.Key("kind");
-  w.String("responses");
-  w.Key("id");
-  json::WriteString(w, options_.id);
-  w.Key("model");
-  json::WriteString(w, options_.model);
-  w.Key("created");
-  w.Int64(options_.created);
-  w.Key("started");
-  w.Bool(started_);
+  stream_state::Begin(w, "responses", options_, started_, finished_, usage_);
   w.Key("sequence");
   w.Int64(sequence_);
   w.Key("items");
@@ -641,16 +631,14 @@ std::string ResponsesStreamEncoder::SaveState() const {
     w.StartObject();
     w.Key("message");
     w.Bool(it.is_message);
-    w.Key("id");
-    json::WriteString(w, it.id);
-    w.Key("text");
-    json::WriteString(w, it.text);
-    w.Key("call_id");
-    json::WriteString(w, it.call_id);
-    w.Key("name");
-    json::WriteString(w, it.name);
-    w.Key("arguments");
-    json::WriteString(w, it.arguments);
+    for (const auto& [key, value] : {std::pair{"id", &it.id},
+                                     {"text", &it.text},
+                                     {"call_id", &it.call_id},
+                                     {"name", &it.name},
+                                     {"arguments", &it.arguments}}) {
+      w.Key(key);
+      json::WriteString(w, *value);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -659,51 +647,46 @@ std::string ResponsesStreamEncoder::SaveState() const {
   stream_state::WriteInts(w, "tool_items", tool_items_);
   w.Key("finish_reason");
   json::WriteString(w, finish_reason_);
-  stream_state::WriteUsage(w, usage_);
-  w.Key("finished");
-  w.Bool(finished_);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
 
 bool ResponsesStreamEncoder::RestoreState(std::string_view state) {
   json::Document doc;
-  if (!stream_state::Open(state, "responses", &doc)) return false;
-  Usage usage;
-  if (!stream_state::ReadUsage(doc, &usage)) return false;
+  stream_state::Common common;
+  if (!stream_state::Read(state, "responses", &doc, &common)) return false;
   const json::Value* items = json::GetArray(doc, "items");
   if (items == nullptr || items->Size() > stream_state::kMaxIndex) return false;
   const int64_t n = items->Size();
-  auto created = stream_state::Int(doc, "created", 0, INT64_MAX);
   auto sequence = stream_state::Int(doc, "sequence", 0, INT64_MAX / 2);
   auto open_item = stream_state::Int(doc, "open_item", -1, n - 1);
   auto tool_items = stream_state::Ints(doc, "tool_items", -1, n - 1);
-  if (!created || !sequence || !open_item || !tool_items || tool_items->size() > 1025) return false;
+  if (!sequence || !open_item || !tool_items || tool_items->size() > 1025) return false;
   std::vector<Item> restored;
   restored.reserve(items->Size());
   for (const auto& v : items->GetArray()) {
     if (!v.IsObject()) return false;
     Item it;
     it.is_message = json::GetBool(v, "message", true);
-    it.id = std::string(json::GetString(v, "id"));
-    it.text = std::string(json::GetString(v, "text"));
-    it.call_id = std::string(json::GetString(v, "call_id"));
-    it.name = std::string(json::GetString(v, "name"));
-    it.arguments = std::string(json::GetString(v, "arguments"));
+    for (auto [key, value] : {std::pair{"id", &it.id},
+                              {"text", &it.text},
+                              {"call_id", &it.call_id},
+                              {"name", &it.name},
+                              {"arguments", &it.arguments}}) {
+      *value = std::string(json::GetString(v, key));
+    }
     restored.push_back(std::move(it));
   }
-  options_.id = std::string(json::GetString(doc, "id"));
-  options_.model = std::string(json::GetString(doc, "model"));
-  options_.created = *created;
-  started_ = json::GetBool(doc, "started");
+  stream_state::Apply(common, &options_);
+  started_ = common.started;
+  finished_ = common.finished;
+  usage_ = common.usage;
   sequence_ = *sequence;
   items_ = std::move(restored);
   open_item_ = static_cast<int>(*open_item);
   tool_items_ = std::move(*tool_items);
   finish_reason_ = std::string(json::GetString(doc, "finish_reason"));
   if (finish_reason_.empty()) finish_reason_ = "stop";
-  usage_ = usage;
-  finished_ = json::GetBool(doc, "finished");
   return true;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "translate/chat.h"
+#include "translate/client_codec.h"
 #include "translate/json.h"
 
 namespace tg::adapter::translate::stream_state {
@@ -75,6 +76,58 @@ inline bool ReadUsage(const json::Value& obj, Usage* u) {
   }
   *u = Usage{n[0], n[1], n[2], n[3], n[4]};
   return true;
+}
+
+// What every encoder's state holds: its kind, the answer's id, model and
+// created time, whether it started and finished, and the usage so far.
+struct Common {
+  std::string id;
+  std::string model;
+  int64_t created = 0;
+  bool started = false;
+  bool finished = false;
+  Usage usage;
+};
+
+// Opens the state object and writes the common members; the encoder adds its
+// own, then closes it (w.EndObject()).
+inline void Begin(json::Writer& w, std::string_view kind, const StreamEncoderOptions& o,
+                  bool started, bool finished, const Usage& usage) {
+  w.StartObject();
+  json::WriteKey(w, "kind");
+  json::WriteString(w, kind);
+  w.Key("id");
+  json::WriteString(w, o.id);
+  w.Key("model");
+  json::WriteString(w, o.model);
+  w.Key("created");
+  w.Int64(o.created);
+  w.Key("started");
+  w.Bool(started);
+  w.Key("finished");
+  w.Bool(finished);
+  WriteUsage(w, usage);
+}
+
+// Parses a state of `kind` and reads the common members; false when it is
+// not one (or they are out of range).
+inline bool Read(std::string_view text, std::string_view kind, json::Document* doc, Common* c) {
+  if (!Open(text, kind, doc) || !ReadUsage(*doc, &c->usage)) return false;
+  auto created = Int(*doc, "created", 0, INT64_MAX);
+  if (!created) return false;
+  c->id = std::string(json::GetString(*doc, "id"));
+  c->model = std::string(json::GetString(*doc, "model"));
+  c->created = *created;
+  c->started = json::GetBool(*doc, "started");
+  c->finished = json::GetBool(*doc, "finished");
+  return true;
+}
+
+// The common members into an encoder's options (its include_usage stays).
+inline void Apply(const Common& c, StreamEncoderOptions* o) {
+  o->id = c.id;
+  o->model = c.model;
+  o->created = c.created;
 }
 
 }  // namespace tg::adapter::translate::stream_state
