@@ -1,13 +1,13 @@
 #include "algorithm.h"
 
-#include "validation.h"
+#include "tg/common/canonical_names.h"
 
 namespace tg::balancer {
 
 std::optional<Algorithm> ParseAlgorithm(const std::string& name) {
   if (name.empty()) return Algorithm::kRoundRobin;
-  // One spelling table for the whole suite: tg-config's.
-  const std::string canonical = tg::config::CanonicalAlgorithm(name);
+  // One spelling table for the whole suite.
+  const std::string canonical = tg::CanonicalAlgorithm(name);
   if (canonical == "round-robin") return Algorithm::kRoundRobin;
   if (canonical == "weighted-round-robin") return Algorithm::kWeightedRoundRobin;
   if (canonical == "least-connections") return Algorithm::kLeastConnections;

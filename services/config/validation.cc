@@ -168,20 +168,6 @@ bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, const
 
 }  // namespace
 
-std::string CanonicalAlgorithm(const std::string& a) {
-  if (a == "round-robin") return "round-robin";
-  if (a == "weighted-round-robin" || a == "weighted") return "weighted-round-robin";
-  if (a == "least-connections" || a == "least-conn") return "least-connections";
-  if (a == "random") return "random";
-  return "";
-}
-
-std::string CanonicalProvider(const std::string& p) {
-  if (p == "openai" || p == "anthropic" || p == "bedrock" || p == "azure") return p;
-  if (p == "gemini" || p == "google") return "gemini";
-  return "";
-}
-
 Problem ValidateGateway(const tg::v1::Gateway& g) {
   if (g.name().empty()) return "name is required";
   if (g.name().size() > 255) return "name must be at most 255 characters";

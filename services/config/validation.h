@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "tg/common/canonical_names.h"
 #include "tg/v1/resources.pb.h"
 
 namespace tg::config {
@@ -28,8 +29,9 @@ std::optional<std::string> ValidateService(const tg::v1::Service& s);
 void NormalizeRule(tg::v1::Rule* r);
 std::optional<std::string> ValidateRule(const tg::v1::Rule& r);
 
-// Canonical names, so that the data plane compares one spelling.
-std::string CanonicalAlgorithm(const std::string& algorithm);  // "" when unknown
-std::string CanonicalProvider(const std::string& provider);    // "" when unknown
+// Canonical names (tg/common/canonical_names.h: tg::CanonicalAlgorithm,
+// tg::CanonicalProvider), so that the data plane compares one spelling.
+using ::tg::CanonicalAlgorithm;
+using ::tg::CanonicalProvider;
 
 }  // namespace tg::config
