@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "service/adapter_metrics.h"
+#include "service/target_info.h"
 #include "tg/common/egress.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
@@ -248,20 +249,9 @@ void Invocation::StartProvider() {
   can_resume_ = resumable_;
 
   const auto& t = req_.target();
-  target_info_.provider = t.provider();
+  target_info_ = TargetInfoOf(t, credentials_);
   target_info_.model = req_.effective_model().empty() ? chat.value().model : req_.effective_model();
-  target_info_.path = t.path();
-  target_info_.host = t.host();
-  target_info_.port = t.has_port() ? t.port() : 0;
-  target_info_.protocol = t.protocol();
-  if (t.has_provider_options())
-    target_info_.provider_options_json = json::PrintProto(t.provider_options());
-  for (const auto& [k, v] : t.headers()) target_info_.headers.emplace_back(k, v);
   target_info_.stream = client_stream_;
-  target_info_.aws_region = credentials_.aws_region();
-  target_info_.azure_endpoint = credentials_.azure_endpoint();
-  target_info_.azure_version = credentials_.azure_version();
-  target_info_.azure_use_managed_identity = credentials_.azure_use_managed_identity();
 
   provider_codec_ = translate::ProviderCodecFor(target_info_);
   if (provider_codec_ == nullptr) {

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <utility>
 
+#include "service/target_info.h"
 #include "tg/common/egress.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
@@ -45,23 +46,14 @@ translate::Result<translate::UrlParts> OriginOf(const std::string& url) {
   return parts;
 }
 
-// What the codecs' BuildRequest needs to know of a target, as an Invoke
-// fills it (service/invocation.cc, StartProvider).
+// A target as an Invoke describes it, with a model for the codec to name
+// (the probe's own path replaces whatever path the target has).
 translate::TargetInfo InfoOf(const tg::v1::Target& t, const tg::v1::Credentials& c) {
-  translate::TargetInfo info;
-  info.provider = t.provider();
+  translate::TargetInfo info = TargetInfoOf(t, c);
+  info.path.clear();
   info.model = !t.default_model().empty() ? t.default_model()
                : t.models_size() > 0      ? t.models(0)
                                           : "probe";
-  info.host = t.host();
-  info.port = t.has_port() ? t.port() : 0;
-  info.protocol = t.protocol();
-  if (t.has_provider_options()) info.provider_options_json = json::PrintProto(t.provider_options());
-  for (const auto& [k, v] : t.headers()) info.headers.emplace_back(k, v);
-  info.aws_region = c.aws_region();
-  info.azure_endpoint = c.azure_endpoint();
-  info.azure_version = c.azure_version();
-  info.azure_use_managed_identity = c.azure_use_managed_identity();
   return info;
 }
 
