@@ -13,6 +13,7 @@
 #include <optional>
 #include <thread>
 
+#include "fake_config.h"
 #include "fake_provider.h"
 #include "http/curl_http_client.h"
 #include "service/adapter_service.h"
@@ -253,30 +254,6 @@ std::string StreamText(ClientFormat client, const std::string& body) {
   return text;
 }
 
-// tg-config's Watch, as the adapter sees it: one snapshot, credentials in
-// clear only when asked for.
-class FakeConfig final : public tg::v1::ConfigService::Service {
- public:
-  explicit FakeConfig(tg::v1::ConfigSnapshot snapshot) : snapshot_(std::move(snapshot)) {}
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest* req,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    tg::v1::WatchEvent ev;
-    ev.set_revision(3);
-    *ev.mutable_snapshot() = snapshot_;
-    if (!req->include_credentials()) {
-      for (auto& u : *ev.mutable_snapshot()->mutable_upstreams()) {
-        for (auto& t : *u.mutable_targets()) t.clear_credentials();
-      }
-    }
-    writer->Write(ev);
-    while (!ctx->IsCancelled()) std::this_thread::sleep_for(milliseconds(10));
-    return grpc::Status::OK;
-  }
-
- private:
-  const tg::v1::ConfigSnapshot snapshot_;
-};
-
 class AdapterInvokeIT : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -330,7 +307,7 @@ class AdapterInvokeIT : public ::testing::Test {
       targets_[t.id()].clear_credentials();  // as the balancer hands them out
     }
 
-    config_ = std::make_unique<FakeConfig>(snapshot);
+    config_ = std::make_unique<fakes::FakeConfigService>(snapshot);
     config_server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
                                         .health_names = {},
                                         .shutdown_grace = std::chrono::seconds(0),
@@ -444,7 +421,7 @@ class AdapterInvokeIT : public ::testing::Test {
 
   fakes::FakeProvider fake_;
   std::map<std::string, tg::v1::Target> targets_;
-  std::unique_ptr<FakeConfig> config_;
+  std::unique_ptr<fakes::FakeConfigService> config_;
   std::unique_ptr<GrpcServer> config_server_;
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<http::CurlHttpClient> client_;

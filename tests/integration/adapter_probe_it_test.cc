@@ -12,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include "fake_config.h"
 #include "fake_provider.h"
 #include "http/curl_http_client.h"
 #include "service/adapter_service.h"
@@ -38,24 +39,6 @@ int ClosedPort() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
-
-// tg-config's Watch, reduced to one snapshot at revision 3.
-class OneSnapshotConfig final : public tg::v1::ConfigService::Service {
- public:
-  explicit OneSnapshotConfig(tg::v1::ConfigSnapshot snapshot) : snapshot_(std::move(snapshot)) {}
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest*,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    tg::v1::WatchEvent ev;
-    ev.set_revision(3);
-    *ev.mutable_snapshot() = snapshot_;
-    writer->Write(ev);
-    while (!ctx->IsCancelled()) std::this_thread::sleep_for(milliseconds(10));
-    return grpc::Status::OK;
-  }
-
- private:
-  const tg::v1::ConfigSnapshot snapshot_;
-};
 
 class AdapterProbeIT : public ::testing::Test {
  protected:
@@ -101,7 +84,7 @@ class AdapterProbeIT : public ::testing::Test {
       targets_[t.id()].clear_credentials();  // as the balancer knows them
     }
 
-    config_ = std::make_unique<OneSnapshotConfig>(snapshot);
+    config_ = std::make_unique<fakes::FakeConfigService>(snapshot);
     config_server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
                                         .health_names = {},
                                         .shutdown_grace = std::chrono::seconds(0),
@@ -174,7 +157,7 @@ class AdapterProbeIT : public ::testing::Test {
 
   fakes::FakeProvider fake_;
   std::map<std::string, tg::v1::Target> targets_;
-  std::unique_ptr<OneSnapshotConfig> config_;
+  std::unique_ptr<fakes::FakeConfigService> config_;
   std::unique_ptr<GrpcServer> config_server_;
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<http::CurlHttpClient> client_;

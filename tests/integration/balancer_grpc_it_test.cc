@@ -15,6 +15,7 @@
 #include "balancer_service.h"
 #include "balancer_test_util.h"
 #include "config_watcher_source.h"
+#include "fake_config.h"
 #include "test_tls.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
@@ -32,85 +33,36 @@ using testing::MakeUpstream;
 
 // A tg-config that serves Watch only: a snapshot first, then whatever the
 // test pushes, then heartbeats.
-class FakeConfigService final : public tg::v1::ConfigService::Service {
- public:
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest*,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    size_t sent = 0;
-    {
-      std::lock_guard lock(mu_);
-      ++streams_;
-      tg::v1::WatchEvent snapshot;
-      snapshot.set_revision(snapshot_revision_);
-      *snapshot.mutable_snapshot() = snapshot_;
-      writer->Write(snapshot);
-      sent = changes_.size();  // the snapshot includes what was pushed so far
-    }
-    while (!ctx->IsCancelled()) {
-      std::vector<tg::v1::WatchEvent> out;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait_for(lock, 50ms, [&] { return changes_.size() > sent || stopping_; });
-        if (stopping_) break;
-        for (; sent < changes_.size(); ++sent) out.push_back(changes_[sent]);
-      }
-      for (const auto& e : out) {
-        if (!writer->Write(e)) return grpc::Status::CANCELLED;
-      }
-    }
-    return grpc::Status::OK;
-  }
+// tg-config as the balancer follows it: the shared fake, fed upstreams.
+struct ConfigFeedFake {
+  fakes::FakeConfigService service;
 
   void SetSnapshot(const std::vector<std::shared_ptr<const tg::v1::Upstream>>& ups, int64_t rev) {
-    std::lock_guard lock(mu_);
-    snapshot_.Clear();
-    for (const auto& u : ups) *snapshot_.add_upstreams() = *u;
-    snapshot_revision_ = rev;
+    tg::v1::ConfigSnapshot snapshot;
+    for (const auto& u : ups) *snapshot.add_upstreams() = *u;
+    service.SetSnapshot(std::move(snapshot), rev);
   }
-
   void PushUpstream(const tg::v1::Upstream& u, int64_t rev) {
     tg::v1::WatchEvent e;
     e.set_revision(rev);
     *e.mutable_change()->mutable_upstream() = u;
-    Push(e);
+    service.Push(std::move(e));
   }
-
   void PushDeleteGateway(const std::string& gateway_id, int64_t rev) {
     tg::v1::WatchEvent e;
     e.set_revision(rev);
     auto* d = e.mutable_change()->mutable_deleted();
     d->set_kind(tg::v1::RESOURCE_KIND_GATEWAY);
     d->set_id(gateway_id);
-    Push(e);
+    service.Push(std::move(e));
   }
-
   void PushHeartbeat(int64_t rev) {
     tg::v1::WatchEvent e;
     e.set_revision(rev);
     e.set_heartbeat(true);
-    Push(e);
+    service.Push(std::move(e));
   }
-
-  void Stop() {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  void Push(const tg::v1::WatchEvent& e) {
-    std::lock_guard lock(mu_);
-    changes_.push_back(e);
-    cv_.notify_all();
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  tg::v1::ConfigSnapshot snapshot_;
-  int64_t snapshot_revision_ = 0;
-  std::vector<tg::v1::WatchEvent> changes_;
-  int streams_ = 0;
-  bool stopping_ = false;
+  void Stop() { service.Stop(); }
 };
 
 class BalancerGrpcTest : public ::testing::Test {
@@ -122,7 +74,7 @@ class BalancerGrpcTest : public ::testing::Test {
                                             .health_names = {},
                                             .shutdown_grace = 1s,
                                             .tls = tg::testing::TestTls(kConfigIdentity)},
-                          {&config_}, &error);
+                          {&config_.service}, &error);
     ASSERT_TRUE(config_server_) << error;
 
     balancer_ = std::make_unique<Balancer>(&clock_, &random_, &store_);
@@ -217,7 +169,7 @@ class BalancerGrpcTest : public ::testing::Test {
   testing::FakeClock clock_;
   SystemRandom random_;
   FakeHealthStore store_;
-  FakeConfigService config_;
+  ConfigFeedFake config_;
   std::unique_ptr<GrpcServer> config_server_;
   std::unique_ptr<Balancer> balancer_;
   std::unique_ptr<BalancerServiceImpl> service_;

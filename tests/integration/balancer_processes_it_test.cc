@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "fake_config.h"
 #include "process.h"
 #include "test_tls.h"
 #include "tg/common/grpc_server.h"
@@ -19,40 +20,26 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// A tg-config stand-in: one upstream of two targets, ejection after one failure.
-class OneUpstreamConfig final : public tg::v1::ConfigService::Service {
- public:
-  // Health state in Redis outlives a run (TTLs): each run has its own upstream.
-  explicit OneUpstreamConfig(std::string id) : id_(std::move(id)) {}
-  const std::string& id() const { return id_; }
-
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest*,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    tg::v1::WatchEvent ev;
-    ev.set_revision(3);
-    std::string err;
-    EXPECT_TRUE(json::ParseProto(R"({
+// What tg-config streams: one upstream of two targets, ejection after one
+// failure. Health state in Redis outlives a run (TTLs): each run has its own
+// upstream id.
+tg::v1::ConfigSnapshot OneUpstream(const std::string& id) {
+  auto snapshot = fakes::FakeConfigService::SnapshotFromJson(R"({
       "gateways": [{"id": "g", "name": "g"}],
       "upstreams": [{"id": "UPSTREAM", "gateway_id": "g", "name": "u", "algorithm": "round-robin",
         "targets": [{"id": "a", "provider": "openai", "priority": 1},
                     {"id": "b", "provider": "anthropic", "priority": 2}],
-        "health_checks": {"passive": true, "threshold": 1, "interval": 60}}]})",
-                                 ev.mutable_snapshot(), &err))
-        << err;
-    ev.mutable_snapshot()->mutable_upstreams(0)->set_id(id_);
-    writer->Write(ev);
-    while (!ctx->IsCancelled()) std::this_thread::sleep_for(milliseconds(10));
-    return grpc::Status::OK;
-  }
-
- private:
-  std::string id_;
-};
+        "health_checks": {"passive": true, "threshold": 1, "interval": 60}}]})");
+  snapshot.mutable_upstreams(0)->set_id(id);
+  return snapshot;
+}
 
 TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
   const char* redis = std::getenv("TG_TEST_REDIS_ADDR");
   if (redis == nullptr) GTEST_SKIP() << "TG_TEST_REDIS_ADDR not set";
-  OneUpstreamConfig config("u-" + std::to_string(FreePort()) + "-" + std::to_string(getpid()));
+  const std::string upstream_id =
+      "u-" + std::to_string(FreePort()) + "-" + std::to_string(getpid());
+  fakes::FakeConfigService config(OneUpstream(upstream_id));
   std::string error;
   auto server = GrpcServer::Start(
       {.listen = "127.0.0.1:0", .health_names = {}, .tls = tg::testing::TestTls(kConfigIdentity)},
@@ -88,7 +75,7 @@ TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
     tg::v1::PickRequest req;
-    req.set_upstream_id(config.id());
+    req.set_upstream_id(upstream_id);
     req.set_min_config_revision(3);
     tg::v1::PickResponse resp;
     EXPECT_TRUE(stubs[i]->Pick(&ctx, req, &resp).ok());
@@ -101,7 +88,7 @@ TEST(BalancerProcesses, AnEjectionThroughOneIsSeenByTheOtherWithinOneSecond) {
   grpc::ClientContext ctx;
   tg::v1::ReportRequest report;
   report.set_pick_id(first.pick_id());
-  report.set_upstream_id(config.id());
+  report.set_upstream_id(upstream_id);
   report.set_target_id("a");
   report.set_outcome(tg::v1::OUTCOME_HTTP_STATUS);
   report.set_http_status(503);

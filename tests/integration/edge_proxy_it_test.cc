@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "edge_test_http.h"
+#include "fake_config.h"
 #include "http_server.h"
 #include "key_cache.h"
 #include "proxy_handler.h"
@@ -37,14 +38,9 @@ bool WaitUntil(const std::function<bool()>& f, milliseconds timeout = millisecon
   return f();
 }
 
-class FakeConfig final : public tg::v1::ConfigService::Service {
- public:
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest*,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    tg::v1::WatchEvent ev;
-    ev.set_revision(7);
-    std::string err;
-    EXPECT_TRUE(json::ParseProto(R"({
+// What tg-config streams to the edge.
+tg::v1::ConfigSnapshot EdgeSnapshot() {
+  return fakes::FakeConfigService::SnapshotFromJson(R"({
       "gateways": [{"id": "g1", "name": "acme", "subdomain": "acme"}, {"id": "g2", "name": "other"}],
       "upstreams": [{"id": "u1", "gateway_id": "g1", "name": "ai", "targets": [
           {"id": "t-openai", "provider": "openai"}, {"id": "t-anthropic", "provider": "anthropic"}]}],
@@ -53,14 +49,8 @@ class FakeConfig final : public tg::v1::ConfigService::Service {
       "rules": [{"id": "r1", "gateway_id": "g1", "path": "/v1", "service_id": "s1", "methods": ["POST"],
                  "active": true, "retry_policy": {"same_target_retries": 0}},
                 {"id": "r2", "gateway_id": "g1", "path": "/ep", "service_id": "s2", "methods": ["POST"],
-                 "strip_path": true, "active": true}]})",
-                                 ev.mutable_snapshot(), &err))
-        << err;
-    writer->Write(ev);
-    while (!ctx->IsCancelled()) std::this_thread::sleep_for(milliseconds(10));
-    return grpc::Status::OK;
-  }
-};
+                 "strip_path": true, "active": true}]})");
+}
 
 class FakeKeyAuth final : public tg::v1::KeyAuthService::Service {
  public:
@@ -260,7 +250,7 @@ class EdgeProxyIT : public ::testing::Test {
     return balancer_.reports;
   }
 
-  FakeConfig config_;
+  fakes::FakeConfigService config_{EdgeSnapshot(), 7};
   FakeKeyAuth keyauth_;
   FakeBalancer balancer_;
   FakeAdapter adapter_;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "clock.h"
+#include "fake_config.h"
 #include "gateway_directory.h"
 #include "key_feed.h"
 #include "key_format.h"
@@ -631,18 +632,15 @@ TEST_F(KeyAuthIntegrationTest, ReplicaStartingLaterLoadsExistingKeys) {
 
 // ---- the real GatewayDirectory against an in-process ConfigService --------
 
-class FakeConfigService final : public tg::v1::ConfigService::Service {
- public:
-  grpc::Status GetGateway(grpc::ServerContext*, const tg::v1::GetGatewayRequest* req,
-                          tg::v1::GatewayResult* resp) override {
-    if (req->id() != kGateway) return grpc::Status(StatusCode::NOT_FOUND, "no such gateway");
-    resp->mutable_gateway()->set_id(req->id());
-    return grpc::Status::OK;
-  }
-};
+// tg-config knowing one gateway, kGateway.
+tg::v1::ConfigSnapshot OneGateway() {
+  tg::v1::ConfigSnapshot snapshot;
+  snapshot.add_gateways()->set_id(kGateway);
+  return snapshot;
+}
 
 TEST(ConfigGatewayDirectoryTest, MapsConfigAnswers) {
-  FakeConfigService config;
+  fakes::FakeConfigService config(OneGateway());
   std::string error;
   auto server = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
                                                     .health_names = {},
@@ -661,7 +659,7 @@ TEST(ConfigGatewayDirectoryTest, UnreachableConfigIsUnavailable) {
   // Bind and release a port so that nothing listens there.
   int port = 0;
   {
-    FakeConfigService config;
+    fakes::FakeConfigService config(OneGateway());
     std::string error;
     auto server = GrpcServer::Start(GrpcServerOptions{.listen = "127.0.0.1:0",
                                                       .health_names = {},
