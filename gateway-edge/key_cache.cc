@@ -11,8 +11,6 @@
 
 namespace tg::edge {
 
-using Clock = std::chrono::steady_clock;
-
 // tg-keyauth's WatchKeys: revocations and resets, applied to the cache.
 class KeyCache::RevocationStream : public grpc::ClientReadReactor<tg::v1::KeyEvent> {
  public:
@@ -72,7 +70,9 @@ class KeyCache::RevocationStream : public grpc::ClientReadReactor<tg::v1::KeyEve
 };
 
 KeyCache::KeyCache(std::shared_ptr<grpc::Channel> keyauth, KeyCacheOptions options)
-    : stub_(tg::v1::KeyAuthService::NewStub(std::move(keyauth))), options_(options) {}
+    : stub_(tg::v1::KeyAuthService::NewStub(std::move(keyauth))),
+      options_(options),
+      clock_(options.clock != nullptr ? *options.clock : SystemClock::Get()) {}
 
 KeyCache::~KeyCache() { Stop(); }
 
@@ -143,7 +143,7 @@ void KeyCache::RevokeLocked(const std::string& key_id, int64_t revision) {
     entries_.erase(it->second);
     by_id_.erase(it);
   }
-  auto now = Clock::now();
+  auto now = clock_.Steady();
   PruneRevokedLocked(now);
   if (revoked_.size() >= options_.max_entries) {
     // Forget them all; answers older than what they covered are refused.
@@ -156,7 +156,7 @@ void KeyCache::RevokeLocked(const std::string& key_id, int64_t revision) {
   required_ = std::max(required_, revision);
 }
 
-void KeyCache::PruneRevokedLocked(Clock::time_point now) {
+void KeyCache::PruneRevokedLocked(std::chrono::steady_clock::time_point now) {
   if (revoked_.empty() || now - last_prune_ < std::chrono::seconds(10)) return;
   last_prune_ = now;
   std::erase_if(revoked_, [&](const auto& kv) {
@@ -196,7 +196,7 @@ size_t KeyCache::size() const {
 void KeyCache::Verify(std::string_view key, Done done,
                       const std::optional<trace::TraceContext>& trace) {
   std::string hash = crypto::Sha256(key);
-  auto now = Clock::now();
+  auto now = clock_.Steady();
   bool hit = false;
   std::optional<Verified> cached;
   {
@@ -216,7 +216,7 @@ void KeyCache::Verify(std::string_view key, Done done,
     }
   }
   if (hit) {
-    if (cached && cached->expires_at && *cached->expires_at <= std::chrono::system_clock::now()) {
+    if (cached && cached->expires_at && *cached->expires_at <= clock_.Now()) {
       cached.reset();  // expired since it was cached
     }
     auto status = cached ? grpc::Status::OK
@@ -296,7 +296,7 @@ void KeyCache::OnVerified(const std::string& hash, std::optional<Verified> v, in
         entries_.clear();
         by_id_.clear();
       }
-      entries_[hash] = Entry{v, Clock::now()};
+      entries_[hash] = Entry{v, clock_.Steady()};
       if (v) by_id_[v->key_id] = hash;
     }
   }

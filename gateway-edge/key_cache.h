@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tg/common/clock.h"
 #include "tg/common/trace.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 
@@ -36,6 +37,9 @@ struct KeyCacheOptions {
   // (longer than any replica can lag and stay in rotation: a replica behind a
   // revocation we know of must catch up before it answers, see min_revision).
   std::chrono::seconds revoked_retention{600};
+  // Time as the cache sees it (ages of entries, expiry of cached keys);
+  // nullptr: the system's. Tests pass a ManualClock.
+  const Clock* clock = nullptr;
 };
 
 // Verifies gateway keys for the proxy: a hit costs one SHA-256 and a hash
@@ -115,6 +119,7 @@ class KeyCache {
 
   std::unique_ptr<tg::v1::KeyAuthService::Stub> stub_;
   const KeyCacheOptions options_;
+  const Clock& clock_;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;       // SHA-256(key) → entry

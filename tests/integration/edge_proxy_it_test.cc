@@ -10,6 +10,7 @@
 
 #include "edge_test_http.h"
 #include "fake_config.h"
+#include "fake_keyauth.h"
 #include "http_server.h"
 #include "key_cache.h"
 #include "proxy_handler.h"
@@ -51,49 +52,6 @@ tg::v1::ConfigSnapshot EdgeSnapshot() {
                 {"id": "r2", "gateway_id": "g1", "path": "/ep", "service_id": "s2", "methods": ["POST"],
                  "strip_path": true, "active": true}]})");
 }
-
-class FakeKeyAuth final : public tg::v1::KeyAuthService::Service {
- public:
-  grpc::Status VerifyKey(grpc::ServerContext*, const tg::v1::VerifyKeyRequest* req,
-                         tg::v1::VerifyKeyResponse* resp) override {
-    ++verifications;
-    if (req->key() == "key-acme") {
-      resp->set_key_id("k1");
-      resp->set_gateway_id("g1");
-      return grpc::Status::OK;
-    }
-    if (req->key() == "key-other") {
-      resp->set_key_id("k2");
-      resp->set_gateway_id("g2");
-      return grpc::Status::OK;
-    }
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid API key");
-  }
-  grpc::Status WatchKeys(grpc::ServerContext* ctx, const tg::v1::WatchKeysRequest*,
-                         grpc::ServerWriter<tg::v1::KeyEvent>* writer) override {
-    tg::v1::KeyEvent reset;
-    reset.set_reset(true);
-    writer->Write(reset);
-    while (!ctx->IsCancelled()) {
-      std::string revoke;
-      {
-        std::lock_guard lock(mu);
-        revoke.swap(to_revoke);
-      }
-      if (!revoke.empty()) {
-        tg::v1::KeyEvent ev;
-        ev.set_revision(9);
-        ev.mutable_revoked()->set_key_id(revoke);
-        writer->Write(ev);
-      }
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    return grpc::Status::OK;
-  }
-  std::atomic<int> verifications{0};
-  std::mutex mu;
-  std::string to_revoke;
-};
 
 // Picks the upstream's targets in order, skipping excluded ones; records reports.
 class FakeBalancer final : public tg::v1::BalancerService::Service {
@@ -200,6 +158,8 @@ class FakeAdapter final : public tg::v1::ProviderAdapterService::Service {
 class EdgeProxyIT : public ::testing::Test {
  protected:
   void SetUp() override {
+    keyauth_.AddKey("key-acme", {"k1", "g1", std::nullopt});
+    keyauth_.AddKey("key-other", {"k2", "g2", std::nullopt});
     std::string error;
     // One server plays all four services: the edge's channel expects the
     // certificate it presents.
@@ -251,7 +211,7 @@ class EdgeProxyIT : public ::testing::Test {
   }
 
   fakes::FakeConfigService config_{EdgeSnapshot(), 7};
-  FakeKeyAuth keyauth_;
+  fakes::FakeKeyAuthService keyauth_;
   FakeBalancer balancer_;
   FakeAdapter adapter_;
   std::unique_ptr<GrpcServer> grpc_;
@@ -366,20 +326,17 @@ TEST_F(EdgeProxyIT, KeysHeadersHostsAndRoutes) {
 TEST_F(EdgeProxyIT, ARevokedKeyStopsWorking) {
   Script({{"t-openai", "ok"}});
   ASSERT_EQ(Post("/v1/chat/completions", kChat).status, 200);
-  int before = keyauth_.verifications.load();
+  int before = keyauth_.verifications();
   ASSERT_EQ(Post("/v1/chat/completions", kChat).status, 200);
-  EXPECT_EQ(keyauth_.verifications.load(), before) << "a verified key is answered from the cache";
-  {
-    std::lock_guard lock(keyauth_.mu);
-    keyauth_.to_revoke = "k1";
-  }
+  EXPECT_EQ(keyauth_.verifications(), before) << "a verified key is answered from the cache";
+  keyauth_.Revoke("k1", 9, /*still_verifies=*/true);
   ASSERT_TRUE(WaitUntil([&] { return keys_->size() == 0; }));
-  EXPECT_EQ(keyauth_.verifications.load(), before);
+  EXPECT_EQ(keyauth_.verifications(), before);
   // The cache asks again rather than answer from memory; the fake still
   // accepts (as a replica lagging behind the revocation would), but the
   // cache knows the key was revoked after that answer's state: refused.
   EXPECT_EQ(Post("/v1/chat/completions", kChat).status, 401);
-  EXPECT_EQ(keyauth_.verifications.load(), before + 1);
+  EXPECT_EQ(keyauth_.verifications(), before + 1);
 }
 
 TEST_F(EdgeProxyIT, EndpointServicesAreReverseProxiedWithStripPath) {

@@ -26,7 +26,9 @@ namespace tg::balancer::testing {
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(int64_t start_ms = 1'700'000'000'000) : now_(start_ms) {}
-  int64_t NowMs() const override { return now_.load(); }
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(now_.load()));
+  }
   void Advance(int64_t ms) { now_ += ms; }
   void AdvanceSeconds(int64_t s) { now_ += s * 1000; }
 
