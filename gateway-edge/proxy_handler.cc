@@ -796,11 +796,7 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
             (err.kind() == tg::v1::ProviderError::KIND_HTTP && err.retryable());
         if (end_->has_progress() && provider_fault) progress_ = end_->progress();
         // Without a rescue the stream just ends as the adapter wrote it.
-        if (!progress_) {
-          if (!broken_event_.empty()) body_->Write(std::move(broken_event_));
-          body_->Finish();
-          return;
-        }
+        if (!progress_) return EndBrokenLocked();
       } else if (end_->has_progress()) {
         progress_ = end_->progress();  // the continuation got further before it broke
       }

@@ -9,6 +9,7 @@
 
 #include "aws/sigv4.h"
 #include "tg/common/bounded_json.h"
+#include "translate/target_url.h"
 
 namespace tg::adapter {
 
@@ -75,22 +76,10 @@ std::optional<std::string> EntraTokenSource::Get(std::string* error) {
   return token_;
 }
 
-namespace {
-
-std::string UrlPart(CURLU* u, CURLUPart what) {
-  char* raw = nullptr;
-  if (curl_url_get(u, what, &raw, 0) != CURLUE_OK || raw == nullptr) return "";
-  std::string out(raw);
-  curl_free(raw);
-  return out;
-}
-
-}  // namespace
-
 bool ImdsUrl(const std::string& endpoint, const std::string& resource, std::string* url) {
   std::unique_ptr<CURLU, void (*)(CURLU*)> u(curl_url(), curl_url_cleanup);
   if (!u || curl_url_set(u.get(), CURLUPART_URL, endpoint.c_str(), 0) != CURLUE_OK) return false;
-  std::string scheme = UrlPart(u.get(), CURLUPART_SCHEME);
+  std::string scheme = translate::UrlPart(u.get(), CURLUPART_SCHEME);
   if (scheme != "http" && scheme != "https") return false;
   std::string resource_param = "resource=" + resource;
   if (curl_url_set(u.get(), CURLUPART_QUERY, "api-version=2018-02-01", 0) != CURLUE_OK ||
@@ -108,17 +97,17 @@ bool ImdsUrl(const std::string& endpoint, const std::string& resource, std::stri
 bool SplitUrl(const std::string& url, std::string* host, std::string* path, std::string* query) {
   std::unique_ptr<CURLU, void (*)(CURLU*)> u(curl_url(), curl_url_cleanup);
   if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return false;
-  *host = UrlPart(u.get(), CURLUPART_HOST);
+  *host = translate::UrlPart(u.get(), CURLUPART_HOST);
   // Only a port that is not the scheme's default: the Host header a client sends.
-  std::string scheme = UrlPart(u.get(), CURLUPART_SCHEME);
-  std::string port = UrlPart(u.get(), CURLUPART_PORT);
+  std::string scheme = translate::UrlPart(u.get(), CURLUPART_SCHEME);
+  std::string port = translate::UrlPart(u.get(), CURLUPART_PORT);
   if (!port.empty() && !(scheme == "https" && port == "443") &&
       !(scheme == "http" && port == "80")) {
     *host += ":" + port;
   }
-  *path = UrlPart(u.get(), CURLUPART_PATH);
+  *path = translate::UrlPart(u.get(), CURLUPART_PATH);
   if (path->empty()) *path = "/";
-  *query = UrlPart(u.get(), CURLUPART_QUERY);
+  *query = translate::UrlPart(u.get(), CURLUPART_QUERY);
   return !host->empty();
 }
 

@@ -20,14 +20,6 @@ namespace {
 using translate::AdapterError;
 using translate::ConfigurationError;
 
-std::string UrlPart(CURLU* u, CURLUPart what) {
-  char* raw = nullptr;
-  if (curl_url_get(u, what, &raw, 0) != CURLUE_OK || raw == nullptr) return "";
-  std::string out(raw);
-  curl_free(raw);
-  return out;
-}
-
 // Scheme, host and port of an absolute URL the codecs built (parsed by
 // libcurl, the parser that would act on it).
 translate::Result<translate::UrlParts> OriginOf(const std::string& url) {
@@ -36,12 +28,12 @@ translate::Result<translate::UrlParts> OriginOf(const std::string& url) {
     return ConfigurationError("the target's URL cannot be parsed");
   }
   translate::UrlParts parts;
-  parts.scheme = UrlPart(u.get(), CURLUPART_SCHEME);
-  parts.host = UrlPart(u.get(), CURLUPART_HOST);
+  parts.scheme = translate::UrlPart(u.get(), CURLUPART_SCHEME);
+  parts.host = translate::UrlPart(u.get(), CURLUPART_HOST);
   if (parts.host.size() >= 2 && parts.host.front() == '[' && parts.host.back() == ']') {
     parts.host = parts.host.substr(1, parts.host.size() - 2);
   }
-  const std::string port = UrlPart(u.get(), CURLUPART_PORT);
+  const std::string port = translate::UrlPart(u.get(), CURLUPART_PORT);
   if (!port.empty()) parts.port = std::atoi(port.c_str());
   return parts;
 }

@@ -85,14 +85,6 @@ std::string_view TrimSlashes(std::string_view s) {
   return s;
 }
 
-// One part of a parsed CURLU, or "" when the URL has none.
-std::string Part(CURLU* u, CURLUPart what) {
-  char* raw = nullptr;
-  if (curl_url_get(u, what, &raw, 0) != CURLUE_OK || raw == nullptr) return "";
-  std::unique_ptr<char, CurlStringDeleter> s(raw);
-  return std::string(raw);
-}
-
 // A fixed or credential-made base URL, parsed by libcurl (the same parser
 // that will act on it), with what a base must not have refused.
 Result<UrlParts> ParseDefaultBase(std::string_view base) {
@@ -103,28 +95,35 @@ Result<UrlParts> ParseDefaultBase(std::string_view base) {
     return ConfigurationError("provider base URL is not a valid URL");
   }
   UrlParts parts;
-  parts.scheme = Part(u.get(), CURLUPART_SCHEME);
+  parts.scheme = UrlPart(u.get(), CURLUPART_SCHEME);
   if (parts.scheme != "http" && parts.scheme != "https") {
     return ConfigurationError("provider base URL must be http or https");
   }
-  if (!Part(u.get(), CURLUPART_USER).empty() || !Part(u.get(), CURLUPART_PASSWORD).empty() ||
-      !Part(u.get(), CURLUPART_OPTIONS).empty() || !Part(u.get(), CURLUPART_QUERY).empty() ||
-      !Part(u.get(), CURLUPART_FRAGMENT).empty() ||
+  if (!UrlPart(u.get(), CURLUPART_USER).empty() || !UrlPart(u.get(), CURLUPART_PASSWORD).empty() ||
+      !UrlPart(u.get(), CURLUPART_OPTIONS).empty() || !UrlPart(u.get(), CURLUPART_QUERY).empty() ||
+      !UrlPart(u.get(), CURLUPART_FRAGMENT).empty() ||
       text.find_first_of("@?#") != std::string::npos) {
     return ConfigurationError("provider base URL must not carry user info, a query or a fragment");
   }
-  std::string host = Part(u.get(), CURLUPART_HOST);
+  std::string host = UrlPart(u.get(), CURLUPART_HOST);
   std::string error;
   auto hp = egress::ParseHost(host, &error);
   if (!hp) return ConfigurationError("provider base URL host " + error);
   parts.host = hp->host;
-  std::string port = Part(u.get(), CURLUPART_PORT);
+  std::string port = UrlPart(u.get(), CURLUPART_PORT);
   if (!port.empty()) parts.port = std::atoi(port.c_str());
-  parts.path = std::string(TrimSlashes(Part(u.get(), CURLUPART_PATH)));
+  parts.path = std::string(TrimSlashes(UrlPart(u.get(), CURLUPART_PATH)));
   return parts;
 }
 
 }  // namespace
+
+std::string UrlPart(CURLU* u, CURLUPart what) {
+  char* raw = nullptr;
+  if (curl_url_get(u, what, &raw, 0) != CURLUE_OK || raw == nullptr) return "";
+  std::unique_ptr<char, CurlStringDeleter> s(raw);
+  return std::string(raw);
+}
 
 AdapterError ConfigurationError(std::string message) {
   return AdapterError{ErrorKind::kHttp, 502, false, "configuration_error", std::move(message)};

@@ -10,6 +10,8 @@
 // ('?', '#') or be misread. Nothing a client sends (the passthrough path)
 // and nothing an admin configures can become user info or another host.
 
+#include <curl/curl.h>
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,5 +61,8 @@ std::string PathEncode(std::string_view segment);
 // A bad target or credential configuration found while building a call:
 // the target cannot be called; another target may be.
 AdapterError ConfigurationError(std::string message);
+
+// One part of a URL libcurl parsed, or "" when the URL has none.
+std::string UrlPart(CURLU* u, CURLUPart what);
 
 }  // namespace tg::adapter::translate
