@@ -32,7 +32,7 @@ inline translate::TargetInfo ProviderTarget(int index) {
     case 1:
       t.provider = "openai";
       t.model = "gpt-4o";
-      t.provider_options_json = R"({"api":"responses"})";
+      t.api = "responses";
       break;
     case 2:
       t.provider = "anthropic";

@@ -576,7 +576,7 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
   tg::v1::InvokeRequest req;
   req.set_request_id(request_id_);
   req.set_upstream_id(upstream_id_);
-  *req.mutable_target() = target;
+  req.set_target_id(target.id());
   req.set_effective_model(model);
   bool passthrough = target.provider().empty();
   if (!passthrough && format_ == tg::v1::CLIENT_FORMAT_UNSPECIFIED) {

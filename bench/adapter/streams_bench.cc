@@ -227,8 +227,7 @@ tg::v1::InvokeRequest MakeRequest(int i, const std::string& provider, int fake_p
   tg::v1::InvokeRequest req;
   req.set_request_id("bench-" + std::to_string(i));
   req.set_upstream_id("u1");
-  *req.mutable_target() = MakeTarget(provider, fake_port);
-  req.mutable_target()->clear_credentials();
+  req.set_target_id(MakeTarget(provider, fake_port).id());
   req.set_effective_model(provider == "bedrock"  ? "anthropic.claude-3-haiku-20240307-v1:0"
                           : provider == "gemini" ? "gemini-1.5-flash"
                                                  : "gpt-4o");

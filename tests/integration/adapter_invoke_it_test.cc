@@ -363,7 +363,7 @@ class AdapterInvokeIT : public ::testing::Test {
     tg::v1::InvokeRequest req;
     req.set_request_id("req-" + std::to_string(++seq_));
     req.set_upstream_id("u1");
-    *req.mutable_target() = targets_.at(target);
+    req.set_target_id(targets_.at(target).id());
     req.set_effective_model(model);
     req.set_client_format(client);
     req.set_stream(stream);
@@ -495,6 +495,23 @@ TEST_F(AdapterInvokeIT, ConnectRefusedAndFirstByteTimeout) {
       fake_.WaitFor([](const auto& rs) { return rs.size() == 1 && rs[0].client_disconnected; },
                     milliseconds(2000)))
       << "the timed-out call is closed";
+}
+
+// The adapter calls only what its configuration holds: a target id it does
+// not know (or one of another upstream) is a retryable failure answer, and
+// no provider is called.
+TEST_F(AdapterInvokeIT, ATargetNotInTheConfigurationIsNeverCalled) {
+  fake_.ClearRequests();
+  for (auto client : kClients) {
+    SCOPED_TRACE(Name(client));
+    auto req = Request("t-openai", "gpt-4o", client, false);
+    req.set_target_id("not-configured");
+    ExpectFailureAnswer(Invoke(req), client, 502, ProviderError::KIND_CONNECT, true);
+    req = Request("t-openai", "gpt-4o", client, false);
+    req.set_upstream_id("another-upstream");
+    ExpectFailureAnswer(Invoke(req), client, 502, ProviderError::KIND_CONNECT, true);
+  }
+  EXPECT_TRUE(fake_.Requests().empty());
 }
 
 TEST_F(AdapterInvokeIT, BrokenStreamsEndInAnExplicitErrorNeverATerminator) {

@@ -99,13 +99,15 @@ class FakeAdapter final : public tg::v1::ProviderAdapterService::Service {
     {
       std::lock_guard lock(mu);
       requests.push_back(*req);
-      mode = script[req->target().id()];
+      mode = script[req->target_id()];
     }
     auto head = [&](int status, const char* type) {
       tg::v1::InvokeEvent e;
       e.mutable_head()->set_status(status);
       e.mutable_head()->set_content_type(type);
-      e.mutable_head()->set_provider(req->target().provider());
+      // The picks' target ids are "t-<provider>".
+      e.mutable_head()->set_provider(
+          req->target_id().substr(std::min<size_t>(2, req->target_id().size())));
       w->Write(e);
     };
     bool token_sent = false;  // like tg-adapter: the first chunk carries the first token
@@ -128,7 +130,7 @@ class FakeAdapter final : public tg::v1::ProviderAdapterService::Service {
     };
     if (mode == "ok") {
       head(200, "application/json");
-      chunk(R"({"served_by":")" + req->target().id() + R"("})");
+      chunk(R"({"served_by":")" + req->target_id() + R"("})");
       end(true, 200, false);
     } else if (mode == "429" || mode == "400") {
       int status = mode == "429" ? 429 : 400;
@@ -349,7 +351,7 @@ TEST_F(EdgeProxyIT, EndpointServicesAreReverseProxiedWithStripPath) {
   EXPECT_EQ(sent.client_format(), tg::v1::CLIENT_FORMAT_PASSTHROUGH);
   EXPECT_EQ(sent.path(), "/anything?x=1");
   EXPECT_EQ(sent.upstream_id(), "");
-  EXPECT_EQ(sent.target().id(), "s2");
+  EXPECT_EQ(sent.target_id(), "s2");
 }
 
 }  // namespace

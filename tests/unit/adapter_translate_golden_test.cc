@@ -140,7 +140,8 @@ TargetInfo ParseTarget(const Value& t) {
   target.port = static_cast<int>(json::GetInt(t, "port"));
   target.protocol = json::GetString(t, "protocol");
   if (const Value* o = json::GetObject(t, "provider_options")) {
-    target.provider_options_json = json::Write(*o);
+    target.api = json::GetString(*o, "api");
+    target.api_version = json::GetString(*o, "api_version");
   }
   if (const Value* h = json::GetObject(t, "headers")) {
     for (const auto& m : h->GetObject()) {

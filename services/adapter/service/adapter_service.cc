@@ -8,13 +8,14 @@ namespace {
 // One Invoke stream: the gRPC half of an Invocation.
 class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>, public EventSink {
  public:
-  InvokeReactor(const tg::v1::InvokeRequest& req, ConfigWatcher& config, http::HttpClient& client,
+  InvokeReactor(const tg::v1::InvokeRequest& req, ConfigWatcher& config,
+                const LiveTargetDirectory& directory, http::HttpClient& client,
                 EntraTokenSource* entra, WorkerPool& workers, const AdapterServiceOptions& options,
                 std::optional<trace::TraceContext> trace_parent)
       : config_(config), req_(req) {
-    auto begin = [this, &client, entra, &workers, options, trace_parent] {
+    auto begin = [this, &directory, &client, entra, &workers, options, trace_parent] {
       inv_ = std::make_shared<Invocation>(
-          req_, AdapterServiceImpl::FindCredentials(*config_.snapshot(), req_), client, entra,
+          req_, directory.current()->Find(req_.upstream_id(), req_.target_id()), client, entra,
           workers, options.invocation, this, trace_parent);
       inv_->Start();
     };
@@ -82,28 +83,20 @@ class InvokeReactor final : public grpc::ServerWriteReactor<tg::v1::InvokeEvent>
 AdapterServiceImpl::AdapterServiceImpl(ConfigWatcher& config, http::HttpClient& client,
                                        EntraTokenSource* entra, WorkerPool& workers,
                                        AdapterServiceOptions options)
-    : config_(config), client_(client), entra_(entra), workers_(workers), options_(options) {}
-
-tg::v1::Credentials AdapterServiceImpl::FindCredentials(const ConfigSnapshot& s,
-                                                        const tg::v1::InvokeRequest& r) {
-  if (!r.upstream_id().empty()) {
-    if (const auto* u = s.FindUpstream(r.upstream_id())) {
-      for (const auto& t : u->targets()) {
-        if (t.id() == r.target().id()) return t.credentials();
-      }
-    }
-    return {};
-  }
-  if (const auto* svc = s.FindService(r.target().id())) return svc->credentials();
-  return {};
-}
+    : config_(config),
+      directory_(config),
+      client_(client),
+      entra_(entra),
+      workers_(workers),
+      options_(options) {}
 
 grpc::ServerWriteReactor<tg::v1::InvokeEvent>* AdapterServiceImpl::Invoke(
     grpc::CallbackServerContext* ctx, const tg::v1::InvokeRequest* req) {
   if (grpc::Status denied = AuthorizeCaller(*ctx, InternalRpc::kAdapterInvoke); !denied.ok()) {
     return RejectStream<tg::v1::InvokeEvent>(std::move(denied));
   }
-  return new InvokeReactor(*req, config_, client_, entra_, workers_, options_, trace::Extract(ctx));
+  return new InvokeReactor(*req, config_, directory_, client_, entra_, workers_, options_,
+                           trace::Extract(ctx));
 }
 
 grpc::ServerUnaryReactor* AdapterServiceImpl::Probe(grpc::CallbackServerContext* ctx,
@@ -122,20 +115,14 @@ grpc::ServerUnaryReactor* AdapterServiceImpl::Probe(grpc::CallbackServerContext*
   auto begin = [this, req, resp, reactor] {
     // The target as this replica's config has it, credentials included:
     // the request names it, the adapter's own copy says where it is.
-    const auto snapshot = config_.snapshot();
-    const tg::v1::Target* target = nullptr;
-    if (const auto* u = snapshot->FindUpstream(req->upstream_id())) {
-      for (const auto& t : u->targets()) {
-        if (t.id() == req->target().id()) target = &t;
-      }
-    }
+    auto target = directory_.current()->Find(req->upstream_id(), req->target().id());
     if (target == nullptr) {
       resp->set_error_class("unknown_target");
       reactor->Finish(grpc::Status::OK);
       return;
     }
-    RunProbe(client_, entra_, workers_, *target, target->credentials(), *req, options_.probe,
-             [resp, reactor, snapshot](tg::v1::ProbeResponse r) {
+    RunProbe(client_, entra_, workers_, target->target, target->credentials, *req, options_.probe,
+             [resp, reactor, target](tg::v1::ProbeResponse r) {
                *resp = std::move(r);
                reactor->Finish(grpc::Status::OK);
              });

@@ -6,6 +6,7 @@
 #include "service/auth.h"
 #include "service/invocation.h"
 #include "service/probe.h"
+#include "service/target_directory.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.grpc.pb.h"
@@ -20,9 +21,10 @@ struct AdapterServiceOptions {
   ProbeOptions probe;
 };
 
-// tg.v1.ProviderAdapterService. Credentials come from tg-config's Watch
-// (include_credentials), looked up by upstream and target id, or by service
-// id for endpoint services; they never travel in an Invoke.
+// tg.v1.ProviderAdapterService. Targets and their credentials come from
+// tg-config's Watch (include_credentials), resolved into a TargetDirectory on
+// each change and found by upstream and target id, or by service id for
+// endpoint services; an Invoke carries only the ids.
 class AdapterServiceImpl final : public tg::v1::ProviderAdapterService::CallbackService {
  public:
   AdapterServiceImpl(ConfigWatcher& config, http::HttpClient& client, EntraTokenSource* entra,
@@ -36,12 +38,9 @@ class AdapterServiceImpl final : public tg::v1::ProviderAdapterService::Callback
   grpc::ServerUnaryReactor* Probe(grpc::CallbackServerContext* ctx, const tg::v1::ProbeRequest* req,
                                   tg::v1::ProbeResponse* resp) override;
 
-  // The credentials an Invoke uses (empty when the target is unknown).
-  static tg::v1::Credentials FindCredentials(const ConfigSnapshot& snapshot,
-                                             const tg::v1::InvokeRequest& request);
-
  private:
   ConfigWatcher& config_;
+  LiveTargetDirectory directory_;
   http::HttpClient& client_;
   EntraTokenSource* const entra_;
   WorkerPool& workers_;

@@ -5,7 +5,6 @@
 #include <cstdlib>
 
 #include "service/adapter_metrics.h"
-#include "service/target_info.h"
 #include "tg/common/egress.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
@@ -99,18 +98,18 @@ class HttpSink final : public http::HttpStreamHandler {
 
 }  // namespace
 
-Invocation::Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials credentials,
+Invocation::Invocation(tg::v1::InvokeRequest request, std::shared_ptr<const ResolvedTarget> target,
                        http::HttpClient& client, EntraTokenSource* entra, WorkerPool& workers,
                        InvocationOptions options, EventSink* sink,
                        const std::optional<trace::TraceContext>& trace_parent)
     : req_(std::move(request)),
-      credentials_(std::move(credentials)),
+      target_(std::move(target)),
       client_(client),
       entra_(entra),
       workers_(workers),
       options_(options),
       passthrough_(req_.client_format() == tg::v1::CLIENT_FORMAT_PASSTHROUGH ||
-                   req_.target().provider().empty()),
+                   (target_ != nullptr && target_->passthrough)),
       sink_(sink) {
   AdapterMetrics::Get().in_flight.Add(1);
   span_ = trace::Span::Start("tg.v1.ProviderAdapterService/Invoke", trace::SpanKind::kServer,
@@ -119,14 +118,16 @@ Invocation::Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials creden
     span_.SetAttribute("rpc.system", "grpc");
     span_.SetAttribute("tg.request_id", req_.request_id());
     if (!req_.upstream_id().empty()) span_.SetAttribute("tg.upstream_id", req_.upstream_id());
-    span_.SetAttribute("tg.target_id", req_.target().id());
-    if (!passthrough_) {
-      span_.SetAttribute("gen_ai.system", GenAiSystemName(req_.target().provider()));
+    span_.SetAttribute("tg.target_id", req_.target_id());
+    if (target_ == nullptr) {
+      // Refused at Start.
+    } else if (!passthrough_) {
+      span_.SetAttribute("gen_ai.system", target_->gen_ai_system);
       if (!req_.effective_model().empty()) {
         span_.SetAttribute("gen_ai.request.model", req_.effective_model());
       }
     } else {
-      span_.SetAttribute("server.address", req_.target().host());
+      span_.SetAttribute("server.address", target_->target.host());
     }
   }
 }
@@ -134,7 +135,8 @@ Invocation::Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials creden
 Invocation::~Invocation() { AdapterMetrics::Get().in_flight.Add(-1); }
 
 std::string Invocation::ProviderLabel() const {
-  return passthrough_ ? std::string("passthrough") : req_.target().provider();
+  if (passthrough_) return "passthrough";
+  return target_ != nullptr ? target_->provider_label : "unknown";
 }
 
 translate::ResponseContext Invocation::Context() const {
@@ -148,6 +150,14 @@ translate::ResponseContext Invocation::Context() const {
 }
 
 void Invocation::Start() {
+  if (target_ == nullptr) {
+    // This replica's configuration has no such target (deleted meanwhile, or
+    // the config this replica holds is older than the caller's, past the
+    // wait): another replica or target may serve the call.
+    return FailBeforeBody(
+        502, ProviderError::KIND_CONNECT, true, "api_error",
+        "target \"" + req_.target_id() + "\" is not in this tg-adapter's configuration");
+  }
   if (passthrough_) {
     StartPassthrough();
   } else {
@@ -156,7 +166,7 @@ void Invocation::Start() {
 }
 
 void Invocation::StartPassthrough() {
-  const auto& t = req_.target();
+  const tg::v1::Target& t = target_->target;
   // Scheme, host, port and path are set apart (CURLU): the client's path
   // stays a path on the configured host, whatever it holds ('@', '..').
   translate::UrlParts parts;
@@ -193,10 +203,10 @@ void Invocation::StartPassthrough() {
   }
   for (const auto& [k, v] : t.headers()) hr.headers.emplace_back(k, v);
   translate::HttpRequestSpec spec;
-  spec.auth = credentials_.api_key().empty() ? translate::AuthScheme::kNone
-                                             : translate::AuthScheme::kBearer;
+  spec.auth = target_->credentials.api_key().empty() ? translate::AuthScheme::kNone
+                                                     : translate::AuthScheme::kBearer;
   error.clear();
-  ApplyAuth(spec, credentials_, "", &hr, &error);
+  ApplyAuth(spec, target_->credentials, "", &hr, &error);
   Send(std::move(hr));
 }
 
@@ -248,15 +258,14 @@ void Invocation::StartProvider() {
   }
   can_resume_ = resumable_;
 
-  const auto& t = req_.target();
-  target_info_ = TargetInfoOf(t, credentials_);
+  target_info_ = target_->info;
   target_info_.model = req_.effective_model().empty() ? chat.value().model : req_.effective_model();
   target_info_.stream = client_stream_;
 
-  provider_codec_ = translate::ProviderCodecFor(target_info_);
+  provider_codec_ = target_->codec;
   if (provider_codec_ == nullptr) {
     return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
-                          "unknown provider \"" + t.provider() + "\"");
+                          "unknown provider \"" + target_->target.provider() + "\"");
   }
   auto spec = provider_codec_->BuildRequest(chat.value(), target_info_);
   if (!spec.ok()) {
@@ -274,7 +283,7 @@ void Invocation::StartProvider() {
     hr.body = self->spec_.body;
     hr.timeouts = self->Timeouts();
     std::string error;
-    if (!ApplyAuth(self->spec_, self->credentials_, entra_token, &hr, &error)) {
+    if (!ApplyAuth(self->spec_, self->target_->credentials, entra_token, &hr, &error)) {
       return self->FailBeforeBody(500, ProviderError::KIND_HTTP, false, "configuration_error",
                                   error);
     }
@@ -310,10 +319,10 @@ void Invocation::Send(http::HttpRequest request) {
                                       trace::SpanKind::kClient, span_.context());
   if (provider_span_.recording()) {
     provider_span_.SetAttribute("http.request.method", request.method);
-    provider_span_.SetAttribute("server.address", req_.target().host());
+    provider_span_.SetAttribute("server.address", target_->target.host());
     if (!passthrough_) {
       provider_span_.SetAttribute("gen_ai.operation.name", "chat");
-      provider_span_.SetAttribute("gen_ai.system", GenAiSystemName(req_.target().provider()));
+      provider_span_.SetAttribute("gen_ai.system", target_->gen_ai_system);
       provider_span_.SetAttribute("gen_ai.request.model", target_info_.model);
     }
   }
@@ -355,10 +364,8 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
       }
     }
   }
-  AdapterMetrics::Get()
-      .ttfb.With({ProviderLabel()})
-      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
-                   .count());
+  target_->Ttfb().Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_).count());
   provider_span_.SetAttribute("http.response.status_code", static_cast<int64_t>(status_));
   if (!passthrough_ && !(status_ >= 200 && status_ < 300 && client_stream_)) {
     // A whole answer is buffered: one that announces more than the adapter
@@ -373,7 +380,8 @@ void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
     }
   }
   if (passthrough_) {
-    auto e = HeadEvent(status_, utf8::Sanitize(head.Header("content-type")), req_.target().host());
+    auto e =
+        HeadEvent(status_, utf8::Sanitize(head.Header("content-type")), target_->target.host());
     for (const auto& [k, v] : head.headers) {
       if (http_headers::IsHopByHop(k)) continue;
       (*e.mutable_head()->mutable_headers())[utf8::Sanitize(k)] = utf8::Sanitize(v);
@@ -413,10 +421,8 @@ http::HttpTimeouts Invocation::Timeouts() const {
 void Invocation::TranslateStreamEvents(translate::StreamEvents& events,
                                        std::vector<tg::v1::InvokeEvent>* out) {
   if (const int skipped = decoder_->skipped_events(); skipped > skipped_events_seen_) {
-    AdapterMetrics::Get()
-        .skipped_events.With({ProviderLabel()})
-        .Inc(skipped - skipped_events_seen_);
-    log::Warn("malformed provider stream event skipped", {{"target_id", req_.target().id()},
+    target_->SkippedEvents().Inc(skipped - skipped_events_seen_);
+    log::Warn("malformed provider stream event skipped", {{"target_id", req_.target_id()},
                                                           {"provider", ProviderLabel()},
                                                           {"skipped", std::to_string(skipped)}});
     skipped_events_seen_ = skipped;
@@ -614,10 +620,8 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
   // was read is the answer.
   const http::HttpResult result =
       stopped_reading_ && !cancelled ? http::HttpResult{} : transfer_result;
-  AdapterMetrics::Get()
-      .duration.With({ProviderLabel()})
-      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_)
-                   .count());
+  target_->Duration().Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - provider_started_).count());
   if (!result.ok()) {
     provider_span_.SetError(http::HttpErrorKindName(result.error));
   } else if (status_ >= 400) {
@@ -639,7 +643,7 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
       kind = ProviderError::KIND_CONNECT;
       // The class of the refused address is for the operator, not the client.
       log::Warn("provider call refused by the egress policy",
-                {{"target_id", req_.target().id()}, {"detail", result.message}});
+                {{"target_id", req_.target_id()}, {"detail", result.message}});
     }
     if (result.error == http::HttpErrorKind::kTimeout) {
       kind = ProviderError::KIND_TIMEOUT;
@@ -758,8 +762,10 @@ std::vector<tg::v1::InvokeEvent> Invocation::FailureAnswer(int status, ProviderE
     json::AppendQuoted(body, message);
     body += "}";
   }
-  out.push_back(HeadEvent(status, "application/json",
-                          passthrough_ ? req_.target().host() : req_.target().provider()));
+  std::string provider;
+  if (target_ != nullptr)
+    provider = passthrough_ ? target_->target.host() : target_->target.provider();
+  out.push_back(HeadEvent(status, "application/json", std::move(provider)));
   // When to try again, as the provider said it: the edge's retry policy
   // reads these, and clients (SDKs honour Retry-After) get them too.
   for (const auto& [name, value] : retry_headers_) {

@@ -14,6 +14,7 @@
 #include "aws/eventstream.h"
 #include "http/http_client.h"
 #include "service/auth.h"
+#include "service/target_directory.h"
 #include "tg/common/input_limits.h"
 #include "tg/common/limits.h"
 #include "tg/common/trace.h"
@@ -60,7 +61,9 @@ class EventSink {
 // from the HTTP client's loop; everything shared is under mu_.
 class Invocation : public std::enable_shared_from_this<Invocation> {
  public:
-  Invocation(tg::v1::InvokeRequest request, tg::v1::Credentials credentials,
+  // `target`: the request's target as this replica's directory has it;
+  // nullptr when it has none by that id (the call is then refused).
+  Invocation(tg::v1::InvokeRequest request, std::shared_ptr<const ResolvedTarget> target,
              http::HttpClient& client, EntraTokenSource* entra, WorkerPool& workers,
              InvocationOptions options, EventSink* sink,
              const std::optional<trace::TraceContext>& trace_parent = std::nullopt);
@@ -111,7 +114,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void Observe(const std::vector<tg::v1::InvokeEvent>& last_events);
 
   const tg::v1::InvokeRequest req_;
-  const tg::v1::Credentials credentials_;
+  const std::shared_ptr<const ResolvedTarget> target_;
   http::HttpClient& client_;
   EntraTokenSource* const entra_;
   WorkerPool& workers_;

@@ -1,8 +1,15 @@
 #include "service/target_info.h"
 
-#include "tg/common/json_util.h"
-
 namespace tg::adapter {
+namespace {
+
+std::string StringOption(const google::protobuf::Struct& options, const std::string& key) {
+  auto it = options.fields().find(key);
+  if (it == options.fields().end() || !it->second.has_string_value()) return {};
+  return it->second.string_value();
+}
+
+}  // namespace
 
 translate::TargetInfo TargetInfoOf(const tg::v1::Target& t, const tg::v1::Credentials& c) {
   translate::TargetInfo info;
@@ -11,7 +18,10 @@ translate::TargetInfo TargetInfoOf(const tg::v1::Target& t, const tg::v1::Creden
   info.host = t.host();
   info.port = t.has_port() ? t.port() : 0;
   info.protocol = t.protocol();
-  if (t.has_provider_options()) info.provider_options_json = json::PrintProto(t.provider_options());
+  if (t.has_provider_options()) {
+    info.api = StringOption(t.provider_options(), "api");
+    info.api_version = StringOption(t.provider_options(), "api_version");
+  }
   for (const auto& [k, v] : t.headers()) info.headers.emplace_back(k, v);
   info.aws_region = c.aws_region();
   info.azure_endpoint = c.azure_endpoint();

@@ -59,7 +59,7 @@ const ProviderCodec* FindProviderCodec(std::string_view provider, std::string_vi
 }
 
 const ProviderCodec* ProviderCodecFor(const TargetInfo& target) {
-  return FindProviderCodec(target.provider, ProviderOption(target, "api"));
+  return FindProviderCodec(target.provider, target.api);
 }
 
 }  // namespace tg::adapter::translate

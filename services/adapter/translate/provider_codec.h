@@ -43,13 +43,15 @@ struct TargetInfo {
   // be a full base URL ("http://127.0.0.1:8080/prefix").
   std::string host;
   int port = 0;
-  std::string protocol;               // http | https (default https)
-  std::string provider_options_json;  // Target.provider_options as JSON, "" for none
-  Headers headers;                    // Target.headers, added to every call
-  bool stream = false;                // ask the provider for a stream
-  std::string aws_region;             // Credentials.aws_region (bedrock)
-  std::string azure_endpoint;         // Credentials.azure_endpoint (azure)
-  std::string azure_version;          // Credentials.azure_version (azure; "" = default)
+  std::string protocol;  // http | https (default https)
+  // Target.provider_options, the members the codecs read.
+  std::string api;             // openai: "completions" (default) | "responses"
+  std::string api_version;     // azure: when credentials carry no azure_version
+  Headers headers;             // Target.headers, added to every call
+  bool stream = false;         // ask the provider for a stream
+  std::string aws_region;      // Credentials.aws_region (bedrock)
+  std::string azure_endpoint;  // Credentials.azure_endpoint (azure)
+  std::string azure_version;   // Credentials.azure_version (azure; "" = default)
   bool azure_use_managed_identity = false;
 };
 
@@ -145,7 +147,7 @@ class ProviderCodec {
 // for openai, provider_options.api (`completions` default, or `responses`).
 // nullptr for an unknown provider.
 const ProviderCodec* FindProviderCodec(std::string_view provider, std::string_view api = "");
-// Same, reading `api` from target.provider_options_json.
+// Same, for the target's provider and `api` option.
 const ProviderCodec* ProviderCodecFor(const TargetInfo& target);
 
 }  // namespace tg::adapter::translate

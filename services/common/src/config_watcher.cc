@@ -205,6 +205,8 @@ void ConfigWatcher::OnEvent(Stream* stream, tg::v1::WatchEvent& event) {
       break;
   }
   if (next) {
+    std::lock_guard lock(listeners_mu_);
+    for (const auto& listener : listeners_) listener(next);
     snapshot_.store(next);
     current = next;
   }
@@ -345,6 +347,12 @@ void ConfigWatcher::TimerLoop() {
     if (stream_active_) wake = std::min(wake, last_event_ + options_.stale_after);
     cv_.wait_until(lock, wake);
   }
+}
+
+void ConfigWatcher::AddSnapshotListener(SnapshotListener listener) {
+  std::lock_guard lock(listeners_mu_);
+  listener(snapshot_.load());
+  listeners_.push_back(std::move(listener));
 }
 
 }  // namespace tg

@@ -24,7 +24,7 @@ Result<HttpRequestSpec> AzureCodec::BuildRequest(const ChatRequest& request,
     return InvalidRequest("azure target needs credentials.azure_endpoint (or a host)");
   }
   std::string version = target.azure_version;
-  if (version.empty()) version = ProviderOption(target, "api_version");
+  if (version.empty()) version = target.api_version;
   if (version.empty()) version = std::string(kDefaultApiVersion);
   std::string model = target.model.empty() ? request.model : target.model;
   std::string encoded = PathEncode(model);

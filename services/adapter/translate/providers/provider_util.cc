@@ -135,13 +135,6 @@ AdapterError StreamErrorFromObject(const Value& e) {
   return err;
 }
 
-std::string ProviderOption(const TargetInfo& target, std::string_view key) {
-  if (target.provider_options_json.empty()) return {};
-  json::ScratchDocument scratch;
-  if (!scratch.Parse(target.provider_options_json)) return {};
-  return std::string(json::GetString(scratch.doc(), key));
-}
-
 bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error) {
   ::tg::json::ParseResult parsed;
   if (!json::ParseStrict(body, doc, &parsed)) {

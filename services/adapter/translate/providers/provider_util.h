@@ -39,9 +39,6 @@ AdapterError StreamErrorFromObject(const json::Value& error);
 // The HTTP status Anthropic's error types stand for (529 overloaded_error…).
 int StatusForErrorType(std::string_view type, int fallback);
 
-// A string member of target.provider_options_json ("" when absent).
-std::string ProviderOption(const TargetInfo& target, std::string_view key);
-
 // Parses a 2xx body into `doc`, or returns the protocol error to report.
 bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error);
 

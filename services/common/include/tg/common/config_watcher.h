@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "tg/common/config_snapshot.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -76,6 +77,14 @@ class ConfigWatcher {
   void WaitForRevision(int64_t revision, std::chrono::steady_clock::time_point deadline,
                        std::function<void(bool reached)> done);
 
+  // Calls `listener` with the current snapshot at once, then with every new
+  // snapshot before it is published: whoever sees revision R (snapshot(),
+  // revision(), WaitForRevision) also sees what the listener derived from R.
+  // Runs on the watch's callback thread: it must be quick and must not call
+  // back into the watcher.
+  using SnapshotListener = std::function<void(const std::shared_ptr<const ConfigSnapshot>&)>;
+  void AddSnapshotListener(SnapshotListener listener);
+
  private:
   class Stream;
   struct Waiter {
@@ -95,6 +104,8 @@ class ConfigWatcher {
   std::unique_ptr<tg::v1::ConfigService::Stub> stub_;
 
   std::atomic<std::shared_ptr<const ConfigSnapshot>> snapshot_;
+  std::mutex listeners_mu_;  // held while a new snapshot is derived and published
+  std::vector<SnapshotListener> listeners_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> loaded_{false};
   std::atomic<int64_t> down_since_ms_{0};  // Unix ms; 0: not down (or never up)
