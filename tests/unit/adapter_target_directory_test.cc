@@ -1,7 +1,6 @@
-#include "service/target_directory.h"
-
 #include <gtest/gtest.h>
 
+#include "service/target_directory.h"
 #include "translate/provider_codec.h"
 
 namespace tg::adapter {
@@ -102,8 +101,8 @@ TEST(TargetDirectory, EndpointServicesAreTargetsWithoutProvider) {
 }
 
 TEST(TargetDirectory, UnknownIdsFindNothing) {
-  auto dir = TargetDirectory::Build(*ConfigSnapshot::FromProto(TwoUpstreamsAndAnEndpoint(), 1),
-                                    nullptr);
+  auto dir =
+      TargetDirectory::Build(*ConfigSnapshot::FromProto(TwoUpstreamsAndAnEndpoint(), 1), nullptr);
   EXPECT_EQ(dir->Find("u1", "self"), nullptr) << "a target of another upstream";
   EXPECT_EQ(dir->Find("u9", "a"), nullptr);
   EXPECT_EQ(dir->Find("u1", ""), nullptr);

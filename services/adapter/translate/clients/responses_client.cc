@@ -132,6 +132,19 @@ void WriteUsage(json::Writer& w, const Usage& u) {
   w.EndObject();
 }
 
+// A message's one content part: {"type":"output_text","text":…,"annotations":[]}.
+void WriteTextPart(json::Writer& w, std::string_view text) {
+  w.StartObject();
+  w.Key("type");
+  w.String("output_text");
+  w.Key("text");
+  json::WriteString(w, text);
+  w.Key("annotations");
+  w.StartArray();
+  w.EndArray();
+  w.EndObject();
+}
+
 void WriteItem(json::Writer& w, const Item& item, bool done) {
   w.StartObject();
   w.Key("id");
@@ -145,17 +158,7 @@ void WriteItem(json::Writer& w, const Item& item, bool done) {
     w.String("assistant");
     w.Key("content");
     w.StartArray();
-    if (done) {
-      w.StartObject();
-      w.Key("type");
-      w.String("output_text");
-      w.Key("text");
-      json::WriteString(w, item.text);
-      w.Key("annotations");
-      w.StartArray();
-      w.EndArray();
-      w.EndObject();
-    }
+    if (done) WriteTextPart(w, item.text);
     w.EndArray();
   } else {
     w.Key("type");
@@ -373,6 +376,40 @@ void ResponsesStreamEncoder::Emit(std::string_view type, Fields&& fields, std::s
   AppendSse(out, type, std::string_view(buf.GetString(), buf.GetSize()));
 }
 
+template <typename Fields>
+void ResponsesStreamEncoder::EmitForItem(std::string_view type, int index, Fields&& fields,
+                                         std::string* out) {
+  const Item& it = items_[static_cast<size_t>(index)];
+  Emit(
+      type,
+      [&](json::Writer& w) {
+        w.Key("item_id");
+        json::WriteString(w, it.id);
+        w.Key("output_index");
+        w.Int(index);
+        if (it.is_message) {
+          w.Key("content_index");
+          w.Int(0);
+        }
+        fields(w);
+      },
+      out);
+}
+
+void ResponsesStreamEncoder::EmitOutputItem(std::string_view type, int index, bool done,
+                                            std::string* out) {
+  const Item& it = items_[static_cast<size_t>(index)];
+  Emit(
+      type,
+      [&](json::Writer& w) {
+        w.Key("output_index");
+        w.Int(index);
+        w.Key("item");
+        WriteItem(w, it, done);
+      },
+      out);
+}
+
 void ResponsesStreamEncoder::Start(std::string* out) {
   if (started_) return;
   started_ = true;
@@ -395,36 +432,12 @@ void ResponsesStreamEncoder::OpenMessage(std::string* out) {
   item.id = MintId("msg_", options_.id, items_.size());
   items_.push_back(std::move(item));
   open_item_ = static_cast<int>(items_.size()) - 1;
-  const Item& it = items_.back();
-  int index = open_item_;
-  Emit(
-      "response.output_item.added",
+  EmitOutputItem("response.output_item.added", open_item_, false, out);
+  EmitForItem(
+      "response.content_part.added", open_item_,
       [&](json::Writer& w) {
-        w.Key("output_index");
-        w.Int(index);
-        w.Key("item");
-        WriteItem(w, it, false);
-      },
-      out);
-  Emit(
-      "response.content_part.added",
-      [&](json::Writer& w) {
-        w.Key("item_id");
-        json::WriteString(w, it.id);
-        w.Key("output_index");
-        w.Int(index);
-        w.Key("content_index");
-        w.Int(0);
         w.Key("part");
-        w.StartObject();
-        w.Key("type");
-        w.String("output_text");
-        w.Key("text");
-        w.String("");
-        w.Key("annotations");
-        w.StartArray();
-        w.EndArray();
-        w.EndObject();
+        WriteTextPart(w, "");
       },
       out);
 }
@@ -441,17 +454,7 @@ void ResponsesStreamEncoder::OpenToolCall(const ToolCallDelta& call, std::string
   size_t i = static_cast<size_t>(call.index);
   if (tool_items_.size() <= i) tool_items_.resize(i + 1, -1);
   tool_items_[i] = open_item_;
-  const Item& it = items_.back();
-  int index = open_item_;
-  Emit(
-      "response.output_item.added",
-      [&](json::Writer& w) {
-        w.Key("output_index");
-        w.Int(index);
-        w.Key("item");
-        WriteItem(w, it, false);
-      },
-      out);
+  EmitOutputItem("response.output_item.added", open_item_, false, out);
 }
 
 void ResponsesStreamEncoder::CloseItem(std::string* out) {
@@ -460,62 +463,30 @@ void ResponsesStreamEncoder::CloseItem(std::string* out) {
   int index = open_item_;
   open_item_ = -1;
   if (it.is_message) {
-    Emit(
-        "response.output_text.done",
+    EmitForItem(
+        "response.output_text.done", index,
         [&](json::Writer& w) {
-          w.Key("item_id");
-          json::WriteString(w, it.id);
-          w.Key("output_index");
-          w.Int(index);
-          w.Key("content_index");
-          w.Int(0);
           w.Key("text");
           json::WriteString(w, it.text);
         },
         out);
-    Emit(
-        "response.content_part.done",
+    EmitForItem(
+        "response.content_part.done", index,
         [&](json::Writer& w) {
-          w.Key("item_id");
-          json::WriteString(w, it.id);
-          w.Key("output_index");
-          w.Int(index);
-          w.Key("content_index");
-          w.Int(0);
           w.Key("part");
-          w.StartObject();
-          w.Key("type");
-          w.String("output_text");
-          w.Key("text");
-          json::WriteString(w, it.text);
-          w.Key("annotations");
-          w.StartArray();
-          w.EndArray();
-          w.EndObject();
+          WriteTextPart(w, it.text);
         },
         out);
   } else {
-    Emit(
-        "response.function_call_arguments.done",
+    EmitForItem(
+        "response.function_call_arguments.done", index,
         [&](json::Writer& w) {
-          w.Key("item_id");
-          json::WriteString(w, it.id);
-          w.Key("output_index");
-          w.Int(index);
           w.Key("arguments");
           json::WriteString(w, it.arguments);
         },
         out);
   }
-  Emit(
-      "response.output_item.done",
-      [&](json::Writer& w) {
-        w.Key("output_index");
-        w.Int(index);
-        w.Key("item");
-        WriteItem(w, it, true);
-      },
-      out);
+  EmitOutputItem("response.output_item.done", index, true, out);
 }
 
 void ResponsesStreamEncoder::Encode(const StreamEvent& event, std::string* out) {
@@ -536,17 +507,9 @@ void ResponsesStreamEncoder::Encode(const StreamEvent& event, std::string* out) 
       if (!text.empty()) {
         if (open_item_ < 0 || !items_[open_item_].is_message) OpenMessage(out);
         items_[open_item_].text.append(text);
-        const Item& it = items_[open_item_];
-        int index = open_item_;
-        Emit(
-            "response.output_text.delta",
+        EmitForItem(
+            "response.output_text.delta", open_item_,
             [&](json::Writer& w) {
-              w.Key("item_id");
-              json::WriteString(w, it.id);
-              w.Key("output_index");
-              w.Int(index);
-              w.Key("content_index");
-              w.Int(0);
               w.Key("delta");
               json::WriteString(w, text);
             },
@@ -559,14 +522,9 @@ void ResponsesStreamEncoder::Encode(const StreamEvent& event, std::string* out) 
         if (tc.arguments.empty() || i >= tool_items_.size() || tool_items_[i] < 0) continue;
         int index = tool_items_[i];
         items_[index].arguments.append(tc.arguments);
-        const Item& it = items_[index];
-        Emit(
-            "response.function_call_arguments.delta",
+        EmitForItem(
+            "response.function_call_arguments.delta", index,
             [&](json::Writer& w) {
-              w.Key("item_id");
-              json::WriteString(w, it.id);
-              w.Key("output_index");
-              w.Int(index);
               w.Key("delta");
               json::WriteString(w, tc.arguments);
             },

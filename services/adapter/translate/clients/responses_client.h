@@ -61,6 +61,12 @@ class ResponsesStreamEncoder : public ClientStreamEncoder {
   // Writes `event: type` with {"type", <fields>, "sequence_number"}.
   template <typename Fields>
   void Emit(std::string_view type, Fields&& fields, std::string* out);
+  // An event about items_[index]: its item_id, output_index (and a message's
+  // content_index), then `fields`.
+  template <typename Fields>
+  void EmitForItem(std::string_view type, int index, Fields&& fields, std::string* out);
+  // response.output_item.added / .done: the output_index and the whole item.
+  void EmitOutputItem(std::string_view type, int index, bool done, std::string* out);
 
   StreamEncoderOptions options_;
   bool started_ = false;

@@ -252,20 +252,11 @@ Result<HttpRequestSpec> AnthropicCodec::BuildRequest(const ChatRequest& request,
                                                      const TargetInfo& target) const {
   Result<std::string> body = MessagesBody(request, target);
   if (!body.ok()) return body.error();
-  HttpRequestSpec spec;
-  auto url = ProviderUrl(kDefaultBaseUrl, target,
-                         ResolvePath(kDefaultPath, target, PathEncode(target.model)));
-  if (!url.ok()) return url.error();
-  spec.url = std::move(url.value());
-  spec.headers =
-      WithTargetHeaders({{"content-type", "application/json"},
-                         {"accept", target.stream ? "text/event-stream" : "application/json"},
-                         {"anthropic-version", std::string(kApiVersion)}},
-                        target.headers);
-  spec.body = std::move(body).value();
-  spec.auth = AuthScheme::kAnthropicApiKey;
-  spec.framing = target.stream ? BodyFraming::kSse : BodyFraming::kJson;
-  return spec;
+  return AssembleCall({.base_url = kDefaultBaseUrl,
+                       .path = ResolvePath(kDefaultPath, target, PathEncode(target.model)),
+                       .version_headers = {{"anthropic-version", std::string(kApiVersion)}},
+                       .auth = AuthScheme::kAnthropicApiKey},
+                      target, std::move(body).value());
 }
 
 Result<ChatResponse> AnthropicCodec::ParseResponse(int status, std::string_view body,

@@ -32,22 +32,13 @@ Result<HttpRequestSpec> AzureCodec::BuildRequest(const ChatRequest& request,
   std::string path =
       ResolvePath("/openai/deployments/" + encoded + "/chat/completions", target, encoded);
   bool v1_path = path.find("/openai/v1/") != std::string::npos;
-  HttpRequestSpec spec;
-  std::vector<std::pair<std::string, std::string>> query;
-  if (!v1_path) query.emplace_back("api-version", version);
-  auto url = ProviderUrl(endpoint, target, path, query);
-  if (!url.ok()) return url.error();
-  spec.url = std::move(url.value());
-  spec.headers =
-      WithTargetHeaders({{"content-type", "application/json"},
-                         {"accept", target.stream ? "text/event-stream" : "application/json"}},
-                        target.headers);
-  spec.body =
-      OpenAiCodec::ChatBody(request, target, AcceptsStreamOptions(v1_path ? "" : version, v1_path));
-  spec.auth =
+  CallShape shape{.base_url = endpoint, .path = std::move(path)};
+  if (!v1_path) shape.query.emplace_back("api-version", version);
+  shape.auth =
       target.azure_use_managed_identity ? AuthScheme::kAzureEntraToken : AuthScheme::kAzureApiKey;
-  spec.framing = target.stream ? BodyFraming::kSse : BodyFraming::kJson;
-  return spec;
+  return AssembleCall(std::move(shape), target,
+                      OpenAiCodec::ChatBody(request, target,
+                                            AcceptsStreamOptions(v1_path ? "" : version, v1_path)));
 }
 
 Result<ChatResponse> AzureCodec::ParseResponse(int status, std::string_view body,

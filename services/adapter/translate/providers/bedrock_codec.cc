@@ -257,29 +257,22 @@ Result<HttpRequestSpec> BedrockCodec::BuildRequest(const ChatRequest& request,
   std::string region = target.aws_region.empty() ? std::string(kDefaultRegion) : target.aws_region;
   std::string model = target.model.empty() ? request.model : target.model;
   std::string encoded = PathEncode(model);
-  HttpRequestSpec spec;
   // The region becomes part of a host name: letters, digits and '-' only.
   if (region.size() > 32 || !std::all_of(region.begin(), region.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
       })) {
     return ConfigurationError("credentials.aws_region must be an AWS region name (us-east-1)");
   }
-  auto url = ProviderUrl(
-      "https://bedrock-runtime." + region + ".amazonaws.com", target,
-      ResolvePath("/model/" + encoded + (target.stream ? "/converse-stream" : "/converse"), target,
-                  encoded));
-  if (!url.ok()) return url.error();
-  spec.url = std::move(url.value());
-  spec.headers = WithTargetHeaders(
-      {{"content-type", "application/json"},
-       {"accept", target.stream ? "application/vnd.amazon.eventstream" : "application/json"}},
-      target.headers);
-  spec.body = json::Write(out);
-  spec.auth = AuthScheme::kAwsSigV4;
-  spec.aws_service = "bedrock";
-  spec.aws_region = region;
-  spec.framing = target.stream ? BodyFraming::kAwsEventStream : BodyFraming::kJson;
-  return spec;
+  const std::string base_url = "https://bedrock-runtime." + region + ".amazonaws.com";
+  return AssembleCall(
+      {.base_url = base_url,
+       .path = ResolvePath("/model/" + encoded + (target.stream ? "/converse-stream" : "/converse"),
+                           target, encoded),
+       .auth = AuthScheme::kAwsSigV4,
+       .stream_framing = BodyFraming::kAwsEventStream,
+       .aws_service = "bedrock",
+       .aws_region = region},
+      target, json::Write(out));
 }
 
 Result<ChatResponse> BedrockCodec::ParseResponse(int status, std::string_view body,

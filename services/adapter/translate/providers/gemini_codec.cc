@@ -303,21 +303,11 @@ Result<HttpRequestSpec> GeminiCodec::BuildRequest(const ChatRequest& request,
   std::string path = ResolvePath(
       ModelPath(model) + (target.stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
       target, encoded);
-  HttpRequestSpec spec;
+  CallShape shape{.base_url = kDefaultBaseUrl, .path = std::move(path)};
   // Without alt=sse Gemini streams one JSON array instead of SSE events.
-  std::vector<std::pair<std::string, std::string>> query;
-  if (target.stream) query.emplace_back("alt", "sse");
-  auto url = ProviderUrl(kDefaultBaseUrl, target, path, query);
-  if (!url.ok()) return url.error();
-  spec.url = std::move(url.value());
-  spec.headers =
-      WithTargetHeaders({{"content-type", "application/json"},
-                         {"accept", target.stream ? "text/event-stream" : "application/json"}},
-                        target.headers);
-  spec.body = json::Write(out);
-  spec.auth = AuthScheme::kGoogleApiKey;
-  spec.framing = target.stream ? BodyFraming::kSse : BodyFraming::kJson;
-  return spec;
+  if (target.stream) shape.query.emplace_back("alt", "sse");
+  shape.auth = AuthScheme::kGoogleApiKey;
+  return AssembleCall(std::move(shape), target, json::Write(out));
 }
 
 Result<ChatResponse> GeminiCodec::ParseResponse(int status, std::string_view body,

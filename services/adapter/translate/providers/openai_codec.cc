@@ -104,20 +104,11 @@ std::string OpenAiCodec::ChatBody(const ChatRequest& request, const TargetInfo& 
 
 Result<HttpRequestSpec> OpenAiCodec::BuildRequest(const ChatRequest& request,
                                                   const TargetInfo& target) const {
-  HttpRequestSpec spec;
   std::string model = target.model.empty() ? request.model : target.model;
-  auto url =
-      ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
-  if (!url.ok()) return url.error();
-  spec.url = std::move(url.value());
-  spec.headers =
-      WithTargetHeaders({{"content-type", "application/json"},
-                         {"accept", target.stream ? "text/event-stream" : "application/json"}},
-                        target.headers);
-  spec.body = ChatBody(request, target, /*include_stream_options=*/true);
-  spec.auth = AuthScheme::kBearer;
-  spec.framing = target.stream ? BodyFraming::kSse : BodyFraming::kJson;
-  return spec;
+  return AssembleCall({.base_url = kDefaultBaseUrl,
+                       .path = ResolvePath(kDefaultPath, target, PathEncode(model)),
+                       .auth = AuthScheme::kBearer},
+                      target, ChatBody(request, target, /*include_stream_options=*/true));
 }
 
 Result<ChatResponse> OpenAiCodec::ParseResponse(int status, std::string_view body,

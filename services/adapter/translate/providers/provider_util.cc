@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tg/common/utf8.h"
+#include "translate/target_url.h"
 
 namespace tg::adapter::translate {
 
@@ -133,6 +134,26 @@ AdapterError StreamErrorFromObject(const Value& e) {
   err.retryable = IsRetryableStatus(err.http_status);
   if (err.message.empty()) err.message = "provider reported an error mid-stream";
   return err;
+}
+
+Result<HttpRequestSpec> AssembleCall(CallShape shape, const TargetInfo& target, std::string body) {
+  auto url = ProviderUrl(shape.base_url, target, shape.path, shape.query);
+  if (!url.ok()) return url.error();
+  HttpRequestSpec spec;
+  spec.url = std::move(url.value());
+  const BodyFraming framing = target.stream ? shape.stream_framing : BodyFraming::kJson;
+  std::string_view accept = "application/json";
+  if (framing == BodyFraming::kSse) accept = "text/event-stream";
+  if (framing == BodyFraming::kAwsEventStream) accept = "application/vnd.amazon.eventstream";
+  Headers defaults{{"content-type", "application/json"}, {"accept", std::string(accept)}};
+  for (auto& h : shape.version_headers) defaults.push_back(std::move(h));
+  spec.headers = WithTargetHeaders(std::move(defaults), target.headers);
+  spec.body = std::move(body);
+  spec.auth = shape.auth;
+  spec.aws_service = std::move(shape.aws_service);
+  spec.aws_region = std::move(shape.aws_region);
+  spec.framing = framing;
+  return spec;
 }
 
 bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error) {

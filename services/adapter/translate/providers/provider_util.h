@@ -18,6 +18,24 @@ namespace tg::adapter::translate {
 // replaces a default of the same name (case-insensitive), others are added.
 Headers WithTargetHeaders(Headers defaults, const Headers& target_headers);
 
+// How one provider's call goes on the wire, apart from its body. Each codec
+// fills one; AssembleCall turns it into the HttpRequestSpec, so URL building,
+// the content-type/accept pair, target headers and framing are written once.
+struct CallShape {
+  std::string_view base_url;  // the provider's default (target host/port/protocol override it)
+  std::string path;  // already resolved (ResolvePath): the target's override or the default
+  std::vector<std::pair<std::string, std::string>> query;  // added unless the path has them
+  Headers version_headers;                                 // e.g. anthropic-version
+  AuthScheme auth = AuthScheme::kNone;
+  // What a streamed answer is framed as (and so what `accept` asks for).
+  BodyFraming stream_framing = BodyFraming::kSse;
+  std::string aws_service;  // SigV4 only
+  std::string aws_region;   // SigV4 only
+};
+
+// The call for `target` (streamed or not as target.stream says) with `body`.
+Result<HttpRequestSpec> AssembleCall(CallShape shape, const TargetInfo& target, std::string body);
+
 // An error status with whatever message the body carries. Understands every
 // provider's error shape: {"error":{"message","type"|"status","code"}},
 // {"type":"error","error":{"type","message"}}, {"message"} (Bedrock),

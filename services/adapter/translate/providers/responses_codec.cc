@@ -211,19 +211,10 @@ Result<HttpRequestSpec> ResponsesCodec::BuildRequest(const ChatRequest& request,
   }
   if (target.stream) out.AddMember("stream", true, a);
 
-  HttpRequestSpec spec;
-  auto url =
-      ProviderUrl(kDefaultBaseUrl, target, ResolvePath(kDefaultPath, target, PathEncode(model)));
-  if (!url.ok()) return url.error();
-  spec.url = std::move(url.value());
-  spec.headers =
-      WithTargetHeaders({{"content-type", "application/json"},
-                         {"accept", target.stream ? "text/event-stream" : "application/json"}},
-                        target.headers);
-  spec.body = json::Write(out);
-  spec.auth = AuthScheme::kBearer;
-  spec.framing = target.stream ? BodyFraming::kSse : BodyFraming::kJson;
-  return spec;
+  return AssembleCall({.base_url = kDefaultBaseUrl,
+                       .path = ResolvePath(kDefaultPath, target, PathEncode(model)),
+                       .auth = AuthScheme::kBearer},
+                      target, json::Write(out));
 }
 
 Result<ChatResponse> ResponsesCodec::ParseResponse(int status, std::string_view body,
