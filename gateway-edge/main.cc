@@ -19,7 +19,8 @@
 #include "tg/common/internal_tls.h"
 #include "tg/common/limits.h"
 #include "tg/common/log.h"
-#include "tg/common/telemetry.h"
+#include "tg/common/service_main.h"
+#include "tg/common/service_ports.h"
 
 namespace {
 
@@ -34,18 +35,22 @@ std::shared_ptr<grpc::Channel> Dial(const std::string& address, std::string_view
 std::vector<tg::FlagSpec> Options() {
   using T = tg::FlagSpec::Type;
   return {
-      {"admin-listen", T::kString, "0.0.0.0:8080", "admin API listen address"},
-      {"proxy-listen", T::kString, "0.0.0.0:8081", "proxy listen address"},
-      {"metrics-listen", T::kString, "0.0.0.0:9090", "/metrics listen address (\"off\": none)"},
+      {"admin-listen", T::kString, tg::ports::AnyAddress(tg::ports::kAdmin),
+       "admin API listen address"},
+      {"proxy-listen", T::kString, tg::ports::AnyAddress(tg::ports::kProxy),
+       "proxy listen address"},
+      {"metrics-listen", T::kString, tg::ports::AnyAddress(tg::ports::kEdgeMetrics),
+       "/metrics listen address (\"off\": none)"},
       {"admin-jwt-secret", T::kString, "", "HS256 secret of admin tokens (required)"},
       {"admin-jwt-issuer", T::kString, "", "required iss of admin tokens (\"\": any)"},
       {"admin-jwt-audience", T::kString, "", "required aud of admin tokens (\"\": any)"},
       {"admin-rpc-timeout-ms", T::kInt, "5000",
        "deadline of an admin call on tg-config or tg-keyauth"},
-      {"config-addr", T::kString, "127.0.0.1:50051", "tg-config address"},
-      {"keyauth-addr", T::kString, "127.0.0.1:50052", "tg-keyauth address"},
-      {"balancer-addr", T::kString, "127.0.0.1:50053", "tg-balancer address"},
-      {"adapter-addr", T::kString, "127.0.0.1:50054", "tg-adapter address"},
+      {"config-addr", T::kString, tg::ports::Loopback(tg::ports::kConfig), "tg-config address"},
+      {"keyauth-addr", T::kString, tg::ports::Loopback(tg::ports::kKeyauth), "tg-keyauth address"},
+      {"balancer-addr", T::kString, tg::ports::Loopback(tg::ports::kBalancer),
+       "tg-balancer address"},
+      {"adapter-addr", T::kString, tg::ports::Loopback(tg::ports::kAdapter), "tg-adapter address"},
       {"io-threads", T::kInt, "2", "admin HTTP threads"},
       {"proxy-io-threads", T::kInt, "2", "proxy HTTP threads"},
       {"proxy-body-limit", T::kInt, "10485760", "largest request body, bytes"},
@@ -61,47 +66,37 @@ std::vector<tg::FlagSpec> Options() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tg::BlockTerminationSignals();
-  tg::DisableMutexDeadlockDetection();
   int exit_code = 0;
-  const auto parsed = tg::Flags::ForService(
-      argc, argv, "tg-edge", "the admin REST API and the proxy", Options(), &exit_code);
-  if (!parsed) return exit_code;
-  const tg::Flags& flags = *parsed;
-  tg::log::SetService("tg-edge");
-  tg::log::SetLevel(flags.String("log-level"));
-  std::string telemetry_error;
-  auto telemetry = tg::Telemetry::Start("tg-edge", flags, "metrics-listen",
-                                        flags.String("metrics-listen"), &telemetry_error);
-  if (!telemetry) {
-    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
-    return 1;
-  }
+  auto svc = tg::ServiceMain::Start(
+      argc, argv,
+      {.name = "tg-edge",
+       .summary = "the admin REST API and the proxy",
+       .options = Options(),
+       .metrics_flag = "metrics-listen",
+       .identity = tg::kEdgeIdentity,
+       .check =
+           [](const tg::Flags& flags) {
+             if (auto e = tg::jwt::CheckSecret(flags.String("admin-jwt-secret")); !e.empty()) {
+               std::fprintf(stderr,
+                            "tg-edge: TG_ADMIN_JWT_SECRET / --admin-jwt-secret refused: %s\n",
+                            e.c_str());
+               return 2;
+             }
+             return 0;
+           }},
+      &exit_code);
+  if (!svc) return exit_code;
+  const tg::Flags& flags = svc->flags();
+  const tg::InternalTls& tls = svc->tls();
 
   tg::edge::AdminApiOptions admin;
   admin.jwt_secret = flags.String("admin-jwt-secret");
   admin.rpc_timeout = std::chrono::milliseconds(flags.Int("admin-rpc-timeout-ms"));
   admin.jwt.issuer = flags.String("admin-jwt-issuer");
   admin.jwt.audience = flags.String("admin-jwt-audience");
-  if (auto e = tg::jwt::CheckSecret(admin.jwt_secret); !e.empty()) {
-    std::fprintf(stderr, "tg-edge: TG_ADMIN_JWT_SECRET / --admin-jwt-secret refused: %s\n",
-                 e.c_str());
-    return 2;
-  }
   if (auto e = tg::edge::ValidateAdminApiOptions(admin); !e.empty()) {
     tg::log::Error("invalid admin options", {{"error", e}});
     return 2;
-  }
-
-  std::string tls_error;
-  auto tls = tg::InternalTlsFromFlags(flags, tg::kEdgeIdentity, &tls_error);
-  if (!tls) {
-    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
-    std::fprintf(stderr, "tg-edge: %s\n", tls_error.c_str());
-    return 2;
-  }
-  if (tls->insecure) {
-    tg::log::Warn("internal gRPC without TLS (--grpc-insecure=true): for local experiments only");
   }
 
   const std::string config_addr = flags.String("config-addr");
@@ -142,19 +137,19 @@ int main(int argc, char** argv) {
   proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts"));
   proxy.access_log = flags.Bool("proxy-access-log");
 
-  auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, *tls));
+  auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, tls));
   watcher->Start();
-  auto keys = std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr, tg::kKeyauthIdentity, *tls));
+  auto keys = std::make_unique<tg::edge::KeyCache>(Dial(keyauth_addr, tg::kKeyauthIdentity, tls));
   keys->Start();
-  auto balancer_channel = Dial(balancer_addr, tg::kBalancerIdentity, *tls);
-  auto adapter_channel = Dial(adapter_addr, tg::kAdapterIdentity, *tls);
+  auto balancer_channel = Dial(balancer_addr, tg::kBalancerIdentity, tls);
+  auto adapter_channel = Dial(adapter_addr, tg::kAdapterIdentity, tls);
   auto proxy_handler = std::make_unique<tg::edge::ProxyHandler>(proxy, watcher.get(), keys.get(),
                                                                 balancer_channel, adapter_channel);
   auto readiness = std::make_unique<tg::edge::EdgeReadiness>(watcher.get(), keys.get(),
                                                              balancer_channel, adapter_channel);
   auto api = std::make_unique<tg::edge::AdminApi>(
-      admin, Dial(config_addr, tg::kConfigIdentity, *tls),
-      Dial(keyauth_addr, tg::kKeyauthIdentity, *tls), watcher.get(), keys.get());
+      admin, Dial(config_addr, tg::kConfigIdentity, tls),
+      Dial(keyauth_addr, tg::kKeyauthIdentity, tls), watcher.get(), keys.get());
   api->SetReadiness(readiness.get());
   api->SetBalancer(balancer_channel);
   std::string error;
@@ -174,7 +169,7 @@ int main(int argc, char** argv) {
                                     {"config_addr", config_addr},
                                     {"keyauth_addr", keyauth_addr}});
 
-  tg::WaitForTerminationSignal();
+  svc->WaitForTermination();
   // Not ready from now on (/healthz 503 while the proxy drains).
   readiness->SetShuttingDown();
   // Drain HTTP first (in-flight answers and streams still need the API, the
@@ -188,6 +183,5 @@ int main(int argc, char** argv) {
   readiness.reset();
   keys.reset();
   watcher.reset();
-  tg::log::Info("tg-edge stopped");
   return 0;
 }

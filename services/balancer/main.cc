@@ -25,7 +25,8 @@
 #include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/metrics.h"
-#include "tg/common/telemetry.h"
+#include "tg/common/service_main.h"
+#include "tg/common/service_ports.h"
 
 namespace {
 
@@ -35,20 +36,15 @@ namespace {
 // outage into a balancer outage; this name lets probes and operators see it.
 constexpr char kRedisHealthName[] = "tg.v1.BalancerService.Redis";
 
-int Run(const tg::Flags& flags) {
+int Run(tg::ServiceMain& svc) {
   using namespace tg::balancer;
+  const tg::Flags& flags = svc.flags();
+  const tg::InternalTls& tls = svc.tls();
   const std::string listen = flags.String("balancer-listen");
   const std::string config_addr = flags.String("config-addr");
   const std::string redis_url = flags.String("redis-url");
   // Active health probes go through tg-adapter (it holds the credentials).
   const std::string adapter_addr = flags.String("adapter-addr");
-  std::string tls_error;
-  auto tls = tg::InternalTlsFromFlags(flags, tg::kBalancerIdentity, &tls_error);
-  if (!tls) {
-    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
-    std::fprintf(stderr, "tg-balancer: %s\n", tls_error.c_str());
-    return 2;
-  }
 
   SystemClock clock;
   SystemRandom random;
@@ -71,14 +67,8 @@ int Run(const tg::Flags& flags) {
   Balancer balancer(&clock, &random, store.get(), balancer_options);
   BalancerServiceImpl service(&balancer);
 
-  // After the balancer, so that it stops (and its scrape hook goes) first.
-  std::string telemetry_error;
-  auto telemetry = tg::Telemetry::Start("tg-balancer", flags, "balancer-metrics-listen",
-                                        flags.String("balancer-metrics-listen"), &telemetry_error);
-  if (!telemetry) {
-    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
-    return 1;
-  }
+  // The scrape hooks go (Unhook, below) before the balancer they read: a
+  // scrape in progress finishes first (RemoveCallback waits for it).
   auto& registry = tg::metrics::Registry::Default();
   auto& healthy = registry.AddGauge("tg_balancer_target_healthy",
                                     "1 while a target takes traffic, 0 while it is ejected.",
@@ -108,7 +98,7 @@ int Run(const tg::Flags& flags) {
       r.RemoveCallback("tg_balancer_outstanding_picks");
     }
   } unhook{registry};
-  tg::ConfigWatcher watcher(tg::DialInternal(config_addr, tg::kConfigIdentity, *tls));
+  tg::ConfigWatcher watcher(tg::DialInternal(config_addr, tg::kConfigIdentity, tls));
   ConfigWatcherSource source(&watcher);
   source.SetOnChange([&] {
     if (auto set = source.Current()) {
@@ -119,7 +109,7 @@ int Run(const tg::Flags& flags) {
   store->Start(&balancer);
   watcher.Start();
   source.Start();
-  AdapterProbeClient probe_client(tg::DialInternal(adapter_addr, tg::kAdapterIdentity, *tls));
+  AdapterProbeClient probe_client(tg::DialInternal(adapter_addr, tg::kAdapterIdentity, tls));
   ProberOptions prober_options;
   prober_options.tick = std::chrono::milliseconds(flags.Int("probe-tick-ms"));
   Prober prober(&balancer, &probe_client, store.get(), &clock, prober_options);
@@ -130,7 +120,7 @@ int Run(const tg::Flags& flags) {
       tg::GrpcServerOptions{.listen = listen,
                             .health_names = {"tg.v1.BalancerService", kRedisHealthName},
                             .shutdown_grace = std::chrono::seconds(1),
-                            .tls = *tls},
+                            .tls = tls},
       {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});
@@ -141,7 +131,7 @@ int Run(const tg::Flags& flags) {
     store->Stop();
     return 1;
   }
-  telemetry->ReportServing(server->serving_state());
+  svc.Serving(server->serving_state());
   auto* health = server->server()->GetHealthCheckService();
   auto apply_status = [health](const HealthStoreStatus& s) {
     if (health != nullptr) health->SetServingStatus(kRedisHealthName, !s.degraded);
@@ -153,7 +143,7 @@ int Run(const tg::Flags& flags) {
                                         {"config_addr", config_addr},
                                         {"adapter_addr", adapter_addr}});
 
-  tg::WaitForTerminationSignal();
+  svc.WaitForTermination();
 
   // Waiting picks first (they would otherwise hold the drain), then the
   // server drains the rest; only then may the config feed and the store go.
@@ -165,7 +155,6 @@ int Run(const tg::Flags& flags) {
   source.Stop();
   watcher.Stop();
   store->Stop();
-  tg::log::Info("tg-balancer stopped");
   return 0;
 }
 
@@ -173,13 +162,15 @@ int Run(const tg::Flags& flags) {
 std::vector<tg::FlagSpec> Options() {
   using T = tg::FlagSpec::Type;
   return {
-      {"balancer-listen", T::kString, "127.0.0.1:50053", "gRPC listen address"},
-      {"balancer-metrics-listen", T::kString, "0.0.0.0:9093",
+      {"balancer-listen", T::kString, tg::ports::Loopback(tg::ports::kBalancer),
+       "gRPC listen address"},
+      {"balancer-metrics-listen", T::kString, tg::ports::AnyAddress(tg::ports::kBalancerMetrics),
        "/metrics and /healthz listen address (\"off\": none)"},
-      {"config-addr", T::kString, "127.0.0.1:50051", "tg-config address"},
+      {"config-addr", T::kString, tg::ports::Loopback(tg::ports::kConfig), "tg-config address"},
       {"redis-url", T::kString, "redis://127.0.0.1:6379",
        "Redis for shared health (\"\": local only)"},
-      {"adapter-addr", T::kString, "127.0.0.1:50054", "tg-adapter address (active health probes)"},
+      {"adapter-addr", T::kString, tg::ports::Loopback(tg::ports::kAdapter),
+       "tg-adapter address (active health probes)"},
       {"pick-timeout-seconds", T::kInt, "300", "a pick with no report after this long is released"},
       {"probe-tick-ms", T::kInt, "250", "how often the prober looks for targets due a probe"},
   };
@@ -188,19 +179,18 @@ std::vector<tg::FlagSpec> Options() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tg::BlockTerminationSignals();
-  tg::DisableMutexDeadlockDetection();
-  tg::log::SetService("tg-balancer");
   int exit_code = 0;
-  const auto parsed = tg::Flags::ForService(argc, argv, "tg-balancer",
-                                            "picks provider targets and keeps their health "
-                                            "(passive, and active probes through tg-adapter)",
-                                            Options(), &exit_code);
-  if (!parsed) return exit_code;
-  const tg::Flags& flags = *parsed;
-  tg::log::SetLevel(flags.String("log-level"));
+  auto svc = tg::ServiceMain::Start(argc, argv,
+                                    {.name = "tg-balancer",
+                                     .summary = "picks provider targets and keeps their health "
+                                                "(passive, and active probes through tg-adapter)",
+                                     .options = Options(),
+                                     .metrics_flag = "balancer-metrics-listen",
+                                     .identity = tg::kBalancerIdentity},
+                                    &exit_code);
+  if (!svc) return exit_code;
   try {
-    return Run(flags);
+    return Run(*svc);
   } catch (const std::exception& e) {
     tg::log::Error("start-up failed", {{"error", e.what()}});
   }

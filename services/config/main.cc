@@ -14,7 +14,8 @@
 #include "tg/common/limits.h"
 #include "tg/common/log.h"
 #include "tg/common/pg.h"
-#include "tg/common/telemetry.h"
+#include "tg/common/service_main.h"
+#include "tg/common/service_ports.h"
 #include "tg/common/worker_pool.h"
 
 namespace {
@@ -23,8 +24,8 @@ namespace {
 std::vector<tg::FlagSpec> Options() {
   using T = tg::FlagSpec::Type;
   return {
-      {"config-listen", T::kString, "127.0.0.1:50051", "gRPC listen address"},
-      {"config-metrics-listen", T::kString, "0.0.0.0:9091",
+      {"config-listen", T::kString, tg::ports::Loopback(tg::ports::kConfig), "gRPC listen address"},
+      {"config-metrics-listen", T::kString, tg::ports::AnyAddress(tg::ports::kConfigMetrics),
        "/metrics and /healthz listen address (\"off\": none)"},
       {"pg-dsn", T::kString, "host=127.0.0.1 port=5432 user=postgres dbname=trustgate",
        "PostgreSQL connection string"},
@@ -42,33 +43,19 @@ std::vector<tg::FlagSpec> Options() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tg::BlockTerminationSignals();
-  tg::DisableMutexDeadlockDetection();
-  tg::pg::SetDefaultConnectTimeout(5);
   int exit_code = 0;
-  const auto parsed = tg::Flags::ForService(argc, argv, "tg-config",
-                                            "gateways, upstreams, services and rules in "
-                                            "PostgreSQL; streams snapshots to the other services",
-                                            Options(), &exit_code);
-  if (!parsed) return exit_code;
-  const tg::Flags& flags = *parsed;
-  tg::log::SetService("tg-config");
-  tg::log::SetLevel(flags.String("log-level"));
-  std::string telemetry_error;
-  auto telemetry = tg::Telemetry::Start("tg-config", flags, "config-metrics-listen",
-                                        flags.String("config-metrics-listen"), &telemetry_error);
-  if (!telemetry) {
-    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
-    return 1;
-  }
-
-  std::string tls_error;
-  auto tls = tg::InternalTlsFromFlags(flags, tg::kConfigIdentity, &tls_error);
-  if (!tls) {
-    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
-    std::fprintf(stderr, "tg-config: %s\n", tls_error.c_str());
-    return 2;
-  }
+  auto svc =
+      tg::ServiceMain::Start(argc, argv,
+                             {.name = "tg-config",
+                              .summary = "gateways, upstreams, services and rules in "
+                                         "PostgreSQL; streams snapshots to the other services",
+                              .options = Options(),
+                              .metrics_flag = "config-metrics-listen",
+                              .identity = tg::kConfigIdentity},
+                             &exit_code);
+  if (!svc) return exit_code;
+  const tg::Flags& flags = svc->flags();
+  tg::pg::SetDefaultConnectTimeout(5);
 
   std::string dsn = flags.String("pg-dsn");
   std::string error;
@@ -114,17 +101,17 @@ int main(int argc, char** argv) {
   // Watch message to every follower (tg/common/limits.h).
   opts.max_receive_message_bytes =
       tg::limits::kMaxConfigEntityBytes + tg::limits::kGrpcMessageOverheadBytes;
-  opts.tls = *tls;
+  opts.tls = svc->tls();
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});
     return 1;
   }
-  telemetry->ReportServing(server->serving_state());
+  svc->Serving(server->serving_state());
   tg::log::Info("tg-config serving",
                 {{"listen", opts.listen}, {"port", std::to_string(server->port())}});
 
-  tg::WaitForTerminationSignal();
+  svc->WaitForTermination();
   feed.Close();        // watch streams end now: clients reconnect elsewhere
   server->Shutdown();  // unary RPCs in flight get the grace period
   feed.Stop();

@@ -20,20 +20,16 @@
 #include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
 #include "tg/common/pg.h"
-#include "tg/common/telemetry.h"
+#include "tg/common/service_main.h"
+#include "tg/common/service_ports.h"
 #include "tg/common/worker_pool.h"
 
 namespace {
 
-int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
+int Run(tg::ServiceMain& svc) {
   using namespace tg::keyauth;
-  std::string tls_error;
-  auto tls = tg::InternalTlsFromFlags(flags, tg::kKeyauthIdentity, &tls_error);
-  if (!tls) {
-    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
-    std::fprintf(stderr, "tg-keyauth: %s\n", tls_error.c_str());
-    return 2;
-  }
+  const tg::Flags& flags = svc.flags();
+  const tg::InternalTls& tls = svc.tls();
   const std::string listen = flags.String("keyauth-listen");
   const std::string dsn = flags.String("pg-dsn");
   const std::string config_addr = flags.String("config-addr");
@@ -60,7 +56,7 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
   feed.Start();
 
   tg::WorkerPool workers(static_cast<size_t>(flags.Int("keyauth-workers")));
-  ConfigGatewayDirectory gateways(tg::DialInternal(config_addr, tg::kConfigIdentity, *tls));
+  ConfigGatewayDirectory gateways(tg::DialInternal(config_addr, tg::kConfigIdentity, tls));
   SystemClock clock;
   KeyAuthServiceImpl service(KeyAuthDeps{.store = &store,
                                          .feed = &feed,
@@ -75,18 +71,18 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
       tg::GrpcServer::Start(tg::GrpcServerOptions{.listen = listen,
                                                   .health_names = {"tg.v1.KeyAuthService"},
                                                   .trace_unary_rpcs = true,
-                                                  .tls = *tls},
+                                                  .tls = tls},
                             {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start gRPC server", {{"error", error}});
     service.BeginShutdown();
     return 1;
   }
-  telemetry.ReportServing(server->serving_state());
+  svc.Serving(server->serving_state());
   tg::log::Info("tg-keyauth serving",
                 {{"listen", listen}, {"port", std::to_string(server->port())}});
 
-  tg::WaitForTerminationSignal();
+  svc.WaitForTermination();
 
   // Streams first (they never end by themselves), then the server drains the
   // unary RPCs still on the workers; only then may the feed, the workers and
@@ -95,7 +91,6 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
   server->Shutdown();
   server.reset();
   feed.Stop();
-  tg::log::Info("tg-keyauth stopped");
   return 0;
 }
 
@@ -103,11 +98,12 @@ int Run(const tg::Flags& flags, tg::Telemetry& telemetry) {
 std::vector<tg::FlagSpec> Options() {
   using T = tg::FlagSpec::Type;
   return {
-      {"keyauth-listen", T::kString, "127.0.0.1:50052", "gRPC listen address"},
-      {"keyauth-metrics-listen", T::kString, "0.0.0.0:9092",
+      {"keyauth-listen", T::kString, tg::ports::Loopback(tg::ports::kKeyauth),
+       "gRPC listen address"},
+      {"keyauth-metrics-listen", T::kString, tg::ports::AnyAddress(tg::ports::kKeyauthMetrics),
        "/metrics and /healthz listen address (\"off\": none)"},
       {"pg-dsn", T::kString, "", "PostgreSQL connection string (required)"},
-      {"config-addr", T::kString, "127.0.0.1:50051", "tg-config address"},
+      {"config-addr", T::kString, tg::ports::Loopback(tg::ports::kConfig), "tg-config address"},
       {"pg-connect-timeout-seconds", T::kInt, "60", "seconds to wait for PostgreSQL at start-up"},
       {"pg-pool-size", T::kInt, "4", "PostgreSQL connections"},
       {"pg-statement-timeout-ms", T::kInt, "10000", "statement timeout"},
@@ -118,26 +114,19 @@ std::vector<tg::FlagSpec> Options() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tg::BlockTerminationSignals();
-  tg::DisableMutexDeadlockDetection();
-  tg::pg::SetDefaultConnectTimeout(5);
-  tg::log::SetService("tg-keyauth");
   int exit_code = 0;
-  const auto parsed = tg::Flags::ForService(
-      argc, argv, "tg-keyauth", "API keys (hashed, in PostgreSQL): create, verify, revoke, watch",
-      Options(), &exit_code);
-  if (!parsed) return exit_code;
-  const tg::Flags& flags = *parsed;
-  tg::log::SetLevel(flags.String("log-level"));
-  std::string telemetry_error;
-  auto telemetry = tg::Telemetry::Start("tg-keyauth", flags, "keyauth-metrics-listen",
-                                        flags.String("keyauth-metrics-listen"), &telemetry_error);
-  if (!telemetry) {
-    tg::log::Error("cannot start telemetry", {{"error", telemetry_error}});
-    return 1;
-  }
+  auto svc = tg::ServiceMain::Start(
+      argc, argv,
+      {.name = "tg-keyauth",
+       .summary = "API keys (hashed, in PostgreSQL): create, verify, revoke, watch",
+       .options = Options(),
+       .metrics_flag = "keyauth-metrics-listen",
+       .identity = tg::kKeyauthIdentity},
+      &exit_code);
+  if (!svc) return exit_code;
+  tg::pg::SetDefaultConnectTimeout(5);
   try {
-    return Run(flags, *telemetry);
+    return Run(*svc);
   } catch (const tg::pg::Unavailable& e) {
     tg::log::Error("PostgreSQL unavailable at start-up", {{"error", e.what()}});
   } catch (const std::exception& e) {

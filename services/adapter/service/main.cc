@@ -11,7 +11,8 @@
 #include "tg/common/grpc_server.h"
 #include "tg/common/internal_tls.h"
 #include "tg/common/log.h"
-#include "tg/common/telemetry.h"
+#include "tg/common/service_main.h"
+#include "tg/common/service_ports.h"
 #include "tg/common/worker_pool.h"
 
 namespace {
@@ -20,10 +21,11 @@ namespace {
 std::vector<tg::FlagSpec> Options() {
   using T = tg::FlagSpec::Type;
   return {
-      {"adapter-listen", T::kString, "127.0.0.1:50054", "gRPC listen address"},
-      {"adapter-metrics-listen", T::kString, "0.0.0.0:9094",
+      {"adapter-listen", T::kString, tg::ports::Loopback(tg::ports::kAdapter),
+       "gRPC listen address"},
+      {"adapter-metrics-listen", T::kString, tg::ports::AnyAddress(tg::ports::kAdapterMetrics),
        "/metrics and /healthz listen address (\"off\": none)"},
-      {"config-addr", T::kString, "127.0.0.1:50051",
+      {"config-addr", T::kString, tg::ports::Loopback(tg::ports::kConfig),
        "tg-config address (targets and their credentials)"},
       {"http-connect-timeout-ms", T::kInt, "5000",
        "provider connect timeout (a rule's timeouts override it)"},
@@ -42,33 +44,18 @@ std::vector<tg::FlagSpec> Options() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tg::BlockTerminationSignals();
-  tg::DisableMutexDeadlockDetection();
   int exit_code = 0;
-  const auto parsed = tg::Flags::ForService(argc, argv, "tg-adapter",
-                                            "calls the providers: translates each request and "
-                                            "streams the answer back in the client's format",
-                                            Options(), &exit_code);
-  if (!parsed) return exit_code;
-  const tg::Flags& flags = *parsed;
-  tg::log::SetService("tg-adapter");
-  tg::log::SetLevel(flags.String("log-level"));
-
-  std::string error;
-  auto telemetry = tg::Telemetry::Start("tg-adapter", flags, "adapter-metrics-listen",
-                                        flags.String("adapter-metrics-listen"), &error);
-  if (!telemetry) {
-    tg::log::Error("cannot start telemetry", {{"error", error}});
-    return 1;
-  }
-
-  std::string tls_error;
-  auto tls = tg::InternalTlsFromFlags(flags, tg::kAdapterIdentity, &tls_error);
-  if (!tls) {
-    tg::log::Error("cannot set up internal gRPC TLS", {{"error", tls_error}});
-    std::fprintf(stderr, "tg-adapter: %s\n", tls_error.c_str());
-    return 2;
-  }
+  auto svc = tg::ServiceMain::Start(argc, argv,
+                                    {.name = "tg-adapter",
+                                     .summary = "calls the providers: translates each request and "
+                                                "streams the answer back in the client's format",
+                                     .options = Options(),
+                                     .metrics_flag = "adapter-metrics-listen",
+                                     .identity = tg::kAdapterIdentity},
+                                    &exit_code);
+  if (!svc) return exit_code;
+  const tg::Flags& flags = svc->flags();
+  const tg::InternalTls& tls = svc->tls();
 
   tg::adapter::AdapterServiceOptions options;
   auto& t = options.invocation.timeouts;
@@ -79,7 +66,7 @@ int main(int argc, char** argv) {
 
   tg::ConfigWatcherOptions watch;
   watch.include_credentials = true;
-  tg::ConfigWatcher config(tg::DialInternal(flags.String("config-addr"), tg::kConfigIdentity, *tls),
+  tg::ConfigWatcher config(tg::DialInternal(flags.String("config-addr"), tg::kConfigIdentity, tls),
                            watch);
   config.Start();
 
@@ -98,18 +85,19 @@ int main(int argc, char** argv) {
   opts.listen = flags.String("adapter-listen");
   opts.health_names = {"tg.v1.ProviderAdapterService"};
   opts.shutdown_grace = std::chrono::seconds(flags.Int("shutdown-grace-seconds"));
-  opts.tls = *tls;
+  opts.tls = tls;
+  std::string error;
   auto server = tg::GrpcServer::Start(opts, {&service}, &error);
   if (!server) {
     tg::log::Error("cannot start the gRPC server", {{"error", error}});
     return 1;
   }
-  telemetry->ReportServing(server->serving_state());
+  svc->Serving(server->serving_state());
   tg::log::Info("tg-adapter serving",
                 {{"listen", opts.listen},
                  {"port", std::to_string(server->port())},
                  {"egress_allow_private", http.egress.allow_private ? "true" : "false"}});
-  tg::WaitForTerminationSignal();
+  svc->WaitForTermination();
   server->Shutdown();  // streams in flight get the grace period, then are cancelled
   config.Stop();
   return 0;

@@ -51,7 +51,7 @@ void PrintUsage(std::string_view program, std::string_view about,
                                                          : "string";
     std::printf("  --%s=<%s>  (%s)\n      %s", s.name, kind, Flags::EnvName(s.name).c_str(),
                 s.help);
-    if (*s.fallback != '\0') std::printf(" [default: %s]", s.fallback);
+    if (!s.fallback.empty()) std::printf(" [default: %s]", s.fallback.c_str());
     std::printf("\n");
   }
 }

@@ -17,7 +17,7 @@ struct FlagSpec {
   enum class Type { kString, kInt, kBool };
   const char* name;
   Type type;
-  const char* fallback;  // the default, as text ("" none); how it is derived when computed
+  std::string fallback;  // the default, as text ("" none); how it is derived when computed
   const char* help;
 };
 
