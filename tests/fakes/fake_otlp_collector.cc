@@ -1,5 +1,6 @@
 // Boost 1.74 enables C++20 coroutines for GCC only; Clang (clang-tidy
-// included) has them with libstdc++'s <coroutine> as well.
+// included) has them with libstdc++'s <coroutine> as well. Before any Asio
+// header (fake_http_server.h says the same for its own includers).
 #if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
 #define BOOST_ASIO_HAS_CO_AWAIT 1
 #define BOOST_ASIO_HAS_STD_COROUTINE 1
@@ -9,33 +10,19 @@
 #include "fake_otlp_collector.h"
 
 #include <rapidjson/document.h>
-#include <sys/socket.h>
 
-#include <algorithm>
 #include <atomic>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <cctype>
 #include <charconv>
 #include <condition_variable>
-#include <exception>
-#include <future>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string_view>
-#include <thread>
 #include <utility>
 
+#include "fake_http_server.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 
@@ -47,10 +34,7 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using net::ip::tcp;
 using std::chrono::milliseconds;
-using SteadyClock = std::chrono::steady_clock;
 
-constexpr auto kAwaitable = net::use_awaitable;
-constexpr milliseconds kDelayStep{20};  // how often a delayed answer checks for Stop()
 constexpr size_t kMaxBody = 64 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------
@@ -279,103 +263,36 @@ bool ParseExport(std::string_view body, std::vector<CollectedSpan>* out, std::st
   return true;
 }
 
-std::string_view Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 413:
-      return "Payload Too Large";
-    case 415:
-      return "Unsupported Media Type";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Status";
-  }
-}
-
-// Completion of a detached coroutine: an exception is logged, never rethrown into Asio.
-auto Done(const char* what) {
-  return [what](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      log::Error("fake collector task failed", {{"task", what}, {"error", ex.what()}});
-    }
-  };
-}
-
 }  // namespace
 
 class FakeOtlpCollector::Impl {
  public:
   explicit Impl(uint16_t port) : requested_port_(port) {}
 
-  ~Impl() {
-    Stop();
-    // Abandoned sessions (coroutine frames) die with the io_context and touch
-    // this object's members on the way out, so it goes first.
-    acceptor_.reset();
-    io_.reset();
-  }
-
   bool Start(std::string* error) {
-    if (started_) {
+    if (server_) {
       if (error != nullptr) *error = "fake collector already started";
       return false;
     }
-    io_ = std::make_unique<net::io_context>();
-    acceptor_ = std::make_unique<tcp::acceptor>(*io_);
-    beast::error_code ec;
-    tcp::endpoint endpoint(net::ip::address_v4::loopback(), requested_port_);
-    acceptor_->open(endpoint.protocol(), ec);
-    if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(endpoint, ec);
-    if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) {
-      if (error != nullptr) *error = "fake collector cannot listen: " + ec.message();
-      return false;
-    }
-    port_ = acceptor_->local_endpoint().port();
-    net::co_spawn(*io_, Accept(), Done("accept"));
-    thread_ = std::thread([this] { io_->run(); });
-    started_ = true;
-    return true;
+    server_ = std::make_unique<FakeHttpServer>(
+        FakeHttpServerOptions{.name = "fake collector",
+                              .port = requested_port_,
+                              .max_body_bytes = kMaxBody,
+                              .body_too_large_json = R"({"code":3,"message":"body too large"})"},
+        [this](tcp::socket& socket, const FakeHttpServer::Request& req) {
+          return Handle(socket, req);
+        });
+    return server_->Start(error);
   }
 
   void Stop() {
-    if (!started_ || stopped_.exchange(true)) return;
-    auto closed = std::make_shared<std::promise<void>>();
-    std::future<void> done = closed->get_future();
-    net::post(*io_, [this, closed] {
-      beast::error_code ec;
-      acceptor_->close(ec);
-      std::lock_guard lock(mu_);
-      for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
-      closed->set_value();
-    });
-    done.wait_for(std::chrono::seconds(5));
-    io_->stop();
-    thread_.join();
+    if (!server_) return;
+    server_->Stop();
+    stopped_ = true;
     cv_.notify_all();
   }
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_ ? server_->port() : 0; }
 
   std::vector<CollectedSpan> Spans() const {
     std::lock_guard lock(mu_);
@@ -430,67 +347,18 @@ class FakeOtlpCollector::Impl {
   }
 
  private:
-  // Keeps open_fds_ (shut down by Stop) in step with a session's socket.
-  struct FdGuard {
-    Impl* impl;
-    int fd;
-    FdGuard(Impl* i, int f) : impl(i), fd(f) {
-      std::lock_guard lock(impl->mu_);
-      impl->open_fds_.insert(fd);
-    }
-    ~FdGuard() {
-      std::lock_guard lock(impl->mu_);
-      impl->open_fds_.erase(fd);
-    }
-    FdGuard(const FdGuard&) = delete;
-    FdGuard& operator=(const FdGuard&) = delete;
-  };
-
-  net::awaitable<void> Accept() {
-    for (;;) {
-      beast::error_code ec;
-      tcp::socket socket = co_await acceptor_->async_accept(net::redirect_error(kAwaitable, ec));
-      if (ec) {
-        if (stopped_ || !acceptor_->is_open()) co_return;
-        continue;
-      }
-      auto executor = socket.get_executor();
-      net::co_spawn(executor, Session(std::move(socket)), Done("session"));
-    }
-  }
-
-  net::awaitable<void> Session(tcp::socket socket) {
-    FdGuard guard(this, socket.native_handle());
-    beast::flat_buffer buffer;
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(kMaxBody);
-      beast::error_code ec;
-      co_await http::async_read(socket, buffer, parser, net::redirect_error(kAwaitable, ec));
-      if (ec == http::error::body_limit) {
-        co_await Reply(socket, 413, R"({"code":3,"message":"body too large"})", false);
-        break;
-      }
-      if (ec) break;
-      http::request<http::string_body> request = parser.release();
-      const bool keep_alive = co_await Handle(socket, request);
-      if (!keep_alive || stopped_) break;
-    }
-    beast::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
-    socket.close(ignored);
-  }
-
   // Returns whether the connection may serve another request.
   net::awaitable<bool> Handle(tcp::socket& socket, const http::request<http::string_body>& req) {
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
     const bool keep_alive = req.keep_alive();
     if (path != "/v1/traces") {
-      co_return co_await Reply(socket, 404, R"({"code":5,"message":"not found"})", keep_alive);
+      co_return co_await FakeHttpServer::ReplyJson(
+          socket, 404, R"({"code":5,"message":"not found"})", keep_alive);
     }
     if (req.method() != http::verb::post) {
-      co_return co_await Reply(socket, 405, R"({"code":12,"message":"POST only"})", keep_alive);
+      co_return co_await FakeHttpServer::ReplyJson(
+          socket, 405, R"({"code":12,"message":"POST only"})", keep_alive);
     }
     milliseconds delay{0};
     int status = 200;
@@ -508,9 +376,10 @@ class FakeOtlpCollector::Impl {
       status = status_;
     }
     cv_.notify_all();
-    if (delay.count() > 0 && !co_await Wait(socket, delay)) co_return false;
+    if (delay.count() > 0 && !co_await server_->Wait(socket, delay)) co_return false;
     if (status != 200) {
-      co_return co_await Reply(socket, status, R"({"code":14,"message":"fake fault"})", keep_alive);
+      co_return co_await FakeHttpServer::ReplyJson(
+          socket, status, R"({"code":14,"message":"fake fault"})", keep_alive);
     }
     std::string_view content_type(req[http::field::content_type].data(),
                                   req[http::field::content_type].size());
@@ -533,45 +402,15 @@ class FakeOtlpCollector::Impl {
     }
     cv_.notify_all();
     if (answer == 200)
-      co_return co_await Reply(socket, 200, R"({"partialSuccess":{}})", keep_alive);
+      co_return co_await FakeHttpServer::ReplyJson(socket, 200, R"({"partialSuccess":{}})",
+                                                   keep_alive);
     std::string body = R"({"code":3,"message":)";
     json::AppendQuoted(body, error);
     body += "}";
-    co_return co_await Reply(socket, answer, body, keep_alive);
-  }
-
-  // Waits `duration`; false when the server stops first.
-  net::awaitable<bool> Wait(tcp::socket& socket, milliseconds duration) {
-    net::steady_timer timer(socket.get_executor());
-    const auto deadline = SteadyClock::now() + duration;
-    while (!stopped_) {
-      const auto now = SteadyClock::now();
-      if (now >= deadline) co_return true;
-      timer.expires_after(std::min<SteadyClock::duration>(kDelayStep, deadline - now));
-      beast::error_code ec;
-      co_await timer.async_wait(net::redirect_error(kAwaitable, ec));
-    }
-    co_return false;
-  }
-
-  net::awaitable<bool> Reply(tcp::socket& socket, int status, std::string_view json,
-                             bool keep_alive) {
-    std::string out =
-        "HTTP/1.1 " + std::to_string(status) + " " + std::string(Reason(status)) +
-        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(json.size()) +
-        "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
-    out.append(json);
-    beast::error_code ec;
-    co_await net::async_write(socket, net::buffer(out), net::redirect_error(kAwaitable, ec));
-    co_return !ec && keep_alive;
+    co_return co_await FakeHttpServer::ReplyJson(socket, answer, body, keep_alive);
   }
 
   const uint16_t requested_port_;
-  std::unique_ptr<net::io_context> io_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::thread thread_;
-  uint16_t port_ = 0;
-  bool started_ = false;
   std::atomic<bool> stopped_{false};
 
   mutable std::mutex mu_;
@@ -583,7 +422,8 @@ class FakeOtlpCollector::Impl {
   size_t bad_requests_ = 0;
   milliseconds delay_{0};
   int status_ = 200;
-  std::set<int> open_fds_;
+  // Last: destroyed first, with the sessions that use the members above.
+  std::unique_ptr<FakeHttpServer> server_;
 };
 
 FakeOtlpCollector::FakeOtlpCollector(uint16_t port) : impl_(std::make_unique<Impl>(port)) {}

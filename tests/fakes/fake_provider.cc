@@ -41,6 +41,7 @@
 #include <thread>
 #include <utility>
 
+#include "fake_http_server.h"
 #include "tg/common/bounded_json.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
@@ -56,7 +57,6 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kAwaitable = net::use_awaitable;
-constexpr milliseconds kPollStep{20};  // how often a waiting answer checks for a departed client
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -115,53 +115,6 @@ bool IsSecretHeader(std::string_view lower) {
   return lower == "authorization" || lower == "x-api-key" || lower == "api-key" ||
          lower == "x-goog-api-key" || lower == "x-amz-security-token" ||
          lower == "x-identity-header";
-}
-
-std::string_view Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Payload Too Large";
-    case 424:
-      return "Failed Dependency";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 529:
-      return "Site Overloaded";
-    default:
-      return "Status";
-  }
-}
-
-// The client closed its end (EOF) or the connection is broken. Data waiting
-// to be read (a pipelined request) counts as alive.
-bool PeerGone(int fd) {
-  char c;
-  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;
-  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-  return false;
 }
 
 struct Route {
@@ -245,19 +198,6 @@ Route RouteFor(std::string_view method, std::string_view path, std::string_view 
   return r;
 }
 
-// Completion of a detached coroutine: an exception (allocation failure) is
-// logged, never rethrown into Asio.
-auto Done(const char* what) {
-  return [what](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      log::Error("fake provider task failed", {{"task", what}, {"error", ex.what()}});
-    }
-  };
-}
-
 // Member `name` of a JSON object; nullptr when absent.
 const rapidjson::Value* Field(const rapidjson::Value& object, const char* name) {
   return object.IsObject() && object.HasMember(name) ? &object[name] : nullptr;
@@ -283,70 +223,28 @@ class FakeProvider::Impl {
  public:
   explicit Impl(FakeProviderOptions options) : options_(std::move(options)) {}
 
-  ~Impl() {
-    Stop();
-    // Abandoned sessions (coroutine frames) die with the io_context; they
-    // touch this object's members on the way out, so it goes first.
-    acceptor_.reset();
-    work_.clear();
-    ios_.clear();
-  }
-
   bool Start(std::string* error) {
-    if (started_) {
+    if (server_) {
       if (error != nullptr) *error = "fake provider already started";
       return false;
     }
-    // One single-threaded io_context per thread, sessions spread round-robin:
-    // Boost 1.74's awaitables are not safe when one coroutine's completions
-    // can run on two threads (a frame is freed while its initiator still
-    // reads it, even on a strand: chriskohlhoff/asio#835).
-    for (int i = 0; i < std::max(1, options_.threads); ++i) {
-      ios_.push_back(std::make_unique<net::io_context>(1));
-      work_.emplace_back(ios_.back()->get_executor());
-    }
-    acceptor_ = std::make_unique<tcp::acceptor>(*ios_[0]);
-    beast::error_code ec;
-    auto address = net::ip::make_address(options_.host, ec);
-    tcp::endpoint endpoint(address, options_.port);
-    if (!ec) acceptor_->open(endpoint.protocol(), ec);
-    if (!ec) acceptor_->set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(endpoint, ec);
-    if (!ec) acceptor_->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) {
-      if (error != nullptr) *error = "fake provider cannot listen: " + ec.message();
-      return false;
-    }
-    port_ = acceptor_->local_endpoint().port();
-    net::co_spawn(*ios_[0], Accept(), Done("accept"));
-    for (auto& io : ios_) {
-      threads_.emplace_back([io = io.get()] { io->run(); });
-    }
-    started_ = true;
-    return true;
+    server_ = std::make_unique<FakeHttpServer>(
+        FakeHttpServerOptions{.name = "fake provider",
+                              .host = options_.host,
+                              .port = options_.port,
+                              .threads = options_.threads,
+                              .max_body_bytes = options_.max_body_bytes},
+        [this](tcp::socket& socket, const Request& req) { return Handle(socket, req); });
+    return server_->Start(error);
   }
 
   void Stop() {
-    if (!started_ || stopped_.exchange(true)) return;
-    // Shared: if the loop were wedged past the wait, the task must not
-    // outlive its promise.
-    auto closed = std::make_shared<std::promise<void>>();
-    std::future<void> done = closed->get_future();
-    net::post(*ios_[0], [this, closed] {
-      beast::error_code ec;
-      acceptor_->close(ec);
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
-      closed->set_value();
-    });
-    done.wait_for(std::chrono::seconds(5));
-    for (auto& io : ios_) io->stop();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+    if (!server_) return;
+    server_->Stop();
     cv_.notify_all();
   }
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_ ? server_->port() : 0; }
   const FakeProviderOptions& options() const { return options_; }
 
   void SetAnswer(FakeAnswer a) {
@@ -378,10 +276,7 @@ class FakeProvider::Impl {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, timeout, [&] { return predicate(SnapshotLocked()); });
   }
-  size_t open_connections() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return open_fds_.size();
-  }
+  size_t open_connections() const { return server_ ? server_->open_connections() : 0; }
 
  private:
   using Record = std::shared_ptr<RecordedRequest>;
@@ -405,107 +300,6 @@ class FakeProvider::Impl {
     cv_.notify_all();
   }
 
-  net::awaitable<void> Accept() {
-    for (;;) {
-      beast::error_code ec;
-      net::io_context& io = *ios_[next_io_++ % ios_.size()];
-      tcp::socket socket = co_await acceptor_->async_accept(net::any_io_executor(io.get_executor()),
-                                                            net::redirect_error(kAwaitable, ec));
-      if (ec) {
-        if (stopped_ || !acceptor_->is_open()) co_return;
-        continue;
-      }
-      socket.set_option(tcp::no_delay(true), ec);
-      auto executor = socket.get_executor();
-      net::co_spawn(executor, Session(std::move(socket)), Done("session"));
-    }
-  }
-
-  // Keeps open_fds_ (closed by Stop) in step with the session's socket.
-  struct FdGuard {
-    Impl* impl;
-    int fd;
-    FdGuard(Impl* i, int f) : impl(i), fd(f) {
-      std::lock_guard<std::mutex> lock(impl->mu_);
-      impl->open_fds_.insert(fd);
-    }
-    ~FdGuard() {
-      std::lock_guard<std::mutex> lock(impl->mu_);
-      impl->open_fds_.erase(fd);
-    }
-  };
-
-  net::awaitable<void> Session(tcp::socket socket) {
-    FdGuard guard(this, socket.native_handle());
-    beast::flat_buffer buffer;
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(64 * 1024);
-      parser.body_limit(options_.max_body_bytes);
-      beast::error_code ec;
-      co_await http::async_read_header(socket, buffer, parser, net::redirect_error(kAwaitable, ec));
-      if (ec) break;
-      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        co_await net::async_write(socket, net::buffer(kContinue),
-                                  net::redirect_error(kAwaitable, ec));
-        if (ec) break;
-      }
-      co_await http::async_read(socket, buffer, parser, net::redirect_error(kAwaitable, ec));
-      if (ec) {
-        if (ec == http::error::body_limit) {
-          co_await WriteSimple(socket, 413, R"({"error":"body too large"})", false);
-        }
-        break;
-      }
-      Request request = parser.release();
-      bool keep_alive = co_await Handle(socket, request);
-      if (!keep_alive || stopped_) break;
-    }
-    beast::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
-    socket.close(ignored);
-  }
-
-  // Waits `duration` (forever when negative), checking every kPollStep that
-  // the client is still there. false: the client left or the server stops.
-  net::awaitable<bool> Wait(tcp::socket& socket, milliseconds duration) {
-    net::steady_timer timer(socket.get_executor());
-    const bool forever = duration.count() < 0;
-    const auto deadline = Clock::now() + duration;
-    for (;;) {
-      if (stopped_ || PeerGone(socket.native_handle())) co_return false;
-      auto now = Clock::now();
-      if (!forever && now >= deadline) co_return true;
-      auto step = forever
-                      ? kPollStep
-                      : std::min<milliseconds>(
-                            kPollStep, std::chrono::duration_cast<milliseconds>(deadline - now) +
-                                           milliseconds(1));
-      timer.expires_after(step);
-      beast::error_code ec;
-      co_await timer.async_wait(net::redirect_error(kAwaitable, ec));
-    }
-  }
-
-  net::awaitable<bool> Write(tcp::socket& socket, std::string_view data) {
-    beast::error_code ec;
-    co_await net::async_write(socket, net::buffer(data.data(), data.size()),
-                              net::redirect_error(kAwaitable, ec));
-    co_return !ec;
-  }
-
-  net::awaitable<bool> WriteSimple(tcp::socket& socket, int status, std::string_view json,
-                                   bool keep_alive) {
-    std::string out =
-        "HTTP/1.1 " + std::to_string(status) + " " + std::string(Reason(status)) +
-        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(json.size()) +
-        "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
-    out.append(json);
-    bool ok = co_await Write(socket, out);
-    co_return ok&& keep_alive;
-  }
-
   // Returns whether the connection may serve another request.
   net::awaitable<bool> Handle(tcp::socket& socket, const Request& req) {
     std::string_view target(req.target().data(), req.target().size());
@@ -518,7 +312,7 @@ class FakeProvider::Impl {
     if (path.starts_with("/_fake/") && path != "/_fake/stream") {
       std::string reply;
       int status = Control(method, path, req.body(), &reply);
-      co_return co_await WriteSimple(socket, status, reply, req.keep_alive());
+      co_return co_await FakeHttpServer::ReplyJson(socket, status, reply, req.keep_alive());
     }
 
     Route route =
@@ -546,15 +340,15 @@ class FakeProvider::Impl {
 
     std::optional<FakeFault> fault = TakeFault(path, route.api);
     if (fault && fault->delay.count() > 0) {
-      if (!co_await Wait(socket, fault->delay)) {
+      if (!co_await server_->Wait(socket, fault->delay)) {
         Update(record, [](RecordedRequest& r) { r.client_disconnected = true; });
         co_return false;
       }
     }
     if (fault && fault->close_before_head) co_return false;  // the session closes the socket
     if (fault && fault->hang) {
-      co_await Wait(socket, milliseconds(-1));
-      Update(record, [this](RecordedRequest& r) { r.client_disconnected = !stopped_; });
+      co_await server_->Wait(socket, milliseconds(-1));
+      Update(record, [this](RecordedRequest& r) { r.client_disconnected = !server_->stopped(); });
       co_return false;
     }
 
@@ -644,7 +438,7 @@ class FakeProvider::Impl {
     const int64_t drop_events = fault ? fault->drop_after_events : -1;
     const int64_t error_events = fault ? fault->error_after_events : -1;
     std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " +
-                       std::string(Reason(reply.status)) + "\r\n";
+                       std::string(FakeHttpServer::Reason(reply.status)) + "\r\n";
     for (const auto& [k, v] : reply.headers) head += k + ": " + v + "\r\n";
     head += reply.streamed ? std::string("Transfer-Encoding: chunked\r\n")
                            : "Content-Length: " + std::to_string(reply.body.size()) + "\r\n";
@@ -658,11 +452,11 @@ class FakeProvider::Impl {
 
     if (!reply.streamed) {
       if (drop_bytes >= 0 && static_cast<size_t>(drop_bytes) < reply.body.size()) {
-        bool ok = co_await Write(socket, head + reply.body.substr(0, drop_bytes));
+        bool ok = co_await FakeHttpServer::Write(socket, head + reply.body.substr(0, drop_bytes));
         Update(record, [&](RecordedRequest& r) { r.body_bytes_sent = ok ? drop_bytes : 0; });
         co_return false;  // the connection closes short of Content-Length
       }
-      if (!co_await Write(socket, head + reply.body)) co_return disconnected();
+      if (!co_await FakeHttpServer::Write(socket, head + reply.body)) co_return disconnected();
       Update(record, [&](RecordedRequest& r) {
         r.body_bytes_sent = reply.body.size();
         r.finished = true;
@@ -670,14 +464,14 @@ class FakeProvider::Impl {
       co_return keep_alive;
     }
 
-    if (!co_await Write(socket, head)) co_return disconnected();
+    if (!co_await FakeHttpServer::Write(socket, head)) co_return disconnected();
     uint64_t sent = 0;
     for (size_t i = 0; i < reply.events.size(); ++i) {
       if (drop_events >= 0 && static_cast<int64_t>(i) == drop_events) co_return false;
       if (error_events >= 0 && static_cast<int64_t>(i) == error_events) {
         std::string error = BuildStreamError(api, fault->stream_error_type, static_cast<int>(i));
         std::string chunk = ChunkHeader(error.size()) + error + "\r\n0\r\n\r\n";
-        if (!co_await Write(socket, chunk)) co_return disconnected();
+        if (!co_await FakeHttpServer::Write(socket, chunk)) co_return disconnected();
         Update(record, [&](RecordedRequest& r) {
           r.body_bytes_sent += error.size();
           r.events_sent += 1;
@@ -685,21 +479,21 @@ class FakeProvider::Impl {
         });
         co_return keep_alive;
       }
-      if (i > 0 && interval.count() > 0 && !co_await Wait(socket, interval)) {
+      if (i > 0 && interval.count() > 0 && !co_await server_->Wait(socket, interval)) {
         co_return disconnected();
       }
       if (fault && fault->delay_before_event == static_cast<int64_t>(i) &&
-          !co_await Wait(socket, fault->event_delay)) {
+          !co_await server_->Wait(socket, fault->event_delay)) {
         co_return disconnected();
       }
       const std::string& event = reply.events[i];
       if (drop_bytes >= 0 && sent + event.size() > static_cast<uint64_t>(drop_bytes)) {
         size_t part = static_cast<size_t>(drop_bytes - static_cast<int64_t>(sent));
-        co_await Write(socket, ChunkHeader(event.size()) + event.substr(0, part));
+        co_await FakeHttpServer::Write(socket, ChunkHeader(event.size()) + event.substr(0, part));
         Update(record, [&](RecordedRequest& r) { r.body_bytes_sent += part; });
         co_return false;
       }
-      if (!co_await Write(socket, ChunkHeader(event.size()) + event + "\r\n")) {
+      if (!co_await FakeHttpServer::Write(socket, ChunkHeader(event.size()) + event + "\r\n")) {
         co_return disconnected();
       }
       sent += event.size();
@@ -711,7 +505,7 @@ class FakeProvider::Impl {
     if (drop_events >= 0 && static_cast<size_t>(drop_events) == reply.events.size()) {
       co_return false;  // every event, but not the end of the chunked body
     }
-    if (!co_await Write(socket, "0\r\n\r\n")) co_return disconnected();
+    if (!co_await FakeHttpServer::Write(socket, "0\r\n\r\n")) co_return disconnected();
     Update(record, [](RecordedRequest& r) { r.finished = true; });
     co_return keep_alive;
   }
@@ -879,7 +673,7 @@ class FakeProvider::Impl {
               std::string* reply) {
     *reply = R"({"ok":true})";
     if (path == "/_fake/health") {
-      *reply = R"({"status":"ok","port":)" + std::to_string(port_) + "}";
+      *reply = R"({"status":"ok","port":)" + std::to_string(port()) + "}";
       return 200;
     }
     if (path == "/_fake/requests") {
@@ -1009,14 +803,6 @@ class FakeProvider::Impl {
   }
 
   const FakeProviderOptions options_;
-  std::vector<std::unique_ptr<net::io_context>> ios_;
-  std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
-  size_t next_io_ = 0;  // the accept loop's only
-  std::unique_ptr<tcp::acceptor> acceptor_;
-  std::vector<std::thread> threads_;
-  uint16_t port_ = 0;
-  bool started_ = false;
-  std::atomic<bool> stopped_{false};
   std::atomic<uint64_t> seq_{0};
 
   mutable std::mutex mu_;
@@ -1024,7 +810,8 @@ class FakeProvider::Impl {
   FakeAnswer answer_;
   std::vector<FakeFault> faults_;
   std::vector<Record> records_;
-  std::set<int> open_fds_;
+  // Last: destroyed first, with the sessions that use the members above.
+  std::unique_ptr<FakeHttpServer> server_;
 };
 
 FakeProvider::FakeProvider(FakeProviderOptions options)

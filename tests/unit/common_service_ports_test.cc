@@ -1,8 +1,6 @@
 // The default ports live in tg/common/service_ports.h; the mains take their
 // defaults from it. scripts/up and the deploy files name the same ports by
 // hand: this test reads them and holds them to the header.
-#include "tg/common/service_ports.h"
-
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,6 +8,8 @@
 #include <regex>
 #include <sstream>
 #include <string>
+
+#include "tg/common/service_ports.h"
 
 namespace tg {
 namespace {
@@ -76,9 +76,10 @@ TEST(ServicePorts, ScriptsAndDeployFilesUseTheDefaultPorts) {
 }
 
 TEST(ServicePorts, TheCheckSeesAMismatch) {
-  auto found = PortsIn("export TG_CONFIG_LISTEN=${TG_CONFIG_LISTEN:-127.0.0.1:50099}\n"
-                       "            - name: TG_METRICS_LISTEN\n"
-                       "              value: \"0.0.0.0:9999\"\n");
+  auto found = PortsIn(
+      "export TG_CONFIG_LISTEN=${TG_CONFIG_LISTEN:-127.0.0.1:50099}\n"
+      "            - name: TG_METRICS_LISTEN\n"
+      "              value: \"0.0.0.0:9999\"\n");
   ASSERT_EQ(found.size(), 2u);
   EXPECT_EQ(found.find("TG_CONFIG_LISTEN")->second, 50099);
   EXPECT_EQ(found.find("TG_METRICS_LISTEN")->second, 9999);

@@ -37,8 +37,8 @@ struct ServiceSpec {
   std::string_view name;     // "tg-adapter": the program, the log's service, the spans' service
   std::string_view summary;  // one line for --help
   std::vector<FlagSpec> options;
-  std::string metrics_flag;     // its /metrics listen option, e.g. "adapter-metrics-listen"
-  std::string_view identity;    // its internal TLS identity (tg/common/internal_tls.h)
+  std::string metrics_flag;   // its /metrics listen option, e.g. "adapter-metrics-listen"
+  std::string_view identity;  // its internal TLS identity (tg/common/internal_tls.h)
   // Optional: refuses options that make no sense before anything starts
   // (it prints why); returns the exit code, 0 to go on.
   std::function<int(const Flags&)> check = nullptr;
