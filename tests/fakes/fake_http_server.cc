@@ -35,7 +35,8 @@ auto Done(std::string name, const char* what) {
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      log::Error("fake server task failed", {{"server", name}, {"task", what}, {"error", ex.what()}});
+      log::Error("fake server task failed",
+                 {{"server", name}, {"task", what}, {"error", ex.what()}});
     }
   };
 }
@@ -201,7 +202,7 @@ net::awaitable<bool> FakeHttpServer::ReplyJson(Socket& socket, int status, std::
       "\r\nConnection: " + (keep_alive ? "keep-alive" : "close") + "\r\n\r\n";
   out.append(json);
   const bool ok = co_await Write(socket, out);
-  co_return ok && keep_alive;
+  co_return ok&& keep_alive;
 }
 
 bool FakeHttpServer::PeerGone(const Socket& socket) {

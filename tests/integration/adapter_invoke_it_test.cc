@@ -3,27 +3,14 @@
 // streamed or not × OpenAI Chat and Anthropic clients, provider errors,
 // connect and first-byte failures, mid-stream drops and errors, cancellation,
 // Azure managed identity and Bedrock SigV4.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <rapidjson/document.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <optional>
 #include <thread>
 
-#include "fake_config.h"
-#include "fake_provider.h"
-#include "http/curl_http_client.h"
-#include "service/adapter_service.h"
-#include "test_tls.h"
-#include "tg/common/config_watcher.h"
-#include "tg/common/grpc_server.h"
+#include "adapter_fixture.h"
 #include "tg/common/json_util.h"
-#include "tg/common/worker_pool.h"
-#include "tg/v1/adapter.grpc.pb.h"
-#include "tg/v1/config.grpc.pb.h"
 #include "translate/client_codec.h"
 
 namespace tg::adapter {
@@ -57,19 +44,6 @@ constexpr const ProviderCase& kBedrock = kProviders[4];
 
 const char* Name(ClientFormat f) {
   return f == kOpenAi ? "openai-chat client" : "anthropic client";
-}
-
-// A port nothing listens on.
-int ClosedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 rapidjson::Document Json(const std::string& s) {
@@ -254,108 +228,28 @@ std::string StreamText(ClientFormat client, const std::string& body) {
   return text;
 }
 
-class AdapterInvokeIT : public ::testing::Test {
+class AdapterInvokeIT : public it::AdapterFixture {
  protected:
   void SetUp() override {
-    std::string error;
-    ASSERT_TRUE(fake_.Start(&error)) << error;
-
-    tg::v1::ConfigSnapshot snapshot;
-    auto* up = snapshot.add_upstreams();
-    up->set_id("u1");
-    up->set_name("ai");
-    const auto& c = fake_.credentials();
-    auto add = [&](const std::string& id, const std::string& provider, int port = -1) {
-      auto* t = up->add_targets();
-      t->set_id(id);
-      t->set_provider(provider);
-      if (provider != "azure") {
-        t->set_host("127.0.0.1");
-        t->set_port(port < 0 ? fake_.port() : port);
-        t->set_protocol("http");
-      }
-      auto* cr = t->mutable_credentials();
-      if (provider == "openai") cr->set_api_key(c.openai_key);
-      if (provider == "anthropic") cr->set_api_key(c.anthropic_key);
-      if (provider == "gemini") cr->set_api_key(c.gemini_key);
-      if (provider == "azure") {
-        cr->set_api_key(c.azure_key);
-        cr->set_azure_endpoint(fake_.base_url());
-      }
-      if (provider == "bedrock") {
-        cr->set_aws_access_key_id(c.aws.access_key_id);
-        cr->set_aws_secret_access_key(c.aws.secret_access_key);
-        cr->set_aws_region(c.aws_region);
-      }
-      return t;
-    };
+    StartFake();
     for (const auto& p : kProviders) {
-      auto* t = add(p.target, p.provider);
+      auto* t = AddTarget(p.target, p.provider);
       if (std::string(p.api) == "responses") {
         (*t->mutable_provider_options()->mutable_fields())["api"].set_string_value("responses");
       }
     }
-    auto* mi = add("t-azure-mi", "azure")->mutable_credentials();
+    auto* mi = AddTarget("t-azure-mi", "azure")->mutable_credentials();
     mi->clear_api_key();
     mi->set_azure_use_managed_identity(true);
-    add("t-bedrock-bad", "bedrock")
+    AddTarget("t-bedrock-bad", "bedrock")
         ->mutable_credentials()
         ->set_aws_secret_access_key("wrong/secret");
-    add("t-closed", "openai", ClosedPort());
-    for (const auto& t : up->targets()) {
-      targets_[t.id()] = t;
-      targets_[t.id()].clear_credentials();  // as the balancer hands them out
-    }
-
-    config_ = std::make_unique<fakes::FakeConfigService>(snapshot);
-    config_server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
-                                        .health_names = {},
-                                        .shutdown_grace = std::chrono::seconds(0),
-                                        .tls = tg::testing::TestTls(kConfigIdentity)},
-                                       {config_.get()}, &error);
-    ASSERT_NE(config_server_, nullptr) << error;
-    ConfigWatcherOptions wo;
-    wo.include_credentials = true;
-    watcher_ = std::make_unique<ConfigWatcher>(
-        tg::testing::TestChannel(config_server_->port(), kConfigIdentity, kAdapterIdentity), wo);
-    watcher_->Start();
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (watcher_->revision() < 3 && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    ASSERT_EQ(watcher_->revision(), 3);
-
-    http::CurlHttpClientOptions ho;
-    ho.egress.allow_private = true;  // the fake provider listens on loopback
-    client_ = std::make_unique<http::CurlHttpClient>(ho);
-    EntraTokenSource::Options eo;
-    eo.endpoint = fake_.base_url() + "/metadata/identity/oauth2/token";
-    entra_ = std::make_unique<EntraTokenSource>(*client_, eo);
-    workers_ = std::make_unique<WorkerPool>(2);
+    AddTarget("t-closed", "openai", it::ClosedPort());
     AdapterServiceOptions ao;
     ao.invocation.timeouts.first_byte = milliseconds(1000);  // the hang fault's 504
     ao.config_wait = milliseconds(300);
-    service_ =
-        std::make_unique<AdapterServiceImpl>(*watcher_, *client_, entra_.get(), *workers_, ao);
-    server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
-                                 .health_names = {},
-                                 .shutdown_grace = std::chrono::seconds(1),
-                                 .tls = tg::testing::TestTls(kAdapterIdentity)},
-                                {service_.get()}, &error);
-    ASSERT_NE(server_, nullptr) << error;
-    stub_ = tg::v1::ProviderAdapterService::NewStub(
-        tg::testing::TestChannel(server_->port(), kAdapterIdentity));
-  }
-
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-    server_.reset();
-    service_.reset();
-    if (watcher_) watcher_->Stop();
-    if (config_server_) config_server_->Shutdown();
-    client_.reset();  // cancels what is left before the workers and the fake go
-    workers_.reset();
-    fake_.Stop();
+    StartAdapter(ao, 2, /*entra=*/true);
+    stub_ = Stub(kEdgeIdentity);
   }
 
   tg::v1::InvokeRequest Request(const std::string& target, const std::string& model,
@@ -419,16 +313,6 @@ class AdapterInvokeIT : public ::testing::Test {
     EXPECT_EQ(a.end->error().retryable(), retryable);
   }
 
-  fakes::FakeProvider fake_;
-  std::map<std::string, tg::v1::Target> targets_;
-  std::unique_ptr<fakes::FakeConfigService> config_;
-  std::unique_ptr<GrpcServer> config_server_;
-  std::unique_ptr<ConfigWatcher> watcher_;
-  std::unique_ptr<http::CurlHttpClient> client_;
-  std::unique_ptr<EntraTokenSource> entra_;
-  std::unique_ptr<WorkerPool> workers_;
-  std::unique_ptr<AdapterServiceImpl> service_;
-  std::unique_ptr<GrpcServer> server_;
   std::unique_ptr<tg::v1::ProviderAdapterService::Stub> stub_;
   int seq_ = 0;
 };

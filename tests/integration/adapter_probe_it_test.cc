@@ -3,132 +3,32 @@
 // provider: each provider's model list with its real auth, a target that is
 // down, one that does not listen, the probe's path and headers, and who may
 // call it.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <map>
 #include <thread>
 
-#include "fake_config.h"
-#include "fake_provider.h"
-#include "http/curl_http_client.h"
-#include "service/adapter_service.h"
-#include "test_tls.h"
-#include "tg/common/config_watcher.h"
-#include "tg/common/grpc_server.h"
-#include "tg/common/worker_pool.h"
-#include "tg/v1/adapter.grpc.pb.h"
-#include "tg/v1/config.grpc.pb.h"
+#include "adapter_fixture.h"
 
 namespace tg::adapter {
 namespace {
 
 using std::chrono::milliseconds;
 
-int ClosedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-class AdapterProbeIT : public ::testing::Test {
+class AdapterProbeIT : public it::AdapterFixture {
  protected:
   void SetUp() override {
-    std::string error;
-    ASSERT_TRUE(fake_.Start(&error)) << error;
-    tg::v1::ConfigSnapshot snapshot;
-    auto* up = snapshot.add_upstreams();
-    up->set_id("u1");
-    up->set_name("ai");
-    const auto& c = fake_.credentials();
-    auto add = [&](const std::string& id, const std::string& provider, int port = -1) {
-      auto* t = up->add_targets();
-      t->set_id(id);
-      t->set_provider(provider);
-      if (provider != "azure") {
-        t->set_host("127.0.0.1");
-        t->set_port(port < 0 ? fake_.port() : port);
-        t->set_protocol("http");
-      }
-      auto* cr = t->mutable_credentials();
-      if (provider == "openai") cr->set_api_key(c.openai_key);
-      if (provider == "anthropic") cr->set_api_key(c.anthropic_key);
-      if (provider == "gemini") cr->set_api_key(c.gemini_key);
-      if (provider == "azure") {
-        cr->set_api_key(c.azure_key);
-        cr->set_azure_endpoint(fake_.base_url());
-      }
-      if (provider == "bedrock") {
-        cr->set_aws_access_key_id(c.aws.access_key_id);
-        cr->set_aws_secret_access_key(c.aws.secret_access_key);
-        cr->set_aws_region(c.aws_region);
-      }
-      return t;
-    };
+    StartFake();
     for (const char* p : {"openai", "anthropic", "gemini", "bedrock", "azure"}) {
-      add(std::string("t-") + p, p);
+      AddTarget(std::string("t-") + p, p);
     }
-    add("t-closed", "openai", ClosedPort());
-    add("t-wrong-key", "openai")->mutable_credentials()->set_api_key("sk-wrong");
-    for (const auto& t : up->targets()) {
-      targets_[t.id()] = t;
-      targets_[t.id()].clear_credentials();  // as the balancer knows them
-    }
-
-    config_ = std::make_unique<fakes::FakeConfigService>(snapshot);
-    config_server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
-                                        .health_names = {},
-                                        .shutdown_grace = std::chrono::seconds(0),
-                                        .tls = tg::testing::TestTls(kConfigIdentity)},
-                                       {config_.get()}, &error);
-    ASSERT_NE(config_server_, nullptr) << error;
-    ConfigWatcherOptions wo;
-    wo.include_credentials = true;
-    watcher_ = std::make_unique<ConfigWatcher>(
-        tg::testing::TestChannel(config_server_->port(), kConfigIdentity, kAdapterIdentity), wo);
-    watcher_->Start();
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (watcher_->revision() < 3 && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    ASSERT_EQ(watcher_->revision(), 3);
-
-    http::CurlHttpClientOptions ho;
-    ho.egress.allow_private = true;  // the fake provider listens on loopback
-    client_ = std::make_unique<http::CurlHttpClient>(ho);
-    workers_ = std::make_unique<WorkerPool>(1);
+    AddTarget("t-closed", "openai", it::ClosedPort());
+    AddTarget("t-wrong-key", "openai")->mutable_credentials()->set_api_key("sk-wrong");
     AdapterServiceOptions ao;
     ao.config_wait = milliseconds(300);
     ao.probe.total_timeout = milliseconds(1000);  // the hang test's timeout
-    service_ = std::make_unique<AdapterServiceImpl>(*watcher_, *client_, nullptr, *workers_, ao);
-    server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
-                                 .health_names = {},
-                                 .shutdown_grace = std::chrono::seconds(1),
-                                 .tls = tg::testing::TestTls(kAdapterIdentity)},
-                                {service_.get()}, &error);
-    ASSERT_NE(server_, nullptr) << error;
-    balancer_stub_ = tg::v1::ProviderAdapterService::NewStub(
-        tg::testing::TestChannel(server_->port(), kAdapterIdentity, kBalancerIdentity));
-  }
-
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-    server_.reset();
-    service_.reset();
-    if (watcher_) watcher_->Stop();
-    if (config_server_) config_server_->Shutdown();
-    client_.reset();
-    workers_.reset();
-    fake_.Stop();
+    StartAdapter(ao, 1, /*entra=*/false);
+    balancer_stub_ = Stub(kBalancerIdentity);
   }
 
   tg::v1::ProbeRequest Request(const std::string& target, const std::string& path,
@@ -155,15 +55,6 @@ class AdapterProbeIT : public ::testing::Test {
     return resp;
   }
 
-  fakes::FakeProvider fake_;
-  std::map<std::string, tg::v1::Target> targets_;
-  std::unique_ptr<fakes::FakeConfigService> config_;
-  std::unique_ptr<GrpcServer> config_server_;
-  std::unique_ptr<ConfigWatcher> watcher_;
-  std::unique_ptr<http::CurlHttpClient> client_;
-  std::unique_ptr<WorkerPool> workers_;
-  std::unique_ptr<AdapterServiceImpl> service_;
-  std::unique_ptr<GrpcServer> server_;
   std::unique_ptr<tg::v1::ProviderAdapterService::Stub> balancer_stub_;
 };
 
