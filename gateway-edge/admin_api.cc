@@ -8,7 +8,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "tg/common/idempotency.h"
+#include "tg/common/idempotency_key.h"
 #include "tg/common/json_util.h"
 #include "tg/common/jwt.h"
 #include "tg/common/log.h"

@@ -116,8 +116,8 @@ class AdapterFixture : public ::testing::Test {
       entra_ = std::make_unique<EntraTokenSource>(*client_, eo);
     }
     workers_ = std::make_unique<WorkerPool>(workers);
-    service_ = std::make_unique<AdapterServiceImpl>(*watcher_, *client_, entra_.get(), *workers_,
-                                                    options);
+    service_ =
+        std::make_unique<AdapterServiceImpl>(*watcher_, *client_, entra_.get(), *workers_, options);
     server_ = GrpcServer::Start({.listen = "127.0.0.1:0",
                                  .health_names = {},
                                  .shutdown_grace = std::chrono::seconds(1),

@@ -135,8 +135,6 @@ bool Stack::StartAll() {
     }
   }
   auto env = options_.edge_env;
-  env["TG_ADMIN_LISTEN"] = addr(admin_port_);
-  env["TG_PROXY_LISTEN"] = addr(proxy_port_);
   env["TG_CONFIG_ADDR"] = addr(config_port_);
   env["TG_KEYAUTH_ADDR"] = addr(keyauth_port_);
   if (options_.keyauth_replica) {
@@ -145,23 +143,46 @@ bool Stack::StartAll() {
   env["TG_BALANCER_ADDR"] = addr(balancer_port_);
   env["TG_ADAPTER_ADDR"] = addr(adapter_port_);
   env["TG_ADMIN_JWT_SECRET"] = secret_;
-  if (!start(Make("tg-edge", env), 0)) return false;
-  return WaitEdge();
+  // Tests run in parallel: another may take a port between FreePort() and
+  // the edge's bind, once in a long while. The edge then exits saying so,
+  // and starts again on new ports.
+  for (int attempt = 1;; ++attempt) {
+    env["TG_ADMIN_LISTEN"] = addr(admin_port_);
+    env["TG_PROXY_LISTEN"] = addr(proxy_port_);
+    if (!start(Make("tg-edge", env), 0)) return false;
+    bool port_taken = false;
+    if (WaitEdge(attempt < 3 ? &port_taken : nullptr)) return true;
+    if (!port_taken) return false;
+    processes_.pop_back();
+    admin_port_ = FreePort();
+    proxy_port_ = FreePort();
+    metrics_ports_["tg-edge"] = FreePort();
+  }
 }
 
-bool Stack::WaitEdge() {
+bool Stack::WaitEdge(bool* port_taken) {
   // Our edge, not another test's process that took the port between
   // FreePort() and the bind (tests run in parallel): it logs the admin port
   // it listens on before its /healthz counts.
   Process* edge = Find("tg-edge");
   const std::string listening =
       "\"listener\":\"admin\",\"address\":\"127.0.0.1:" + std::to_string(admin_port_) + "\"";
+  bool exited = false;
   bool ok = WaitFor(
       [&] {
+        if (port_taken != nullptr && edge != nullptr && !edge->running()) {
+          exited = true;
+          return true;
+        }
         return (edge == nullptr || edge->LogTail().find(listening) != std::string::npos) &&
                Http("GET", AdminUrl("/healthz")).status == 200;
       },
       std::chrono::seconds(30));
+  if (exited) {
+    ok = false;
+    *port_taken = edge->LogTail().find("Address already in use") != std::string::npos;
+    if (*port_taken) return false;
+  }
   if (!ok) {
     for (auto& p : processes_) ADD_FAILURE() << p->name() << " log:\n" << p->LogTail();
   }

@@ -67,7 +67,9 @@ class Stack {
   std::unique_ptr<Process> Make(const std::string& name, std::map<std::string, std::string> env,
                                 const std::string& executable = "");
   bool WaitGrpc(Process& p, int port);
-  bool WaitEdge();
+  // *port_taken (when given): the edge exited because a port it was given
+  // was taken meanwhile (no test failure is recorded then).
+  bool WaitEdge(bool* port_taken = nullptr);
 
   TestDatabase db_;
   StackOptions options_;

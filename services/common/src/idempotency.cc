@@ -17,15 +17,6 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (created_at);
 )sql";
 
-std::string Validate(std::string_view key) {
-  if (key.empty()) return "Idempotency-Key must not be empty";
-  if (key.size() > kMaxKeyLength) return "Idempotency-Key must be at most 255 characters";
-  for (unsigned char c : key) {
-    if (c < 0x20 || c > 0x7e) return "Idempotency-Key must be printable ASCII";
-  }
-  return "";
-}
-
 Claim MakeClaim(std::string_view scope, std::string_view key,
                 const google::protobuf::Message& request) {
   Claim c;

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "tg/common/idempotency_key.h"
+
 namespace tg::idempotency {
 
 // Idempotent creates (the admin API's `Idempotency-Key` header).
@@ -18,19 +20,9 @@ namespace tg::idempotency {
 // replica are serialized), gets that answer back instead of creating again,
 // or a mismatch when its request differs. Records expire after 24 hours.
 
-inline constexpr size_t kMaxKeyLength = 255;
-
-// What a create with a reused key and a different request is told; the edge
-// recognises it (FAILED_PRECONDITION with this message) and answers 422.
-inline constexpr std::string_view kMismatchMessage =
-    "Idempotency-Key was already used with a different request";
-
 // SQL creating the table; part of the migrations of tg-config and tg-keyauth
 // (IF NOT EXISTS: whichever migrates first creates it).
 extern const std::string_view kSchema;
-
-// "" when `key` is acceptable (1–255 printable ASCII characters), else why not.
-std::string Validate(std::string_view key);
 
 struct Claim {
   std::string key_hash;      // SHA-256(scope, key): the record's identity
