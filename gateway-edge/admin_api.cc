@@ -1,3 +1,4 @@
+// Size: the admin REST API's routes, one short handler each.
 #include "admin_api.h"
 
 #include <google/protobuf/util/time_util.h>

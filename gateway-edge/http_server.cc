@@ -1,3 +1,4 @@
+// Size: the HTTP connection loop and its two writers (whole answers, chunked streams).
 #include "http_server.h"
 
 #include <atomic>

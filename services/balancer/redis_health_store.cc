@@ -1,3 +1,4 @@
+// Size: shared health's Redis scripts and their C++ side (batching, degraded mode).
 #include "redis_health_store.h"
 
 #include <hiredis/hiredis.h>

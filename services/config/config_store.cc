@@ -1,3 +1,4 @@
+// Size: the SQL of every config entity (gateways, upstreams, services, rules) behind one store.
 #include "config_store.h"
 
 #include <google/protobuf/util/json_util.h>

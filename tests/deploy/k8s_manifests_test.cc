@@ -1,3 +1,4 @@
+// Size: one check per promise docs/OPERATIONS.md makes about the deploy files.
 // The deployment files under deploy/ are code too: these tests parse them with
 // yaml-cpp and check the promises docs/OPERATIONS.md makes about them (kinds,
 // probes, non-root, placeholder secrets, compose start order), so a manifest

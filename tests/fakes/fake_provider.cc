@@ -1,3 +1,4 @@
+// Size: five provider APIs' routing, credential checks (SigV4 included) and fault injection.
 // Boost 1.74 turns C++20 coroutines on for GCC only; Clang (clang-tidy
 // included) supports them with libstdc++'s <coroutine> just as well.
 #if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)

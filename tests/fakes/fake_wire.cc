@@ -1,3 +1,4 @@
+// Size: every provider's wire format (requests checked, answers written), one section each.
 #include "fake_wire.h"
 
 #include <rapidjson/document.h>

@@ -1,3 +1,4 @@
+// Size: one RPC's tests (Invoke) across every provider and client format.
 // tg-adapter's Invoke through real gRPC, a real ConfigWatcher and the real
 // libcurl client, against the in-process fake provider: every provider ×
 // streamed or not × OpenAI Chat and Anthropic clients, provider errors,

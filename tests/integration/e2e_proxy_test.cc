@@ -1,3 +1,4 @@
+// Size: the seeds' proxy walk-through end to end on one stack fixture.
 // The proxy end to end: tg-config, tg-keyauth, tg-balancer, tg-adapter and
 // tg-edge as separate processes on a real PostgreSQL and Redis, in front of
 // the fake providers (in this process), driven over HTTP as the seeds do.

@@ -1,3 +1,4 @@
+// Size: one scenario family (a service or store failing) sharing one stack fixture.
 // Failure end to end (issue 5): every service as a separate process, real
 // PostgreSQL and Redis, the fake provider in this process.
 //

@@ -1,3 +1,4 @@
+// Size: one API's tests (the admin REST API) on one in-process fixture.
 // The admin API in process, over real HTTP and real gRPC: tg-edge's HTTP
 // server, AdminApi and ConfigWatcher against small fake tg-config and
 // tg-keyauth services hosted by a tg::GrpcServer on 127.0.0.1:0.

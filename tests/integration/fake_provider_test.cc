@@ -1,3 +1,4 @@
+// Size: the fake's own tests: five provider APIs, every fault kind, the control endpoints.
 // The fake provider over real HTTP: every API streamed and not, credential
 // checks (SigV4 included), every fault kind, the record and the control
 // endpoints, and the tg-fake-provider executable.

@@ -1,3 +1,4 @@
+// Size: one service's tests (tg-keyauth) on one PostgreSQL fixture.
 // tg-keyauth against a real PostgreSQL (TG_TEST_PG_DSN), served in-process on
 // real gRPC servers and called through real stubs. Skipped without a DSN.
 #include <grpcpp/grpcpp.h>

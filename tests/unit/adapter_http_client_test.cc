@@ -1,3 +1,4 @@
+// Size: one component's tests (CurlHttpClient) in one place.
 // CurlHttpClient against the in-process fake provider over plain HTTP:
 // streaming, the four timeouts, connect failures, cancellation the server
 // observes, pause/resume backpressure, keep-alive reuse, many transfers on one

@@ -1,3 +1,4 @@
+// Size: one layer's targeted tests (translation), beside its golden tests.
 // Targeted tests of the translation layer: the seeds' mixed body, URLs and
 // overrides, errors and retryability, stream termination rules, and every
 // client format × provider pair end to end.

@@ -1,3 +1,4 @@
+// Size: one component's tests (passive health) in one place.
 // Passive health: the pure policy, and ejection, trial, backoff and recovery
 // through the Balancer on a fake clock.
 #include <google/protobuf/util/time_util.h>

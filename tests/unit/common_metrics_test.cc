@@ -1,3 +1,4 @@
+// Size: one component's tests (tg::metrics and its listener) in one place.
 // tg::metrics: counter/gauge/histogram semantics, the text format, the
 // cardinality cap, concurrency, and the /metrics HTTP server over loopback.
 

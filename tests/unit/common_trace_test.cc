@@ -1,3 +1,4 @@
+// Size: one component's tests (tracing: context, sampling, export) in one place.
 #include <grpcpp/test/client_context_test_peer.h>
 #include <grpcpp/test/server_context_test_spouse.h>
 #include <gtest/gtest.h>

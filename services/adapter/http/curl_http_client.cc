@@ -1,3 +1,4 @@
+// Size: one libcurl multi loop: transfers, timeouts, pause/resume, egress checks, connection reuse.
 #include "http/curl_http_client.h"
 
 #include <curl/curl.h>

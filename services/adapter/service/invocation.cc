@@ -1,3 +1,4 @@
+// Size: one Invoke's state machine (translate, call, stream back, resume); split planned.
 #include "service/invocation.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Size: three metric kinds, their text exposition, the registry and the process metrics.
 #include "tg/common/metrics.h"
 
 #include <dirent.h>

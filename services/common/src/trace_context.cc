@@ -108,5 +108,4 @@ std::optional<TraceContext> Extract(const grpc::ServerContextBase* server) {
   return Extract(server->client_metadata());
 }
 
-
 }  // namespace tg::trace

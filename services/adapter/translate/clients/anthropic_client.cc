@@ -1,3 +1,4 @@
+// Size: the Messages format both ways (requests, answers, stream encoder and its state).
 #include "translate/clients/anthropic_client.h"
 
 #include "tg/common/client_error.h"

@@ -1,3 +1,4 @@
+// Size: the Responses format both ways (requests, answers, stream encoder and its state).
 #include "translate/clients/responses_client.h"
 
 #include "translate/clients/openai_chat_client.h"
