@@ -1,20 +1,16 @@
 #pragma once
 
-// A minimal HTTP/1.1 server for Prometheus scrapes: GET /metrics and
-// GET /healthz, one response per connection (Connection: close).
-//
-// One thread runs a poll loop over the listening socket and every open
-// connection, all non-blocking, so an idle or slow client never holds up
-// another; each connection has a deadline (read_timeout_ms) after which it is
-// closed. Rendering happens on that thread (a scrape is microseconds to a few
-// milliseconds of formatting).
+// The Prometheus listener: GET (or HEAD) /metrics and /healthz, one answer
+// per connection (Connection: close), on the shared HTTP server
+// (tg/common/http_server.h) with one io thread. A connection that has not
+// sent its request within read_timeout_ms is closed; rendering happens on the
+// io thread (a scrape is microseconds to a few milliseconds of formatting).
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
+#include "tg/common/http_server.h"
 #include "tg/common/metrics.h"
 
 namespace tg::metrics {
@@ -25,8 +21,6 @@ struct MetricsServerOptions {
   std::string listen = "0.0.0.0:9090";
   // A connection not done (request read and response written) by then is closed.
   int read_timeout_ms = 5000;
-  // Connections served at once; more wait in the kernel's accept queue.
-  int max_connections = 64;
 };
 
 class MetricsServer {
@@ -54,20 +48,12 @@ class MetricsServer {
   void SetServingState(std::shared_ptr<const std::atomic<bool>> serving);
 
  private:
-  MetricsServer(int listen_fd, int wake_fd, int port, Registry* registry,
-                const MetricsServerOptions& options);
-  void Run();
-  bool Serving() const;
+  class Handler;
+  MetricsServer() = default;
 
-  int listen_fd_;
-  int wake_fd_;  // eventfd: Stop() wakes the poll loop
-  const int port_;
-  Registry* const registry_;
-  const MetricsServerOptions options_;
-  std::mutex stop_mu_;
-  std::atomic<bool> stopping_{false};
-  std::thread thread_;
-  std::atomic<std::shared_ptr<const std::atomic<bool>>> serving_;
+  std::unique_ptr<Handler> handler_;
+  std::unique_ptr<web::HttpServer> server_;
+  int port_ = 0;
 };
 
 }  // namespace tg::metrics

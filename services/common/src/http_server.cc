@@ -1,6 +1,7 @@
 // Size: the HTTP connection loop and its two writers (whole answers, chunked streams).
-#include "http_server.h"
+#include "tg/common/http_server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -22,7 +23,7 @@
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 
-namespace tg::edge {
+namespace tg::web {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -37,18 +38,6 @@ namespace {
 // receive buffer; so we half-close and read for a bounded time first.
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr size_t kLingerMaxBytes = 4 * 1024 * 1024;
-
-bool SplitHostPort(const std::string& listen, std::string* host, std::string* port) {
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon + 1 == listen.size()) return false;
-  *host = listen.substr(0, colon);
-  *port = listen.substr(colon + 1);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  if (host->empty() || *host == "*") *host = "0.0.0.0";
-  return true;
-}
 
 }  // namespace
 
@@ -180,9 +169,39 @@ std::function<void()> HttpResponder::CancelHook() const {
   };
 }
 
+bool ParseListenAddress(const std::string& listen, std::string* host, std::string* port,
+                        std::string* error) {
+  size_t colon;
+  if (!listen.empty() && listen[0] == '[') {
+    const size_t close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      *error = "listen address \"" + listen + "\": expected [v6]:port";
+      return false;
+    }
+    *host = listen.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+      *error = "listen address \"" + listen + "\": expected host:port";
+      return false;
+    }
+    *host = listen.substr(0, colon);
+  }
+  *port = listen.substr(colon + 1);
+  if (port->empty() || port->size() > 5 ||
+      !std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(*port) > 65535) {
+    *error = "listen address \"" + listen + "\": bad port";
+    return false;
+  }
+  if (host->empty() || *host == "*") *host = "0.0.0.0";
+  return true;
+}
+
 std::string ValidateHttpServerOptions(const HttpServerOptions& o) {
-  std::string host, port;
-  if (!SplitHostPort(o.listen, &host, &port)) return "listen address must be host:port";
+  std::string host, port, error;
+  if (!ParseListenAddress(o.listen, &host, &port, &error)) return error;
   if (o.io_threads < 1 || o.io_threads > 256) return "io_threads must be in 1..256";
   if (o.body_limit == 0) return "body_limit must be > 0";
   if (o.header_limit < 1024) return "header_limit must be >= 1024";
@@ -856,8 +875,8 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options,
     return nullptr;
   }
   auto impl = std::make_unique<Impl>(options, handler);
-  std::string host, port;
-  SplitHostPort(options.listen, &host, &port);
+  std::string host, port, ignored;
+  ParseListenAddress(options.listen, &host, &port, &ignored);
   beast::error_code ec;
   tcp::resolver resolver(impl->ioc);
   auto results = resolver.resolve(host, port, tcp::resolver::passive, ec);
@@ -901,4 +920,4 @@ std::unique_ptr<HttpServer> HttpServer::Start(const HttpServerOptions& options,
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-}  // namespace tg::edge
+}  // namespace tg::web
