@@ -430,18 +430,16 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
 
   upstream_id_ = service_->upstream_id();
   if (format_ != tg::v1::CLIENT_FORMAT_UNSPECIFIED) {
-    rapidjson::Document doc;
-    json::ParseResult parsed = json::Parse(req_.body, &doc);
+    // One pass, no document: the whole body is checked (syntax, depth,
+    // UTF-8), only what routing needs is kept. tg-adapter parses it for real.
+    json::RoutingFields fields;
+    json::ParseResult parsed = json::ScanRoutingFields(req_.body, &fields);
     if (!parsed.ok() && parsed.failure != json::ParseFailure::kSyntax) {
       return Fail(400, "request body refused: " + parsed.message);
     }
-    if (!parsed.ok() || !doc.IsObject()) return Fail(400, "request body must be a JSON object");
-    if (auto it = doc.FindMember("model"); it != doc.MemberEnd() && it->value.IsString()) {
-      model_ = it->value.GetString();
-    }
-    if (auto it = doc.FindMember("stream"); it != doc.MemberEnd() && it->value.IsBool()) {
-      stream_ = it->value.GetBool();
-    }
+    if (!parsed.ok() || !fields.object) return Fail(400, "request body must be a JSON object");
+    if (fields.model) model_ = std::move(*fields.model);
+    if (fields.stream) stream_ = *fields.stream;
     if (!model_.empty()) span_.SetAttribute("gen_ai.request.model", model_);
   }
   if (stream_) {

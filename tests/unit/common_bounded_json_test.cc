@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <string>
+#include <vector>
 
 #include "tg/common/bounded_json.h"
 #include "tg/common/json_util.h"
@@ -104,6 +105,67 @@ TEST(BoundedJsonTest, AdminBodiesAreBounded) {
   EXPECT_NE(error.find("not valid UTF-8"), std::string::npos) << error;
   std::string out;
   EXPECT_FALSE(json::NormalizeLenient(Nested(200000), &out, &error));
+}
+
+// What Parse + FindMember would read, as the edge used to: the reference the
+// one-pass scan is held to.
+json::RoutingFields ByDocument(const std::string& text, json::ParseResult* result) {
+  rapidjson::Document doc;
+  *result = json::Parse(text, &doc);
+  json::RoutingFields f;
+  if (!result->ok() || !doc.IsObject()) return f;
+  f.object = true;
+  if (auto it = doc.FindMember("model"); it != doc.MemberEnd() && it->value.IsString()) {
+    f.model = std::string(it->value.GetString(), it->value.GetStringLength());
+  }
+  if (auto it = doc.FindMember("stream"); it != doc.MemberEnd() && it->value.IsBool()) {
+    f.stream = it->value.GetBool();
+  }
+  return f;
+}
+
+TEST(RoutingScanTest, ReadsWhatTheDocumentWouldWithTheSameErrors) {
+  const std::string deep = "{\"model\":\"m\",\"x\":" + Nested(200) + "}";
+  for (const std::string& text : std::vector<std::string>{
+           R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true})",
+           R"({"stream":false,"model":"claude"})",
+           R"({"model":"first","model":"second","stream":true,"stream":false})",
+           R"({"model":7,"model":"second"})",            // the first counts, whatever its type
+           R"({"model":{"model":"nested"},"x":1})",      // an object value is not a model
+           R"({"a":{"model":"nested","stream":true}})",  // nested members never count
+           R"({"a":["model","stream",true]})", R"({"model":null,"stream":"yes"})",
+           R"({"model":"a\u00e9b\n","stream":true})",  // escapes decoded like the document
+           R"([{"model":"in an array"}])", R"("just a string")", "{}", "",
+           "{\"model\":\"m\",",           // truncated
+           "{\"model\":\"m\"} trailing",  // garbage after the object
+           "{\"model\":\"\xff\"}",        // not UTF-8
+           "{\"model\":\"\\udc00\"}",     // a lone surrogate escape
+           deep,                          // too deep
+       }) {
+    SCOPED_TRACE(text);
+    json::ParseResult by_doc;
+    const json::RoutingFields expected = ByDocument(text, &by_doc);
+    json::RoutingFields scanned;
+    const json::ParseResult by_scan = json::ScanRoutingFields(text, &scanned);
+    EXPECT_EQ(by_scan.failure, by_doc.failure);
+    EXPECT_EQ(by_scan.message, by_doc.message);
+    EXPECT_EQ(scanned.object, expected.object);
+    EXPECT_EQ(scanned.model, expected.model);
+    EXPECT_EQ(scanned.stream, expected.stream);
+  }
+}
+
+TEST(RoutingScanTest, SizeBoundAndAFailedScanKeepsNothing) {
+  json::RoutingFields f;
+  json::ParseOptions small;
+  small.max_bytes = 10;
+  EXPECT_EQ(json::ScanRoutingFields(R"({"model":"gpt-4o"})", &f, small).failure,
+            json::ParseFailure::kTooLarge);
+  EXPECT_FALSE(f.object);
+  // The model was read before the error: a refused body routes nowhere.
+  EXPECT_FALSE(json::ScanRoutingFields(R"({"model":"gpt-4o","stream":tru})", &f).ok());
+  EXPECT_FALSE(f.model.has_value());
+  EXPECT_FALSE(f.object);
 }
 
 TEST(Utf8Test, Validity) {

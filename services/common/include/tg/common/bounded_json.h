@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,5 +54,19 @@ struct ParseResult {
 // null). Never recurses per nesting level, never aborts, whatever the input.
 ParseResult Parse(std::string_view text, rapidjson::Document* doc,
                   const ParseOptions& options = {});
+
+// What the edge routes a chat body on: the top-level "model" and "stream".
+struct RoutingFields {
+  bool object = false;               // the text is a JSON object
+  std::optional<std::string> model;  // the first top-level "model", when it is a string
+  std::optional<bool> stream;        // the first top-level "stream", when it is a boolean
+};
+
+// The same pass and the same bounds, errors and messages as Parse, but no
+// document: the body is checked whole (syntax, depth, size, UTF-8) and only
+// the routing fields are kept. As Parse + FindMember would read them: the
+// first member of each name counts, whatever its type; nested ones never do.
+ParseResult ScanRoutingFields(std::string_view text, RoutingFields* fields,
+                              const ParseOptions& options = {});
 
 }  // namespace tg::json
