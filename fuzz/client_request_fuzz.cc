@@ -9,11 +9,19 @@
 // target's model, bit 4 uses Azure's managed identity, bit 5 adds target
 // headers, bit 6 restores each client stream encoder from the body (a saved
 // stream state, as a mid-stream rescue hands one over) and encodes on.
+//
+// Every body also goes through tg-edge's one-pass scan (ScanRoutingFields),
+// which must agree with the bounded parser's document on the outcome and on
+// the routing fields.
 
+#include <rapidjson/document.h>
+
+#include <cstdlib>
 #include <string>
 
 #include "codec_targets.h"
 #include "fuzz_input.h"
+#include "tg/common/bounded_json.h"
 
 namespace translate = tg::adapter::translate;
 
@@ -22,6 +30,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto& client = translate::ClientCodecFor(tg::fuzz::kClientFormats[in.Byte() % 3]);
   uint8_t variant = in.Byte();
   std::string_view body = in.Rest();
+
+  {
+    rapidjson::Document doc;
+    const tg::json::ParseResult parsed = tg::json::Parse(body, &doc);
+    tg::json::RoutingFields fields;
+    const tg::json::ParseResult scanned = tg::json::ScanRoutingFields(body, &fields);
+    if (parsed.failure != scanned.failure || parsed.message != scanned.message) std::abort();
+    if (fields.object != (parsed.ok() && doc.IsObject())) std::abort();
+    if (fields.object) {
+      auto m = doc.FindMember("model");
+      const bool model = m != doc.MemberEnd() && m->value.IsString();
+      if (fields.model.has_value() != model) std::abort();
+      if (model && *fields.model != std::string(m->value.GetString(), m->value.GetStringLength())) {
+        std::abort();
+      }
+      auto st = doc.FindMember("stream");
+      const bool stream = st != doc.MemberEnd() && st->value.IsBool();
+      if (fields.stream.has_value() != stream) std::abort();
+      if (stream && *fields.stream != st->value.GetBool()) std::abort();
+    }
+  }
 
   if (variant & 64) {
     for (auto format : tg::fuzz::kClientFormats) {
