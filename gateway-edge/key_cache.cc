@@ -221,7 +221,8 @@ void KeyCache::Verify(std::string_view key, Done done,
     }
     auto status = cached ? grpc::Status::OK
                          : grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid API key");
-    done(std::move(cached), status);
+    // `done` was moved only on the miss path, which returned or goes on below.
+    done(std::move(cached), status);  // NOLINT(bugprone-use-after-move)
     return;
   }
 
