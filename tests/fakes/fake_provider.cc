@@ -46,6 +46,7 @@
 #include "tg/common/bounded_json.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
+#include "tg/common/percent.h"
 
 namespace tg::fakes {
 namespace {
@@ -65,28 +66,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else if (plus_is_space && s[i] == '+') {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Value of query parameter `name` (decoded); nullopt when absent.
 std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
   size_t pos = 0;
@@ -95,9 +74,9 @@ std::optional<std::string> QueryParam(std::string_view query, std::string_view n
     if (amp == std::string_view::npos) amp = query.size();
     std::string_view item = query.substr(pos, amp - pos);
     size_t eq = item.find('=');
-    if (PercentDecode(item.substr(0, eq), true) == name) {
+    if (percent::Decode(item.substr(0, eq), true) == name) {
       return eq == std::string_view::npos ? std::string()
-                                          : PercentDecode(item.substr(eq + 1), true);
+                                          : percent::Decode(item.substr(eq + 1), true);
     }
     pos = amp + 1;
   }
@@ -167,7 +146,7 @@ Route RouteFor(std::string_view method, std::string_view path, std::string_view 
     std::string_view verb = rest.substr(colon + 1);
     if (verb != "generateContent" && verb != "streamGenerateContent") return r;
     r.api = Api::kGemini;
-    r.model = PercentDecode(rest.substr(0, colon), false);
+    r.model = percent::Decode(rest.substr(0, colon));
     r.stream = verb == "streamGenerateContent";
     r.gemini_sse = r.stream && QueryParam(query, "alt") == std::optional<std::string>("sse");
   } else if (path.starts_with("/model/")) {
@@ -177,12 +156,12 @@ Route RouteFor(std::string_view method, std::string_view path, std::string_view 
     std::string_view op = rest.substr(slash + 1);
     if (op != "converse" && op != "converse-stream") return r;
     r.api = Api::kBedrock;
-    r.model = PercentDecode(rest.substr(0, slash), false);
+    r.model = percent::Decode(rest.substr(0, slash));
     r.stream = op == "converse-stream";
   } else if (path.starts_with("/openai/deployments/") && path.ends_with("/chat/completions")) {
     r.api = Api::kAzure;
     std::string_view d = path.substr(20, path.size() - 20 - 17);
-    r.model = PercentDecode(d, false);
+    r.model = percent::Decode(d);
     r.azure_deployment = true;
   } else if (path == "/openai/v1/chat/completions") {
     r.api = Api::kAzure;

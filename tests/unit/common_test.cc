@@ -19,6 +19,7 @@
 #include "tg/common/json_util.h"
 #include "tg/common/jwt.h"
 #include "tg/common/log.h"
+#include "tg/common/percent.h"
 #include "tg/common/pg.h"
 #include "tg/v1/resources.pb.h"
 
@@ -472,6 +473,16 @@ TEST(ClientErrorTest, OneTypePerStatusInEachFormat) {
       R"({"error":{"message":"x","type":"invalid_request_error","param":null,"code":"content_filter"}})");
   EXPECT_EQ(client_error::AnthropicBody(404, "no route"),
             R"({"type":"error","error":{"type":"not_found_error","message":"no route"}})");
+}
+
+TEST(Percent, DecodesWhatIsWellFormedAndKeepsTheRest) {
+  EXPECT_EQ(percent::Decode("a%2Fb%3a%20c"), "a/b: c");
+  EXPECT_EQ(percent::Decode("100%"), "100%");      // no digits after it
+  EXPECT_EQ(percent::Decode("%zz%4"), "%zz%4");    // not hex, too short
+  EXPECT_EQ(percent::Decode("a+b"), "a+b");        // SigV4, OTLP headers
+  EXPECT_EQ(percent::Decode("a+b", true), "a b");  // form encoding
+  EXPECT_EQ(percent::HexValue('F'), 15);
+  EXPECT_EQ(percent::HexValue('g'), -1);
 }
 
 }  // namespace

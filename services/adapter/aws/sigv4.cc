@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "tg/common/crypto.h"
+#include "tg/common/percent.h"
 
 namespace tg::adapter::aws {
 namespace {
@@ -37,31 +38,6 @@ std::string TrimAll(std::string_view v) {
     if (pending_space) out += ' ';
     pending_space = false;
     out += c;
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decoding only: in SigV4 a '+' in a query is a literal plus.
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
   }
   return out;
 }
@@ -216,8 +192,8 @@ std::string CanonicalQuery(std::string_view wire_query) {
     std::string_view name = item.substr(0, eq);
     std::string_view value =
         eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1);
-    pairs.emplace_back(UriEncode(PercentDecode(name), false),
-                       UriEncode(PercentDecode(value), false));
+    pairs.emplace_back(UriEncode(percent::Decode(name), false),
+                       UriEncode(percent::Decode(value), false));
   }
   std::sort(pairs.begin(), pairs.end());
   std::string out;

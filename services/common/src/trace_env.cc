@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "tg/common/log.h"
+#include "tg/common/percent.h"
 #include "tg/common/trace.h"
 
 // TracerOptions from OpenTelemetry's standard environment (OTEL_*).
@@ -43,27 +44,6 @@ int64_t EnvPositive(const char* name, int64_t fallback) {
   return n;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 bool ValidHeaderName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
@@ -86,9 +66,10 @@ std::vector<std::pair<std::string, std::string>> ParseOtlpHeaders(std::string_vi
     start = comma + 1;
     if (Trim(std::string(item)).empty()) continue;
     const size_t eq = item.find('=');
-    std::string name = eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(0, eq)));
+    std::string name =
+        eq == std::string_view::npos ? "" : Trim(percent::Decode(item.substr(0, eq)));
     std::string value =
-        eq == std::string_view::npos ? "" : Trim(PercentDecode(item.substr(eq + 1)));
+        eq == std::string_view::npos ? "" : Trim(percent::Decode(item.substr(eq + 1)));
     // A value with a line break would smuggle another header; a bad entry is
     // named by position only: the value may be a secret.
     if (!ValidHeaderName(name) || value.find_first_of("\r\n") != std::string::npos) {
