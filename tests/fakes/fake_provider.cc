@@ -12,34 +12,19 @@
 // fake_provider.h brings it in first.
 #include <rapidjson/document.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
-#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <exception>
-#include <future>
 #include <mutex>
 #include <optional>
-#include <set>
-#include <thread>
 #include <utility>
 
 #include "fake_http_server.h"
@@ -56,9 +41,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using net::ip::tcp;
 using std::chrono::milliseconds;
-using Clock = std::chrono::steady_clock;
-
-constexpr auto kAwaitable = net::use_awaitable;
 
 std::string Lower(std::string_view s) {
   std::string out(s);
