@@ -304,13 +304,15 @@ TEST(RedisOutageTest, KilledAndRestartedRedisCostsNoPickAndResynchronises) {
   // Both replicas pick and report without pause for the whole test.
   std::atomic<bool> stop{false};
   std::atomic<int> picks{0}, failed{0};
-  // Replica a's load keeps off target a: a success of a pick made just
-  // before the ejection below would (rightly) restore the target.
+  // The load keeps off target a on both replicas: a success of a pick made
+  // just before a replica learns of the ejection below (on a, when it
+  // ejects; on b, when it adopts a's state after the resync) would rightly
+  // restore the target.
   auto load = [&](Replica* r) {
     while (!stop) {
       tg::v1::PickRequest req;
       req.set_upstream_id("u1");
-      if (r == &a) req.add_exclude_target_ids("a");
+      req.add_exclude_target_ids("a");
       tg::v1::PickResponse resp;
       if (!r->balancer.Pick(req, &resp).ok()) {
         ++failed;
