@@ -13,11 +13,11 @@
 #include <cstdlib>
 #include <string>
 
-#include "credentials.h"
 #include "fuzz_input.h"
 #include "tg/common/json_util.h"
+#include "tg/config/credentials.h"
+#include "tg/config/validation.h"
 #include "tg/v1/resources.pb.h"
-#include "validation.h"
 
 namespace {
 

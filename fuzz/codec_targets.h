@@ -6,8 +6,8 @@
 #include <array>
 #include <string>
 
-#include "translate/client_codec.h"
-#include "translate/provider_codec.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/provider_codec.h"
 
 namespace tg::fuzz {
 

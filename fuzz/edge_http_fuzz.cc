@@ -17,13 +17,13 @@
 #include <cstdlib>
 #include <string>
 
-#include "admin_route.h"
 #include "fuzz_input.h"
-#include "http_server.h"
-#include "proxy_routing.h"
-#include "retry_policy.h"
 #include "tg/common/config_snapshot.h"
 #include "tg/common/trace.h"
+#include "tg/edge/admin_route.h"
+#include "tg/edge/http_server.h"
+#include "tg/edge/proxy_routing.h"
+#include "tg/edge/retry_policy.h"
 
 namespace {
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "aws/eventstream.h"
 #include "eventstream_crc.h"
 #include "fuzz_input.h"
+#include "tg/adapter/aws/eventstream.h"
 
 namespace {
 

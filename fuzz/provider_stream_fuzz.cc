@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "aws/eventstream.h"
 #include "codec_targets.h"
 #include "eventstream_crc.h"
 #include "fuzz_input.h"
+#include "tg/adapter/aws/eventstream.h"
 
 namespace translate = tg::adapter::translate;
 namespace aws = tg::adapter::aws;

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "aws/eventstream.h"
 #include "seed_bodies.h"
+#include "tg/adapter/aws/eventstream.h"
+#include "tg/adapter/translate/json.h"
 #include "tg/common/jwt.h"
-#include "translate/json.h"
 
 namespace fs = std::filesystem;
 namespace json = tg::adapter::translate::json;

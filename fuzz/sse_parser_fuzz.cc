@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fuzz_input.h"
-#include "translate/sse_parser.h"
+#include "tg/adapter/translate/sse_parser.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // Size: the admin REST API's routes, one short handler each.
-#include "admin_api.h"
+#include "tg/edge/admin_api.h"
 
 #include <google/protobuf/util/time_util.h>
 

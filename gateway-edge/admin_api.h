@@ -11,12 +11,12 @@
 #include <string>
 #include <string_view>
 
-#include "admin_route.h"
-#include "edge_readiness.h"
-#include "http_server.h"
-#include "key_cache.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/jwt.h"
+#include "tg/edge/admin_route.h"
+#include "tg/edge/edge_readiness.h"
+#include "tg/edge/http_server.h"
+#include "tg/edge/key_cache.h"
 #include "tg/v1/balancer.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"

@@ -1,4 +1,4 @@
-#include "admin_route.h"
+#include "tg/edge/admin_route.h"
 
 #include <vector>
 

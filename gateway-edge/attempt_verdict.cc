@@ -1,4 +1,4 @@
-#include "attempt_verdict.h"
+#include "tg/edge/attempt_verdict.h"
 
 #include <utility>
 

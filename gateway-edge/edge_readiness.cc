@@ -1,4 +1,4 @@
-#include "edge_readiness.h"
+#include "tg/edge/edge_readiness.h"
 
 #include <ctime>
 #include <string>

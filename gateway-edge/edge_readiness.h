@@ -8,9 +8,9 @@
 #include <memory>
 #include <optional>
 
-#include "http_server.h"
-#include "key_cache.h"
 #include "tg/common/config_watcher.h"
+#include "tg/edge/http_server.h"
+#include "tg/edge/key_cache.h"
 
 namespace tg::edge {
 

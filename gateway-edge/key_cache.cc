@@ -1,4 +1,4 @@
-#include "key_cache.h"
+#include "tg/edge/key_cache.h"
 
 #include <google/protobuf/util/time_util.h>
 

@@ -8,10 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "admin_api.h"
-#include "http_server.h"
-#include "key_cache.h"
-#include "proxy_handler.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
@@ -21,6 +17,10 @@
 #include "tg/common/log.h"
 #include "tg/common/service_main.h"
 #include "tg/common/service_ports.h"
+#include "tg/edge/admin_api.h"
+#include "tg/edge/http_server.h"
+#include "tg/edge/key_cache.h"
+#include "tg/edge/proxy_handler.h"
 
 namespace {
 

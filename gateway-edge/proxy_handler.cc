@@ -1,5 +1,5 @@
 // Size: one proxied request's state machine; to be split with issue 14's local picks.
-#include "proxy_handler.h"
+#include "tg/edge/proxy_handler.h"
 
 #include <grpcpp/alarm.h>
 #include <rapidjson/document.h>
@@ -13,10 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "attempt_verdict.h"
-#include "proxy_metrics.h"
-#include "proxy_routing.h"
-#include "retry_policy.h"
 #include "tg/common/bounded_json.h"
 #include "tg/common/client_error.h"
 #include "tg/common/crypto.h"
@@ -27,6 +23,10 @@
 #include "tg/common/telemetry.h"
 #include "tg/common/trace.h"
 #include "tg/common/utf8.h"
+#include "tg/edge/attempt_verdict.h"
+#include "tg/edge/proxy_metrics.h"
+#include "tg/edge/proxy_routing.h"
+#include "tg/edge/retry_policy.h"
 
 namespace tg::edge {
 namespace {

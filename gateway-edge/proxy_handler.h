@@ -9,10 +9,10 @@
 #include <mutex>
 #include <string>
 
-#include "http_server.h"
-#include "key_cache.h"
-#include "report_batcher.h"
 #include "tg/common/config_watcher.h"
+#include "tg/edge/http_server.h"
+#include "tg/edge/key_cache.h"
+#include "tg/edge/report_batcher.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/balancer.grpc.pb.h"
 

@@ -1,4 +1,4 @@
-#include "proxy_metrics.h"
+#include "tg/edge/proxy_metrics.h"
 
 namespace tg::edge {
 

@@ -1,4 +1,4 @@
-#include "proxy_routing.h"
+#include "tg/edge/proxy_routing.h"
 
 #include <algorithm>
 #include <cctype>

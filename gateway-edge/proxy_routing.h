@@ -3,8 +3,8 @@
 #include <string>
 #include <string_view>
 
-#include "http_server.h"
 #include "tg/common/config_snapshot.h"
+#include "tg/edge/http_server.h"
 #include "tg/v1/adapter.pb.h"
 
 namespace tg::edge {

@@ -1,4 +1,4 @@
-#include "report_batcher.h"
+#include "tg/edge/report_batcher.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -1,4 +1,4 @@
-#include "retry_policy.h"
+#include "tg/edge/retry_policy.h"
 
 #include <time.h>
 

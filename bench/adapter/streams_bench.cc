@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "fake_provider.h"
-#include "http/curl_http_client.h"
-#include "service/adapter_service.h"
+#include "tg/adapter/http/curl_http_client.h"
+#include "tg/adapter/service/adapter_service.h"
 #include "tg/common/cert_authority.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"

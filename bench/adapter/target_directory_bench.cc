@@ -18,12 +18,12 @@
 
 #include <string>
 
-#include "service/adapter_metrics.h"
-#include "service/target_directory.h"
-#include "service/target_info.h"
+#include "tg/adapter/service/adapter_metrics.h"
+#include "tg/adapter/service/target_directory.h"
+#include "tg/adapter/service/target_info.h"
+#include "tg/adapter/translate/json.h"
 #include "tg/common/json_util.h"
 #include "tg/v1/adapter.pb.h"
-#include "translate/json.h"
 
 namespace tg::adapter {
 namespace {

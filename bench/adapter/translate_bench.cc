@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "translate/client_codec.h"
-#include "translate/provider_codec.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/provider_codec.h"
 
 namespace tg::adapter::translate {
 namespace {

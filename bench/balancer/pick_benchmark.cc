@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "balancer.h"
 #include "balancer_fakes.h"
 #include "balancer_test_util.h"
-#include "pick_plan.h"
+#include "tg/balancer/balancer.h"
+#include "tg/balancer/pick_plan.h"
 
 namespace {
 

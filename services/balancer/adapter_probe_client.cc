@@ -1,4 +1,4 @@
-#include "adapter_probe_client.h"
+#include "tg/balancer/adapter_probe_client.h"
 
 #include <utility>
 

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "probe_client.h"
+#include "tg/balancer/probe_client.h"
 #include "tg/v1/adapter.grpc.pb.h"
 
 namespace tg::balancer {

@@ -1,4 +1,4 @@
-#include "algorithm.h"
+#include "tg/balancer/algorithm.h"
 
 #include "tg/common/canonical_names.h"
 

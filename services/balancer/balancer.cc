@@ -1,4 +1,4 @@
-#include "balancer.h"
+#include "tg/balancer/balancer.h"
 
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>

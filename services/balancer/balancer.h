@@ -15,15 +15,15 @@
 #include <unordered_map>
 #include <vector>
 
-#include "algorithm.h"
-#include "clock.h"
-#include "health_policy.h"
-#include "health_store.h"
-#include "pick_plan.h"
-#include "pick_registry.h"
-#include "random.h"
+#include "tg/balancer/algorithm.h"
+#include "tg/balancer/clock.h"
+#include "tg/balancer/health_policy.h"
+#include "tg/balancer/health_store.h"
+#include "tg/balancer/pick_plan.h"
+#include "tg/balancer/pick_registry.h"
+#include "tg/balancer/random.h"
+#include "tg/balancer/upstream_source.h"
 #include "tg/v1/balancer.pb.h"
-#include "upstream_source.h"
 
 namespace tg::balancer {
 

@@ -1,4 +1,4 @@
-#include "balancer_service.h"
+#include "tg/balancer/balancer_service.h"
 
 #include <exception>
 #include <vector>

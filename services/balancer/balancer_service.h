@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "balancer.h"
+#include "tg/balancer/balancer.h"
 #include "tg/common/trace.h"
 #include "tg/v1/balancer.grpc.pb.h"
 

@@ -1,4 +1,4 @@
-#include "config_watcher_source.h"
+#include "tg/balancer/config_watcher_source.h"
 
 #include <chrono>
 

@@ -6,8 +6,8 @@
 #include <mutex>
 #include <thread>
 
+#include "tg/balancer/upstream_source.h"
 #include "tg/common/config_watcher.h"
-#include "upstream_source.h"
 
 namespace tg::balancer {
 

@@ -1,4 +1,4 @@
-#include "health_policy.h"
+#include "tg/balancer/health_policy.h"
 
 #include <algorithm>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "health_policy.h"
+#include "tg/balancer/health_policy.h"
 
 namespace tg::balancer {
 

@@ -1,4 +1,4 @@
-#include "least_connections.h"
+#include "tg/balancer/least_connections.h"
 
 #include <cstdlib>
 

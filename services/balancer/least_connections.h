@@ -4,8 +4,8 @@
 #include <span>
 #include <vector>
 
-#include "excluded_members.h"
-#include "random.h"
+#include "tg/balancer/excluded_members.h"
+#include "tg/balancer/random.h"
 
 namespace tg::balancer {
 

@@ -1,4 +1,4 @@
-#include "pick_plan.h"
+#include "tg/balancer/pick_plan.h"
 
 #include <algorithm>
 #include <array>

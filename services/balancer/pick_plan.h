@@ -12,11 +12,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "algorithm.h"
-#include "least_connections.h"
-#include "random.h"
-#include "smooth_weighted_round_robin.h"
-#include "weighted_random.h"
+#include "tg/balancer/algorithm.h"
+#include "tg/balancer/least_connections.h"
+#include "tg/balancer/random.h"
+#include "tg/balancer/smooth_weighted_round_robin.h"
+#include "tg/balancer/weighted_random.h"
 
 namespace tg::balancer {
 

@@ -1,4 +1,4 @@
-#include "pick_registry.h"
+#include "tg/balancer/pick_registry.h"
 
 #include <charconv>
 

@@ -1,4 +1,4 @@
-#include "prober.h"
+#include "tg/balancer/prober.h"
 
 #include <utility>
 

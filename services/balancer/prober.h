@@ -6,10 +6,10 @@
 #include <mutex>
 #include <thread>
 
-#include "balancer.h"
-#include "clock.h"
-#include "health_store.h"
-#include "probe_client.h"
+#include "tg/balancer/balancer.h"
+#include "tg/balancer/clock.h"
+#include "tg/balancer/health_store.h"
+#include "tg/balancer/probe_client.h"
 
 namespace tg::balancer {
 

@@ -1,4 +1,4 @@
-#include "random.h"
+#include "tg/balancer/random.h"
 
 #include <random>
 

@@ -1,5 +1,5 @@
 // Size: shared health's Redis scripts and their C++ side (batching, degraded mode).
-#include "redis_health_store.h"
+#include "tg/balancer/redis_health_store.h"
 
 #include <hiredis/hiredis.h>
 #include <poll.h>

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "clock.h"
-#include "health_store.h"
+#include "tg/balancer/clock.h"
+#include "tg/balancer/health_store.h"
 
 namespace tg::balancer {
 

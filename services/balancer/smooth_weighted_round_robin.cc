@@ -1,4 +1,4 @@
-#include "smooth_weighted_round_robin.h"
+#include "tg/balancer/smooth_weighted_round_robin.h"
 
 #include <cstdlib>
 #include <numeric>

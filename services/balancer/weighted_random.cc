@@ -1,4 +1,4 @@
-#include "weighted_random.h"
+#include "tg/balancer/weighted_random.h"
 
 #include <algorithm>
 #include <cstdlib>

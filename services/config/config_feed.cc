@@ -1,4 +1,4 @@
-#include "config_feed.h"
+#include "tg/config/config_feed.h"
 
 #include <algorithm>
 

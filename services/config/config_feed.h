@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "config_store.h"
 #include "tg/common/change_log.h"
 #include "tg/common/worker_pool.h"
+#include "tg/config/config_store.h"
 #include "tg/v1/config.pb.h"
 
 namespace tg::config {

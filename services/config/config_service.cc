@@ -1,11 +1,11 @@
-#include "config_service.h"
+#include "tg/config/config_service.h"
 
 #include <deque>
 
-#include "credentials.h"
-#include "snapshot_parts.h"
 #include "tg/common/internal_authz.h"
 #include "tg/common/log.h"
+#include "tg/config/credentials.h"
+#include "tg/config/snapshot_parts.h"
 
 namespace tg::config {
 namespace {

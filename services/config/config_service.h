@@ -2,11 +2,11 @@
 
 #include <chrono>
 
-#include "config_feed.h"
-#include "config_store.h"
 #include "tg/common/internal_authz.h"
 #include "tg/common/limits.h"
 #include "tg/common/worker_pool.h"
+#include "tg/config/config_feed.h"
+#include "tg/config/config_store.h"
 #include "tg/v1/config.grpc.pb.h"
 
 namespace tg::config {

@@ -1,15 +1,15 @@
 // Size: the SQL of every config entity (gateways, upstreams, services, rules) behind one store.
-#include "config_store.h"
+#include "tg/config/config_store.h"
 
 #include <google/protobuf/util/json_util.h>
 
 #include <optional>
 
-#include "credentials.h"
 #include "tg/common/change_log.h"
 #include "tg/common/idempotency.h"
 #include "tg/common/log.h"
-#include "validation.h"
+#include "tg/config/credentials.h"
+#include "tg/config/validation.h"
 
 namespace tg::config {
 namespace {

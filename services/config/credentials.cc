@@ -1,4 +1,4 @@
-#include "credentials.h"
+#include "tg/config/credentials.h"
 
 #include <array>
 

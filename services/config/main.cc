@@ -4,10 +4,6 @@
 
 #include <cstdio>
 
-#include "config_feed.h"
-#include "config_service.h"
-#include "config_store.h"
-#include "secrets_key.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/internal_tls.h"
@@ -17,6 +13,10 @@
 #include "tg/common/service_main.h"
 #include "tg/common/service_ports.h"
 #include "tg/common/worker_pool.h"
+#include "tg/config/config_feed.h"
+#include "tg/config/config_service.h"
+#include "tg/config/config_store.h"
+#include "tg/config/secrets_key.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "secrets_key.h"
+#include "tg/config/secrets_key.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

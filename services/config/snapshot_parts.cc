@@ -1,4 +1,4 @@
-#include "snapshot_parts.h"
+#include "tg/config/snapshot_parts.h"
 
 #include <utility>
 

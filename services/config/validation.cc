@@ -1,4 +1,4 @@
-#include "validation.h"
+#include "tg/config/validation.h"
 
 #include <algorithm>
 #include <array>

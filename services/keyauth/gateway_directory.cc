@@ -1,4 +1,4 @@
-#include "gateway_directory.h"
+#include "tg/keyauth/gateway_directory.h"
 
 #include "tg/common/log.h"
 

@@ -1,4 +1,4 @@
-#include "key_feed.h"
+#include "tg/keyauth/key_feed.h"
 
 #include <algorithm>
 #include <exception>

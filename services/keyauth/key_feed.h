@@ -7,9 +7,9 @@
 #include <string>
 #include <thread>
 
-#include "key_index.h"
-#include "key_store.h"
-#include "revocation_hub.h"
+#include "tg/keyauth/key_index.h"
+#include "tg/keyauth/key_store.h"
+#include "tg/keyauth/revocation_hub.h"
 
 namespace tg::keyauth {
 

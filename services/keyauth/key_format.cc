@@ -1,4 +1,4 @@
-#include "key_format.h"
+#include "tg/keyauth/key_format.h"
 
 #include <cstdio>
 #include <cstdlib>

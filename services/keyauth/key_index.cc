@@ -1,9 +1,9 @@
-#include "key_index.h"
+#include "tg/keyauth/key_index.h"
 
 #include <algorithm>
 
-#include "key_format.h"
 #include "tg/common/crypto.h"
+#include "tg/keyauth/key_format.h"
 
 namespace tg::keyauth {
 

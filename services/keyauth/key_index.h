@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "key_record.h"
+#include "tg/keyauth/key_record.h"
 
 namespace tg::keyauth {
 

@@ -1,4 +1,4 @@
-#include "key_record.h"
+#include "tg/keyauth/key_record.h"
 
 #include <google/protobuf/util/time_util.h>
 #include <rapidjson/document.h>

@@ -1,4 +1,4 @@
-#include "key_store.h"
+#include "tg/keyauth/key_store.h"
 
 #include "tg/common/crypto.h"
 

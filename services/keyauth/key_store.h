@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "key_record.h"
 #include "tg/common/change_log.h"
 #include "tg/common/idempotency.h"
 #include "tg/common/pg.h"
+#include "tg/keyauth/key_record.h"
 
 namespace tg::keyauth {
 

@@ -1,4 +1,4 @@
-#include "keyauth_service.h"
+#include "tg/keyauth/keyauth_service.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -9,12 +9,12 @@
 #include <optional>
 #include <pqxx/pqxx>
 
-#include "key_format.h"
-#include "key_record.h"
 #include "tg/common/crypto.h"
 #include "tg/common/idempotency.h"
 #include "tg/common/internal_authz.h"
 #include "tg/common/log.h"
+#include "tg/keyauth/key_format.h"
+#include "tg/keyauth/key_record.h"
 
 namespace tg::keyauth {
 namespace {

@@ -5,13 +5,13 @@
 #include <cstddef>
 #include <string>
 
-#include "clock.h"
-#include "gateway_directory.h"
-#include "key_feed.h"
-#include "key_index.h"
-#include "key_store.h"
-#include "revocation_hub.h"
 #include "tg/common/worker_pool.h"
+#include "tg/keyauth/clock.h"
+#include "tg/keyauth/gateway_directory.h"
+#include "tg/keyauth/key_feed.h"
+#include "tg/keyauth/key_index.h"
+#include "tg/keyauth/key_store.h"
+#include "tg/keyauth/revocation_hub.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 
 namespace tg::keyauth {

@@ -7,13 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "clock.h"
-#include "gateway_directory.h"
-#include "key_feed.h"
-#include "key_index.h"
-#include "key_store.h"
-#include "keyauth_service.h"
-#include "revocation_hub.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
@@ -23,6 +16,13 @@
 #include "tg/common/service_main.h"
 #include "tg/common/service_ports.h"
 #include "tg/common/worker_pool.h"
+#include "tg/keyauth/clock.h"
+#include "tg/keyauth/gateway_directory.h"
+#include "tg/keyauth/key_feed.h"
+#include "tg/keyauth/key_index.h"
+#include "tg/keyauth/key_store.h"
+#include "tg/keyauth/keyauth_service.h"
+#include "tg/keyauth/revocation_hub.h"
 
 namespace {
 

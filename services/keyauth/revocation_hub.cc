@@ -1,4 +1,4 @@
-#include "revocation_hub.h"
+#include "tg/keyauth/revocation_hub.h"
 
 namespace tg::keyauth {
 

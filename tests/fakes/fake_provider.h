@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "aws/sigv4.h"
 #include "fake_wire.h"
+#include "tg/adapter/aws/sigv4.h"
 
 namespace tg::fakes {
 

@@ -7,7 +7,7 @@
 
 #include <cstdio>
 
-#include "aws/eventstream.h"
+#include "tg/adapter/aws/eventstream.h"
 #include "tg/common/bounded_json.h"
 #include "tg/common/json_util.h"
 

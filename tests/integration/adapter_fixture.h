@@ -20,9 +20,9 @@
 
 #include "fake_config.h"
 #include "fake_provider.h"
-#include "http/curl_http_client.h"
-#include "service/adapter_service.h"
 #include "test_tls.h"
+#include "tg/adapter/http/curl_http_client.h"
+#include "tg/adapter/service/adapter_service.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/worker_pool.h"

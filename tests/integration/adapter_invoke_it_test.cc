@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "adapter_fixture.h"
+#include "tg/adapter/translate/client_codec.h"
 #include "tg/common/json_util.h"
-#include "translate/client_codec.h"
 
 namespace tg::adapter {
 namespace {

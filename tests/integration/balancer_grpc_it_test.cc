@@ -10,13 +10,13 @@
 #include <thread>
 #include <vector>
 
-#include "balancer.h"
 #include "balancer_fakes.h"
-#include "balancer_service.h"
 #include "balancer_test_util.h"
-#include "config_watcher_source.h"
 #include "fake_config.h"
 #include "test_tls.h"
+#include "tg/balancer/balancer.h"
+#include "tg/balancer/balancer_service.h"
+#include "tg/balancer/config_watcher_source.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/health_client.h"

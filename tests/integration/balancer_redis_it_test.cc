@@ -21,10 +21,10 @@
 #include <thread>
 #include <vector>
 
-#include "balancer.h"
 #include "balancer_fakes.h"
 #include "balancer_test_util.h"
-#include "redis_health_store.h"
+#include "tg/balancer/balancer.h"
+#include "tg/balancer/redis_health_store.h"
 
 namespace tg::balancer {
 namespace {

@@ -8,10 +8,6 @@
 #include <set>
 #include <thread>
 
-#include "config_feed.h"
-#include "config_service.h"
-#include "config_store.h"
-#include "snapshot_parts.h"
 #include "test_db.h"
 #include "test_tls.h"
 #include "tg/common/config_watcher.h"
@@ -19,6 +15,10 @@
 #include "tg/common/json_util.h"
 #include "tg/common/pg.h"
 #include "tg/common/worker_pool.h"
+#include "tg/config/config_feed.h"
+#include "tg/config/config_service.h"
+#include "tg/config/config_store.h"
+#include "tg/config/snapshot_parts.h"
 #include "tg/v1/config.grpc.pb.h"
 
 namespace tg::config {

@@ -15,13 +15,13 @@
 #include <optional>
 #include <thread>
 
-#include "admin_api.h"
 #include "edge_test_http.h"
-#include "http_server.h"
 #include "test_tls.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/jwt.h"
+#include "tg/edge/admin_api.h"
+#include "tg/edge/http_server.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 

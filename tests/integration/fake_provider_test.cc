@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "aws/eventstream.h"
-#include "aws/sigv4.h"
-#include "http/curl_http_client.h"
 #include "process.h"
+#include "tg/adapter/aws/eventstream.h"
+#include "tg/adapter/aws/sigv4.h"
+#include "tg/adapter/http/curl_http_client.h"
 
 namespace tg::fakes {
 namespace {

@@ -16,20 +16,20 @@
 #include <string>
 #include <thread>
 
-#include "clock.h"
 #include "fake_config.h"
-#include "gateway_directory.h"
-#include "key_feed.h"
-#include "key_format.h"
-#include "key_index.h"
-#include "key_store.h"
-#include "keyauth_service.h"
-#include "revocation_hub.h"
 #include "test_tls.h"
 #include "tg/common/crypto.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/pg.h"
 #include "tg/common/worker_pool.h"
+#include "tg/keyauth/clock.h"
+#include "tg/keyauth/gateway_directory.h"
+#include "tg/keyauth/key_feed.h"
+#include "tg/keyauth/key_format.h"
+#include "tg/keyauth/key_index.h"
+#include "tg/keyauth/key_store.h"
+#include "tg/keyauth/keyauth_service.h"
+#include "tg/keyauth/revocation_hub.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "aws/eventstream.h"
+#include "tg/adapter/aws/eventstream.h"
 
 namespace tg::adapter::aws {
 namespace {

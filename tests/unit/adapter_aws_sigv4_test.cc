@@ -7,7 +7,7 @@
 #include <chrono>
 #include <ctime>
 
-#include "aws/sigv4.h"
+#include "tg/adapter/aws/sigv4.h"
 #include "tg/common/crypto.h"
 
 namespace tg::adapter::aws {

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "fake_provider.h"
-#include "http/curl_http_client.h"
+#include "tg/adapter/http/curl_http_client.h"
 
 namespace tg::adapter::http {
 namespace {

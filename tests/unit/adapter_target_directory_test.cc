@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "service/target_directory.h"
-#include "translate/provider_codec.h"
+#include "tg/adapter/service/target_directory.h"
+#include "tg/adapter/translate/provider_codec.h"
 
 namespace tg::adapter {
 namespace {

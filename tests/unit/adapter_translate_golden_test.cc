@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
-#include "translate/client_codec.h"
-#include "translate/json.h"
-#include "translate/provider_codec.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/provider_codec.h"
 
 #ifndef TG_GOLDEN_DIR
 #error "TG_GOLDEN_DIR must point at tests/unit/golden"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "translate/sse_parser.h"
+#include "tg/adapter/translate/sse_parser.h"
 
 namespace tg::adapter::translate {
 namespace {

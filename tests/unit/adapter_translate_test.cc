@@ -8,14 +8,14 @@
 #include <string>
 #include <vector>
 
-#include "translate/canonical.h"
-#include "translate/client_codec.h"
-#include "translate/json.h"
-#include "translate/provider_codec.h"
-#include "translate/providers/gemini_schema.h"
-#include "translate/providers/provider_util.h"
-#include "translate/stream_aggregator.h"
-#include "translate/target_url.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/providers/gemini_schema.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/stream_aggregator.h"
+#include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
 namespace {

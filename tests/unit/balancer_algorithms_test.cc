@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "balancer_fakes.h"
-#include "least_connections.h"
-#include "smooth_weighted_round_robin.h"
-#include "weighted_random.h"
+#include "tg/balancer/least_connections.h"
+#include "tg/balancer/smooth_weighted_round_robin.h"
+#include "tg/balancer/weighted_random.h"
 
 namespace tg::balancer {
 namespace {

@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "clock.h"
-#include "health_store.h"
-#include "probe_client.h"
-#include "random.h"
-#include "upstream_source.h"
+#include "tg/balancer/clock.h"
+#include "tg/balancer/health_store.h"
+#include "tg/balancer/probe_client.h"
+#include "tg/balancer/random.h"
+#include "tg/balancer/upstream_source.h"
 
 namespace tg::balancer::testing {
 

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "balancer.h"
 #include "balancer_fakes.h"
 #include "balancer_test_util.h"
-#include "health_policy.h"
+#include "tg/balancer/balancer.h"
+#include "tg/balancer/health_policy.h"
 
 namespace tg::balancer {
 namespace {

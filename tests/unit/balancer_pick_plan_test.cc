@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "balancer_fakes.h"
-#include "pick_plan.h"
+#include "tg/balancer/pick_plan.h"
 
 namespace tg::balancer {
 namespace {

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "balancer.h"
 #include "balancer_fakes.h"
 #include "balancer_test_util.h"
-#include "prober.h"
+#include "tg/balancer/balancer.h"
+#include "tg/balancer/prober.h"
 
 namespace tg::balancer {
 namespace {

@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
-#include "credentials.h"
 #include "tg/common/json_util.h"
 #include "tg/common/utf8.h"
-#include "validation.h"
+#include "tg/config/credentials.h"
+#include "tg/config/validation.h"
 
 namespace tg::config {
 namespace {

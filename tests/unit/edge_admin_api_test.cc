@@ -7,11 +7,11 @@
 #include <future>
 #include <memory>
 
-#include "admin_api.h"
 #include "edge_test_http.h"
 #include "test_tls.h"
 #include "tg/common/crypto.h"
 #include "tg/common/jwt.h"
+#include "tg/edge/admin_api.h"
 
 namespace tg::edge {
 namespace {

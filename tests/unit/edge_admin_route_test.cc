@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "admin_route.h"
+#include "tg/edge/admin_route.h"
 
 namespace tg::edge {
 namespace {

@@ -3,7 +3,7 @@
 // provider for the same request).
 #include <gtest/gtest.h>
 
-#include "attempt_verdict.h"
+#include "tg/edge/attempt_verdict.h"
 
 namespace tg::edge {
 namespace {

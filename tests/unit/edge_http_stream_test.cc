@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "edge_test_http.h"
-#include "http_server.h"
+#include "tg/edge/http_server.h"
 
 namespace tg::edge {
 namespace {

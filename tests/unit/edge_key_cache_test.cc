@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "fake_keyauth.h"
-#include "key_cache.h"
 #include "tg/common/clock.h"
+#include "tg/edge/key_cache.h"
 
 namespace tg::edge {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "proxy_routing.h"
 #include "tg/common/json_util.h"
+#include "tg/edge/proxy_routing.h"
 
 namespace tg::edge {
 namespace {

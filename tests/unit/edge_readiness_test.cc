@@ -1,7 +1,7 @@
 // /healthz of tg-edge: 503 only before the first configuration and while
 // shutting down; 200 "degraded" with its reasons while it serves from what it
 // holds.
-#include "edge_readiness.h"
+#include "tg/edge/edge_readiness.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -6,9 +6,9 @@
 #include <mutex>
 #include <vector>
 
-#include "report_batcher.h"
 #include "test_tls.h"
 #include "tg/common/grpc_server.h"
+#include "tg/edge/report_batcher.h"
 
 namespace tg::edge {
 namespace {

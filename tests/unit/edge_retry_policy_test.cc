@@ -3,7 +3,7 @@
 // attempt.
 #include <gtest/gtest.h>
 
-#include "retry_policy.h"
+#include "tg/edge/retry_policy.h"
 
 namespace tg::edge {
 namespace {

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "key_format.h"
-#include "key_index.h"
-#include "key_record.h"
-#include "revocation_hub.h"
 #include "tg/common/crypto.h"
+#include "tg/keyauth/key_format.h"
+#include "tg/keyauth/key_index.h"
+#include "tg/keyauth/key_record.h"
+#include "tg/keyauth/revocation_hub.h"
 
 namespace tg::keyauth {
 namespace {

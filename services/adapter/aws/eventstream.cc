@@ -1,4 +1,4 @@
-#include "aws/eventstream.h"
+#include "tg/adapter/aws/eventstream.h"
 
 #include <zlib.h>
 

@@ -1,4 +1,4 @@
-#include "aws/sigv4.h"
+#include "tg/adapter/aws/sigv4.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,5 +1,5 @@
 // Size: one libcurl multi loop: transfers, timeouts, pause/resume, egress checks, connection reuse.
-#include "http/curl_http_client.h"
+#include "tg/adapter/http/curl_http_client.h"
 
 #include <curl/curl.h>
 #include <strings.h>

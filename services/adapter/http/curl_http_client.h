@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "http/http_client.h"
+#include "tg/adapter/http/http_client.h"
 #include "tg/common/egress.h"
 
 namespace tg::adapter::http {

@@ -1,4 +1,4 @@
-#include "http/http_client.h"
+#include "tg/adapter/http/http_client.h"
 
 #include <cctype>
 #include <mutex>

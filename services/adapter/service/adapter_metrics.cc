@@ -1,4 +1,4 @@
-#include "service/adapter_metrics.h"
+#include "tg/adapter/service/adapter_metrics.h"
 
 namespace tg::adapter {
 

@@ -1,4 +1,4 @@
-#include "service/adapter_service.h"
+#include "tg/adapter/service/adapter_service.h"
 
 #include "tg/common/internal_authz.h"
 

@@ -2,11 +2,11 @@
 
 #include <memory>
 
-#include "http/http_client.h"
-#include "service/auth.h"
-#include "service/invocation.h"
-#include "service/probe.h"
-#include "service/target_directory.h"
+#include "tg/adapter/http/http_client.h"
+#include "tg/adapter/service/auth.h"
+#include "tg/adapter/service/invocation.h"
+#include "tg/adapter/service/probe.h"
+#include "tg/adapter/service/target_directory.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.grpc.pb.h"

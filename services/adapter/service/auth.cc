@@ -1,4 +1,4 @@
-#include "service/auth.h"
+#include "tg/adapter/service/auth.h"
 
 #include <curl/curl.h>
 #include <rapidjson/document.h>
@@ -7,9 +7,9 @@
 #include <cctype>
 #include <memory>
 
-#include "aws/sigv4.h"
+#include "tg/adapter/aws/sigv4.h"
+#include "tg/adapter/translate/target_url.h"
 #include "tg/common/bounded_json.h"
-#include "translate/target_url.h"
 
 namespace tg::adapter {
 

@@ -7,9 +7,9 @@
 #include <optional>
 #include <string>
 
-#include "http/http_client.h"
+#include "tg/adapter/http/http_client.h"
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/v1/resources.pb.h"
-#include "translate/provider_codec.h"
 
 namespace tg::adapter {
 

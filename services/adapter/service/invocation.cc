@@ -1,19 +1,19 @@
 // Size: one Invoke's state machine (translate, call, stream back, resume); split planned.
-#include "service/invocation.h"
+#include "tg/adapter/service/invocation.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
-#include "service/adapter_metrics.h"
+#include "tg/adapter/service/adapter_metrics.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/target_url.h"
 #include "tg/common/egress.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 #include "tg/common/telemetry.h"
 #include "tg/common/utf8.h"
-#include "translate/json.h"
-#include "translate/target_url.h"
 
 namespace tg::adapter {
 namespace {

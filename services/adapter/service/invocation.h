@@ -11,17 +11,17 @@
 #include <utility>
 #include <vector>
 
-#include "aws/eventstream.h"
-#include "http/http_client.h"
-#include "service/auth.h"
-#include "service/target_directory.h"
+#include "tg/adapter/aws/eventstream.h"
+#include "tg/adapter/http/http_client.h"
+#include "tg/adapter/service/auth.h"
+#include "tg/adapter/service/target_directory.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/common/input_limits.h"
 #include "tg/common/limits.h"
 #include "tg/common/trace.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.pb.h"
-#include "translate/client_codec.h"
-#include "translate/provider_codec.h"
 
 namespace tg::adapter {
 

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "http/curl_http_client.h"
-#include "service/adapter_service.h"
+#include "tg/adapter/http/curl_http_client.h"
+#include "tg/adapter/service/adapter_service.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"

@@ -1,4 +1,4 @@
-#include "service/probe.h"
+#include "tg/adapter/service/probe.h"
 
 #include <curl/curl.h>
 
@@ -6,13 +6,13 @@
 #include <mutex>
 #include <utility>
 
-#include "service/target_info.h"
+#include "tg/adapter/service/target_info.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/target_url.h"
 #include "tg/common/egress.h"
 #include "tg/common/http_headers.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
-#include "translate/client_codec.h"
-#include "translate/target_url.h"
 
 namespace tg::adapter {
 namespace {

@@ -9,13 +9,13 @@
 #include <map>
 #include <string>
 
-#include "http/http_client.h"
-#include "service/auth.h"
+#include "tg/adapter/http/http_client.h"
+#include "tg/adapter/service/auth.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/result.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.pb.h"
 #include "tg/v1/resources.pb.h"
-#include "translate/provider_codec.h"
-#include "translate/result.h"
 
 namespace tg::adapter {
 

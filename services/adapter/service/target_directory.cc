@@ -1,7 +1,7 @@
-#include "service/target_directory.h"
+#include "tg/adapter/service/target_directory.h"
 
-#include "service/adapter_metrics.h"
-#include "service/target_info.h"
+#include "tg/adapter/service/adapter_metrics.h"
+#include "tg/adapter/service/target_info.h"
 #include "tg/common/telemetry.h"
 
 namespace tg::adapter {

@@ -12,11 +12,11 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/common/config_snapshot.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/metrics.h"
 #include "tg/v1/resources.pb.h"
-#include "translate/provider_codec.h"
 
 namespace tg::adapter {
 

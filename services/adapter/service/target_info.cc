@@ -1,4 +1,4 @@
-#include "service/target_info.h"
+#include "tg/adapter/service/target_info.h"
 
 namespace tg::adapter {
 namespace {

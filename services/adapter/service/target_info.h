@@ -1,7 +1,7 @@
 #pragma once
 
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/v1/resources.pb.h"
-#include "translate/provider_codec.h"
 
 namespace tg::adapter {
 

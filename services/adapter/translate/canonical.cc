@@ -1,4 +1,4 @@
-#include "translate/canonical.h"
+#include "tg/adapter/translate/canonical.h"
 
 namespace tg::adapter::translate {
 

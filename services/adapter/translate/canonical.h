@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/chat.h"
-#include "translate/json.h"
+#include "tg/adapter/translate/chat.h"
+#include "tg/adapter/translate/json.h"
 
 namespace tg::adapter::translate {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "translate/json.h"
-#include "translate/result.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/result.h"
 
 namespace tg::adapter::translate {
 

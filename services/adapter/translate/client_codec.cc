@@ -1,8 +1,8 @@
-#include "translate/client_codec.h"
+#include "tg/adapter/translate/client_codec.h"
 
-#include "translate/clients/anthropic_client.h"
-#include "translate/clients/openai_chat_client.h"
-#include "translate/clients/responses_client.h"
+#include "tg/adapter/translate/clients/anthropic_client.h"
+#include "tg/adapter/translate/clients/openai_chat_client.h"
+#include "tg/adapter/translate/clients/responses_client.h"
 
 namespace tg::adapter::translate {
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <string_view>
 
-#include "translate/chat.h"
-#include "translate/result.h"
+#include "tg/adapter/translate/chat.h"
+#include "tg/adapter/translate/result.h"
 
 namespace tg::adapter::translate {
 

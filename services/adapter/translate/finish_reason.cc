@@ -1,4 +1,4 @@
-#include "translate/finish_reason.h"
+#include "tg/adapter/translate/finish_reason.h"
 
 namespace tg::adapter::translate {
 

@@ -1,4 +1,4 @@
-#include "translate/json.h"
+#include "tg/adapter/translate/json.h"
 
 #include <rapidjson/prettywriter.h>
 

@@ -1,14 +1,14 @@
-#include "translate/provider_codec.h"
+#include "tg/adapter/translate/provider_codec.h"
 
 #include <strings.h>
 
-#include "translate/providers/anthropic_codec.h"
-#include "translate/providers/azure_codec.h"
-#include "translate/providers/bedrock_codec.h"
-#include "translate/providers/gemini_codec.h"
-#include "translate/providers/openai_codec.h"
-#include "translate/providers/provider_util.h"
-#include "translate/providers/responses_codec.h"
+#include "tg/adapter/translate/providers/anthropic_codec.h"
+#include "tg/adapter/translate/providers/azure_codec.h"
+#include "tg/adapter/translate/providers/bedrock_codec.h"
+#include "tg/adapter/translate/providers/gemini_codec.h"
+#include "tg/adapter/translate/providers/openai_codec.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/responses_codec.h"
 
 namespace tg::adapter::translate {
 

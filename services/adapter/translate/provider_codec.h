@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include "translate/chat.h"
-#include "translate/result.h"
+#include "tg/adapter/translate/chat.h"
+#include "tg/adapter/translate/result.h"
 
 namespace tg::adapter::translate {
 

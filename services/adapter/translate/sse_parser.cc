@@ -1,4 +1,4 @@
-#include "translate/sse_parser.h"
+#include "tg/adapter/translate/sse_parser.h"
 
 namespace tg::adapter::translate {
 

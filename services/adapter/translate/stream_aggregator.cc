@@ -1,4 +1,4 @@
-#include "translate/stream_aggregator.h"
+#include "tg/adapter/translate/stream_aggregator.h"
 
 namespace tg::adapter::translate {
 

@@ -7,9 +7,9 @@
 //   - ResponseToStreamEvents replays a whole answer as canonical events
 //     (client asked for a stream, target answers whole).
 
-#include "translate/canonical.h"
-#include "translate/chat.h"
-#include "translate/result.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/chat.h"
+#include "tg/adapter/translate/result.h"
 
 namespace tg::adapter::translate {
 

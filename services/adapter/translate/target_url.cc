@@ -1,4 +1,4 @@
-#include "translate/target_url.h"
+#include "tg/adapter/translate/target_url.h"
 
 #include <curl/curl.h>
 

@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "translate/provider_codec.h"
-#include "translate/result.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/result.h"
 
 namespace tg::adapter::translate {
 

@@ -1,12 +1,12 @@
 // Size: the Messages format both ways (requests, answers, stream encoder and its state).
-#include "translate/clients/anthropic_client.h"
+#include "tg/adapter/translate/clients/anthropic_client.h"
 
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/clients/stream_state.h"
+#include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/sse_writer.h"
 #include "tg/common/client_error.h"
-#include "translate/canonical.h"
-#include "translate/clients/stream_state.h"
-#include "translate/finish_reason.h"
-#include "translate/json.h"
-#include "translate/sse_writer.h"
 
 namespace tg::adapter::translate {
 

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/client_codec.h"
+#include "tg/adapter/translate/client_codec.h"
 
 namespace tg::adapter::translate {
 

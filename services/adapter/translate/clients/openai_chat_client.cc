@@ -1,10 +1,10 @@
-#include "translate/clients/openai_chat_client.h"
+#include "tg/adapter/translate/clients/openai_chat_client.h"
 
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/clients/stream_state.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/sse_writer.h"
 #include "tg/common/client_error.h"
-#include "translate/canonical.h"
-#include "translate/clients/stream_state.h"
-#include "translate/json.h"
-#include "translate/sse_writer.h"
 
 namespace tg::adapter::translate {
 

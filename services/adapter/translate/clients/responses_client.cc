@@ -1,11 +1,11 @@
 // Size: the Responses format both ways (requests, answers, stream encoder and its state).
-#include "translate/clients/responses_client.h"
+#include "tg/adapter/translate/clients/responses_client.h"
 
-#include "translate/clients/openai_chat_client.h"
-#include "translate/clients/stream_state.h"
-#include "translate/finish_reason.h"
-#include "translate/json.h"
-#include "translate/sse_writer.h"
+#include "tg/adapter/translate/clients/openai_chat_client.h"
+#include "tg/adapter/translate/clients/stream_state.h"
+#include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/sse_writer.h"
 
 namespace tg::adapter::translate {
 

@@ -5,8 +5,8 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/canonical.h"
-#include "translate/client_codec.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/client_codec.h"
 
 namespace tg::adapter::translate {
 

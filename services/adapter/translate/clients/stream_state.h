@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/chat.h"
-#include "translate/client_codec.h"
-#include "translate/json.h"
+#include "tg/adapter/translate/chat.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/json.h"
 
 namespace tg::adapter::translate::stream_state {
 

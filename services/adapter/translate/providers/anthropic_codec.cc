@@ -1,11 +1,11 @@
-#include "translate/providers/anthropic_codec.h"
+#include "tg/adapter/translate/providers/anthropic_codec.h"
 
 #include <algorithm>
 
-#include "translate/canonical.h"
-#include "translate/finish_reason.h"
-#include "translate/providers/conversation.h"
-#include "translate/target_url.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/providers/conversation.h"
+#include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
 

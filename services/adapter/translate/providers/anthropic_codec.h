@@ -5,8 +5,8 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/provider_codec.h"
-#include "translate/providers/provider_util.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/providers/provider_util.h"
 
 namespace tg::adapter::translate {
 

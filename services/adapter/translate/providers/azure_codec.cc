@@ -1,8 +1,8 @@
-#include "translate/providers/azure_codec.h"
+#include "tg/adapter/translate/providers/azure_codec.h"
 
-#include "translate/providers/openai_codec.h"
-#include "translate/providers/provider_util.h"
-#include "translate/target_url.h"
+#include "tg/adapter/translate/providers/openai_codec.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
 

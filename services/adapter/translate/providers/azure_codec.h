@@ -3,7 +3,7 @@
 #include <memory>
 #include <string_view>
 
-#include "translate/provider_codec.h"
+#include "tg/adapter/translate/provider_codec.h"
 
 namespace tg::adapter::translate {
 

@@ -5,10 +5,10 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/canonical.h"
-#include "translate/json.h"
-#include "translate/provider_codec.h"
-#include "translate/providers/provider_util.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/providers/provider_util.h"
 
 namespace tg::adapter::translate {
 

@@ -1,4 +1,4 @@
-#include "translate/providers/conversation.h"
+#include "tg/adapter/translate/providers/conversation.h"
 
 #include <algorithm>
 

@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "translate/json.h"
+#include "tg/adapter/translate/json.h"
 
 namespace tg::adapter::translate {
 

@@ -1,12 +1,12 @@
-#include "translate/providers/gemini_codec.h"
+#include "tg/adapter/translate/providers/gemini_codec.h"
 
 #include <algorithm>
 #include <cctype>
 
-#include "translate/finish_reason.h"
-#include "translate/providers/conversation.h"
-#include "translate/providers/gemini_schema.h"
-#include "translate/target_url.h"
+#include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/providers/conversation.h"
+#include "tg/adapter/translate/providers/gemini_schema.h"
+#include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
 

@@ -5,9 +5,9 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/canonical.h"
-#include "translate/provider_codec.h"
-#include "translate/providers/provider_util.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/providers/provider_util.h"
 
 namespace tg::adapter::translate {
 

@@ -1,4 +1,4 @@
-#include "translate/providers/gemini_schema.h"
+#include "tg/adapter/translate/providers/gemini_schema.h"
 
 #include <string_view>
 

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "translate/json.h"
+#include "tg/adapter/translate/json.h"
 
 namespace tg::adapter::translate {
 

@@ -1,10 +1,10 @@
-#include "translate/providers/openai_codec.h"
+#include "tg/adapter/translate/providers/openai_codec.h"
 
 #include <algorithm>
 #include <array>
 
-#include "translate/canonical.h"
-#include "translate/target_url.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
 

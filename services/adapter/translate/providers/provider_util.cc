@@ -1,12 +1,12 @@
-#include "translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/provider_util.h"
 
 #include <strings.h>
 
 #include <cctype>
 #include <string>
 
+#include "tg/adapter/translate/target_url.h"
 #include "tg/common/utf8.h"
-#include "translate/target_url.h"
 
 namespace tg::adapter::translate {
 

@@ -7,10 +7,10 @@
 #include <string_view>
 #include <vector>
 
-#include "translate/chat.h"
-#include "translate/json.h"
-#include "translate/provider_codec.h"
-#include "translate/sse_parser.h"
+#include "tg/adapter/translate/chat.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/provider_codec.h"
+#include "tg/adapter/translate/sse_parser.h"
 
 namespace tg::adapter::translate {
 

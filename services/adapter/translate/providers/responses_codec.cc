@@ -1,10 +1,10 @@
-#include "translate/providers/responses_codec.h"
+#include "tg/adapter/translate/providers/responses_codec.h"
 
 #include <algorithm>
 
-#include "translate/canonical.h"
-#include "translate/providers/conversation.h"
-#include "translate/target_url.h"
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/providers/conversation.h"
+#include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
 
