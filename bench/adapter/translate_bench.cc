@@ -2,6 +2,7 @@
 // request under 20 µs, a stream chunk under 5 µs).
 //
 //   request:  client body → canonical → provider HTTP call (body serialised)
+//   answer:   a whole provider answer → canonical → client answer bytes
 //   chunk:    one provider SSE event → canonical event(s) → client SSE bytes
 //
 // Build: cmake --build <dir> --target adapter_translate_bench
@@ -152,6 +153,58 @@ BENCHMARK_CAPTURE(TranslateChunk, openai_to_responses, "openai", kOpenAiChunk,
                   ClientFormat::kOpenAiResponses, "");
 BENCHMARK_CAPTURE(TranslateChunk, gemini_to_chat, "gemini", kGeminiChunk, ClientFormat::kOpenAiChat,
                   "");
+
+// A whole non-streamed answer (~1 KB: text and one tool call, usage), as
+// each provider sends it, translated for a client.
+constexpr char kText[] =
+    "AZ317 at 12:45 is the cheaper direct flight; I will book it with a window seat.";
+const std::string kOpenAiAnswer =
+    std::string(R"({"id":"chatcmpl-9x","object":"chat.completion",
+"created":1717000000,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_44709d6fcb",
+"choices":[{"index":0,"message":{"role":"assistant","content":")") +
+    kText +
+    R"(","refusal":null,"tool_calls":[{"id":"call_2","type":"function","function":{
+"name":"book_flight","arguments":"{\"flight\":\"AZ317\",\"seat\":\"window\"}"}}]},
+"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":212,
+"completion_tokens":41,"total_tokens":253,"prompt_tokens_details":{"cached_tokens":0},
+"completion_tokens_details":{"reasoning_tokens":0}}})";
+const std::string kAnthropicAnswer = std::string(R"({"id":"msg_01","type":"message",
+"role":"assistant","model":"claude-3-5-sonnet-20241022","content":[{"type":"text","text":")") +
+                                     kText +
+                                     R"("},{"type":"tool_use","id":"toolu_2","name":"book_flight",
+"input":{"flight":"AZ317","seat":"window"}}],"stop_reason":"tool_use","stop_sequence":null,
+"usage":{"input_tokens":212,"output_tokens":41}})";
+const std::string kGeminiAnswer = std::string(R"({"candidates":[{"content":{"parts":[
+{"text":")") + kText + R"("},{"functionCall":{"name":"book_flight",
+"args":{"flight":"AZ317","seat":"window"}}}],"role":"model"},"finishReason":"STOP","index":0}],
+"usageMetadata":{"promptTokenCount":212,"candidatesTokenCount":41,"totalTokenCount":253},
+"modelVersion":"gemini-2.0-flash-001","responseId":"r-9x"})";
+
+void TranslateAnswer(benchmark::State& state, const char* provider, std::string body,
+                     ClientFormat format) {
+  const ProviderCodec* codec = FindProviderCodec(provider);
+  const ClientCodec& client = ClientCodecFor(format);
+  const ResponseContext ctx{"m", 1700000000, "req"};
+  for (auto _ : state) {
+    Result<ChatResponse> answer = codec->ParseResponse(200, body, ctx);
+    if (!answer.ok()) return state.SkipWithError(answer.error().message.c_str());
+    std::string out = client.EncodeResponse(answer.value());
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(body.size() * state.iterations()));
+}
+BENCHMARK_CAPTURE(TranslateAnswer, openai_to_chat, "openai", kOpenAiAnswer,
+                  ClientFormat::kOpenAiChat);
+BENCHMARK_CAPTURE(TranslateAnswer, openai_to_anthropic, "openai", kOpenAiAnswer,
+                  ClientFormat::kAnthropicMessages);
+BENCHMARK_CAPTURE(TranslateAnswer, anthropic_to_chat, "anthropic", kAnthropicAnswer,
+                  ClientFormat::kOpenAiChat);
+BENCHMARK_CAPTURE(TranslateAnswer, anthropic_to_anthropic, "anthropic", kAnthropicAnswer,
+                  ClientFormat::kAnthropicMessages);
+BENCHMARK_CAPTURE(TranslateAnswer, gemini_to_chat, "gemini", kGeminiAnswer,
+                  ClientFormat::kOpenAiChat);
+BENCHMARK_CAPTURE(TranslateAnswer, gemini_to_responses, "gemini", kGeminiAnswer,
+                  ClientFormat::kOpenAiResponses);
 
 // Bedrock: one already-decoded eventstream event.
 void TranslateBedrockEvent(benchmark::State& state) {
