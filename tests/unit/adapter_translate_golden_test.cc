@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "tg/adapter/translate/canonical.h"
 #include "tg/adapter/translate/client_codec.h"
 #include "tg/adapter/translate/json.h"
 #include "tg/adapter/translate/provider_codec.h"
@@ -287,7 +288,7 @@ TEST_P(ResponseGolden, TranslatesProviderAnswerForEveryClient) {
                     JsonOrString(ClientCodecFor(f).EncodeError(resp.error()), a), a);
     }
   } else {
-    out.AddMember("canonical", Value(resp.value().doc, a), a);
+    out.AddMember("canonical", JsonOrString(WriteChatCompletion(resp.value()), a), a);
     for (ClientFormat f : kFormats) {
       out.AddMember(json::Str(FormatName(f), a),
                     JsonOrString(ClientCodecFor(f).EncodeResponse(resp.value()), a), a);

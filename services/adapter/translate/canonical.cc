@@ -5,56 +5,97 @@ namespace tg::adapter::translate {
 using json::Allocator;
 using json::Value;
 
-ChatResponse BuildChatResponse(const ResponseDraft& draft) {
-  ChatResponse out;
-  json::Document& doc = out.doc;
-  doc.SetObject();
-  Allocator& a = doc.GetAllocator();
-  doc.AddMember("id", json::Str(draft.id, a), a);
-  doc.AddMember("object", "chat.completion", a);
-  doc.AddMember("created", draft.created, a);
-  doc.AddMember("model", json::Str(draft.model, a), a);
-  Value choices(rapidjson::kArrayType);
-  int index = 0;
-  for (const ChoiceDraft& c : draft.choices) {
-    Value message(rapidjson::kObjectType);
-    message.AddMember("role", "assistant", a);
-    if (c.has_content) {
-      message.AddMember("content", json::Str(c.content, a), a);
-    } else {
-      message.AddMember("content", Value(), a);
-    }
-    if (!c.refusal.empty()) {
-      message.AddMember("refusal", json::Str(c.refusal, a), a);
-    } else {
-      message.AddMember("refusal", Value(), a);
-    }
-    if (!c.tool_calls.empty()) {
-      Value calls(rapidjson::kArrayType);
-      for (const ToolCall& tc : c.tool_calls) {
-        Value fn(rapidjson::kObjectType);
-        fn.AddMember("name", json::Str(tc.name, a), a);
-        fn.AddMember("arguments", json::Str(tc.arguments, a), a);
-        Value call(rapidjson::kObjectType);
-        call.AddMember("id", json::Str(tc.id, a), a);
-        call.AddMember("type", "function", a);
-        call.AddMember("function", fn, a);
-        calls.PushBack(call, a);
-      }
-      message.AddMember("tool_calls", calls, a);
-    }
-    Value choice(rapidjson::kObjectType);
-    choice.AddMember("index", index++, a);
-    choice.AddMember("message", message, a);
-    choice.AddMember("logprobs", Value(), a);
-    choice.AddMember("finish_reason", json::Str(c.finish_reason, a), a);
-    choices.PushBack(choice, a);
+namespace {
+
+void WriteChoice(json::Writer& w, int index, const ChoiceDraft& c) {
+  w.StartObject();
+  w.Key("index");
+  w.Int(index);
+  w.Key("message");
+  w.StartObject();
+  w.Key("role");
+  w.String("assistant");
+  w.Key("content");
+  if (c.has_content) {
+    json::WriteString(w, c.content);
+  } else {
+    w.Null();
   }
-  doc.AddMember("choices", choices, a);
-  if (draft.has_usage) doc.AddMember("usage", OpenAiUsageValue(draft.usage, a), a);
+  w.Key("refusal");
+  if (!c.refusal.empty()) {
+    json::WriteString(w, c.refusal);
+  } else {
+    w.Null();
+  }
+  if (!c.tool_calls.empty()) {
+    w.Key("tool_calls");
+    w.StartArray();
+    for (const ToolCall& tc : c.tool_calls) {
+      w.StartObject();
+      w.Key("id");
+      json::WriteString(w, tc.id);
+      w.Key("type");
+      w.String("function");
+      w.Key("function");
+      w.StartObject();
+      w.Key("name");
+      json::WriteString(w, tc.name);
+      w.Key("arguments");
+      json::WriteString(w, tc.arguments);
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  w.Key("logprobs");
+  w.Null();
+  w.Key("finish_reason");
+  json::WriteString(w, c.finish_reason);
+  w.EndObject();
+}
+
+}  // namespace
+
+std::string WriteChatCompletion(const ChatResponse& response) {
+  if (response.completion) return json::Write(response.completion->doc);
+  const ResponseDraft& d = response.draft;
+  rapidjson::StringBuffer buf;
+  json::Writer w(buf);
+  w.StartObject();
+  w.Key("id");
+  json::WriteString(w, d.id);
+  w.Key("object");
+  w.String("chat.completion");
+  w.Key("created");
+  w.Int64(d.created);
+  w.Key("model");
+  json::WriteString(w, d.model);
+  w.Key("choices");
+  w.StartArray();
+  int index = 0;
+  for (const ChoiceDraft& c : d.choices) WriteChoice(w, index++, c);
+  w.EndArray();
+  if (d.has_usage) {
+    w.Key("usage");
+    WriteOpenAiUsage(w, d.usage);
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+ChatResponse AnswerOf(ResponseDraft draft) {
+  ChatResponse out;
   out.usage = draft.usage;
   out.has_usage = draft.has_usage;
+  out.draft = std::move(draft);
   return out;
+}
+
+const ResponseDraft& ReadAnswer(const ChatResponse& response, ResponseDraft* scratch) {
+  if (!response.completion) return response.draft;
+  *scratch = ReadChatResponse(response.completion->doc);
+  return *scratch;
 }
 
 ResponseDraft ReadChatResponse(const Value& doc) {
@@ -129,20 +170,6 @@ void WriteOpenAiUsage(json::Writer& w, const Usage& u) {
   w.Int64(u.reasoning_tokens);
   w.EndObject();
   w.EndObject();
-}
-
-Value OpenAiUsageValue(const Usage& u, Allocator& a) {
-  Value usage(rapidjson::kObjectType);
-  usage.AddMember("prompt_tokens", u.prompt_tokens, a);
-  usage.AddMember("completion_tokens", u.completion_tokens, a);
-  usage.AddMember("total_tokens", u.total_tokens, a);
-  Value pd(rapidjson::kObjectType);
-  pd.AddMember("cached_tokens", u.cached_tokens, a);
-  usage.AddMember("prompt_tokens_details", pd, a);
-  Value cd(rapidjson::kObjectType);
-  cd.AddMember("reasoning_tokens", u.reasoning_tokens, a);
-  usage.AddMember("completion_tokens_details", cd, a);
-  return usage;
 }
 
 bool ParseDataUrl(std::string_view url, DataUrl* out) {

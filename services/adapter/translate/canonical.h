@@ -14,42 +14,21 @@
 
 namespace tg::adapter::translate {
 
-struct ToolCall {
-  std::string id;
-  std::string name;
-  std::string arguments;  // JSON text
-};
-
-struct ChoiceDraft {
-  std::string content;
-  bool has_content = false;  // false: `content: null` (a pure tool-call answer)
-  std::string refusal;
-  std::vector<ToolCall> tool_calls;
-  std::string finish_reason = "stop";
-};
-
-// A canonical answer in typed form, for codecs whose provider is not OpenAI.
-struct ResponseDraft {
-  std::string id;
-  std::string model;
-  int64_t created = 0;
-  std::vector<ChoiceDraft> choices;
-  Usage usage;
-  bool has_usage = false;
-};
-
-// Draft → `chat.completion` JSON (choices get their index; usage with the
-// prompt/completion details OpenAI sends).
-ChatResponse BuildChatResponse(const ResponseDraft& draft);
-
-// `chat.completion` JSON → draft (the reverse, for the non-OpenAI client
-// encoders). Choices without a message read as empty.
+// The answer for an OpenAI Chat client: the `chat.completion` JSON text
+// (the provider's own document as it is, or the draft with each choice's
+// index and usage with the details OpenAI sends).
+std::string WriteChatCompletion(const ChatResponse& response);
+// The answer from a draft (usage copied for the Invoke Usage event).
+ChatResponse AnswerOf(ResponseDraft draft);
+// The answer in typed form, for the encoders of other client formats: the
+// draft itself, or the provider's `chat.completion` read into *scratch.
+const ResponseDraft& ReadAnswer(const ChatResponse& response, ResponseDraft* scratch);
+// `chat.completion` JSON → draft. Choices without a message read as empty.
 ResponseDraft ReadChatResponse(const json::Value& doc);
 
 // OpenAI usage object ↔ Usage.
 Usage ReadOpenAiUsage(const json::Value& usage);
 void WriteOpenAiUsage(json::Writer& w, const Usage& usage);
-json::Value OpenAiUsageValue(const Usage& usage, json::Allocator& a);
 
 // `data:<media type>;base64,<data>`. Returns false for anything else.
 struct DataUrl {

@@ -45,13 +45,48 @@ struct ChatRequest {
   bool include_usage = false;  // stream_options.include_usage (OpenAI clients)
 };
 
-// A non-streamed answer as an OpenAI `chat.completion` object.
-struct ChatResponse {
-  ChatResponse() : pool(ChatRequest::NewPool()), doc(pool.get()) {}
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text
+};
 
+struct ChoiceDraft {
+  std::string content;
+  bool has_content = false;  // false: `content: null` (a pure tool-call answer)
+  std::string refusal;
+  std::vector<ToolCall> tool_calls;
+  std::string finish_reason = "stop";
+};
+
+// A canonical answer in typed form: what a chat.completion says.
+struct ResponseDraft {
+  std::string id;
+  std::string model;
+  int64_t created = 0;
+  std::vector<ChoiceDraft> choices;
+  Usage usage;
+  bool has_usage = false;
+};
+
+// An OpenAI-shaped provider's `chat.completion` as parsed.
+struct CompletionDocument {
+  CompletionDocument() : pool(ChatRequest::NewPool()), doc(pool.get()) {}
   std::unique_ptr<rapidjson::MemoryPoolAllocator<>> pool;
   rapidjson::Document doc;
-  Usage usage;  // also present in doc["usage"]; here for the Invoke Usage event
+};
+
+// A non-streamed answer in canonical form, parsed once and written once.
+// Codecs of providers with their own format fill `draft` (typed), which the
+// client encoders write directly. OpenAI-shaped providers (OpenAI, Azure,
+// compatible servers) keep their `chat.completion` as parsed in `completion`
+// instead, so that what the draft does not model (system_fingerprint,
+// logprobs, service_tier …) reaches an OpenAI client unchanged; the other
+// client encoders read it (canonical.h, ReadAnswer).
+struct ChatResponse {
+  ResponseDraft draft;                             // unless `completion` is set
+  std::unique_ptr<CompletionDocument> completion;  // OpenAI-shaped providers only
+  Usage usage;  // of either form; here for the Invoke Usage event
   bool has_usage = false;
 };
 

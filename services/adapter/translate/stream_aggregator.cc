@@ -60,11 +60,12 @@ Result<ChatResponse> StreamAggregator::Take() {
                         "stream ended before it was complete"};
   }
   if (draft_.choices.empty()) draft_.choices.resize(1);
-  return BuildChatResponse(draft_);
+  return AnswerOf(std::move(draft_));
 }
 
 StreamEvents ResponseToStreamEvents(const ChatResponse& response) {
-  ResponseDraft d = ReadChatResponse(response.doc);
+  ResponseDraft d =
+      response.completion ? ReadChatResponse(response.completion->doc) : response.draft;
   StreamEvents events;
   StreamEvent start;
   start.type = StreamEvent::Type::kStart;

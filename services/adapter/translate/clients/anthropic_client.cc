@@ -245,8 +245,10 @@ Result<ChatRequest> AnthropicClient::DecodeRequest(std::string_view body) const 
 }
 
 std::string AnthropicClient::EncodeResponse(const ChatResponse& response) const {
-  ResponseDraft d = ReadChatResponse(response.doc);
-  ChoiceDraft c = d.choices.empty() ? ChoiceDraft{} : std::move(d.choices[0]);
+  ResponseDraft read;
+  const ResponseDraft& d = ReadAnswer(response, &read);
+  static const ChoiceDraft kNoChoice;
+  const ChoiceDraft& c = d.choices.empty() ? kNoChoice : d.choices[0];
   json::ScratchDocument scratch;
   json::Document& out = scratch.doc();
   out.SetObject();

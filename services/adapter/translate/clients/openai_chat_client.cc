@@ -64,7 +64,7 @@ Result<ChatRequest> OpenAiChatClient::DecodeRequest(std::string_view body) const
 }
 
 std::string OpenAiChatClient::EncodeResponse(const ChatResponse& response) const {
-  return json::Write(response.doc);
+  return WriteChatCompletion(response);
 }
 
 std::unique_ptr<ClientStreamEncoder> OpenAiChatClient::NewStreamEncoder(

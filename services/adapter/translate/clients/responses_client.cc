@@ -325,8 +325,10 @@ Result<ChatRequest> ResponsesClient::DecodeRequest(std::string_view body) const 
 }
 
 std::string ResponsesClient::EncodeResponse(const ChatResponse& response) const {
-  ResponseDraft d = ReadChatResponse(response.doc);
-  ChoiceDraft c = d.choices.empty() ? ChoiceDraft{} : std::move(d.choices[0]);
+  ResponseDraft read;
+  const ResponseDraft& d = ReadAnswer(response, &read);
+  static const ChoiceDraft kNoChoice;
+  const ChoiceDraft& c = d.choices.empty() ? kNoChoice : d.choices[0];
   ResponseMeta meta{ResponseId(d.id), d.model, d.created};
   std::vector<Item> items;
   std::string_view text = !c.content.empty() ? std::string_view(c.content) : c.refusal;
@@ -337,13 +339,13 @@ std::string ResponsesClient::EncodeResponse(const ChatResponse& response) const 
     items.push_back(std::move(item));
   }
   uint64_t n = 1;
-  for (ToolCall& tc : c.tool_calls) {
+  for (const ToolCall& tc : c.tool_calls) {
     Item item;
     item.is_message = false;
     item.id = MintId("fc_", meta.id, n++);
-    item.call_id = std::move(tc.id);
-    item.name = std::move(tc.name);
-    item.arguments = std::move(tc.arguments);
+    item.call_id = tc.id;
+    item.name = tc.name;
+    item.arguments = tc.arguments;
     items.push_back(std::move(item));
   }
   rapidjson::StringBuffer buf;

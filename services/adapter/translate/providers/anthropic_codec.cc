@@ -300,7 +300,7 @@ Result<ChatResponse> AnthropicCodec::ParseResponse(int status, std::string_view 
     d.usage.cached_tokens = read;
     d.has_usage = true;
   }
-  return BuildChatResponse(d);
+  return AnswerOf(std::move(d));
 }
 
 std::unique_ptr<ProviderStreamDecoder> AnthropicCodec::NewStreamDecoder(

@@ -309,7 +309,7 @@ Result<ChatResponse> BedrockCodec::ParseResponse(int status, std::string_view bo
     d.usage = ReadBedrockUsage(*usage);
     d.has_usage = true;
   }
-  return BuildChatResponse(d);
+  return AnswerOf(std::move(d));
 }
 
 std::unique_ptr<ProviderStreamDecoder> BedrockCodec::NewStreamDecoder(

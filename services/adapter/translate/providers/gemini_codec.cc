@@ -362,7 +362,7 @@ Result<ChatResponse> GeminiCodec::ParseResponse(int status, std::string_view bod
     d.usage = ReadGeminiUsage(*usage);
     d.has_usage = true;
   }
-  return BuildChatResponse(d);
+  return AnswerOf(std::move(d));
 }
 
 std::unique_ptr<ProviderStreamDecoder> GeminiCodec::NewStreamDecoder(

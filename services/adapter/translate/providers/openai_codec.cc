@@ -115,20 +115,20 @@ Result<ChatResponse> OpenAiCodec::ParseResponse(int status, std::string_view bod
                                                 const ResponseContext& ctx) const {
   if (status < 200 || status > 299) return HttpError(status, body);
   ChatResponse out;
+  out.completion = std::make_unique<CompletionDocument>();
+  json::Document& doc = out.completion->doc;
   AdapterError error;
-  if (!ParseProviderBody(body, &out.doc, &error)) return error;
-  if (json::Find(out.doc, "error") != nullptr && json::Find(out.doc, "choices") == nullptr) {
+  if (!ParseProviderBody(body, &doc, &error)) return error;
+  if (json::Find(doc, "error") != nullptr && json::Find(doc, "choices") == nullptr) {
     return HttpError(500, body);  // some compatible servers answer errors with 200
   }
-  if (json::GetArray(out.doc, "choices") == nullptr) {
+  if (json::GetArray(doc, "choices") == nullptr) {
     return ProtocolError("chat completion without choices");
   }
-  json::Allocator& a = out.doc.GetAllocator();
-  if (json::Find(out.doc, "model") == nullptr)
-    json::Set(out.doc, "model", json::Str(ctx.model, a), a);
-  if (json::Find(out.doc, "created") == nullptr)
-    json::Set(out.doc, "created", Value(ctx.created), a);
-  if (const Value* usage = json::GetObject(out.doc, "usage")) {
+  json::Allocator& a = doc.GetAllocator();
+  if (json::Find(doc, "model") == nullptr) json::Set(doc, "model", json::Str(ctx.model, a), a);
+  if (json::Find(doc, "created") == nullptr) json::Set(doc, "created", Value(ctx.created), a);
+  if (const Value* usage = json::GetObject(doc, "usage")) {
     out.usage = ReadOpenAiUsage(*usage);
     out.has_usage = true;
   }

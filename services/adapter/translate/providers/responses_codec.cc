@@ -262,7 +262,7 @@ Result<ChatResponse> ResponsesCodec::ParseResponse(int status, std::string_view 
     d.usage = ReadResponsesUsage(*usage);
     d.has_usage = true;
   }
-  return BuildChatResponse(d);
+  return AnswerOf(std::move(d));
 }
 
 std::unique_ptr<ProviderStreamDecoder> ResponsesCodec::NewStreamDecoder(
