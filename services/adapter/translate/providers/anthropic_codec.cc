@@ -43,22 +43,12 @@ Value ImageBlock(std::string_view url, Allocator& a) {
 
 // Text and image blocks of a user (or tool) message's content.
 void AppendContentBlocks(const Value* content, Value* blocks, Allocator& a) {
-  if (content == nullptr) return;
-  if (content->IsString()) {
-    if (content->GetStringLength() > 0) blocks->PushBack(TextBlock(json::AsString(content), a), a);
-    return;
-  }
-  if (!content->IsArray()) return;
-  for (const Value& part : content->GetArray()) {
-    std::string_view type = json::GetString(part, "type");
-    if (type == "text") {
-      std::string_view text = json::GetString(part, "text");
-      if (!text.empty()) blocks->PushBack(TextBlock(text, a), a);
-    } else if (std::string_view url = ImageUrlOf(part); !url.empty()) {
-      blocks->PushBack(ImageBlock(url, a), a);
-    }
-    // input_audio and file parts have no Messages equivalent here: dropped.
-  }
+  ForEachContentPart(
+      content, [&](std::string_view text) { blocks->PushBack(TextBlock(text, a), a); },
+      [&](std::string_view url) {
+        blocks->PushBack(ImageBlock(url, a), a);
+        return true;
+      });
 }
 
 Value ToolResultBlock(const Value& m, Allocator& a) {
@@ -261,11 +251,9 @@ Result<HttpRequestSpec> AnthropicCodec::BuildRequest(const ChatRequest& request,
 
 Result<ChatResponse> AnthropicCodec::ParseResponse(int status, std::string_view body,
                                                    const ResponseContext& ctx) const {
-  if (status < 200 || status > 299) return HttpError(status, body);
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
-  AdapterError error;
-  if (!ParseProviderBody(body, &doc, &error)) return error;
+  if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
   if (json::GetString(doc, "type") == "error") return HttpError(500, body);
   ResponseDraft d;
   d.id = json::GetString(doc, "id");

@@ -32,36 +32,25 @@ std::string_view ImageFormat(std::string_view media_type) {
 // Appends the text/image blocks of a user message; false (with *error set)
 // for an image Converse cannot take.
 bool AppendUserBlocks(const Value* content, Value* blocks, Allocator& a, std::string* error) {
-  if (content == nullptr) return true;
-  if (content->IsString()) {
-    if (content->GetStringLength() > 0) blocks->PushBack(TextBlock(json::AsString(content), a), a);
-    return true;
-  }
-  if (!content->IsArray()) return true;
-  for (const Value& part : content->GetArray()) {
-    if (json::GetString(part, "type") == "text") {
-      std::string_view text = json::GetString(part, "text");
-      if (!text.empty()) blocks->PushBack(TextBlock(text, a), a);
-      continue;
-    }
-    std::string_view url = ImageUrlOf(part);
-    if (url.empty()) continue;
-    DataUrl data;
-    std::string_view format;
-    if (!ParseDataUrl(url, &data) || (format = ImageFormat(data.media_type)).empty()) {
-      *error = "bedrock Converse takes images only as data: URLs (png, jpeg, gif, webp)";
-      return false;
-    }
-    Value source(rapidjson::kObjectType);
-    source.AddMember("bytes", json::Ref(data.data), a);
-    Value image(rapidjson::kObjectType);
-    image.AddMember("format", json::Ref(format), a);
-    image.AddMember("source", source, a);
-    Value block(rapidjson::kObjectType);
-    block.AddMember("image", image, a);
-    blocks->PushBack(block, a);
-  }
-  return true;
+  return ForEachContentPart(
+      content, [&](std::string_view text) { blocks->PushBack(TextBlock(text, a), a); },
+      [&](std::string_view url) {
+        DataUrl data;
+        std::string_view format;
+        if (!ParseDataUrl(url, &data) || (format = ImageFormat(data.media_type)).empty()) {
+          *error = "bedrock Converse takes images only as data: URLs (png, jpeg, gif, webp)";
+          return false;
+        }
+        Value source(rapidjson::kObjectType);
+        source.AddMember("bytes", json::Ref(data.data), a);
+        Value image(rapidjson::kObjectType);
+        image.AddMember("format", json::Ref(format), a);
+        image.AddMember("source", source, a);
+        Value block(rapidjson::kObjectType);
+        block.AddMember("image", image, a);
+        blocks->PushBack(block, a);
+        return true;
+      });
 }
 
 Value ToolResultBlock(const Value& m, Allocator& a) {
@@ -277,11 +266,9 @@ Result<HttpRequestSpec> BedrockCodec::BuildRequest(const ChatRequest& request,
 
 Result<ChatResponse> BedrockCodec::ParseResponse(int status, std::string_view body,
                                                  const ResponseContext& ctx) const {
-  if (status < 200 || status > 299) return HttpError(status, body);
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
-  AdapterError error;
-  if (!ParseProviderBody(body, &doc, &error)) return error;
+  if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
   ResponseDraft d;
   d.id = MintId("chatcmpl-", ctx.id_seed, 0);  // Converse names no answer
   d.model = ctx.model;

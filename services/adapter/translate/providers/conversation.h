@@ -37,4 +37,29 @@ Conversation GroupMessages(const json::Value* messages);
 // older `{"image_url":"…"}`), "" when the part is not an image.
 std::string_view ImageUrlOf(const json::Value& part);
 
+// The parts of an OpenAI message's content in order, as the providers with
+// typed content blocks take them (Anthropic, Gemini, Bedrock): a string is
+// one text part; an array gives its text parts and its image parts (the
+// image's URL). Empty texts, and parts with no counterpart there
+// (input_audio, file), are skipped. `on_image` may refuse an image by
+// returning false: the walk stops there and returns false.
+template <typename OnText, typename OnImage>
+bool ForEachContentPart(const json::Value* content, OnText&& on_text, OnImage&& on_image) {
+  if (content == nullptr) return true;
+  if (content->IsString()) {
+    if (content->GetStringLength() > 0) on_text(json::AsString(content));
+    return true;
+  }
+  if (!content->IsArray()) return true;
+  for (const json::Value& part : content->GetArray()) {
+    if (json::GetString(part, "type") == "text") {
+      std::string_view text = json::GetString(part, "text");
+      if (!text.empty()) on_text(text);
+    } else if (std::string_view url = ImageUrlOf(part); !url.empty()) {
+      if (!on_image(url)) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace tg::adapter::translate

@@ -59,20 +59,12 @@ Value ImagePart(std::string_view url, Allocator& a) {
 }
 
 void AppendUserParts(const Value* content, Value* parts, Allocator& a) {
-  if (content == nullptr) return;
-  if (content->IsString()) {
-    if (content->GetStringLength() > 0) parts->PushBack(TextPart(json::AsString(content), a), a);
-    return;
-  }
-  if (!content->IsArray()) return;
-  for (const Value& part : content->GetArray()) {
-    if (json::GetString(part, "type") == "text") {
-      std::string_view text = json::GetString(part, "text");
-      if (!text.empty()) parts->PushBack(TextPart(text, a), a);
-    } else if (std::string_view url = ImageUrlOf(part); !url.empty()) {
-      parts->PushBack(ImagePart(url, a), a);
-    }
-  }
+  ForEachContentPart(
+      content, [&](std::string_view text) { parts->PushBack(TextPart(text, a), a); },
+      [&](std::string_view url) {
+        parts->PushBack(ImagePart(url, a), a);
+        return true;
+      });
 }
 
 // functionResponse.response must be an object: a JSON object result is
@@ -312,11 +304,9 @@ Result<HttpRequestSpec> GeminiCodec::BuildRequest(const ChatRequest& request,
 
 Result<ChatResponse> GeminiCodec::ParseResponse(int status, std::string_view body,
                                                 const ResponseContext& ctx) const {
-  if (status < 200 || status > 299) return HttpError(status, body);
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
-  AdapterError error;
-  if (!ParseProviderBody(body, &doc, &error)) return error;
+  if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
   if (json::GetObject(doc, "error") != nullptr) return HttpError(500, body);
   ResponseDraft d;
   d.id = json::GetString(doc, "responseId");

@@ -113,12 +113,10 @@ Result<HttpRequestSpec> OpenAiCodec::BuildRequest(const ChatRequest& request,
 
 Result<ChatResponse> OpenAiCodec::ParseResponse(int status, std::string_view body,
                                                 const ResponseContext& ctx) const {
-  if (status < 200 || status > 299) return HttpError(status, body);
   ChatResponse out;
   out.completion = std::make_unique<CompletionDocument>();
   json::Document& doc = out.completion->doc;
-  AdapterError error;
-  if (!ParseProviderBody(body, &doc, &error)) return error;
+  if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
   if (json::Find(doc, "error") != nullptr && json::Find(doc, "choices") == nullptr) {
     return HttpError(500, body);  // some compatible servers answer errors with 200
   }

@@ -156,19 +156,15 @@ Result<HttpRequestSpec> AssembleCall(CallShape shape, const TargetInfo& target, 
   return spec;
 }
 
-bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error) {
+std::optional<AdapterError> ReadAnswerBody(int status, std::string_view body, json::Document* doc) {
+  if (status < 200 || status > 299) return HttpError(status, body);
   ::tg::json::ParseResult parsed;
   if (!json::ParseStrict(body, doc, &parsed)) {
     std::string why = json::RefusedBeyondSyntax(parsed);
-    *error =
-        ProtocolError(why.empty() ? "provider answered a body that is not a JSON object" : why);
-    return false;
+    return ProtocolError(why.empty() ? "provider answered a body that is not a JSON object" : why);
   }
-  if (!doc->IsObject()) {
-    *error = ProtocolError("provider answered a body that is not a JSON object");
-    return false;
-  }
-  return true;
+  if (!doc->IsObject()) return ProtocolError("provider answered a body that is not a JSON object");
+  return std::nullopt;
 }
 
 void ProviderStreamDecoder::FeedEvent(std::string_view, std::string_view, StreamEvents* out) {

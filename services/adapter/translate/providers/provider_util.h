@@ -3,6 +3,7 @@
 // Pieces every provider codec shares: header lists, error bodies, options,
 // and an SSE-driven stream decoder base.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,8 +58,11 @@ AdapterError StreamErrorFromObject(const json::Value& error);
 // The HTTP status Anthropic's error types stand for (529 overloaded_error…).
 int StatusForErrorType(std::string_view type, int fallback);
 
-// Parses a 2xx body into `doc`, or returns the protocol error to report.
-bool ParseProviderBody(std::string_view body, json::Document* doc, AdapterError* error);
+// The opening of every ParseResponse: a status outside 2xx is the provider's
+// error (HttpError); a 2xx body is parsed into `doc` (bounded, strict) and
+// must be an object. The error to answer, or nullopt when `doc` holds the
+// answer to read.
+std::optional<AdapterError> ReadAnswerBody(int status, std::string_view body, json::Document* doc);
 
 // Stream decoder for SSE providers: parses events and hands each to OnEvent.
 class SseStreamDecoder : public ProviderStreamDecoder {

@@ -219,11 +219,9 @@ Result<HttpRequestSpec> ResponsesCodec::BuildRequest(const ChatRequest& request,
 
 Result<ChatResponse> ResponsesCodec::ParseResponse(int status, std::string_view body,
                                                    const ResponseContext& ctx) const {
-  if (status < 200 || status > 299) return HttpError(status, body);
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
-  AdapterError error;
-  if (!ParseProviderBody(body, &doc, &error)) return error;
+  if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
   if (json::GetString(doc, "status") == "failed") return FailedResponse(doc);
   ResponseDraft d;
   d.id = json::GetString(doc, "id");
