@@ -798,6 +798,27 @@ bool FakeProvider::WaitFor(
     milliseconds timeout) const {
   return impl_->WaitFor(predicate, timeout);
 }
+
+std::string FakeProvider::TargetJson(const std::string& provider, const std::string& extra) const {
+  const FakeCredentials& c = credentials();
+  std::string creds;
+  if (provider == "openai") creds = R"("api_key": ")" + c.openai_key + "\"";
+  if (provider == "anthropic") creds = R"("api_key": ")" + c.anthropic_key + "\"";
+  if (provider == "gemini") creds = R"("api_key": ")" + c.gemini_key + "\"";
+  if (provider == "azure") {
+    creds = R"("api_key": ")" + c.azure_key + R"(", "azure_endpoint": ")" + base_url() + "\"";
+  }
+  if (provider == "bedrock") {
+    creds = R"("aws_access_key_id": ")" + c.aws.access_key_id + R"(", "aws_secret_access_key": ")" +
+            c.aws.secret_access_key + R"(", "aws_region": ")" + c.aws_region + "\"";
+  }
+  const std::string host = provider == "azure"
+                               ? ""
+                               : R"("host": "127.0.0.1", "port": )" + std::to_string(port()) +
+                                     R"(, "protocol": "http", )";
+  return R"({"provider": ")" + provider + R"(", )" + host + extra + R"("credentials": {)" + creds +
+         "}}";
+}
 size_t FakeProvider::open_connections() const { return impl_->open_connections(); }
 
 }  // namespace tg::fakes

@@ -151,6 +151,10 @@ class FakeProvider {
   uint16_t port() const;
   std::string base_url() const;  // "http://127.0.0.1:<port>"
   const FakeCredentials& credentials() const;
+  // A target for the admin API (JSON) of `provider` (openai, anthropic,
+  // gemini, azure, bedrock) pointed at this fake, with its credentials;
+  // `extra` adds members, each followed by ", ".
+  std::string TargetJson(const std::string& provider, const std::string& extra = "") const;
 
   void SetAnswer(FakeAnswer answer);
   FakeAnswer answer() const;

@@ -55,13 +55,6 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
   return s;
 }
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  EXPECT_FALSE(d.HasParseError()) << body;
-  return d;
-}
-
 class AdminE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -81,14 +74,6 @@ class AdminE2E : public ::testing::Test {
     ASSERT_NE(stack_, nullptr) << "the stack did not start";
   }
 
-  // POSTs and expects 201; returns the created entity's id.
-  std::string Create(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
-  }
-
   static Stack* stack_;
 };
 
@@ -96,7 +81,7 @@ Stack* AdminE2E::stack_ = nullptr;
 
 TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
   // Step 1, both seed variants.
-  std::string gw = Create("/api/v1/gateways", seeds::kGatewayStep1);
+  std::string gw = stack_->MustCreate("/api/v1/gateways", seeds::kGatewayStep1);
   ASSERT_FALSE(gw.empty());
   auto r = stack_->Admin("POST", "/api/v1/gateways", seeds::kGatewayWithSubdomain);
   ASSERT_EQ(r.status, 201) << r.body;
@@ -105,12 +90,13 @@ TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
   EXPECT_TRUE(g.HasMember("created_at") && g.HasMember("updated_at"));
 
   // Step 2, and every provider example of the first seed, and the others' bodies.
-  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
+  std::string up =
+      stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
   ASSERT_FALSE(up.empty());
   for (const char* body : {seeds::kOpenAiResponses, seeds::kAnthropic, seeds::kGemini,
                            seeds::kBedrockStandalone, seeds::kBedrockAnthropic, seeds::kAzure,
                            seeds::kUpstreamHeaderCredentials, seeds::kWeightedHostTargets}) {
-    EXPECT_FALSE(Create("/api/v1/gateways/" + gw + "/upstreams", body).empty()) << body;
+    EXPECT_FALSE(stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams", body).empty()) << body;
   }
 
   // GET returns the upstream as created, credentials masked.
@@ -138,8 +124,8 @@ TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
   EXPECT_EQ(u["health_checks"]["interval"].GetInt(), 60);
 
   // Step 3.
-  std::string svc = Create("/api/v1/gateways/" + gw + "/services",
-                           Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  std::string svc = stack_->MustCreate("/api/v1/gateways/" + gw + "/services",
+                                       Replace(seeds::kServiceStep3, "{upstream_id}", up));
   ASSERT_FALSE(svc.empty());
   r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/services/" + svc);
   auto s = Json(r.body);
@@ -148,8 +134,8 @@ TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
   EXPECT_EQ(s["tags"].Size(), 2u);
 
   // Step 4.
-  std::string rule =
-      Create("/api/v1/gateways/" + gw + "/rules", Replace(seeds::kRuleStep4, "{service_id}", svc));
+  std::string rule = stack_->MustCreate("/api/v1/gateways/" + gw + "/rules",
+                                        Replace(seeds::kRuleStep4, "{service_id}", svc));
   ASSERT_FALSE(rule.empty());
   r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/rules/" + rule);
   auto ru = Json(r.body);
@@ -186,7 +172,8 @@ TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
 }
 
 TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
-  std::string gw = Create("/api/v1/gateways", R"({"name": "errors", "subdomain": "errors"})");
+  std::string gw =
+      stack_->MustCreate("/api/v1/gateways", R"({"name": "errors", "subdomain": "errors"})");
   ASSERT_FALSE(gw.empty());
 
   // 401: no token, a forged one, an expired one.
@@ -234,11 +221,12 @@ TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
   // 409: duplicate subdomain; deleting what is still used.
   r = stack_->Admin("POST", "/api/v1/gateways", R"({"name": "dup", "subdomain": "errors"})");
   EXPECT_EQ(r.status, 409) << r.body;
-  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
-  std::string svc = Create("/api/v1/gateways/" + gw + "/services",
-                           Replace(seeds::kServiceStep3, "{upstream_id}", up));
-  std::string rule = Create("/api/v1/gateways/" + gw + "/rules",
-                            Replace(seeds::kRuleStripPath, "{service_id}", svc));
+  std::string up =
+      stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
+  std::string svc = stack_->MustCreate("/api/v1/gateways/" + gw + "/services",
+                                       Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  std::string rule = stack_->MustCreate("/api/v1/gateways/" + gw + "/rules",
+                                        Replace(seeds::kRuleStripPath, "{service_id}", svc));
   r = stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/upstreams/" + up);
   EXPECT_EQ(r.status, 409) << r.body;
   r = stack_->Admin("DELETE", "/api/v1/gateways/" + gw + "/services/" + svc);
@@ -262,9 +250,9 @@ TEST_F(AdminE2E, EveryErrorHasItsStatusAndAMessage) {
 }
 
 TEST_F(AdminE2E, PutAcceptsWhatGetReturnedAndKeepsSecrets) {
-  std::string gw = Create("/api/v1/gateways", R"({"name": "put"})");
-  std::string up =
-      Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamHeaderCredentials);
+  std::string gw = stack_->MustCreate("/api/v1/gateways", R"({"name": "put"})");
+  std::string up = stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams",
+                                      seeds::kUpstreamHeaderCredentials);
   auto r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up);
   ASSERT_EQ(r.status, 200);
   std::string body = Replace(r.body, "\"weight\":50", "\"weight\":70");
@@ -287,12 +275,14 @@ TEST_F(AdminE2E, PutAcceptsWhatGetReturnedAndKeepsSecrets) {
 }
 
 TEST_F(AdminE2E, EverythingSurvivesARestartOfEveryService) {
-  std::string gw = Create("/api/v1/gateways", R"({"name": "durable", "subdomain": "durable"})");
-  std::string up = Create("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
-  std::string svc = Create("/api/v1/gateways/" + gw + "/services",
-                           Replace(seeds::kServiceStep3, "{upstream_id}", up));
-  std::string rule =
-      Create("/api/v1/gateways/" + gw + "/rules", Replace(seeds::kRuleStep4, "{service_id}", svc));
+  std::string gw =
+      stack_->MustCreate("/api/v1/gateways", R"({"name": "durable", "subdomain": "durable"})");
+  std::string up =
+      stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams", seeds::kUpstreamStep2);
+  std::string svc = stack_->MustCreate("/api/v1/gateways/" + gw + "/services",
+                                       Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  std::string rule = stack_->MustCreate("/api/v1/gateways/" + gw + "/rules",
+                                        Replace(seeds::kRuleStep4, "{service_id}", svc));
   auto kr = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys",
                           R"({"name": "k", "expires_at": "2099-01-01T00:00:00Z"})");
   ASSERT_EQ(kr.status, 201) << kr.body;

@@ -34,12 +34,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 const char* RedisAddr() { return std::getenv("TG_TEST_REDIS_ADDR"); }
 
 std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
@@ -76,22 +70,20 @@ class HostileInputE2E : public ::testing::Test {
       stack_ = nullptr;
       return;
     }
-    gateway_ = MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
-    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys",
-                           R"({"name": "k", "expires_at": "2099-01-01T00:00:00Z"})");
-    EXPECT_EQ(r.status, 201) << r.body;
-    auto d = Json(r.body);
-    key_ = d.IsObject() && d.HasMember("key") ? d["key"].GetString() : "";
+    gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
+    key_ = stack_->MustCreateKey(gateway_, "2099-01-01T00:00:00Z");
     const auto& c = fake_->credentials();
     const std::string at_fake = R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
                                 R"(, "protocol": "http")";
-    Route("/ai", R"({"name": "u", "targets": [{"provider": "openai", )" + at_fake +
-                     R"(, "default_model": "gpt-4", "credentials": {"api_key": ")" + c.openai_key +
-                     R"("}}]})");
-    Route("/raw",
-          R"({"name": "r", "targets": [{)" + at_fake +
-              R"(, "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
-              c.openai_key + R"("}}]})");
+    stack_->MustRoute(gateway_, "/ai",
+                      R"({"name": "u", "targets": [{"provider": "openai", )" + at_fake +
+                          R"(, "default_model": "gpt-4", "credentials": {"api_key": ")" +
+                          c.openai_key + R"("}}]})");
+    stack_->MustRoute(
+        gateway_, "/raw",
+        R"({"name": "r", "targets": [{)" + at_fake +
+            R"(, "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
+            c.openai_key + R"("}}]})");
   }
   static void TearDownTestSuite() {
     delete stack_;
@@ -107,22 +99,6 @@ class HostileInputE2E : public ::testing::Test {
     fake_->ClearFaults();
     fake_->ClearRequests();
     fake_->SetAnswer({});
-  }
-
-  static std::string MustCreate(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
-  }
-  static void Route(const std::string& path, const std::string& upstream_json) {
-    std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
-    std::string svc =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                   R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
-    MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
-               R"({"path": ")" + path + R"(", "service_id": ")" + svc +
-                   R"(", "methods": ["POST"], "strip_path": true})");
   }
 
   HttpResponse Post(const std::string& path, const std::string& body,

@@ -35,12 +35,6 @@ const char* Env(const char* name) {
   return v != nullptr && *v != '\0' ? v : nullptr;
 }
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 const char kBody[] = R"({"model": "gpt-4", "messages": [{"role": "user", "content": "Hello"}]})";
 
 class LimitsE2E : public ::testing::Test {
@@ -61,30 +55,20 @@ class LimitsE2E : public ::testing::Test {
     ASSERT_TRUE(stack_->StartAll());
   }
 
-  std::string MustCreate(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body.substr(0, 500);
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
-  }
-  std::string OpenAiTarget() {
-    return R"({"provider": "openai", "host": "127.0.0.1", "port": )" +
-           std::to_string(fake_->port()) + R"(, "protocol": "http", "credentials": {"api_key": ")" +
-           fake_->credentials().openai_key + R"("}})";
-  }
   // A gateway, an upstream with two targets on the fake (so that a failover
   // would call it twice), a service, a rule at /chat and a key.
   void Configure() {
-    gateway_ = MustCreate("/api/v1/gateways", R"({"name": "acme"})");
+    gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "acme"})");
     std::string up =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
-                   R"({"name": "u", "targets": [)" + OpenAiTarget() + "," + OpenAiTarget() + "]}");
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
+                           R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "," +
+                               fake_->TargetJson("openai") + "]}");
     std::string svc =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                   R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
-    MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
-               R"({"path": "/chat", "service_id": ")" + svc +
-                   R"(", "methods": ["POST"], "strip_path": true})");
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                           R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+    stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+                       R"({"path": "/chat", "service_id": ")" + svc +
+                           R"(", "methods": ["POST"], "strip_path": true})");
     auto r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys", R"({"name": "k"})");
     ASSERT_EQ(r.status, 201) << r.body;
     key_ = Json(r.body)["key"].GetString();
@@ -139,15 +123,16 @@ TEST_F(LimitsE2E, ASnapshotOverFourMiBLoadsInEveryFollower) {
   // body limit): the snapshot is over 5 MiB, masked or with credentials.
   const std::string description(900 * 1024, 'p');
   for (int i = 0; i < 6; ++i) {
-    MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-               R"({"name": "big-)" + std::to_string(i) +
-                   R"(", "type": "endpoint", "host": "127.0.0.1", "port": 9, "protocol": "http",
+    stack_->MustCreate(
+        "/api/v1/gateways/" + gateway_ + "/services",
+        R"({"name": "big-)" + std::to_string(i) +
+            R"(", "type": "endpoint", "host": "127.0.0.1", "port": 9, "protocol": "http",
                    "description": ")" +
-                   description + "\"}");
+            description + "\"}");
   }
   // And many small entities, as a large deployment has.
   for (int i = 0; i < 200; ++i) {
-    MustCreate("/api/v1/gateways", R"({"name": "filler-)" + std::to_string(i) + R"("})");
+    stack_->MustCreate("/api/v1/gateways", R"({"name": "filler-)" + std::to_string(i) + R"("})");
   }
   ASSERT_EQ(Chat().status, 200);
   // Each follower loads the whole configuration again on start: in parts.

@@ -27,12 +27,6 @@ using std::chrono::seconds;
 
 const char* RedisAddr() { return std::getenv("TG_TEST_REDIS_ADDR"); }
 
-std::string IdOf(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d.IsObject() && d.HasMember("id") && d["id"].IsString() ? d["id"].GetString() : "";
-}
-
 // A prompt that must never leave the request body.
 constexpr char kCanary[] = "canary-prompt-7f3a9c";
 
@@ -74,30 +68,28 @@ class ObservabilityE2E : public ::testing::Test {
       stack_ = nullptr;
       return;
     }
-    gateway_ = Create("/api/v1/gateways", R"({"name": "obs", "subdomain": "obs"})");
-    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys",
-                           R"({"name": "k", "expires_at": "2099-01-01T00:00:00Z"})");
-    rapidjson::Document d;
-    d.Parse(r.body.c_str());
-    if (d.IsObject() && d.HasMember("key")) key_ = d["key"].GetString();
+    gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "obs", "subdomain": "obs"})");
+    key_ = stack_->MustCreateKey(gateway_, "2099-01-01T00:00:00Z");
     // openai first (priority 1), anthropic behind it: a 429 from openai fails over.
     const auto& c = fake_->credentials();
     const std::string host = R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
                              R"(, "protocol": "http")";
-    std::string up = Create("/api/v1/gateways/" + gateway_ + "/upstreams",
-                            R"({"name": "u", "algorithm": "round-robin", "targets": [
+    std::string up =
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
+                           R"({"name": "u", "algorithm": "round-robin", "targets": [
           {"id": "t-openai", "provider": "openai", "priority": 1, )" +
-                                host + R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
+                               host + R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
           {"id": "t-anthropic", "provider": "anthropic", "priority": 2, )" +
-                                host +
-                                R"(, "default_model": "claude-3-5-sonnet-20241022",
+                               host +
+                               R"(, "default_model": "claude-3-5-sonnet-20241022",
            "credentials": {"api_key": ")" +
-                                c.anthropic_key + R"("}}]})");
-    std::string svc = Create("/api/v1/gateways/" + gateway_ + "/services",
-                             R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
-    Create("/api/v1/gateways/" + gateway_ + "/rules",
-           R"({"path": "/obs", "service_id": ")" + svc +
-               R"(", "methods": ["POST"], "strip_path": true,
+                               c.anthropic_key + R"("}}]})");
+    std::string svc =
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                           R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+    stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+                       R"({"path": "/obs", "service_id": ")" + svc +
+                           R"(", "methods": ["POST"], "strip_path": true,
                    "retry_policy": {"same_target_retries": 0}})");  // a 429 fails over at once
   }
   static void TearDownTestSuite() {
@@ -116,12 +108,6 @@ class ObservabilityE2E : public ::testing::Test {
     ASSERT_FALSE(key_.empty());
     fake_->ClearFaults();
     fake_->ClearRequests();
-  }
-
-  static std::string Create(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
-    return IdOf(r.body);
   }
 
   HttpResponse Chat(std::vector<std::string> headers = {}) {
@@ -412,19 +398,19 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   const std::string host = R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
                            R"(, "protocol": "http")";
   const std::string up =
-      Create("/api/v1/gateways/" + gateway_ + "/upstreams",
-             R"({"name": "ej", "algorithm": "round-robin", "targets": [
+      stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
+                         R"({"name": "ej", "algorithm": "round-robin", "targets": [
         {"id": "e-openai", "provider": "openai", "priority": 1, )" +
-                 host + R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
+                             host + R"(, "credentials": {"api_key": ")" + c.openai_key + R"("}},
         {"id": "e-anthropic", "provider": "anthropic", "priority": 2, )" +
-                 host + R"(, "credentials": {"api_key": ")" + c.anthropic_key + R"("}}],
+                             host + R"(, "credentials": {"api_key": ")" + c.anthropic_key + R"("}}],
         "health_checks": {"passive": true, "threshold": 1, "interval": 60}})");
   const std::string svc =
-      Create("/api/v1/gateways/" + gateway_ + "/services",
-             R"({"name": "ej", "type": "upstream", "upstream_id": ")" + up + "\"}");
-  Create("/api/v1/gateways/" + gateway_ + "/rules",
-         R"({"path": "/ej", "service_id": ")" + svc +
-             R"(", "methods": ["POST"], "strip_path": true})");
+      stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                         R"({"name": "ej", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+                     R"({"path": "/ej", "service_id": ")" + svc +
+                         R"(", "methods": ["POST"], "strip_path": true})");
   fake_->AddFault(f);
   auto ejecting = Http("POST", stack_->ProxyUrl("/ej/v1/chat/completions"), Body(),
                        {"X-TG-API-Key: " + key_, "Content-Type: application/json"});

@@ -26,12 +26,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 fakes::FakeFault StatusFault(const std::string& path, int status) {
   fakes::FakeFault f;
   f.path_prefix = path;
@@ -62,10 +56,11 @@ class ProxyE2E : public ::testing::Test {
       stack_ = nullptr;
       return;
     }
-    gateway_ = MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
-    other_gateway_ = MustCreate("/api/v1/gateways", R"({"name": "other", "subdomain": "other"})");
-    key_ = CreateKey(gateway_, "2099-01-01T00:00:00Z");
-    other_key_ = CreateKey(other_gateway_, "2099-01-01T00:00:00Z");
+    gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
+    other_gateway_ =
+        stack_->MustCreate("/api/v1/gateways", R"({"name": "other", "subdomain": "other"})");
+    key_ = stack_->MustCreateKey(gateway_, "2099-01-01T00:00:00Z");
+    other_key_ = stack_->MustCreateKey(other_gateway_, "2099-01-01T00:00:00Z");
   }
   static void TearDownTestSuite() {
     delete stack_;
@@ -81,59 +76,6 @@ class ProxyE2E : public ::testing::Test {
     fake_->ClearFaults();
     fake_->ClearRequests();
     fake_->SetAnswer({});
-  }
-
-  static std::string MustCreate(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
-  }
-  static std::string CreateKey(const std::string& gw, const std::string& expires) {
-    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys",
-                           R"({"name": "k", "expires_at": ")" + expires + R"("})");
-    EXPECT_EQ(r.status, 201) << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("key") ? d["key"].GetString() : "";
-  }
-
-  // A provider target pointed at the fake, with the fake's credentials.
-  static std::string Target(const std::string& provider, const std::string& extra = "") {
-    const auto& c = fake_->credentials();
-    std::string creds;
-    if (provider == "openai") creds = R"("api_key": ")" + c.openai_key + "\"";
-    if (provider == "anthropic") creds = R"("api_key": ")" + c.anthropic_key + "\"";
-    if (provider == "gemini") creds = R"("api_key": ")" + c.gemini_key + "\"";
-    if (provider == "azure") {
-      creds =
-          R"("api_key": ")" + c.azure_key + R"(", "azure_endpoint": ")" + fake_->base_url() + "\"";
-    }
-    if (provider == "bedrock") {
-      creds = R"("aws_access_key_id": ")" + c.aws.access_key_id +
-              R"(", "aws_secret_access_key": ")" + c.aws.secret_access_key +
-              R"(", "aws_region": ")" + c.aws_region + "\"";
-    }
-    std::string host = provider == "azure"
-                           ? ""
-                           : R"("host": "127.0.0.1", "port": )" + std::to_string(fake_->port()) +
-                                 R"(, "protocol": "http", )";
-    return R"({"provider": ")" + provider + R"(", )" + host + extra + R"("credentials": {)" +
-           creds + "}}";
-  }
-
-  // An upstream + service + rule at `path` for the acme gateway.
-  // Returns the upstream's id.
-  static std::string Route(const std::string& path, const std::string& upstream_json,
-                           bool strip = true, const std::string& rule_extra = "") {
-    std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", upstream_json);
-    std::string svc =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                   R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
-    MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
-               R"({"path": ")" + path + R"(", "service_id": ")" + svc + R"(", "methods": ["POST"],
-                   "strip_path": )" +
-                   (strip ? "true" : "false") + rule_extra + "}");
-    return up;
   }
 
   HttpResponse Chat(const std::string& path, const std::string& body,
@@ -161,12 +103,14 @@ const char kSeedBody[] = R"({
 })";
 
 TEST_F(ProxyE2E, SeedWalkthroughRoundRobinsOpenAiAndAnthropicWithTransformedBodies) {
-  Route("/seed", R"({"name": "ai-providers-upstream", "algorithm": "round-robin", "targets": [)" +
-                     Target("openai", R"("default_model": "gpt-4o-mini",
+  stack_->MustRoute(
+      gateway_, "/seed",
+      R"({"name": "ai-providers-upstream", "algorithm": "round-robin", "targets": [)" +
+          fake_->TargetJson("openai", R"("default_model": "gpt-4o-mini",
                         "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini"], )") +
-                     "," + Target("anthropic", R"("default_model": "claude-3-sonnet",
+          "," + fake_->TargetJson("anthropic", R"("default_model": "claude-3-sonnet",
                         "models": ["claude-3-sonnet"], "headers": {"anthropic-version": "2023-06-01"}, )") +
-                     R"(], "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
+          R"(], "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
   std::vector<std::string> providers;
   for (int i = 0; i < 4; ++i) {
     // The seed's request also carries the admin JWT: it must not go upstream.
@@ -212,8 +156,10 @@ TEST_F(ProxyE2E, StreamsFromEveryProviderEndWithTheClientsTerminator) {
     std::string path = std::string("/stream-") + provider;
     std::string model =
         std::string(provider) == "bedrock" ? "anthropic.claude-3-haiku-20240307-v1:0" : "model-x";
-    Route(path, R"({"name": "u", "targets": [)" +
-                    Target(provider, R"("default_model": ")" + model + R"(", )") + "]}");
+    stack_->MustRoute(gateway_, path,
+                      R"({"name": "u", "targets": [)" +
+                          fake_->TargetJson(provider, R"("default_model": ")" + model + R"(", )") +
+                          "]}");
     auto r =
         Chat(path + "/v1/chat/completions",
              R"({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Hi"}]})");
@@ -234,8 +180,9 @@ TEST_F(ProxyE2E, StreamsFromEveryProviderEndWithTheClientsTerminator) {
 }
 
 TEST_F(ProxyE2E, A429FailsOverAndA400DoesNot) {
-  Route("/failover",
-        R"({"name": "u", "targets": [)" + Target("openai") + "," + Target("anthropic") + "]}");
+  stack_->MustRoute(gateway_, "/failover",
+                    R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "," +
+                        fake_->TargetJson("anthropic") + "]}");
   fake_->AddFault(StatusFault("/v1/chat/completions", 429));
   for (int i = 0; i < 2; ++i) {
     auto r = Chat("/failover/v1/chat/completions", kSeedBody);
@@ -265,7 +212,8 @@ TEST_F(ProxyE2E, A429FailsOverAndA400DoesNot) {
 // body) but never sent `data: [DONE]` is complete; one malformed event in a
 // good stream is skipped (counted on tg-adapter's /metrics), not the end of it.
 TEST_F(ProxyE2E, AFinishedStreamWithoutDoneAndOneMalformedEventStillAnswer) {
-  Route("/shapes", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
+  stack_->MustRoute(gateway_, "/shapes",
+                    R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "]}");
   const std::string stream =
       R"({"model": "gpt-4", "stream": true, "stream_options": {"include_usage": true},
           "messages": [{"role": "user", "content": "Hi"}]})";
@@ -315,9 +263,9 @@ TEST_F(ProxyE2E, AFinishedStreamWithoutDoneAndOneMalformedEventStillAnswer) {
 // failure, with the provider's Retry-After passed on.
 TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) {
   const std::string targets = R"({"name": "u", "targets": [)" +
-                              Target("openai", R"("priority": 1, )") + "," +
-                              Target("anthropic", R"("priority": 2, )") + "]}";
-  Route("/retry", targets);
+                              fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+                              fake_->TargetJson("anthropic", R"("priority": 2, )") + "]}";
+  stack_->MustRoute(gateway_, "/retry", targets);
   auto calls = [&](fakes::Api api) {
     int n = 0;
     for (const auto& q : fake_->Requests()) n += q.api == api;
@@ -359,13 +307,13 @@ TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) 
   EXPECT_EQ(calls(fakes::Api::kOpenAiChat), 1);
 
   // retry_attempts: 0 on a rule of its own: the 429 is the answer.
-  std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", targets);
+  std::string up = stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams", targets);
   std::string svc =
-      MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
-  MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
-             R"({"path": "/noretry", "service_id": ")" + svc +
-                 R"(", "methods": ["POST"], "strip_path": true, "retry_attempts": 0})");
+      stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                         R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+                     R"({"path": "/noretry", "service_id": ")" + svc +
+                         R"(", "methods": ["POST"], "strip_path": true, "retry_attempts": 0})");
   ASSERT_TRUE(WaitFor([&] { return Chat("/noretry/v1/chat/completions", kSeedBody).status == 200; },
                       seconds(5)));
   once(429, "7");
@@ -380,11 +328,13 @@ TEST_F(ProxyE2E, ThePreferredTargetIsRetriedAsTheProviderAsksBeforeTheFallback) 
 // to one with the same model; with no such target the provider's 400 is the
 // answer, after one call.
 TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
-  Route("/context",
-        R"({"name": "u", "targets": [)" +
-            Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
-            Target("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
-            Target("anthropic", R"("priority": 2, "default_model": "claude-3-sonnet", )") + "]}");
+  stack_->MustRoute(
+      gateway_, "/context",
+      R"({"name": "u", "targets": [)" +
+          fake_->TargetJson("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
+          fake_->TargetJson("openai", R"("priority": 1, "default_model": "gpt-4", )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, "default_model": "claude-3-sonnet", )") +
+          "]}");
   fakes::FakeFault f = StatusFault("/v1/chat/completions", 400);
   f.error_type = "context_length_exceeded";
   fake_->AddFault(f);
@@ -397,9 +347,10 @@ TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
   EXPECT_EQ(requests[1].api, fakes::Api::kAnthropic);
   EXPECT_NE(requests[1].body.find("claude-3-sonnet"), std::string::npos);
 
-  Route("/context-same", R"({"name": "u", "targets": [)" +
-                             Target("openai", R"("default_model": "gpt-4", )") + "," +
-                             Target("openai", R"("default_model": "gpt-4", )") + "]}");
+  stack_->MustRoute(gateway_, "/context-same",
+                    R"({"name": "u", "targets": [)" +
+                        fake_->TargetJson("openai", R"("default_model": "gpt-4", )") + "," +
+                        fake_->TargetJson("openai", R"("default_model": "gpt-4", )") + "]}");
   fake_->ClearRequests();
   r = Chat("/context-same/v1/chat/completions", kSeedBody);
   EXPECT_EQ(r.status, 400) << r.body;
@@ -413,10 +364,11 @@ TEST_F(ProxyE2E, APromptOverTheContextFailsOverToAnotherModelOnly) {
 // reached the client, and a paused tg-adapter is a 504 within the deadline
 // rather than a request hanging for the Invoke's 10 minutes.
 TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
-  Route("/ttft",
-        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-            Target("anthropic", R"("priority": 2, )") + "]}",
-        true, R"(, "timeouts": {"first_token_ms": 1000})");
+  stack_->MustRoute(gateway_, "/ttft",
+                    R"({"name": "u", "targets": [)" +
+                        fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+                        fake_->TargetJson("anthropic", R"("priority": 2, )") + "]}",
+                    true, R"(, "timeouts": {"first_token_ms": 1000})");
   fakes::FakeFault late;
   late.path_prefix = "/v1/chat/completions";
   late.delay_before_event = 1;  // after the role-only chunk
@@ -442,8 +394,9 @@ TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
 }
 
 TEST_F(ProxyE2E, APausedAdapterIsA504WithinTheFirstTokenDeadline) {
-  Route("/paused", R"({"name": "u", "targets": [)" + Target("openai") + "]}", true,
-        R"(, "timeouts": {"first_token_ms": 1000})");
+  stack_->MustRoute(gateway_, "/paused",
+                    R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "]}", true,
+                    R"(, "timeouts": {"first_token_ms": 1000})");
   ASSERT_EQ(Chat("/paused/v1/chat/completions", kSeedBody).status, 200);
   Process* adapter = stack_->Find("tg-adapter");
   ASSERT_NE(adapter, nullptr);
@@ -462,8 +415,10 @@ TEST_F(ProxyE2E, APausedAdapterIsA504WithinTheFirstTokenDeadline) {
 }
 
 TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {
-  Route("/tools", R"({"name": "u", "targets": [)" +
-                      Target("anthropic", R"("default_model": "claude-3-sonnet", )") + "]}");
+  stack_->MustRoute(gateway_, "/tools",
+                    R"({"name": "u", "targets": [)" +
+                        fake_->TargetJson("anthropic", R"("default_model": "claude-3-sonnet", )") +
+                        "]}");
   auto r = Chat("/tools/v1/chat/completions", R"({"model": "x", "messages": [
       {"role": "user", "content": "Weather in Paris?"}],
       "tools": [{"type": "function", "function": {"name": "get_weather",
@@ -480,9 +435,10 @@ TEST_F(ProxyE2E, ToolCallsThroughAnthropic) {
 }
 
 TEST_F(ProxyE2E, WeightsSeventyThirtyOverAThousandRequests) {
-  Route("/weights", R"({"name": "u", "algorithm": "weighted-round-robin", "targets": [)" +
-                        Target("openai", R"("weight": 70, )") + "," +
-                        Target("anthropic", R"("weight": 30, )") + "]}");
+  stack_->MustRoute(gateway_, "/weights",
+                    R"({"name": "u", "algorithm": "weighted-round-robin", "targets": [)" +
+                        fake_->TargetJson("openai", R"("weight": 70, )") + "," +
+                        fake_->TargetJson("anthropic", R"("weight": 30, )") + "]}");
   std::map<std::string, int> count;
   for (int i = 0; i < 1000; ++i) {
     auto r = Chat("/weights/v1/chat/completions", kSeedBody);
@@ -494,10 +450,11 @@ TEST_F(ProxyE2E, WeightsSeventyThirtyOverAThousandRequests) {
 }
 
 TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
-  const std::string up = Route(
-      "/priority", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                       Target("anthropic", R"("priority": 2, )") +
-                       R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 2}})");
+  const std::string up = stack_->MustRoute(
+      gateway_, "/priority",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, )") +
+          R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 2}})");
   fake_->AddFault(StatusFault("/v1/chat/completions", 500));
   for (int i = 0; i < 6; ++i) {
     auto r = Chat("/priority/v1/chat/completions", kSeedBody);
@@ -561,10 +518,11 @@ TEST_F(ProxyE2E, PriorityFailoverEjectionAndRecovery) {
 // (24 s after its recovery); with them, within about two seconds.
 TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
   using Clock = std::chrono::steady_clock;
-  const std::string up =
-      Route("/probed", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
-                           "," + Target("anthropic", R"("priority": 2, )") +
-                           R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 30,
+  const std::string up = stack_->MustRoute(
+      gateway_, "/probed",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, )") +
+          R"(], "health_checks": {"passive": true, "threshold": 2, "interval": 30,
                          "path": "/v1/models", "headers": {"x-probe": "tg"}, "probe_interval": 1}})");
   const std::string path = "/probed/v1/chat/completions";
   const std::string health_path = "/api/v1/gateways/" + gateway_ + "/upstreams/" + up + "/health";
@@ -662,7 +620,8 @@ TEST_F(ProxyE2E, ActiveProbesBringThePrimaryBackWithinSecondsOfItsRecovery) {
 }
 
 TEST_F(ProxyE2E, KeysHostsAndRoutes) {
-  Route("/keys", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
+  stack_->MustRoute(gateway_, "/keys",
+                    R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "]}");
   const std::string path = "/keys/v1/chat/completions";
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + key_}).status, 200);
   EXPECT_EQ(Chat(path, kSeedBody, {"Authorization: Bearer " + key_}).status, 200);
@@ -680,7 +639,7 @@ TEST_F(ProxyE2E, KeysHostsAndRoutes) {
   auto t = std::chrono::system_clock::to_time_t(soon);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  std::string short_key = CreateKey(gateway_, buf);
+  std::string short_key = stack_->MustCreateKey(gateway_, buf);
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + short_key}).status, 200);
   std::this_thread::sleep_for(milliseconds(2200));
   EXPECT_EQ(Chat(path, kSeedBody, {"X-Api-Key: " + short_key}).status, 401);
@@ -701,10 +660,11 @@ TEST_F(ProxyE2E, KeysHostsAndRoutes) {
 TEST_F(ProxyE2E, StripPathOnAHostTarget) {
   // A target without a provider: a plain reverse proxy (here onto the fake's
   // OpenAI endpoint, reached through the stripped path).
-  Route("/raw", R"({"name": "u", "targets": [{"host": "127.0.0.1", "port": )" +
-                    std::to_string(fake_->port()) + R"(, "protocol": "http",
+  stack_->MustRoute(gateway_, "/raw",
+                    R"({"name": "u", "targets": [{"host": "127.0.0.1", "port": )" +
+                        std::to_string(fake_->port()) + R"(, "protocol": "http",
                     "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
-                    fake_->credentials().openai_key + R"("}}]})");
+                        fake_->credentials().openai_key + R"("}}]})");
   auto r = Chat("/raw/v1/chat/completions", kSeedBody);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["x-selected-provider"], "127.0.0.1");
@@ -735,18 +695,20 @@ TEST_F(ProxyE2E, AtSignRequestTargetCannotRedirectTheCall) {
   const int steal_port = ntohs(addr.sin_port);
   fcntl(listener, F_SETFL, O_NONBLOCK);
 
-  std::string gw = MustCreate("/api/v1/gateways", R"({"name": "steal", "subdomain": "steal"})");
-  std::string key = CreateKey(gw, "2099-01-01T00:00:00Z");
-  std::string up = MustCreate("/api/v1/gateways/" + gw + "/upstreams",
-                              R"({"name": "u", "targets": [{"host": "127.0.0.1", "port": )" +
-                                  std::to_string(fake_->port()) + R"(, "protocol": "http",
+  std::string gw =
+      stack_->MustCreate("/api/v1/gateways", R"({"name": "steal", "subdomain": "steal"})");
+  std::string key = stack_->MustCreateKey(gw, "2099-01-01T00:00:00Z");
+  std::string up =
+      stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams",
+                         R"({"name": "u", "targets": [{"host": "127.0.0.1", "port": )" +
+                             std::to_string(fake_->port()) + R"(, "protocol": "http",
                     "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
-                                  fake_->credentials().openai_key + R"("}}]})");
+                             fake_->credentials().openai_key + R"("}}]})");
   std::string svc =
-      MustCreate("/api/v1/gateways/" + gw + "/services",
-                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
-  MustCreate("/api/v1/gateways/" + gw + "/rules",
-             R"({"path": "/", "service_id": ")" + svc + R"(", "methods": ["POST"]})");
+      stack_->MustCreate("/api/v1/gateways/" + gw + "/services",
+                         R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  stack_->MustCreate("/api/v1/gateways/" + gw + "/rules",
+                     R"({"path": "/", "service_id": ")" + svc + R"(", "methods": ["POST"]})");
 
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in edge{};
@@ -799,7 +761,8 @@ TEST_F(ProxyE2E, AdminRefusesTargetHostsThatAreNotHosts) {
 }
 
 TEST_F(ProxyE2E, ClientDisconnectMidStreamCancelsTheProviderCall) {
-  Route("/slow", R"({"name": "u", "targets": [)" + Target("openai") + "]}");
+  stack_->MustRoute(gateway_, "/slow",
+                    R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "]}");
   fakes::FakeAnswer slow;
   slow.text = std::string(400, 'x');
   slow.event_interval = milliseconds(50);
@@ -877,8 +840,10 @@ const char kTenWords[] = "one two three four five six seven eight nine ten";
 // sees one answer, whole, with one id and one role, ending cleanly; the
 // fallback was asked to continue the text so far.
 TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
-  Route("/rescue", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-                       Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}");
+  stack_->MustRoute(
+      gateway_, "/rescue",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}");
   fakes::FakeAnswer answer;
   answer.text = kTenWords;
   fake_->SetAnswer(answer);
@@ -948,10 +913,11 @@ TEST_F(ProxyE2E, AStreamCutMidAnswerIsContinuedOnAPrefillTarget) {
 // A stream that stalls (30 s without an event) past the rule's idle_ms is
 // continued just as a cut one, within a few seconds.
 TEST_F(ProxyE2E, AStalledStreamIsContinuedAfterTheIdleTimeout) {
-  Route("/stall",
-        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-            Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}",
-        true, R"(, "timeouts": {"idle_ms": 1000})");
+  stack_->MustRoute(
+      gateway_, "/stall",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}",
+      true, R"(, "timeouts": {"idle_ms": 1000})");
   fakes::FakeAnswer answer;
   answer.text = kTenWords;
   fake_->SetAnswer(answer);
@@ -975,9 +941,10 @@ TEST_F(ProxyE2E, AStalledStreamIsContinuedAfterTheIdleTimeout) {
 // ends with an error event naming the break, never the prefill's 400, and
 // never [DONE]. Without any target that takes a prefill no rescue is tried.
 TEST_F(ProxyE2E, ARefusedPrefillEndsTheStreamWithTheOriginalCause) {
-  Route("/rescue-refused",
-        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-            Target("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}");
+  stack_->MustRoute(
+      gateway_, "/rescue-refused",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, "assistant_prefill": true, )") + "]}");
   fakes::FakeAnswer answer;
   answer.text = kTenWords;
   fake_->SetAnswer(answer);
@@ -1003,8 +970,10 @@ TEST_F(ProxyE2E, ARefusedPrefillEndsTheStreamWithTheOriginalCause) {
   EXPECT_EQ(requests[1].status, 400) << "the fallback was asked and refused";
 
   // No target with assistant_prefill: the break ends the stream, one call.
-  Route("/no-prefill", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
-                           "," + Target("anthropic", R"("priority": 2, )") + "]}");
+  stack_->MustRoute(gateway_, "/no-prefill",
+                    R"({"name": "u", "targets": [)" +
+                        fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+                        fake_->TargetJson("anthropic", R"("priority": 2, )") + "]}");
   fake_->ClearRequests();
   r = Chat("/no-prefill/v1/chat/completions", kStreamBody);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -1018,8 +987,10 @@ TEST_F(ProxyE2E, ARefusedPrefillEndsTheStreamWithTheOriginalCause) {
 // A whole (not streamed) answer cut midway restarts cleanly on the fallback:
 // nothing of it had reached the client.
 TEST_F(ProxyE2E, AWholeAnswerCutMidwayRestartsOnTheFallback) {
-  Route("/cut-whole", R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") +
-                          "," + Target("anthropic", R"("priority": 2, )") + "]}");
+  stack_->MustRoute(gateway_, "/cut-whole",
+                    R"({"name": "u", "targets": [)" +
+                        fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+                        fake_->TargetJson("anthropic", R"("priority": 2, )") + "]}");
   fakes::FakeFault cut;
   cut.path_prefix = "/v1/chat/completions";
   cut.drop_after_bytes = 40;
@@ -1036,11 +1007,12 @@ TEST_F(ProxyE2E, AWholeAnswerCutMidwayRestartsOnTheFallback) {
 // answers at all, is failed over (the latter within first_token_ms); a
 // content-filter 400 is answered at once, never retried elsewhere.
 TEST_F(ProxyE2E, AResetOrASilentProviderFailsOverAndAContentFilterDoesNot) {
-  Route("/silent",
-        R"({"name": "u", "targets": [)" + Target("openai", R"("priority": 1, )") + "," +
-            Target("anthropic", R"("priority": 2, )") + "]}",
-        true,
-        R"(, "timeouts": {"first_token_ms": 1000}, "retry_policy": {"same_target_retries": 0})");
+  stack_->MustRoute(
+      gateway_, "/silent",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, )") + "]}",
+      true,
+      R"(, "timeouts": {"first_token_ms": 1000}, "retry_policy": {"same_target_retries": 0})");
   fakes::FakeFault reset;
   reset.path_prefix = "/v1/chat/completions";
   reset.close_before_head = true;

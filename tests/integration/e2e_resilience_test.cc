@@ -44,12 +44,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 long Ms(Clock::duration d) {
   return static_cast<long>(std::chrono::duration_cast<milliseconds>(d).count());
 }
@@ -207,34 +201,18 @@ class ResilienceE2E : public ::testing::Test {
     return stack_->StartAll();
   }
 
-  std::string MustCreate(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("id") ? d["id"].GetString() : "";
-  }
-  std::string CreateKey(const std::string& gw) {
-    auto r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/keys", R"({"name": "k"})");
-    EXPECT_EQ(r.status, 201) << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("key") ? d["key"].GetString() : "";
-  }
-  std::string OpenAiTarget() {
-    return R"({"provider": "openai", "host": "127.0.0.1", "port": )" +
-           std::to_string(fake_->port()) + R"(, "protocol": "http", "credentials": {"api_key": ")" +
-           fake_->credentials().openai_key + R"("}})";
-  }
   // A gateway with an upstream (one OpenAI target on the fake), a service, a
   // rule at `path` and a key; returns the service id.
   std::string Configure(const std::string& path) {
-    gateway_ = MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
-    std::string up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
-                                R"({"name": "u", "targets": [)" + OpenAiTarget() + "]}");
+    gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
+    std::string up =
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
+                           R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "]}");
     std::string svc =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                   R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                           R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
     AddRule(path, svc);
-    key_ = CreateKey(gateway_);
+    key_ = stack_->MustCreateKey(gateway_);
     return svc;
   }
   HttpResponse AddRuleRequest(const std::string& path, const std::string& svc) {
@@ -284,7 +262,7 @@ TEST_F(ResilienceE2E, PostgresStoppedWhileRequestsKeepSucceeding) {
   std::string svc = Configure("/chat");
   // A second key, verified for the first time only while PostgreSQL is down:
   // tg-keyauth verifies from memory, so it works as well as a cached one.
-  std::string unused_key = CreateKey(gateway_);
+  std::string unused_key = stack_->MustCreateKey(gateway_);
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Chat("/chat").status, 200);
   ASSERT_EQ(Chat("/chat", kStreamBody).status, 200);
 
@@ -435,7 +413,7 @@ TEST_F(ResilienceE2E, ServicesRestartedUnderARunningEdge) {
     auto t0 = Clock::now();
     auto r = AddRuleRequest("/new-rule", svc);
     ASSERT_EQ(r.status, 201) << r.body;
-    std::string new_key = CreateKey(gateway_);
+    std::string new_key = stack_->MustCreateKey(gateway_);
     ASSERT_FALSE(new_key.empty());
     r = Chat("/new-rule", kBody, new_key);
     EXPECT_EQ(r.status, 200) << "the new rule and key are live at once: " << r.body;
@@ -444,16 +422,18 @@ TEST_F(ResilienceE2E, ServicesRestartedUnderARunningEdge) {
     EXPECT_EQ(Http("GET", stack_->AdminUrl("/healthz")).status, 200) << "the edge's watch is back";
     // A new upstream reaches the restarted balancer and adapter too (Pick and
     // Invoke wait for the edge's revision: their watches are back as well).
-    auto up = MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
-                         R"({"name": "u2", "targets": [)" + OpenAiTarget() + "]}");
-    auto svc2 = MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+    auto up =
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
+                           R"({"name": "u2", "targets": [)" + fake_->TargetJson("openai") + "]}");
+    auto svc2 =
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
                            R"({"name": "s2", "type": "upstream", "upstream_id": ")" + up + "\"}");
     AddRule("/second", svc2);
     r = Chat("/second");
     EXPECT_EQ(r.status, 200) << "a new upstream after the restarts: " << r.body;
   }
   // tg-keyauth back: keys can be created and are accepted again.
-  std::string last_key = CreateKey(gateway_);
+  std::string last_key = stack_->MustCreateKey(gateway_);
   EXPECT_EQ(Chat("/chat", kBody, last_key).status, 200);
 }
 

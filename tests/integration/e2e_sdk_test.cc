@@ -145,12 +145,6 @@ ScriptResult RunCaptured(const std::vector<std::string>& argv,
   return result;
 }
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 class SdkE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -181,7 +175,7 @@ class SdkE2E : public ::testing::Test {
     stack_ = std::make_unique<Stack>("e2e_sdk", o);
     ASSERT_TRUE(stack_->StartAll()) << "the stack did not start";
 
-    gateway_ = MustCreate("/api/v1/gateways", R"({"name": "sdk", "subdomain": "sdk"})");
+    gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "sdk", "subdomain": "sdk"})");
     auto r = stack_->Admin("POST", "/api/v1/gateways/" + gateway_ + "/keys",
                            R"({"name": "sdk", "expires_at": "2099-01-01T00:00:00Z"})");
     ASSERT_EQ(r.status, 201) << r.body;
@@ -197,17 +191,17 @@ class SdkE2E : public ::testing::Test {
         Target("anthropic", fake_->credentials().anthropic_key,
                R"("default_model": "claude-3-sonnet", "models": ["claude-3-sonnet"],
                   "headers": {"anthropic-version": "2023-06-01"})");
-    std::string up =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/upstreams",
-                   R"({"name": "ai-providers-upstream", "algorithm": "round-robin", "targets": [)" +
-                       openai + ", " + anthropic +
-                       R"(], "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
+    std::string up = stack_->MustCreate(
+        "/api/v1/gateways/" + gateway_ + "/upstreams",
+        R"({"name": "ai-providers-upstream", "algorithm": "round-robin", "targets": [)" + openai +
+            ", " + anthropic +
+            R"(], "health_checks": {"passive": true, "threshold": 3, "interval": 60}})");
     std::string svc =
-        MustCreate("/api/v1/gateways/" + gateway_ + "/services",
-                   R"({"name": "sdk", "type": "upstream", "upstream_id": ")" + up + "\"}");
-    MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
-               R"({"path": "/sdk", "service_id": ")" + svc +
-                   R"(", "methods": ["POST"], "strip_path": true})");
+        stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/services",
+                           R"({"name": "sdk", "type": "upstream", "upstream_id": ")" + up + "\"}");
+    stack_->MustCreate("/api/v1/gateways/" + gateway_ + "/rules",
+                       R"({"path": "/sdk", "service_id": ")" + svc +
+                           R"(", "methods": ["POST"], "strip_path": true})");
     ASSERT_FALSE(HasFailure());
   }
 
@@ -217,13 +211,6 @@ class SdkE2E : public ::testing::Test {
     return R"({"provider": ")" + provider + R"(", "host": "127.0.0.1", "port": )" +
            std::to_string(fake_->port()) + R"(, "protocol": "http", )" + extra +
            R"(, "credentials": {"api_key": ")" + api_key + R"("}})";
-  }
-
-  std::string MustCreate(const std::string& path, const std::string& body) {
-    auto r = stack_->Admin("POST", path, body);
-    EXPECT_EQ(r.status, 201) << path << ": " << r.body;
-    auto d = Json(r.body);
-    return d.IsObject() && d.HasMember("id") && d["id"].IsString() ? d["id"].GetString() : "";
   }
 
   std::string node_;

@@ -26,12 +26,6 @@ using std::chrono::seconds;
 // The change-log write lock every writer takes first (tg/common/change_log.cc).
 constexpr long long kWriteLock = 0x7467'7772'6974;
 
-rapidjson::Document Json(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str());
-  return d;
-}
-
 std::string IdOf(const std::string& body) {
   auto d = Json(body);
   return d.IsObject() && d.HasMember("id") && d["id"].IsString() ? d["id"].GetString() : "";

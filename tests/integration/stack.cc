@@ -240,4 +240,41 @@ HttpResponse Stack::Admin(const std::string& method, const std::string& path,
               {"Content-Type: application/json", "Authorization: Bearer " + Token()});
 }
 
+rapidjson::Document Json(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str(), body.size());
+  return d;
+}
+
+std::string Stack::MustCreate(const std::string& path, const std::string& body) {
+  HttpResponse r = Admin("POST", path, body);
+  EXPECT_EQ(r.status, 201) << path << ": " << r.body.substr(0, 500);
+  rapidjson::Document d = Json(r.body);
+  return d.IsObject() && d.HasMember("id") && d["id"].IsString() ? d["id"].GetString() : "";
+}
+
+std::string Stack::MustCreateKey(const std::string& gateway_id, const std::string& expires_at) {
+  const std::string body = expires_at.empty()
+                               ? std::string(R"({"name": "k"})")
+                               : R"({"name": "k", "expires_at": ")" + expires_at + R"("})";
+  HttpResponse r = Admin("POST", "/api/v1/gateways/" + gateway_id + "/keys", body);
+  EXPECT_EQ(r.status, 201) << r.body;
+  rapidjson::Document d = Json(r.body);
+  return d.IsObject() && d.HasMember("key") && d["key"].IsString() ? d["key"].GetString() : "";
+}
+
+std::string Stack::MustRoute(const std::string& gateway_id, const std::string& path,
+                             const std::string& upstream_json, bool strip_path,
+                             const std::string& rule_extra) {
+  const std::string base = "/api/v1/gateways/" + gateway_id;
+  std::string upstream = MustCreate(base + "/upstreams", upstream_json);
+  std::string service =
+      MustCreate(base + "/services",
+                 R"({"name": "s", "type": "upstream", "upstream_id": ")" + upstream + "\"}");
+  MustCreate(base + "/rules", R"({"path": ")" + path + R"(", "service_id": ")" + service +
+                                  R"(", "methods": ["POST"], "strip_path": )" +
+                                  (strip_path ? "true" : "false") + rule_extra + "}");
+  return upstream;
+}
+
 }  // namespace tg::testing

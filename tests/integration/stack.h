@@ -1,5 +1,7 @@
 #pragma once
 
+#include <rapidjson/document.h>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -31,6 +33,9 @@ struct StackOptions {
 
 // The TrustGate services as separate processes on free loopback ports, on a
 // throwaway database: what scripts/up runs, for end-to-end tests.
+// A body as JSON (a null document when it is not JSON).
+rapidjson::Document Json(const std::string& body);
+
 class Stack {
  public:
   Stack(const std::string& db_prefix, StackOptions options = {});
@@ -52,6 +57,16 @@ class Stack {
   std::string Token(std::chrono::seconds ttl = std::chrono::seconds(3600)) const;
   HttpResponse Admin(const std::string& method, const std::string& path,
                      const std::string& body = "");
+  // Admin calls that set a scene, each expecting success (anything else
+  // fails the calling test, with the answer): POST `path`, the new entity's
+  // id; a key of gateway `gateway_id` (never expiring unless `expires_at`),
+  // its plaintext; an upstream, a service on it and a POST rule at `path`,
+  // the upstream's id.
+  std::string MustCreate(const std::string& path, const std::string& body);
+  std::string MustCreateKey(const std::string& gateway_id, const std::string& expires_at = "");
+  std::string MustRoute(const std::string& gateway_id, const std::string& path,
+                        const std::string& upstream_json, bool strip_path = true,
+                        const std::string& rule_extra = "");
   int proxy_port() const { return proxy_port_; }
   // The gRPC port of a started service ("tg-config", "tg-keyauth-2", …); 0
   // for tg-edge or an unknown name. Dial it with TestChannel (test_tls.h).
