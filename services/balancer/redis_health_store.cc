@@ -399,6 +399,36 @@ void RedisHealthStore::OnMessage(std::string_view payload) {
   sink_->OnSharedState(std::string(parts[0]), std::string(parts[1]), s);
 }
 
+RedisHealthStore::WriteOutcome RedisHealthStore::WriteState(
+    Connection& conn, const std::string& key, std::string_view upstream_id,
+    std::string_view target_id, const TargetHealthState& s, int64_t interval_ms) {
+  const int64_t ttl = std::max<int64_t>(s.ejected_until_ms - clock_->NowMs(), 0) +
+                      10 * std::max<int64_t>(interval_ms, 1000);
+  const std::string failures = std::to_string(s.consecutive_failures);
+  const std::string ejections = std::to_string(s.ejections);
+  const std::string until = std::to_string(s.ejected_until_ms);
+  const std::string version = std::to_string(s.version);
+  const std::string ttl_ms = std::to_string(ttl);
+  const std::string message = Message(upstream_id, target_id, s);
+  conn.Append({"MULTI"});
+  conn.Append({"HSET", key, "failures", failures, "ejections", ejections, "ejected_until_ms", until,
+               "version", version});
+  conn.Append({"PEXPIRE", key, ttl_ms});
+  conn.Append({"PUBLISH", channel_, message});
+  conn.Append({"EXEC"});
+  Reply exec;
+  for (int i = 0; i < 5; ++i) {
+    exec = conn.Get();
+    if (!exec) return WriteOutcome::kConnectionLost;
+  }
+  if (exec->type == REDIS_REPLY_NIL) return WriteOutcome::kConflict;
+  if (exec->type == REDIS_REPLY_ERROR) {
+    log::Error("Redis rejected a health update", {{"error", std::string(AsView(exec.get()))}});
+    return WriteOutcome::kRejected;
+  }
+  return WriteOutcome::kWritten;
+}
+
 bool RedisHealthStore::Transact(Connection& conn, const HealthEvent& event) {
   const std::string key = KeyOf(event.upstream_id, event.target_id);
   // Optimistic concurrency: a replica writing the key between our read and
@@ -417,32 +447,16 @@ bool RedisHealthStore::Transact(Connection& conn, const HealthEvent& event) {
     // replica, this one included, adopt the stored state again.
     TargetHealthState next = ApplyVerdict(current, event.verdict, event.now_ms, event.options);
     next.version = NextVersion(current.version, event.now_ms);
-    const int64_t now = clock_->NowMs();
-    const int64_t ttl = std::max<int64_t>(next.ejected_until_ms - now, 0) +
-                        10 * std::max<int64_t>(event.options.interval_ms, 1000);
-    const std::string failures = std::to_string(next.consecutive_failures);
-    const std::string ejections = std::to_string(next.ejections);
-    const std::string until = std::to_string(next.ejected_until_ms);
-    const std::string version = std::to_string(next.version);
-    const std::string ttl_s = std::to_string(ttl);
-    const std::string message = Message(event.upstream_id, event.target_id, next);
-    conn.Append({"MULTI"});
-    conn.Append({"HSET", key, "failures", failures, "ejections", ejections, "ejected_until_ms",
-                 until, "version", version});
-    conn.Append({"PEXPIRE", key, ttl_s});
-    conn.Append({"PUBLISH", channel_, message});
-    conn.Append({"EXEC"});
-    Reply exec;
-    for (int i = 0; i < 5; ++i) {
-      exec = conn.Get();
-      if (!exec) return false;
+    switch (WriteState(conn, key, event.upstream_id, event.target_id, next,
+                       event.options.interval_ms)) {
+      case WriteOutcome::kConnectionLost:
+        return false;
+      case WriteOutcome::kWritten:
+      case WriteOutcome::kRejected:  // retrying would fail the same way
+        return true;
+      case WriteOutcome::kConflict:  // another replica wrote the key first: again on its state
+        break;
     }
-    if (exec->type == REDIS_REPLY_ARRAY) return true;
-    if (exec->type == REDIS_REPLY_ERROR) {
-      log::Error("Redis rejected a health update", {{"error", std::string(AsView(exec.get()))}});
-      return true;  // not a connectivity problem; retrying would fail the same way
-    }
-    // nil: another replica wrote the key first; go again on its state.
   }
   log::Warn("health update abandoned after repeated write conflicts", {{"key", key}});
   return true;
@@ -464,27 +478,16 @@ bool RedisHealthStore::WriteIfNewer(Connection& conn, const FollowedTarget& targ
       sink_->OnSharedState(target.upstream_id, target.target_id, current);
       return true;
     }
-    const int64_t now = clock_->NowMs();
-    const int64_t ttl = std::max<int64_t>(local.ejected_until_ms - now, 0) +
-                        10 * std::max<int64_t>(target.interval_ms, 1000);
-    const std::string failures = std::to_string(local.consecutive_failures);
-    const std::string ejections = std::to_string(local.ejections);
-    const std::string until = std::to_string(local.ejected_until_ms);
-    const std::string version = std::to_string(local.version);
-    const std::string ttl_s = std::to_string(ttl);
-    const std::string message = Message(target.upstream_id, target.target_id, local);
-    conn.Append({"MULTI"});
-    conn.Append({"HSET", key, "failures", failures, "ejections", ejections, "ejected_until_ms",
-                 until, "version", version});
-    conn.Append({"PEXPIRE", key, ttl_s});
-    conn.Append({"PUBLISH", channel_, message});
-    conn.Append({"EXEC"});
-    Reply exec;
-    for (int i = 0; i < 5; ++i) {
-      exec = conn.Get();
-      if (!exec) return false;
+    switch (
+        WriteState(conn, key, target.upstream_id, target.target_id, local, target.interval_ms)) {
+      case WriteOutcome::kConnectionLost:
+        return false;
+      case WriteOutcome::kWritten:
+      case WriteOutcome::kRejected:
+        return true;
+      case WriteOutcome::kConflict:  // written meanwhile: compare with that
+        break;
     }
-    if (exec->type != REDIS_REPLY_NIL) return true;
   }
   return true;
 }

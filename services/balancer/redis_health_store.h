@@ -95,6 +95,11 @@ class RedisHealthStore final : public HealthStore {
   bool Transact(Connection& conn, const HealthEvent& event);
   bool Sync(Connection& conn, const std::vector<FollowedTarget>& targets);
   bool WriteIfNewer(Connection& conn, const FollowedTarget& target, const TargetHealthState& local);
+  // With `key` WATCHed: MULTI, HSET of `s`, PEXPIRE, PUBLISH, EXEC.
+  enum class WriteOutcome { kConnectionLost, kWritten, kConflict, kRejected };
+  WriteOutcome WriteState(Connection& conn, const std::string& key, std::string_view upstream_id,
+                          std::string_view target_id, const TargetHealthState& s,
+                          int64_t interval_ms);
   std::string Message(std::string_view upstream_id, std::string_view target_id,
                       const TargetHealthState& s) const;
   void OnMessage(std::string_view payload);
