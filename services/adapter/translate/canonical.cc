@@ -98,6 +98,11 @@ const ResponseDraft& ReadAnswer(const ChatResponse& response, ResponseDraft* scr
   return *scratch;
 }
 
+const ChoiceDraft& FirstChoice(const ResponseDraft& draft) {
+  static const ChoiceDraft kNone;
+  return draft.choices.empty() ? kNone : draft.choices[0];
+}
+
 ResponseDraft ReadChatResponse(const Value& doc) {
   ResponseDraft d;
   d.id = json::GetString(doc, "id");

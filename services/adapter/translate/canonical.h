@@ -23,6 +23,9 @@ ChatResponse AnswerOf(ResponseDraft draft);
 // The answer in typed form, for the encoders of other client formats: the
 // draft itself, or the provider's `chat.completion` read into *scratch.
 const ResponseDraft& ReadAnswer(const ChatResponse& response, ResponseDraft* scratch);
+// The first choice, or an empty one: what the single-choice client formats
+// (Anthropic Messages, Responses) answer with.
+const ChoiceDraft& FirstChoice(const ResponseDraft& draft);
 // `chat.completion` JSON → draft. Choices without a message read as empty.
 ResponseDraft ReadChatResponse(const json::Value& doc);
 

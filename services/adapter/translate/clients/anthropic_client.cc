@@ -247,8 +247,7 @@ Result<ChatRequest> AnthropicClient::DecodeRequest(std::string_view body) const 
 std::string AnthropicClient::EncodeResponse(const ChatResponse& response) const {
   ResponseDraft read;
   const ResponseDraft& d = ReadAnswer(response, &read);
-  static const ChoiceDraft kNoChoice;
-  const ChoiceDraft& c = d.choices.empty() ? kNoChoice : d.choices[0];
+  const ChoiceDraft& c = FirstChoice(d);
   json::ScratchDocument scratch;
   json::Document& out = scratch.doc();
   out.SetObject();

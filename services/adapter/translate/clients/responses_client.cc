@@ -327,8 +327,7 @@ Result<ChatRequest> ResponsesClient::DecodeRequest(std::string_view body) const 
 std::string ResponsesClient::EncodeResponse(const ChatResponse& response) const {
   ResponseDraft read;
   const ResponseDraft& d = ReadAnswer(response, &read);
-  static const ChoiceDraft kNoChoice;
-  const ChoiceDraft& c = d.choices.empty() ? kNoChoice : d.choices[0];
+  const ChoiceDraft& c = FirstChoice(d);
   ResponseMeta meta{ResponseId(d.id), d.model, d.created};
   std::vector<Item> items;
   std::string_view text = !c.content.empty() ? std::string_view(c.content) : c.refusal;
