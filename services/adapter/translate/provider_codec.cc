@@ -2,13 +2,8 @@
 
 #include <strings.h>
 
-#include "tg/adapter/translate/providers/anthropic_codec.h"
-#include "tg/adapter/translate/providers/azure_codec.h"
-#include "tg/adapter/translate/providers/bedrock_codec.h"
-#include "tg/adapter/translate/providers/gemini_codec.h"
-#include "tg/adapter/translate/providers/openai_codec.h"
 #include "tg/adapter/translate/providers/provider_util.h"
-#include "tg/adapter/translate/providers/responses_codec.h"
+#include "tg/adapter/translate/providers/providers.h"
 
 namespace tg::adapter::translate {
 
@@ -41,20 +36,13 @@ std::string_view AuthSchemeName(AuthScheme scheme) {
 }
 
 const ProviderCodec* FindProviderCodec(std::string_view provider, std::string_view api) {
-  // Codecs are stateless: one instance each, shared by every call.
-  static const OpenAiCodec kOpenAi;
-  static const AnthropicCodec kAnthropic;
-  static const AzureCodec kAzure;
-  static const ResponsesCodec kResponses;
-  static const GeminiCodec kGemini;
-  static const BedrockCodec kBedrock;
   if (Is(provider, "openai")) {
-    return Is(api, "responses") ? static_cast<const ProviderCodec*>(&kResponses) : &kOpenAi;
+    return Is(api, "responses") ? &OpenAiResponsesProvider() : &OpenAiChatProvider();
   }
-  if (Is(provider, "anthropic")) return &kAnthropic;
-  if (Is(provider, "azure")) return &kAzure;
-  if (Is(provider, "gemini") || Is(provider, "google")) return &kGemini;
-  if (Is(provider, "bedrock")) return &kBedrock;
+  if (Is(provider, "anthropic")) return &AnthropicProvider();
+  if (Is(provider, "azure")) return &AzureProvider();
+  if (Is(provider, "gemini") || Is(provider, "google")) return &GeminiProvider();
+  if (Is(provider, "bedrock")) return &BedrockProvider();
   return nullptr;
 }
 

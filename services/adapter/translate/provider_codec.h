@@ -122,25 +122,43 @@ class ProviderStreamDecoder {
   int skipped_events_ = 0;
 };
 
-class ProviderCodec {
+// A provider API: its name and three functions, defined in the provider's
+// own file (providers/<provider>_codec.cc; providers/providers.h lists them).
+class ProviderCodec final {
  public:
-  virtual ~ProviderCodec() = default;
+  using BuildFn = Result<HttpRequestSpec> (*)(const ChatRequest&, const TargetInfo&);
+  using ParseFn = Result<ChatResponse> (*)(int status, std::string_view body,
+                                           const ResponseContext&);
+  using DecoderFn = std::unique_ptr<ProviderStreamDecoder> (*)(const ResponseContext&);
+
+  constexpr ProviderCodec(std::string_view name, BuildFn build, ParseFn parse, DecoderFn decoder)
+      : name_(name), build_(build), parse_(parse), decoder_(decoder) {}
 
   // The provider's name as reported in ResponseHead.provider.
-  virtual std::string_view name() const = 0;
+  std::string_view name() const { return name_; }
 
   // Canonical request + target → the HTTP call (stream per target.stream).
   // Fails when the request cannot be expressed for this provider.
-  virtual Result<HttpRequestSpec> BuildRequest(const ChatRequest& request,
-                                               const TargetInfo& target) const = 0;
+  Result<HttpRequestSpec> BuildRequest(const ChatRequest& request, const TargetInfo& target) const {
+    return build_(request, target);
+  }
 
   // The provider's complete answer → canonical answer; a non-2xx status (or a
   // 2xx that says it failed) → the AdapterError to report.
-  virtual Result<ChatResponse> ParseResponse(int status, std::string_view body,
-                                             const ResponseContext& ctx) const = 0;
+  Result<ChatResponse> ParseResponse(int status, std::string_view body,
+                                     const ResponseContext& ctx) const {
+    return parse_(status, body, ctx);
+  }
 
-  virtual std::unique_ptr<ProviderStreamDecoder> NewStreamDecoder(
-      const ResponseContext& ctx) const = 0;
+  std::unique_ptr<ProviderStreamDecoder> NewStreamDecoder(const ResponseContext& ctx) const {
+    return decoder_(ctx);
+  }
+
+ private:
+  std::string_view name_;
+  BuildFn build_;
+  ParseFn parse_;
+  DecoderFn decoder_;
 };
 
 // The codec for a provider name (case-insensitive; `google` is `gemini`) and,

@@ -1,13 +1,68 @@
-#include "tg/adapter/translate/providers/anthropic_codec.h"
-
 #include <algorithm>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "tg/adapter/translate/canonical.h"
 #include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/adapter/translate/providers/conversation.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/providers.h"
 #include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// Anthropic Messages (POST /v1/messages, x-api-key, anthropic-version).
+//
+// Request: system/developer messages → top-level `system`; consecutive tool
+// messages (and a user message right after them) → ONE user message whose
+// tool_result blocks come first; assistant tool_calls → tool_use blocks with
+// parsed arguments; image_url parts → image blocks (data: URL → base64
+// source, other URLs → url source); stop → stop_sequences; tools →
+// input_schema; tool_choice required → any, a named function → tool;
+// parallel_tool_calls:false → disable_parallel_tool_use; user →
+// metadata.user_id; temperature clamped to Anthropic's 0..1; max_tokens
+// defaulted to kDefaultMaxTokens. Dropped: n, seed, logprobs, penalties,
+// response_format, reasoning_effort, logit_bias, stream_options.
+// max_tokens is required by Anthropic; this is what a request without one
+// gets (every current Claude model can produce at least this much).
+constexpr int kDefaultMaxTokens = 4096;
+constexpr std::string_view kApiVersion = "2023-06-01";
+
+// message_start → content_block_start/delta/stop … → message_delta →
+// message_stop, `ping` anywhere, `error` mid-stream. Tool calls get OpenAI
+// indexes 0,1,… in tool_use order, not Anthropic's block index.
+class AnthropicStreamDecoder : public SseStreamDecoder {
+ public:
+  explicit AnthropicStreamDecoder(const ResponseContext& ctx) : ctx_(ctx) {}
+
+ protected:
+  void OnEvent(const SseEvent& event, StreamEvents* out) override;
+  void OnEof(StreamEvents* out) override;
+
+ private:
+  struct Block {
+    int tool_index = -1;  // -1: not a tool_use block
+    bool had_arguments = false;
+  };
+  Block* BlockAt(int64_t index);
+  void ReadUsage(const json::Value& usage);
+
+  ResponseContext ctx_;
+  std::vector<Block> blocks_;
+  int next_tool_index_ = 0;
+  std::string stop_reason_;
+  int64_t input_tokens_ = 0;
+  int64_t cache_creation_tokens_ = 0;
+  int64_t cache_read_tokens_ = 0;
+  int64_t output_tokens_ = 0;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -141,8 +196,7 @@ Value ToolChoice(const Value& in, Allocator& a) {
 
 }  // namespace
 
-Result<std::string> AnthropicCodec::MessagesBody(const ChatRequest& request,
-                                                 const TargetInfo& target) {
+static Result<std::string> MessagesBody(const ChatRequest& request, const TargetInfo& target) {
   const Value& in = request.doc;
   json::ScratchDocument scratch;
   json::Document& out = scratch.doc();
@@ -238,8 +292,8 @@ Result<std::string> AnthropicCodec::MessagesBody(const ChatRequest& request,
   return json::Write(out);
 }
 
-Result<HttpRequestSpec> AnthropicCodec::BuildRequest(const ChatRequest& request,
-                                                     const TargetInfo& target) const {
+static Result<HttpRequestSpec> BuildAnthropicRequest(const ChatRequest& request,
+                                                     const TargetInfo& target) {
   Result<std::string> body = MessagesBody(request, target);
   if (!body.ok()) return body.error();
   return AssembleCall({.base_url = kDefaultBaseUrl,
@@ -249,8 +303,8 @@ Result<HttpRequestSpec> AnthropicCodec::BuildRequest(const ChatRequest& request,
                       target, std::move(body).value());
 }
 
-Result<ChatResponse> AnthropicCodec::ParseResponse(int status, std::string_view body,
-                                                   const ResponseContext& ctx) const {
+static Result<ChatResponse> ParseAnthropicAnswer(int status, std::string_view body,
+                                                 const ResponseContext& ctx) {
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
   if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
@@ -291,8 +345,8 @@ Result<ChatResponse> AnthropicCodec::ParseResponse(int status, std::string_view 
   return AnswerOf(std::move(d));
 }
 
-std::unique_ptr<ProviderStreamDecoder> AnthropicCodec::NewStreamDecoder(
-    const ResponseContext& ctx) const {
+static std::unique_ptr<ProviderStreamDecoder> NewAnthropicStreamDecoder(
+    const ResponseContext& ctx) {
   return std::make_unique<AnthropicStreamDecoder>(ctx);
 }
 
@@ -411,6 +465,12 @@ void AnthropicStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) {
 
 void AnthropicStreamDecoder::OnEof(StreamEvents* out) {
   EmitBroken("stream ended without message_stop", out);
+}
+
+const ProviderCodec& AnthropicProvider() {
+  static const ProviderCodec kCodec{"anthropic", &BuildAnthropicRequest, &ParseAnthropicAnswer,
+                                    &NewAnthropicStreamDecoder};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

@@ -1,10 +1,26 @@
-#include "tg/adapter/translate/providers/azure_codec.h"
+#include <memory>
+#include <string_view>
 
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/adapter/translate/providers/openai_codec.h"
 #include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/providers.h"
 #include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// Azure OpenAI: the Chat Completions body on a deployment endpoint,
+//   {azure_endpoint}/openai/deployments/{model}/chat/completions?api-version=V
+// where V is credentials.azure_version, else provider_options.api_version,
+// else kDefaultApiVersion. A target `path` replaces the path (the v1 API,
+// `/openai/v1/chat/completions`, takes no api-version). Auth: `api-key`, or
+// an Entra bearer token when the target uses managed identity.
+// The GA data-plane version current when this was written.
+constexpr std::string_view kDefaultApiVersion = "2024-10-21";
+
+}  // namespace
 
 namespace {
 
@@ -17,8 +33,8 @@ bool AcceptsStreamOptions(std::string_view api_version, bool v1_path) {
 
 }  // namespace
 
-Result<HttpRequestSpec> AzureCodec::BuildRequest(const ChatRequest& request,
-                                                 const TargetInfo& target) const {
+static Result<HttpRequestSpec> BuildAzureRequest(const ChatRequest& request,
+                                                 const TargetInfo& target) {
   std::string endpoint = target.azure_endpoint;
   if (endpoint.empty() && target.host.empty()) {
     return InvalidRequest("azure target needs credentials.azure_endpoint (or a host)");
@@ -36,18 +52,24 @@ Result<HttpRequestSpec> AzureCodec::BuildRequest(const ChatRequest& request,
   if (!v1_path) shape.query.emplace_back("api-version", version);
   shape.auth =
       target.azure_use_managed_identity ? AuthScheme::kAzureEntraToken : AuthScheme::kAzureApiKey;
-  return AssembleCall(std::move(shape), target,
-                      OpenAiCodec::ChatBody(request, target,
-                                            AcceptsStreamOptions(v1_path ? "" : version, v1_path)));
+  return AssembleCall(
+      std::move(shape), target,
+      OpenAiChatBody(request, target, AcceptsStreamOptions(v1_path ? "" : version, v1_path)));
 }
 
-Result<ChatResponse> AzureCodec::ParseResponse(int status, std::string_view body,
-                                               const ResponseContext& ctx) const {
-  return OpenAiCodec().ParseResponse(status, body, ctx);
+static Result<ChatResponse> ParseAzureAnswer(int status, std::string_view body,
+                                             const ResponseContext& ctx) {
+  return ParseOpenAiChatAnswer(status, body, ctx);
 }
 
-std::unique_ptr<ProviderStreamDecoder> AzureCodec::NewStreamDecoder(const ResponseContext&) const {
+static std::unique_ptr<ProviderStreamDecoder> NewAzureStreamDecoder(const ResponseContext&) {
   return std::make_unique<OpenAiChatStreamDecoder>();
+}
+
+const ProviderCodec& AzureProvider() {
+  static const ProviderCodec kCodec{"azure", &BuildAzureRequest, &ParseAzureAnswer,
+                                    &NewAzureStreamDecoder};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

@@ -1,13 +1,78 @@
-#include "tg/adapter/translate/providers/bedrock_codec.h"
+// Size: one provider, whole: its declarations, the Converse request and answer, and the eventstream
+// decoder.
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "tg/adapter/translate/canonical.h"
 #include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/json.h"
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/adapter/translate/providers/conversation.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/providers.h"
 #include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// AWS Bedrock Runtime Converse / ConverseStream:
+//   POST {base}/model/{modelId}/converse  |  /converse-stream
+// base = https://bedrock-runtime.{aws_region}.amazonaws.com unless the target
+// overrides it; modelId is path-encoded (`:` → `%3A`); SigV4, service
+// "bedrock". The caller signs the exact body and the URL's (encoded) path.
+//
+// Request: system/developer messages → system; messages → user/assistant
+// turns of content blocks (text, image from data: URLs, toolUse with parsed
+// input, toolResult for tool messages, consecutive ones in one user turn);
+// max_tokens, temperature, top_p, stop → inferenceConfig; top_k →
+// additionalModelRequestFields.top_k (Anthropic and most Bedrock models use
+// that name); tools → toolConfig (required → any, named → tool; none keeps
+// the tools but sets no choice, since Converse has no "none" and toolConfig
+// must be present when the history holds tool blocks). Image URLs other than
+// data: cannot be expressed (Converse takes bytes or S3): a 400.
+// Dropped: n, seed, logprobs, penalties, response_format, user, metadata,
+// parallel_tool_calls, reasoning_effort, stream_options.
+// The region signed and called when the credentials name none.
+constexpr std::string_view kDefaultRegion = "us-east-1";
+
+// ConverseStream events, fed one decoded eventstream message at a time:
+// messageStart, contentBlockStart (tool use), contentBlockDelta (text |
+// toolUse.input fragment), contentBlockStop, messageStop (stopReason), then
+// metadata (usage), which completes the stream; exception messages are
+// errors.
+class BedrockStreamDecoder : public ProviderStreamDecoder {
+ public:
+  explicit BedrockStreamDecoder(const ResponseContext& ctx) : ctx_(ctx) {}
+  void Feed(std::string_view bytes, StreamEvents* out) override;
+  void FeedEvent(std::string_view type, std::string_view payload, StreamEvents* out) override;
+  void Finish(StreamEvents* out) override;
+
+ private:
+  struct Block {
+    int tool_index = -1;
+    bool had_arguments = false;
+  };
+  Block* BlockAt(int64_t index);
+  void Complete(StreamEvents* out);
+
+  ResponseContext ctx_;
+  json::ScratchDocument payload_;
+  bool started_ = false;
+  std::vector<Block> blocks_;
+  int next_tool_index_ = 0;
+  std::string stop_reason_;
+  bool stopped_ = false;
+  Usage usage_;
+  bool has_usage_ = false;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -153,8 +218,7 @@ Usage ReadBedrockUsage(const Value& u) {
   return usage;
 }
 
-}  // namespace
-
+// An exception's `:exception-type` → the HTTP status AWS gives it.
 int BedrockExceptionStatus(std::string_view type) {
   std::string lower(type);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -176,8 +240,10 @@ int BedrockExceptionStatus(std::string_view type) {
   return 500;
 }
 
-Result<HttpRequestSpec> BedrockCodec::BuildRequest(const ChatRequest& request,
-                                                   const TargetInfo& target) const {
+}  // namespace
+
+static Result<HttpRequestSpec> BuildBedrockRequest(const ChatRequest& request,
+                                                   const TargetInfo& target) {
   const Value& in = request.doc;
   json::ScratchDocument scratch;
   json::Document& out = scratch.doc();
@@ -264,8 +330,8 @@ Result<HttpRequestSpec> BedrockCodec::BuildRequest(const ChatRequest& request,
       target, json::Write(out));
 }
 
-Result<ChatResponse> BedrockCodec::ParseResponse(int status, std::string_view body,
-                                                 const ResponseContext& ctx) const {
+static Result<ChatResponse> ParseBedrockAnswer(int status, std::string_view body,
+                                               const ResponseContext& ctx) {
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
   if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
@@ -299,8 +365,7 @@ Result<ChatResponse> BedrockCodec::ParseResponse(int status, std::string_view bo
   return AnswerOf(std::move(d));
 }
 
-std::unique_ptr<ProviderStreamDecoder> BedrockCodec::NewStreamDecoder(
-    const ResponseContext& ctx) const {
+static std::unique_ptr<ProviderStreamDecoder> NewBedrockStreamDecoder(const ResponseContext& ctx) {
   return std::make_unique<BedrockStreamDecoder>(ctx);
 }
 
@@ -422,6 +487,12 @@ void BedrockStreamDecoder::Finish(StreamEvents* out) {
     return;
   }
   EmitBroken("stream ended without messageStop", out);
+}
+
+const ProviderCodec& BedrockProvider() {
+  static const ProviderCodec kCodec{"bedrock", &BuildBedrockRequest, &ParseBedrockAnswer,
+                                    &NewBedrockStreamDecoder};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

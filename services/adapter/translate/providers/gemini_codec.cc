@@ -1,14 +1,72 @@
-#include "tg/adapter/translate/providers/gemini_codec.h"
+// Size: one provider, whole: its declarations, the generateContent request and answer, and the
+// stream decoder.
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "tg/adapter/translate/canonical.h"
 #include "tg/adapter/translate/finish_reason.h"
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/adapter/translate/providers/conversation.h"
 #include "tg/adapter/translate/providers/gemini_schema.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/providers.h"
 #include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// Google Gemini (generativelanguage.googleapis.com, `gemini` or `google`):
+//   POST /v1beta/models/{model}:generateContent
+//   POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+// with x-goog-api-key.
+//
+// Request: system/developer messages → systemInstruction; messages →
+// contents (assistant → role "model", tool results → functionResponse parts
+// named after the call they answer, images → inlineData for data: URLs and
+// fileData otherwise); max_tokens, temperature, top_p, top_k, stop, n,
+// seed, penalties, response_format → generationConfig; tools →
+// functionDeclarations with the schema cleaned (gemini_schema.h);
+// tool_choice → toolConfig.functionCallingConfig. Dropped: logprobs,
+// logit_bias, user, metadata, parallel_tool_calls, reasoning_effort,
+// stream_options.
+//
+// Answer: Gemini names no tool call, so ids are minted (`call_…`) from the
+// ResponseContext's id_seed; thought parts are dropped.
+
+// Each `data:` is a whole GenerateContentResponse; there is no terminator:
+// the stream is complete when the connection closes after a chunk that
+// carried a finishReason (CRLF line endings are normal here).
+class GeminiStreamDecoder : public SseStreamDecoder {
+ public:
+  explicit GeminiStreamDecoder(const ResponseContext& ctx) : ctx_(ctx) {}
+
+ protected:
+  void OnEvent(const SseEvent& event, StreamEvents* out) override;
+  void OnEof(StreamEvents* out) override;
+
+ private:
+  struct Choice {
+    std::string finish;  // Gemini's finishReason, "" until seen
+    bool has_function_call = false;
+    int next_tool_index = 0;
+  };
+
+  ResponseContext ctx_;
+  bool started_ = false;
+  bool blocked_ = false;
+  std::vector<Choice> choices_;
+  uint64_t minted_ = 0;
+  Usage usage_;
+  bool has_usage_ = false;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -235,8 +293,8 @@ Usage ReadGeminiUsage(const Value& u) {
 
 }  // namespace
 
-Result<HttpRequestSpec> GeminiCodec::BuildRequest(const ChatRequest& request,
-                                                  const TargetInfo& target) const {
+static Result<HttpRequestSpec> BuildGeminiRequest(const ChatRequest& request,
+                                                  const TargetInfo& target) {
   const Value& in = request.doc;
   json::ScratchDocument scratch;
   json::Document& out = scratch.doc();
@@ -302,8 +360,8 @@ Result<HttpRequestSpec> GeminiCodec::BuildRequest(const ChatRequest& request,
   return AssembleCall(std::move(shape), target, json::Write(out));
 }
 
-Result<ChatResponse> GeminiCodec::ParseResponse(int status, std::string_view body,
-                                                const ResponseContext& ctx) const {
+static Result<ChatResponse> ParseGeminiAnswer(int status, std::string_view body,
+                                              const ResponseContext& ctx) {
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
   if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
@@ -355,8 +413,7 @@ Result<ChatResponse> GeminiCodec::ParseResponse(int status, std::string_view bod
   return AnswerOf(std::move(d));
 }
 
-std::unique_ptr<ProviderStreamDecoder> GeminiCodec::NewStreamDecoder(
-    const ResponseContext& ctx) const {
+static std::unique_ptr<ProviderStreamDecoder> NewGeminiStreamDecoder(const ResponseContext& ctx) {
   return std::make_unique<GeminiStreamDecoder>(ctx);
 }
 
@@ -442,6 +499,12 @@ void GeminiStreamDecoder::OnEof(StreamEvents* out) {
     out->push_back(std::move(ev));
   }
   EmitEnd(out);
+}
+
+const ProviderCodec& GeminiProvider() {
+  static const ProviderCodec kCodec{"gemini", &BuildGeminiRequest, &ParseGeminiAnswer,
+                                    &NewGeminiStreamDecoder};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

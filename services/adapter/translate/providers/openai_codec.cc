@@ -4,6 +4,7 @@
 #include <array>
 
 #include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/providers/providers.h"
 #include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
@@ -62,8 +63,8 @@ bool IsChatParam(std::string_view name) {
 
 }  // namespace
 
-std::string OpenAiCodec::ChatBody(const ChatRequest& request, const TargetInfo& target,
-                                  bool include_stream_options) {
+std::string OpenAiChatBody(const ChatRequest& request, const TargetInfo& target,
+                           bool include_stream_options) {
   rapidjson::StringBuffer buf;
   json::Writer w(buf);
   w.StartObject();
@@ -102,17 +103,17 @@ std::string OpenAiCodec::ChatBody(const ChatRequest& request, const TargetInfo& 
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-Result<HttpRequestSpec> OpenAiCodec::BuildRequest(const ChatRequest& request,
-                                                  const TargetInfo& target) const {
+static Result<HttpRequestSpec> BuildOpenAiChatRequest(const ChatRequest& request,
+                                                      const TargetInfo& target) {
   std::string model = target.model.empty() ? request.model : target.model;
   return AssembleCall({.base_url = kDefaultBaseUrl,
                        .path = ResolvePath(kDefaultPath, target, PathEncode(model)),
                        .auth = AuthScheme::kBearer},
-                      target, ChatBody(request, target, /*include_stream_options=*/true));
+                      target, OpenAiChatBody(request, target, /*include_stream_options=*/true));
 }
 
-Result<ChatResponse> OpenAiCodec::ParseResponse(int status, std::string_view body,
-                                                const ResponseContext& ctx) const {
+Result<ChatResponse> ParseOpenAiChatAnswer(int status, std::string_view body,
+                                           const ResponseContext& ctx) {
   ChatResponse out;
   out.completion = std::make_unique<CompletionDocument>();
   json::Document& doc = out.completion->doc;
@@ -133,7 +134,7 @@ Result<ChatResponse> OpenAiCodec::ParseResponse(int status, std::string_view bod
   return out;
 }
 
-std::unique_ptr<ProviderStreamDecoder> OpenAiCodec::NewStreamDecoder(const ResponseContext&) const {
+std::unique_ptr<ProviderStreamDecoder> NewOpenAiChatStreamDecoder(const ResponseContext&) {
   return std::make_unique<OpenAiChatStreamDecoder>();
 }
 
@@ -206,6 +207,12 @@ void OpenAiChatStreamDecoder::OnEof(StreamEvents* out) {
     return;
   }
   EmitBroken("stream ended before [DONE]", out);
+}
+
+const ProviderCodec& OpenAiChatProvider() {
+  static const ProviderCodec kCodec{"openai", &BuildOpenAiChatRequest, &ParseOpenAiChatAnswer,
+                                    &NewOpenAiChatStreamDecoder};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

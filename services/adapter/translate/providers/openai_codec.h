@@ -13,21 +13,14 @@ namespace tg::adapter::translate {
 // a host override). The canonical form is this API's, so the request keeps
 // the client's fields minus those OpenAI rejects (it answers 400
 // "Unrecognized request argument" to unknown ones).
-class OpenAiCodec : public ProviderCodec {
- public:
-  std::string_view name() const override { return "openai"; }
-  Result<HttpRequestSpec> BuildRequest(const ChatRequest& request,
-                                       const TargetInfo& target) const override;
-  Result<ChatResponse> ParseResponse(int status, std::string_view body,
-                                     const ResponseContext& ctx) const override;
-  std::unique_ptr<ProviderStreamDecoder> NewStreamDecoder(
-      const ResponseContext& ctx) const override;
-
-  // The Chat Completions body for `target` (shared with Azure).
-  // `include_stream_options`: whether the server accepts stream_options.
-  static std::string ChatBody(const ChatRequest& request, const TargetInfo& target,
-                              bool include_stream_options);
-};
+// What Azure OpenAI shares with it (its codec is OpenAiChatProvider()):
+// the Chat Completions body for `target` (`include_stream_options`: whether
+// the server accepts stream_options), the answer and the stream decoder.
+std::string OpenAiChatBody(const ChatRequest& request, const TargetInfo& target,
+                           bool include_stream_options);
+Result<ChatResponse> ParseOpenAiChatAnswer(int status, std::string_view body,
+                                           const ResponseContext& ctx);
+std::unique_ptr<ProviderStreamDecoder> NewOpenAiChatStreamDecoder(const ResponseContext& ctx);
 
 // Decodes a Chat Completions stream (`data: {chunk}` … `data: [DONE]`);
 // tolerant of Azure's extras (a first chunk with id "" and no choices,

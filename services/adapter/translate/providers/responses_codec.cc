@@ -1,12 +1,55 @@
-#include "tg/adapter/translate/providers/responses_codec.h"
-
 #include <algorithm>
+#include <memory>
+#include <string_view>
+#include <vector>
 
 #include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/provider_codec.h"
 #include "tg/adapter/translate/providers/conversation.h"
+#include "tg/adapter/translate/providers/provider_util.h"
+#include "tg/adapter/translate/providers/providers.h"
 #include "tg/adapter/translate/target_url.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// OpenAI Responses API as a provider (openai with provider_options.api =
+// "responses"): POST /v1/responses.
+//
+// Request: system/developer messages → instructions; messages → input items
+// (text → input_text / output_text, images → input_image, tool_calls →
+// function_call items, tool messages → function_call_output items);
+// max_tokens → max_output_tokens; tools flattened; response_format →
+// text.format; reasoning_effort → reasoning.effort; store defaults to false
+// (Chat semantics: a gateway does not keep conversations unless asked).
+// Dropped: n, stop, seed, logprobs, top_logprobs, penalties, logit_bias,
+// stream_options, top_k, modalities, audio.
+
+// `event: response.*` stream → canonical events. Ends at response.completed
+// or response.incomplete; response.failed and `error` are errors.
+class ResponsesStreamDecoder : public SseStreamDecoder {
+ public:
+  explicit ResponsesStreamDecoder(const ResponseContext& ctx) : ctx_(ctx) {}
+
+ protected:
+  void OnEvent(const SseEvent& event, StreamEvents* out) override;
+  void OnEof(StreamEvents* out) override;
+
+ private:
+  struct Call {
+    int tool_index = -1;
+    bool had_arguments = false;
+  };
+  Call* CallAt(int64_t output_index);
+  void Complete(const json::Value& response, StreamEvents* out);
+
+  ResponseContext ctx_;
+  std::vector<Call> calls_;  // by output_index
+  int next_tool_index_ = 0;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -128,8 +171,8 @@ AdapterError FailedResponse(const Value& response) {
 
 }  // namespace
 
-Result<HttpRequestSpec> ResponsesCodec::BuildRequest(const ChatRequest& request,
-                                                     const TargetInfo& target) const {
+static Result<HttpRequestSpec> BuildResponsesRequest(const ChatRequest& request,
+                                                     const TargetInfo& target) {
   const Value& in = request.doc;
   json::ScratchDocument scratch;
   json::Document& out = scratch.doc();
@@ -217,8 +260,8 @@ Result<HttpRequestSpec> ResponsesCodec::BuildRequest(const ChatRequest& request,
                       target, json::Write(out));
 }
 
-Result<ChatResponse> ResponsesCodec::ParseResponse(int status, std::string_view body,
-                                                   const ResponseContext& ctx) const {
+static Result<ChatResponse> ParseResponsesAnswer(int status, std::string_view body,
+                                                 const ResponseContext& ctx) {
   json::ScratchDocument scratch;
   json::Document& doc = scratch.doc();
   if (auto error = ReadAnswerBody(status, body, &doc)) return *std::move(error);
@@ -263,8 +306,8 @@ Result<ChatResponse> ResponsesCodec::ParseResponse(int status, std::string_view 
   return AnswerOf(std::move(d));
 }
 
-std::unique_ptr<ProviderStreamDecoder> ResponsesCodec::NewStreamDecoder(
-    const ResponseContext& ctx) const {
+static std::unique_ptr<ProviderStreamDecoder> NewResponsesStreamDecoder(
+    const ResponseContext& ctx) {
   return std::make_unique<ResponsesStreamDecoder>(ctx);
 }
 
@@ -354,6 +397,12 @@ void ResponsesStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) {
 
 void ResponsesStreamDecoder::OnEof(StreamEvents* out) {
   EmitBroken("stream ended without response.completed", out);
+}
+
+const ProviderCodec& OpenAiResponsesProvider() {
+  static const ProviderCodec kCodec{"openai", &BuildResponsesRequest, &ParseResponsesAnswer,
+                                    &NewResponsesStreamDecoder};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate
