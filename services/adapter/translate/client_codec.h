@@ -61,16 +61,32 @@ class ClientStreamEncoder {
   bool finished_ = false;
 };
 
-class ClientCodec {
+// A client API: four functions, defined in the client format's own file
+// (clients/<format>_client.cc; clients/clients.h lists them).
+class ClientCodec final {
  public:
-  virtual ~ClientCodec() = default;
-  virtual Result<ChatRequest> DecodeRequest(std::string_view body) const = 0;
-  virtual std::string EncodeResponse(const ChatResponse& response) const = 0;
-  virtual std::unique_ptr<ClientStreamEncoder> NewStreamEncoder(
-      const StreamEncoderOptions& options) const = 0;
+  using DecodeFn = Result<ChatRequest> (*)(std::string_view body);
+  using EncodeFn = std::string (*)(const ChatResponse& response);
+  using EncoderFn = std::unique_ptr<ClientStreamEncoder> (*)(const StreamEncoderOptions& options);
+  using ErrorFn = std::string (*)(const AdapterError& error);
+
+  constexpr ClientCodec(DecodeFn decode, EncodeFn encode, EncoderFn encoder, ErrorFn error)
+      : decode_(decode), encode_(encode), encoder_(encoder), error_(error) {}
+
+  Result<ChatRequest> DecodeRequest(std::string_view body) const { return decode_(body); }
+  std::string EncodeResponse(const ChatResponse& response) const { return encode_(response); }
+  std::unique_ptr<ClientStreamEncoder> NewStreamEncoder(const StreamEncoderOptions& options) const {
+    return encoder_(options);
+  }
   // The error body (`{"error":{…}}` OpenAI, `{"type":"error","error":{…}}`
   // Anthropic); send it with error.http_status.
-  virtual std::string EncodeError(const AdapterError& error) const = 0;
+  std::string EncodeError(const AdapterError& error) const { return error_(error); }
+
+ private:
+  DecodeFn decode_;
+  EncodeFn encode_;
+  EncoderFn encoder_;
+  ErrorFn error_;
 };
 
 const ClientCodec& ClientCodecFor(ClientFormat format);

@@ -1,7 +1,13 @@
 // Size: the Messages format both ways (requests, answers, stream encoder and its state).
-#include "tg/adapter/translate/clients/anthropic_client.h"
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/clients/clients.h"
 #include "tg/adapter/translate/clients/stream_state.h"
 #include "tg/adapter/translate/finish_reason.h"
 #include "tg/adapter/translate/json.h"
@@ -9,6 +15,50 @@
 #include "tg/common/client_error.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// Anthropic Messages clients (…/messages).
+//
+// Decoding: top-level system → a system message; user tool_result blocks →
+// tool messages (ahead of the rest of that user turn); tool_use blocks →
+// assistant tool_calls with the input as JSON text; image blocks →
+// image_url parts (base64 → data: URL); stop_sequences → stop; tools'
+// input_schema → parameters; tool_choice any → required, tool → named
+// function, disable_parallel_tool_use → parallel_tool_calls:false;
+// metadata.user_id → user; top_k kept for providers that take it. Dropped:
+// thinking, service_tier, server tools (typed tools other than custom).
+
+// message_start, then per block content_block_start / _delta / _stop, then
+// message_delta (stop_reason, usage) and message_stop; `event: error` when
+// the provider broke. Deltas of a new kind (text after a tool call, or a new
+// tool call) close the open block and open the next one.
+class AnthropicStreamEncoder : public ClientStreamEncoder {
+ public:
+  explicit AnthropicStreamEncoder(const StreamEncoderOptions& options) : options_(options) {}
+  void Encode(const StreamEvent& event, std::string* out) override;
+  std::string SaveState() const override;
+  bool RestoreState(std::string_view state) override;
+
+ private:
+  void StartMessage(std::string* out);
+  void OpenTextBlock(std::string* out);
+  void OpenToolBlock(const ToolCallDelta& call, std::string* out);
+  void CloseBlock(std::string* out);
+  void WriteDelta(int block, bool json_delta, std::string_view text, std::string* out);
+
+  StreamEncoderOptions options_;
+  bool started_ = false;
+  int open_block_ = -1;
+  bool open_is_text_ = false;
+  int next_block_ = 0;
+  std::vector<int> tool_blocks_;  // canonical tool index → block index (-1 unknown)
+  std::string_view stop_reason_ = "end_turn";
+  Usage start_usage_;
+  Usage usage_;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -161,7 +211,7 @@ Value DecodeTools(Value& tools, Allocator& a) {
 
 }  // namespace
 
-Result<ChatRequest> AnthropicClient::DecodeRequest(std::string_view body) const {
+static Result<ChatRequest> DecodeAnthropicRequest(std::string_view body) {
   ChatRequest req;
   json::Document& out = req.doc;
   out.SetObject();
@@ -244,7 +294,7 @@ Result<ChatRequest> AnthropicClient::DecodeRequest(std::string_view body) const 
   return req;
 }
 
-std::string AnthropicClient::EncodeResponse(const ChatResponse& response) const {
+static std::string EncodeAnthropicAnswer(const ChatResponse& response) {
   ResponseDraft read;
   const ResponseDraft& d = ReadAnswer(response, &read);
   const ChoiceDraft& c = FirstChoice(d);
@@ -284,14 +334,12 @@ std::string AnthropicClient::EncodeResponse(const ChatResponse& response) const 
   return json::Write(out);
 }
 
-std::unique_ptr<ClientStreamEncoder> AnthropicClient::NewStreamEncoder(
-    const StreamEncoderOptions& options) const {
+static std::unique_ptr<ClientStreamEncoder> NewAnthropicStreamEncoder(
+    const StreamEncoderOptions& options) {
   return std::make_unique<AnthropicStreamEncoder>(options);
 }
 
-std::string AnthropicClient::EncodeError(const AdapterError& error) const {
-  return ErrorBody(error);
-}
+static std::string EncodeAnthropicError(const AdapterError& error) { return ErrorBody(error); }
 
 void AnthropicStreamEncoder::Encode(const StreamEvent& event, std::string* out) {
   if (finished_) return;
@@ -512,6 +560,12 @@ bool AnthropicStreamEncoder::RestoreState(std::string_view state) {
   // Back to one of the static names (any unknown one reads as end_turn).
   stop_reason_ = AnthropicStopReason(FinishFromAnthropic(json::GetString(doc, "stop_reason")));
   return true;
+}
+
+const ClientCodec& AnthropicClientCodec() {
+  static const ClientCodec kCodec{&DecodeAnthropicRequest, &EncodeAnthropicAnswer,
+                                  &NewAnthropicStreamEncoder, &EncodeAnthropicError};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

@@ -1,12 +1,47 @@
-#include "tg/adapter/translate/clients/openai_chat_client.h"
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/clients/clients.h"
 #include "tg/adapter/translate/clients/stream_state.h"
 #include "tg/adapter/translate/json.h"
 #include "tg/adapter/translate/sse_writer.h"
 #include "tg/common/client_error.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// OpenAI Chat Completions clients: the canonical form itself. Decoding only
+// normalises the seeds' mixed body: a top-level `system` (string or text
+// blocks) becomes a leading system message unless one exists, Anthropic's
+// `stop_sequences` becomes `stop` unless `stop` is set.
+
+// `data: {chat.completion.chunk}` per delta, the usage chunk (choices: [])
+// when the client asked for include_usage, then `data: [DONE]`; an error
+// mid-stream is `data: {"error":{…}}` and no [DONE].
+class OpenAiChatStreamEncoder : public ClientStreamEncoder {
+ public:
+  explicit OpenAiChatStreamEncoder(const StreamEncoderOptions& options);
+  void Encode(const StreamEvent& event, std::string* out) override;
+  std::string SaveState() const override;
+  bool RestoreState(std::string_view state) override;
+
+ private:
+  void WriteChunk(const StreamEvent& delta, std::string* out);
+  void WriteUsageChunk(std::string* out);
+
+  StreamEncoderOptions options_;
+  bool started_ = false;         // a chunk has been written: the id is fixed
+  std::vector<bool> role_sent_;  // per choice index
+  Usage usage_;
+  bool usage_sent_ = false;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -23,7 +58,7 @@ bool HasSystemMessage(const Value& messages) {
 
 }  // namespace
 
-Result<ChatRequest> OpenAiChatClient::DecodeRequest(std::string_view body) const {
+static Result<ChatRequest> DecodeOpenAiChatRequest(std::string_view body) {
   ChatRequest req;
   json::Document& doc = req.doc;
   std::string error;
@@ -63,22 +98,20 @@ Result<ChatRequest> OpenAiChatClient::DecodeRequest(std::string_view body) const
   return req;
 }
 
-std::string OpenAiChatClient::EncodeResponse(const ChatResponse& response) const {
+static std::string EncodeOpenAiChatAnswer(const ChatResponse& response) {
   return WriteChatCompletion(response);
 }
 
-std::unique_ptr<ClientStreamEncoder> OpenAiChatClient::NewStreamEncoder(
-    const StreamEncoderOptions& options) const {
+static std::unique_ptr<ClientStreamEncoder> NewOpenAiChatStreamEncoder(
+    const StreamEncoderOptions& options) {
   return std::make_unique<OpenAiChatStreamEncoder>(options);
 }
 
-std::string OpenAiChatClient::ErrorBody(const AdapterError& error) {
+static std::string ErrorBody(const AdapterError& error) {
   return client_error::OpenAiBody(error.http_status, error.message, error.type);
 }
 
-std::string OpenAiChatClient::EncodeError(const AdapterError& error) const {
-  return ErrorBody(error);
-}
+static std::string EncodeOpenAiChatError(const AdapterError& error) { return ErrorBody(error); }
 
 OpenAiChatStreamEncoder::OpenAiChatStreamEncoder(const StreamEncoderOptions& options)
     : options_(options) {}
@@ -108,7 +141,7 @@ void OpenAiChatStreamEncoder::Encode(const StreamEvent& event, std::string* out)
       finished_ = true;
       break;
     case StreamEvent::Type::kError:
-      AppendSse(out, "", OpenAiChatClient::ErrorBody(event.error));
+      AppendSse(out, "", ErrorBody(event.error));
       finished_ = true;
       break;
   }
@@ -242,6 +275,12 @@ bool OpenAiChatStreamEncoder::RestoreState(std::string_view state) {
   role_sent_.assign(roles->begin(), roles->end());
   usage_sent_ = json::GetBool(doc, "usage_sent");
   return true;
+}
+
+const ClientCodec& OpenAiChatClientCodec() {
+  static const ClientCodec kCodec{&DecodeOpenAiChatRequest, &EncodeOpenAiChatAnswer,
+                                  &NewOpenAiChatStreamEncoder, &EncodeOpenAiChatError};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate

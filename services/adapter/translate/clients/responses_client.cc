@@ -1,13 +1,84 @@
 // Size: the Responses format both ways (requests, answers, stream encoder and its state).
-#include "tg/adapter/translate/clients/responses_client.h"
 
-#include "tg/adapter/translate/clients/openai_chat_client.h"
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tg/adapter/translate/canonical.h"
+#include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/clients/clients.h"
 #include "tg/adapter/translate/clients/stream_state.h"
 #include "tg/adapter/translate/finish_reason.h"
 #include "tg/adapter/translate/json.h"
 #include "tg/adapter/translate/sse_writer.h"
+#include "tg/common/client_error.h"
 
 namespace tg::adapter::translate {
+
+namespace {
+
+// OpenAI Responses clients (…/responses).
+//
+// Decoding: instructions → a system message; `input` (a string or items):
+// messages → chat messages (input_text/output_text → text parts,
+// input_image → image_url parts), function_call items → tool_calls of an
+// assistant message (consecutive calls share one), function_call_output →
+// tool messages; max_output_tokens → max_tokens; flat function tools →
+// Chat tools; text.format → response_format; reasoning.effort →
+// reasoning_effort; previous_response_id and store kept for an openai
+// responses target. Dropped: built-in tools (web_search, file_search, …),
+// reasoning items, item references, include, truncation.
+
+// response.created / response.in_progress, then per output item
+// output_item.added → (content_part.added → output_text.delta … →
+// output_text.done → content_part.done | function_call_arguments.delta … →
+// function_call_arguments.done) → output_item.done, and finally
+// response.completed (response.incomplete for length / content_filter) with
+// the whole response and usage; `error` when the provider broke.
+class ResponsesStreamEncoder : public ClientStreamEncoder {
+ public:
+  explicit ResponsesStreamEncoder(const StreamEncoderOptions& options) : options_(options) {}
+  void Encode(const StreamEvent& event, std::string* out) override;
+  std::string SaveState() const override;
+  bool RestoreState(std::string_view state) override;
+
+  // One output item, as the final response lists it.
+  struct Item {
+    bool is_message = true;
+    std::string id;
+    std::string text;       // message
+    std::string call_id;    // function_call
+    std::string name;       // function_call
+    std::string arguments;  // function_call
+  };
+
+ private:
+  void Start(std::string* out);
+  void OpenMessage(std::string* out);
+  void OpenToolCall(const ToolCallDelta& call, std::string* out);
+  void CloseItem(std::string* out);
+  // Writes `event: type` with {"type", <fields>, "sequence_number"}.
+  template <typename Fields>
+  void Emit(std::string_view type, Fields&& fields, std::string* out);
+  // An event about items_[index]: its item_id, output_index (and a message's
+  // content_index), then `fields`.
+  template <typename Fields>
+  void EmitForItem(std::string_view type, int index, Fields&& fields, std::string* out);
+  // response.output_item.added / .done: the output_index and the whole item.
+  void EmitOutputItem(std::string_view type, int index, bool done, std::string* out);
+
+  StreamEncoderOptions options_;
+  bool started_ = false;
+  int64_t sequence_ = 0;
+  std::vector<Item> items_;
+  int open_item_ = -1;
+  std::vector<int> tool_items_;  // canonical tool index → item index
+  std::string finish_reason_ = "stop";
+  Usage usage_;
+};
+
+}  // namespace
 
 using json::Allocator;
 using json::Value;
@@ -230,7 +301,7 @@ void WriteResponse(json::Writer& w, const ResponseMeta& meta, const std::vector<
 
 }  // namespace
 
-Result<ChatRequest> ResponsesClient::DecodeRequest(std::string_view body) const {
+static Result<ChatRequest> DecodeResponsesRequest(std::string_view body) {
   ChatRequest req;
   json::Document& out = req.doc;
   out.SetObject();
@@ -324,7 +395,7 @@ Result<ChatRequest> ResponsesClient::DecodeRequest(std::string_view body) const 
   return req;
 }
 
-std::string ResponsesClient::EncodeResponse(const ChatResponse& response) const {
+static std::string EncodeResponsesAnswer(const ChatResponse& response) {
   ResponseDraft read;
   const ResponseDraft& d = ReadAnswer(response, &read);
   const ChoiceDraft& c = FirstChoice(d);
@@ -353,13 +424,13 @@ std::string ResponsesClient::EncodeResponse(const ChatResponse& response) const 
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-std::unique_ptr<ClientStreamEncoder> ResponsesClient::NewStreamEncoder(
-    const StreamEncoderOptions& options) const {
+static std::unique_ptr<ClientStreamEncoder> NewResponsesStreamEncoder(
+    const StreamEncoderOptions& options) {
   return std::make_unique<ResponsesStreamEncoder>(options);
 }
 
-std::string ResponsesClient::EncodeError(const AdapterError& error) const {
-  return OpenAiChatClient::ErrorBody(error);
+static std::string EncodeResponsesError(const AdapterError& error) {
+  return client_error::OpenAiBody(error.http_status, error.message, error.type);
 }
 
 // ---- stream encoder -------------------------------------------------------------
@@ -648,6 +719,12 @@ bool ResponsesStreamEncoder::RestoreState(std::string_view state) {
   finish_reason_ = std::string(json::GetString(doc, "finish_reason"));
   if (finish_reason_.empty()) finish_reason_ = "stop";
   return true;
+}
+
+const ClientCodec& ResponsesClientCodec() {
+  static const ClientCodec kCodec{&DecodeResponsesRequest, &EncodeResponsesAnswer,
+                                  &NewResponsesStreamEncoder, &EncodeResponsesError};
+  return kCodec;
 }
 
 }  // namespace tg::adapter::translate
