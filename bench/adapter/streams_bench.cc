@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "fake_config.h"
 #include "fake_provider.h"
 #include "tg/adapter/http/curl_http_client.h"
 #include "tg/adapter/service/adapter_service.h"
@@ -98,24 +99,6 @@ bool ReadAll(int fd, void* buf, size_t n) {
   return true;
 }
 
-// tg-config's Watch: one snapshot with upstream u1 → target t1 at the fake.
-class FakeConfig final : public tg::v1::ConfigService::Service {
- public:
-  explicit FakeConfig(tg::v1::ConfigSnapshot s) : snapshot_(std::move(s)) {}
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest*,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    tg::v1::WatchEvent ev;
-    ev.set_revision(1);
-    *ev.mutable_snapshot() = snapshot_;
-    writer->Write(ev);
-    while (!ctx->IsCancelled()) std::this_thread::sleep_for(milliseconds(20));
-    return grpc::Status::OK;
-  }
-
- private:
-  const tg::v1::ConfigSnapshot snapshot_;
-};
-
 tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   tg::fakes::FakeCredentials c;
   tg::v1::Target t;
@@ -152,7 +135,7 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
   up->set_id("u1");
   up->set_name("ai");
   *up->add_targets() = MakeTarget(provider, fake_port);
-  FakeConfig config(snapshot);
+  tg::fakes::FakeConfigService config(snapshot, 1);
   std::string error;
   auto config_server = tg::GrpcServer::Start(
       {.listen = "127.0.0.1:0", .health_names = {}, .tls = BenchTls(tg::kConfigIdentity)},

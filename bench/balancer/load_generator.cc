@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "fake_config.h"
 #include "tg/common/cert_authority.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
@@ -83,35 +84,6 @@ int FreePort() {
   close(fd);
   return port;
 }
-
-// A tg-config stand-in: one snapshot, then a heartbeat a second.
-class WatchFeed final : public tg::v1::ConfigService::Service {
- public:
-  explicit WatchFeed(tg::v1::ConfigSnapshot snapshot) : snapshot_(std::move(snapshot)) {}
-
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest*,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    tg::v1::WatchEvent e;
-    e.set_revision(1);
-    *e.mutable_snapshot() = snapshot_;
-    if (!writer->Write(e)) return grpc::Status::OK;
-    while (!ctx->IsCancelled() && !stopping_) {
-      std::this_thread::sleep_for(100ms);
-      if (++ticks_ % 10 != 0) continue;
-      tg::v1::WatchEvent hb;
-      hb.set_revision(1);
-      hb.set_heartbeat(true);
-      if (!writer->Write(hb)) break;
-    }
-    return grpc::Status::OK;
-  }
-  void Stop() { stopping_ = true; }
-
- private:
-  tg::v1::ConfigSnapshot snapshot_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> ticks_{0};
-};
 
 struct ProcStat {
   double cpu_seconds = 0;
@@ -322,7 +294,9 @@ int main(int argc, char** argv) {
     t->set_weight(1 + i % 100);
     t->set_default_model("gpt-4o-mini");
   }
-  WatchFeed feed(snapshot);
+  // tg-config: one snapshot, then a heartbeat a second.
+  tg::fakes::FakeConfigService feed(snapshot, 1);
+  feed.SetHeartbeat(std::chrono::seconds(1));
   std::string error;
   // Internal gRPC as deployed (mutual TLS): certificates in a temporary directory.
   std::string tls_dir = (std::filesystem::temp_directory_path() / "tg-bench-tls.XXXXXX").string();
@@ -391,17 +365,22 @@ int main(int argc, char** argv) {
   }
   // Ready when a pick succeeds (the config has arrived).
   bool ready = false;
+  std::string last_error;
   for (auto until = Clock::now() + 15s; Clock::now() < until && !ready;) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 1s);
     tg::v1::PickRequest req;
     req.set_upstream_id("bench-upstream");
     tg::v1::PickResponse resp;
-    ready = stubs[0]->Pick(&ctx, req, &resp).ok();
-    if (!ready) std::this_thread::sleep_for(50ms);
+    const grpc::Status status = stubs[0]->Pick(&ctx, req, &resp);
+    ready = status.ok();
+    if (!ready) {
+      last_error = status.error_message();
+      std::this_thread::sleep_for(50ms);
+    }
   }
   if (!ready) {
-    std::fprintf(stderr, "tg-balancer did not become ready\n");
+    std::fprintf(stderr, "tg-balancer did not become ready: %s\n", last_error.c_str());
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     return 1;

@@ -79,4 +79,73 @@ grpc::Status FakeKeyAuthService::WatchKeys(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+std::optional<tg::v1::CreateKeyRequest> FakeKeyAuthService::last_create() const {
+  std::lock_guard lock(mu_);
+  return last_create_;
+}
+
+std::vector<std::string> FakeKeyAuthService::deleted_gateways() const {
+  std::lock_guard lock(mu_);
+  return deleted_gateways_;
+}
+
+void FakeKeyAuthService::FailGatewayDelete(bool fail) {
+  std::lock_guard lock(mu_);
+  fail_gateway_delete_ = fail;
+}
+
+grpc::Status FakeKeyAuthService::CreateKey(grpc::ServerContext*,
+                                           const tg::v1::CreateKeyRequest* req,
+                                           tg::v1::KeyResult* resp) {
+  std::lock_guard lock(mu_);
+  last_create_ = *req;
+  tg::v1::ApiKey* k = resp->mutable_key();
+  *k = req->key();
+  k->set_id("key-" + std::to_string(++ids_));
+  k->set_gateway_id(req->gateway_id());
+  k->set_key("tg_THE-SECRET-KEY-VALUE");
+  k->set_prefix("tg_THE-SECRE");
+  admin_keys_[k->id()] = *k;
+  admin_keys_[k->id()].clear_key();
+  resp->set_revision(7);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeKeyAuthService::GetKey(grpc::ServerContext*, const tg::v1::GetKeyRequest* req,
+                                        tg::v1::KeyResult* resp) {
+  std::lock_guard lock(mu_);
+  auto it = admin_keys_.find(req->id());
+  if (it == admin_keys_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "key not found");
+  *resp->mutable_key() = it->second;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeKeyAuthService::ListKeys(grpc::ServerContext*, const tg::v1::ListKeysRequest* req,
+                                          tg::v1::ListKeysResponse* resp) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, k] : admin_keys_) {
+    if (k.gateway_id() == req->gateway_id()) *resp->add_keys() = k;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeKeyAuthService::DeleteKey(grpc::ServerContext*,
+                                           const tg::v1::DeleteKeyRequest* req,
+                                           tg::v1::DeleteKeyResult*) {
+  std::lock_guard lock(mu_);
+  if (admin_keys_.erase(req->id()) == 0) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "key not found");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeKeyAuthService::DeleteGatewayKeys(grpc::ServerContext*,
+                                                   const tg::v1::DeleteGatewayKeysRequest* req,
+                                                   tg::v1::DeleteKeyResult*) {
+  std::lock_guard lock(mu_);
+  deleted_gateways_.push_back(req->gateway_id());
+  if (fail_gateway_delete_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "db down");
+  return grpc::Status::OK;
+}
+
 }  // namespace tg::fakes

@@ -15,8 +15,10 @@
 
 namespace tg::fakes {
 
-// tg-keyauth as a key cache sees it, for tests: VerifyKey from a table of
-// keys (counted), WatchKeys sending a reset and then every Revoke.
+// tg-keyauth as its callers see it, for tests: the one fake tg-keyauth.
+// VerifyKey from a table of keys (counted), WatchKeys sending a reset and
+// then every Revoke; the admin RPCs tg-edge transcodes (CreateKey, GetKey,
+// ListKeys, DeleteKey, DeleteGatewayKeys) on keys of their own, recorded.
 class FakeKeyAuthService final : public tg::v1::KeyAuthService::Service {
  public:
   struct Key {
@@ -32,6 +34,21 @@ class FakeKeyAuthService final : public tg::v1::KeyAuthService::Service {
   int verifications() const;
   void Stop();  // ends every WatchKeys
 
+  // What tg-edge sent: the last CreateKey, every DeleteGatewayKeys' gateway.
+  std::optional<tg::v1::CreateKeyRequest> last_create() const;
+  std::vector<std::string> deleted_gateways() const;
+  void FailGatewayDelete(bool fail);  // DeleteGatewayKeys answers UNAVAILABLE
+
+  grpc::Status CreateKey(grpc::ServerContext*, const tg::v1::CreateKeyRequest* req,
+                         tg::v1::KeyResult* resp) override;
+  grpc::Status GetKey(grpc::ServerContext*, const tg::v1::GetKeyRequest* req,
+                      tg::v1::KeyResult* resp) override;
+  grpc::Status ListKeys(grpc::ServerContext*, const tg::v1::ListKeysRequest* req,
+                        tg::v1::ListKeysResponse* resp) override;
+  grpc::Status DeleteKey(grpc::ServerContext*, const tg::v1::DeleteKeyRequest* req,
+                         tg::v1::DeleteKeyResult*) override;
+  grpc::Status DeleteGatewayKeys(grpc::ServerContext*, const tg::v1::DeleteGatewayKeysRequest* req,
+                                 tg::v1::DeleteKeyResult*) override;
   grpc::Status VerifyKey(grpc::ServerContext*, const tg::v1::VerifyKeyRequest* req,
                          tg::v1::VerifyKeyResponse* resp) override;
   grpc::Status WatchKeys(grpc::ServerContext* ctx, const tg::v1::WatchKeysRequest*,
@@ -44,6 +61,12 @@ class FakeKeyAuthService final : public tg::v1::KeyAuthService::Service {
   std::vector<tg::v1::KeyEvent> events_;
   int verifications_ = 0;
   bool stopping_ = false;
+  // The admin RPCs' keys, by id.
+  int ids_ = 0;
+  std::map<std::string, tg::v1::ApiKey> admin_keys_;
+  std::optional<tg::v1::CreateKeyRequest> last_create_;
+  std::vector<std::string> deleted_gateways_;
+  bool fail_gateway_delete_ = false;
 };
 
 }  // namespace tg::fakes

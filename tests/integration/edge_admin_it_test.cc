@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "edge_test_http.h"
+#include "fake_config.h"
+#include "fake_keyauth.h"
 #include "test_tls.h"
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
@@ -52,399 +54,12 @@ bool WaitFor(F f, milliseconds timeout = milliseconds(5000)) {
   return f();
 }
 
-// ---------------------------------------------------------------- fake tg-config
-
-// Keeps gateways and upstreams in memory (services and rules only as far as
-// the tests need), numbers writes with revisions and publishes them on Watch,
-// optionally late (publish_delay) or never (publish = false). Any method can
-// be made to fail once with FailNext.
-class FakeConfig final : public tg::v1::ConfigService::Service {
- public:
-  void FailNext(const std::string& method, grpc::Status status) {
-    std::lock_guard lock(mu_);
-    failures_[method] = std::move(status);
-  }
-  void SetPublishDelay(milliseconds d) {
-    std::lock_guard lock(mu_);
-    publish_delay_ = d;
-  }
-  void SetPublish(bool p) {
-    std::lock_guard lock(mu_);
-    publish_ = p;
-  }
-  // Ends every open Watch stream (as a restarting tg-config would).
-  void EndStreams() {
-    std::lock_guard lock(mu_);
-    ++stream_generation_;
-    cv_.notify_all();
-  }
-  void Shutdown() {
-    std::lock_guard lock(mu_);
-    shutting_down_ = true;
-    cv_.notify_all();
-  }
-  std::vector<tg::v1::WatchRequest> watch_requests() {
-    std::lock_guard lock(mu_);
-    return watch_requests_;
-  }
-  std::optional<tg::v1::UpdateUpstreamRequest> last_upstream_update() {
-    std::lock_guard lock(mu_);
-    return last_upstream_update_;
-  }
-  std::optional<tg::v1::CreateUpstreamRequest> last_upstream_create() {
-    std::lock_guard lock(mu_);
-    return last_upstream_create_;
-  }
-  int64_t revision() {
-    std::lock_guard lock(mu_);
-    return revision_;
-  }
-
-  grpc::Status CreateGateway(grpc::ServerContext*, const tg::v1::CreateGatewayRequest* req,
-                             tg::v1::GatewayResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("CreateGateway")) return *s;
-    tg::v1::Gateway g = req->gateway();
-    g.set_id("gw-" + std::to_string(++ids_));
-    *g.mutable_created_at() = Now();
-    *g.mutable_updated_at() = Now();
-    gateways_[g.id()] = g;
-    tg::v1::ConfigChange c;
-    *c.mutable_gateway() = g;
-    *resp->mutable_gateway() = g;
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GetGateway(grpc::ServerContext*, const tg::v1::GetGatewayRequest* req,
-                          tg::v1::GatewayResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("GetGateway")) return *s;
-    auto it = gateways_.find(req->id());
-    if (it == gateways_.end()) return NotFound("gateway", req->id());
-    *resp->mutable_gateway() = it->second;
-    resp->set_revision(revision_);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ListGateways(grpc::ServerContext*, const tg::v1::ListGatewaysRequest*,
-                            tg::v1::ListGatewaysResponse* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("ListGateways")) return *s;
-    for (const auto& [id, g] : gateways_) *resp->add_gateways() = g;
-    resp->set_revision(revision_);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status UpdateGateway(grpc::ServerContext*, const tg::v1::UpdateGatewayRequest* req,
-                             tg::v1::GatewayResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("UpdateGateway")) return *s;
-    auto it = gateways_.find(req->gateway().id());
-    if (it == gateways_.end()) return NotFound("gateway", req->gateway().id());
-    it->second.set_name(req->gateway().name());
-    it->second.set_subdomain(req->gateway().subdomain());
-    *it->second.mutable_updated_at() = Now();
-    tg::v1::ConfigChange c;
-    *c.mutable_gateway() = it->second;
-    *resp->mutable_gateway() = it->second;
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status DeleteGateway(grpc::ServerContext*, const tg::v1::DeleteGatewayRequest* req,
-                             tg::v1::DeleteResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("DeleteGateway")) return *s;
-    if (gateways_.erase(req->id()) == 0) return NotFound("gateway", req->id());
-    std::erase_if(upstreams_, [&](const auto& kv) { return kv.second.gateway_id() == req->id(); });
-    std::erase_if(rules_, [&](const auto& kv) { return kv.second.gateway_id() == req->id(); });
-    tg::v1::ConfigChange c;
-    c.mutable_deleted()->set_kind(tg::v1::RESOURCE_KIND_GATEWAY);
-    c.mutable_deleted()->set_id(req->id());
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status CreateUpstream(grpc::ServerContext*, const tg::v1::CreateUpstreamRequest* req,
-                              tg::v1::UpstreamResult* resp) override {
-    std::lock_guard lock(mu_);
-    last_upstream_create_ = *req;
-    if (auto s = Injected("CreateUpstream")) return *s;
-    if (!gateways_.count(req->upstream().gateway_id())) {
-      return NotFound("gateway", req->upstream().gateway_id());
-    }
-    if (req->upstream().name().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "name: required");
-    }
-    tg::v1::Upstream u = req->upstream();
-    u.set_id("up-" + std::to_string(++ids_));
-    for (auto& t : *u.mutable_targets()) {
-      if (t.credentials().api_key().size() > 0) t.mutable_credentials()->set_api_key("****");
-    }
-    *u.mutable_created_at() = Now();
-    *u.mutable_updated_at() = Now();
-    upstreams_[u.id()] = u;
-    tg::v1::ConfigChange c;
-    *c.mutable_upstream() = u;
-    *resp->mutable_upstream() = u;
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status GetUpstream(grpc::ServerContext*, const tg::v1::GetUpstreamRequest* req,
-                           tg::v1::UpstreamResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("GetUpstream")) return *s;
-    auto it = upstreams_.find(req->id());
-    if (it == upstreams_.end() || it->second.gateway_id() != req->gateway_id()) {
-      return NotFound("upstream", req->id());
-    }
-    *resp->mutable_upstream() = it->second;
-    resp->set_revision(revision_);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ListUpstreams(grpc::ServerContext*, const tg::v1::ListUpstreamsRequest* req,
-                             tg::v1::ListUpstreamsResponse* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("ListUpstreams")) return *s;
-    for (const auto& [id, u] : upstreams_) {
-      if (u.gateway_id() == req->gateway_id()) *resp->add_upstreams() = u;
-    }
-    resp->set_revision(revision_);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status UpdateUpstream(grpc::ServerContext*, const tg::v1::UpdateUpstreamRequest* req,
-                              tg::v1::UpstreamResult* resp) override {
-    std::lock_guard lock(mu_);
-    last_upstream_update_ = *req;
-    if (auto s = Injected("UpdateUpstream")) return *s;
-    auto it = upstreams_.find(req->upstream().id());
-    if (it == upstreams_.end() || it->second.gateway_id() != req->upstream().gateway_id()) {
-      return NotFound("upstream", req->upstream().id());
-    }
-    tg::v1::Upstream u = req->upstream();
-    *u.mutable_created_at() = it->second.created_at();
-    *u.mutable_updated_at() = Now();
-    it->second = u;
-    tg::v1::ConfigChange c;
-    *c.mutable_upstream() = u;
-    *resp->mutable_upstream() = u;
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status DeleteUpstream(grpc::ServerContext*, const tg::v1::DeleteUpstreamRequest* req,
-                              tg::v1::DeleteResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("DeleteUpstream")) return *s;
-    if (upstreams_.erase(req->id()) == 0) return NotFound("upstream", req->id());
-    tg::v1::ConfigChange c;
-    c.mutable_deleted()->set_kind(tg::v1::RESOURCE_KIND_UPSTREAM);
-    c.mutable_deleted()->set_id(req->id());
-    c.mutable_deleted()->set_gateway_id(req->gateway_id());
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  grpc::Status ListServices(grpc::ServerContext*, const tg::v1::ListServicesRequest*,
-                            tg::v1::ListServicesResponse* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("ListServices")) return *s;
-    resp->set_revision(revision_);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status CreateRule(grpc::ServerContext*, const tg::v1::CreateRuleRequest* req,
-                          tg::v1::RuleResult* resp) override {
-    std::lock_guard lock(mu_);
-    if (auto s = Injected("CreateRule")) return *s;
-    tg::v1::Rule r = req->rule();
-    r.set_id("rule-" + std::to_string(++ids_));
-    rules_[r.id()] = r;
-    tg::v1::ConfigChange c;
-    *c.mutable_rule() = r;
-    *resp->mutable_rule() = r;
-    resp->set_revision(Publish(c));
-    return grpc::Status::OK;
-  }
-
-  // A snapshot at the current revision, then the published changes in order
-  // (each once its release time has come), heartbeats when idle.
-  grpc::Status Watch(grpc::ServerContext* ctx, const tg::v1::WatchRequest* req,
-                     grpc::ServerWriter<tg::v1::WatchEvent>* writer) override {
-    std::unique_lock lock(mu_);
-    watch_requests_.push_back(*req);
-    if (shutting_down_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down");
-    uint64_t generation = stream_generation_;
-    tg::v1::WatchEvent first;
-    first.set_revision(revision_);
-    auto* snap = first.mutable_snapshot();
-    for (const auto& [id, g] : gateways_) *snap->add_gateways() = g;
-    for (const auto& [id, u] : upstreams_) *snap->add_upstreams() = u;
-    for (const auto& [id, r] : rules_) *snap->add_rules() = r;
-    // A real tg-config would hold back changes not yet committed; here every
-    // logged change is in the snapshot, so the stream continues after them.
-    size_t next = log_.size();
-    int64_t delivered = first.revision();
-    lock.unlock();
-    if (!writer->Write(first)) return grpc::Status::OK;
-    lock.lock();
-    auto last_write = Clock::now();
-    while (!shutting_down_ && !ctx->IsCancelled() && generation == stream_generation_) {
-      auto now = Clock::now();
-      tg::v1::WatchEvent ev;
-      if (next < log_.size() && log_[next].release_at <= now) {
-        ev = log_[next++].event;
-        delivered = ev.revision();
-      } else if (now - last_write > milliseconds(500)) {
-        ev.set_heartbeat(true);
-        ev.set_revision(delivered);  // what this stream has delivered so far
-      } else {
-        cv_.wait_for(lock, milliseconds(20));
-        continue;
-      }
-      lock.unlock();
-      bool ok = writer->Write(ev);
-      lock.lock();
-      if (!ok) break;
-      last_write = Clock::now();
-    }
-    return grpc::Status::OK;
-  }
-
- private:
-  struct Logged {
-    tg::v1::WatchEvent event;
-    Clock::time_point release_at;
-  };
-
-  static google::protobuf::Timestamp Now() {
-    return google::protobuf::util::TimeUtil::GetCurrentTime();
-  }
-  static grpc::Status NotFound(const std::string& what, const std::string& id) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, what + " " + id + " not found");
-  }
-  // Called with mu_ held.
-  std::optional<grpc::Status> Injected(const std::string& method) {
-    auto it = failures_.find(method);
-    if (it == failures_.end()) return std::nullopt;
-    auto s = it->second;
-    failures_.erase(it);
-    return s;
-  }
-  // Called with mu_ held. Returns the new revision.
-  int64_t Publish(const tg::v1::ConfigChange& change) {
-    ++revision_;
-    if (publish_) {
-      Logged l;
-      l.event.set_revision(revision_);
-      *l.event.mutable_change() = change;
-      l.release_at = Clock::now() + publish_delay_;
-      log_.push_back(std::move(l));
-      cv_.notify_all();
-    }
-    return revision_;
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int64_t revision_ = 100;
-  int ids_ = 0;
-  bool publish_ = true;
-  bool shutting_down_ = false;
-  uint64_t stream_generation_ = 0;
-  milliseconds publish_delay_{0};
-  std::map<std::string, grpc::Status> failures_;
-  std::map<std::string, tg::v1::Gateway> gateways_;
-  std::map<std::string, tg::v1::Upstream> upstreams_;
-  std::map<std::string, tg::v1::Rule> rules_;
-  std::vector<Logged> log_;
-  std::vector<tg::v1::WatchRequest> watch_requests_;
-  std::optional<tg::v1::UpdateUpstreamRequest> last_upstream_update_;
-  std::optional<tg::v1::CreateUpstreamRequest> last_upstream_create_;
-};
-
-// ---------------------------------------------------------------- fake tg-keyauth
-
-class FakeKeyAuth final : public tg::v1::KeyAuthService::Service {
- public:
-  grpc::Status CreateKey(grpc::ServerContext*, const tg::v1::CreateKeyRequest* req,
-                         tg::v1::KeyResult* resp) override {
-    std::lock_guard lock(mu_);
-    last_create_ = *req;
-    auto* k = resp->mutable_key();
-    *k = req->key();
-    k->set_id("key-" + std::to_string(++ids_));
-    k->set_gateway_id(req->gateway_id());
-    k->set_key("tg_THE-SECRET-KEY-VALUE");
-    k->set_prefix("tg_THE-SECRE");
-    keys_[k->id()] = *k;
-    keys_[k->id()].clear_key();
-    resp->set_revision(7);
-    return grpc::Status::OK;
-  }
-  grpc::Status GetKey(grpc::ServerContext*, const tg::v1::GetKeyRequest* req,
-                      tg::v1::KeyResult* resp) override {
-    std::lock_guard lock(mu_);
-    auto it = keys_.find(req->id());
-    if (it == keys_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "key not found");
-    *resp->mutable_key() = it->second;
-    return grpc::Status::OK;
-  }
-  grpc::Status ListKeys(grpc::ServerContext*, const tg::v1::ListKeysRequest* req,
-                        tg::v1::ListKeysResponse* resp) override {
-    std::lock_guard lock(mu_);
-    for (const auto& [id, k] : keys_) {
-      if (k.gateway_id() == req->gateway_id()) *resp->add_keys() = k;
-    }
-    return grpc::Status::OK;
-  }
-  grpc::Status DeleteKey(grpc::ServerContext*, const tg::v1::DeleteKeyRequest* req,
-                         tg::v1::DeleteKeyResult*) override {
-    std::lock_guard lock(mu_);
-    if (keys_.erase(req->id()) == 0) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND, "key not found");
-    }
-    return grpc::Status::OK;
-  }
-  grpc::Status DeleteGatewayKeys(grpc::ServerContext*, const tg::v1::DeleteGatewayKeysRequest* req,
-                                 tg::v1::DeleteKeyResult*) override {
-    std::lock_guard lock(mu_);
-    deleted_gateways_.push_back(req->gateway_id());
-    if (fail_gateway_delete_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "db down");
-    return grpc::Status::OK;
-  }
-
-  std::vector<std::string> deleted_gateways() {
-    std::lock_guard lock(mu_);
-    return deleted_gateways_;
-  }
-  std::optional<tg::v1::CreateKeyRequest> last_create() {
-    std::lock_guard lock(mu_);
-    return last_create_;
-  }
-  void FailGatewayDelete(bool f) {
-    std::lock_guard lock(mu_);
-    fail_gateway_delete_ = f;
-  }
-
- private:
-  std::mutex mu_;
-  int ids_ = 0;
-  bool fail_gateway_delete_ = false;
-  std::map<std::string, tg::v1::ApiKey> keys_;
-  std::vector<std::string> deleted_gateways_;
-  std::optional<tg::v1::CreateKeyRequest> last_create_;
-};
-
 // ---------------------------------------------------------------- fixture
 
 class EdgeAdminIT : public ::testing::Test {
  protected:
   void SetUp() override {
+    config_.SetHeartbeat(milliseconds(500));
     GrpcServerOptions g;
     g.listen = "127.0.0.1:0";
     g.shutdown_grace = std::chrono::seconds(1);
@@ -482,7 +97,7 @@ class EdgeAdminIT : public ::testing::Test {
     api_.reset();
     http_.reset();
     watcher_.reset();
-    config_.Shutdown();
+    config_.Stop();
     if (grpc_) grpc_->Shutdown();
   }
 
@@ -503,8 +118,10 @@ class EdgeAdminIT : public ::testing::Test {
   }
 
   milliseconds revision_wait_{2000};
-  FakeConfig config_;
-  FakeKeyAuth keyauth_;
+  // tg-config as tg-edge sees it at revision 100, with heartbeats as the
+  // real one sends them when idle.
+  fakes::FakeConfigService config_{tg::v1::ConfigSnapshot(), 100};
+  fakes::FakeKeyAuthService keyauth_;
   std::unique_ptr<GrpcServer> grpc_;
   std::unique_ptr<ConfigWatcher> watcher_;
   std::unique_ptr<EdgeReadiness> readiness_;
@@ -830,7 +447,7 @@ TEST_F(EdgeAdminIT, RulesGoToTheConfigService) {
 TEST_F(EdgeAdminIT, HealthzStaysUpDegradedWhenTheConfigServiceGoesAway) {
   // The edge holds a configuration and can serve from it: taking it out of
   // its Service would turn a tg-config outage into an outage of the proxy.
-  config_.Shutdown();  // ends the Watch stream; the reconnect gets nothing
+  config_.Stop();  // ends the Watch stream; the reconnect gets nothing
   grpc_->Shutdown();
   ASSERT_TRUE(WaitFor([&] { return !watcher_->connected(); }));
   auto r = testing::HttpCall(http_->port(), "GET", "/healthz");
