@@ -58,12 +58,8 @@ class AnthropicStreamEncoder : public ClientStreamEncoder {
   Usage usage_;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
-
-namespace {
 
 std::string ErrorBody(const AdapterError& error) {
   return client_error::AnthropicBody(error.http_status, error.message);
@@ -518,10 +514,6 @@ void AnthropicStreamEncoder::WriteDelta(int block, bool json_delta, std::string_
   w.EndObject();
   AppendSse(out, "content_block_delta", std::string_view(buf.GetString(), buf.GetSize()));
 }
-
-}  // namespace tg::adapter::translate
-
-namespace tg::adapter::translate {
 
 std::string AnthropicStreamEncoder::SaveState() const {
   rapidjson::StringBuffer buf;

@@ -41,12 +41,8 @@ class OpenAiChatStreamEncoder : public ClientStreamEncoder {
   bool usage_sent_ = false;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
-
-namespace {
 
 bool HasSystemMessage(const Value& messages) {
   for (const Value& m : messages.GetArray()) {
@@ -246,10 +242,6 @@ void OpenAiChatStreamEncoder::WriteUsageChunk(std::string* out) {
   w.EndObject();
   AppendSse(out, "", std::string_view(buf.GetString(), buf.GetSize()));
 }
-
-}  // namespace tg::adapter::translate
-
-namespace tg::adapter::translate {
 
 std::string OpenAiChatStreamEncoder::SaveState() const {
   rapidjson::StringBuffer buf;

@@ -78,13 +78,9 @@ class ResponsesStreamEncoder : public ClientStreamEncoder {
   Usage usage_;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
 using Item = ResponsesStreamEncoder::Item;
-
-namespace {
 
 // ---- decoding -----------------------------------------------------------------
 
@@ -645,10 +641,6 @@ void ResponsesStreamEncoder::Encode(const StreamEvent& event, std::string* out) 
       break;
   }
 }
-
-}  // namespace tg::adapter::translate
-
-namespace tg::adapter::translate {
 
 std::string ResponsesStreamEncoder::SaveState() const {
   rapidjson::StringBuffer buf;

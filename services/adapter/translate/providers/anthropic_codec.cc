@@ -62,12 +62,8 @@ class AnthropicStreamDecoder : public SseStreamDecoder {
   int64_t output_tokens_ = 0;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
-
-namespace {
 
 constexpr std::string_view kDefaultBaseUrl = "https://api.anthropic.com";
 constexpr std::string_view kDefaultPath = "/v1/messages";
@@ -345,11 +341,6 @@ static Result<ChatResponse> ParseAnthropicAnswer(int status, std::string_view bo
   return AnswerOf(std::move(d));
 }
 
-static std::unique_ptr<ProviderStreamDecoder> NewAnthropicStreamDecoder(
-    const ResponseContext& ctx) {
-  return std::make_unique<AnthropicStreamDecoder>(ctx);
-}
-
 AnthropicStreamDecoder::Block* AnthropicStreamDecoder::BlockAt(int64_t index) {
   if (index < 0 || index > 4096) return nullptr;  // a block index beyond this is garbage
   if (static_cast<size_t>(index) >= blocks_.size()) blocks_.resize(index + 1);
@@ -391,11 +382,8 @@ void AnthropicStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) {
     } else if (delta_type == "input_json_delta") {
       Block* block = BlockAt(json::GetInt(d, "index", -1));
       std::string_view fragment = json::GetString(*delta, "partial_json");
-      if (block == nullptr || block->tool_index < 0 || fragment.empty()) return;
+      if (block == nullptr || !AppendArgumentsDelta(block->tool_index, fragment, out)) return;
       block->had_arguments = true;
-      StreamEvent ev;
-      ev.tool_calls.push_back(ToolCallDelta{block->tool_index, {}, {}, std::string(fragment)});
-      out->push_back(std::move(ev));
     }
     // thinking_delta, signature_delta, citations_delta: no Chat form.
   } else if (type == "content_block_start") {
@@ -469,7 +457,7 @@ void AnthropicStreamDecoder::OnEof(StreamEvents* out) {
 
 const ProviderCodec& AnthropicProvider() {
   static const ProviderCodec kCodec{"anthropic", &BuildAnthropicRequest, &ParseAnthropicAnswer,
-                                    &NewAnthropicStreamDecoder};
+                                    &NewDecoder<AnthropicStreamDecoder>};
   return kCodec;
 }
 

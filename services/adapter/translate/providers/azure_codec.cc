@@ -20,10 +20,6 @@ namespace {
 // The GA data-plane version current when this was written.
 constexpr std::string_view kDefaultApiVersion = "2024-10-21";
 
-}  // namespace
-
-namespace {
-
 // stream_options arrived in 2024-08-01-preview (and is in every later
 // version, dated strings compare in date order); older versions reject it
 // as an unknown argument, so they stream without usage.

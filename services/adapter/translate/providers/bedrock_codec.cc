@@ -72,12 +72,8 @@ class BedrockStreamDecoder : public ProviderStreamDecoder {
   bool has_usage_ = false;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
-
-namespace {
 
 Value TextBlock(std::string_view text, Allocator& a) {
   Value block(rapidjson::kObjectType);
@@ -365,10 +361,6 @@ static Result<ChatResponse> ParseBedrockAnswer(int status, std::string_view body
   return AnswerOf(std::move(d));
 }
 
-static std::unique_ptr<ProviderStreamDecoder> NewBedrockStreamDecoder(const ResponseContext& ctx) {
-  return std::make_unique<BedrockStreamDecoder>(ctx);
-}
-
 void BedrockStreamDecoder::Feed(std::string_view, StreamEvents* out) {
   EmitError(ProtocolError("bedrock streams are eventstream: decode frames and use FeedEvent"), out);
 }
@@ -426,11 +418,8 @@ void BedrockStreamDecoder::FeedEvent(std::string_view type, std::string_view pay
     } else if (const Value* use = json::GetObject(*delta, "toolUse")) {
       Block* block = BlockAt(json::GetInt(d, "contentBlockIndex", -1));
       std::string_view fragment = json::GetString(*use, "input");
-      if (block == nullptr || block->tool_index < 0 || fragment.empty()) return;
+      if (block == nullptr || !AppendArgumentsDelta(block->tool_index, fragment, out)) return;
       block->had_arguments = true;
-      StreamEvent ev;
-      ev.tool_calls.push_back(ToolCallDelta{block->tool_index, {}, {}, std::string(fragment)});
-      out->push_back(std::move(ev));
     }
     // reasoningContent deltas have no Chat form.
   } else if (type == "contentBlockStart") {
@@ -491,7 +480,7 @@ void BedrockStreamDecoder::Finish(StreamEvents* out) {
 
 const ProviderCodec& BedrockProvider() {
   static const ProviderCodec kCodec{"bedrock", &BuildBedrockRequest, &ParseBedrockAnswer,
-                                    &NewBedrockStreamDecoder};
+                                    &NewDecoder<BedrockStreamDecoder>};
   return kCodec;
 }
 

@@ -66,12 +66,8 @@ class GeminiStreamDecoder : public SseStreamDecoder {
   bool has_usage_ = false;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
-
-namespace {
 
 constexpr std::string_view kDefaultBaseUrl = "https://generativelanguage.googleapis.com";
 
@@ -413,10 +409,6 @@ static Result<ChatResponse> ParseGeminiAnswer(int status, std::string_view body,
   return AnswerOf(std::move(d));
 }
 
-static std::unique_ptr<ProviderStreamDecoder> NewGeminiStreamDecoder(const ResponseContext& ctx) {
-  return std::make_unique<GeminiStreamDecoder>(ctx);
-}
-
 void GeminiStreamDecoder::OnEvent(const SseEvent& event, StreamEvents* out) {
   if (!ParseData(event.data, out)) return;
   const json::Document& d = data();
@@ -503,7 +495,7 @@ void GeminiStreamDecoder::OnEof(StreamEvents* out) {
 
 const ProviderCodec& GeminiProvider() {
   static const ProviderCodec kCodec{"gemini", &BuildGeminiRequest, &ParseGeminiAnswer,
-                                    &NewGeminiStreamDecoder};
+                                    &NewDecoder<GeminiStreamDecoder>};
   return kCodec;
 }
 

@@ -242,4 +242,12 @@ bool SseStreamDecoder::ParseData(std::string_view data, StreamEvents* out) {
   return false;
 }
 
+bool AppendArgumentsDelta(int tool_index, std::string_view fragment, StreamEvents* out) {
+  if (tool_index < 0 || fragment.empty()) return false;
+  StreamEvent ev;
+  ev.tool_calls.push_back(ToolCallDelta{tool_index, {}, {}, std::string(fragment)});
+  out->push_back(std::move(ev));
+  return true;
+}
+
 }  // namespace tg::adapter::translate

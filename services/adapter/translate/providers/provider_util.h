@@ -3,6 +3,7 @@
 // Pieces every provider codec shares: header lists, error bodies, options,
 // and an SSE-driven stream decoder base.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +64,17 @@ int StatusForErrorType(std::string_view type, int fallback);
 // must be an object. The error to answer, or nullopt when `doc` holds the
 // answer to read.
 std::optional<AdapterError> ReadAnswerBody(int status, std::string_view body, json::Document* doc);
+
+// A piece of a tool call's arguments (Anthropic's input_json_delta, Bedrock's
+// toolUse input) as a delta of call `tool_index`; false, and nothing
+// appended, when the block is no tool call (index < 0) or the piece is empty.
+bool AppendArgumentsDelta(int tool_index, std::string_view fragment, StreamEvents* out);
+
+// A ProviderCodec's decoder factory for a decoder built from the context.
+template <typename Decoder>
+std::unique_ptr<ProviderStreamDecoder> NewDecoder(const ResponseContext& ctx) {
+  return std::make_unique<Decoder>(ctx);
+}
 
 // Stream decoder for SSE providers: parses events and hands each to OnEvent.
 class SseStreamDecoder : public ProviderStreamDecoder {

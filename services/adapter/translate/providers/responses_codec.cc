@@ -49,12 +49,8 @@ class ResponsesStreamDecoder : public SseStreamDecoder {
   int next_tool_index_ = 0;
 };
 
-}  // namespace
-
 using json::Allocator;
 using json::Value;
-
-namespace {
 
 constexpr std::string_view kDefaultBaseUrl = "https://api.openai.com";
 constexpr std::string_view kDefaultPath = "/v1/responses";
@@ -306,11 +302,6 @@ static Result<ChatResponse> ParseResponsesAnswer(int status, std::string_view bo
   return AnswerOf(std::move(d));
 }
 
-static std::unique_ptr<ProviderStreamDecoder> NewResponsesStreamDecoder(
-    const ResponseContext& ctx) {
-  return std::make_unique<ResponsesStreamDecoder>(ctx);
-}
-
 ResponsesStreamDecoder::Call* ResponsesStreamDecoder::CallAt(int64_t output_index) {
   if (output_index < 0 || output_index > 4096) return nullptr;
   if (static_cast<size_t>(output_index) >= calls_.size()) calls_.resize(output_index + 1);
@@ -401,7 +392,7 @@ void ResponsesStreamDecoder::OnEof(StreamEvents* out) {
 
 const ProviderCodec& OpenAiResponsesProvider() {
   static const ProviderCodec kCodec{"openai", &BuildResponsesRequest, &ParseResponsesAnswer,
-                                    &NewResponsesStreamDecoder};
+                                    &NewDecoder<ResponsesStreamDecoder>};
   return kCodec;
 }
 
