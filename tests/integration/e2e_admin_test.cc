@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "e2e_suite.h"
 #include "process.h"
 #include "seed_bodies.h"
 #include "stack.h"
@@ -55,29 +56,10 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
   return s;
 }
 
-class AdminE2E : public ::testing::Test {
+class AdminE2E : public E2eSuite<AdminE2E> {
  protected:
-  static void SetUpTestSuite() {
-    if (!TestDatabase::Available()) return;
-    stack_ = new Stack("e2e_admin");
-    if (!stack_->StartAll()) {
-      delete stack_;
-      stack_ = nullptr;
-    }
-  }
-  static void TearDownTestSuite() {
-    delete stack_;
-    stack_ = nullptr;
-  }
-  void SetUp() override {
-    if (!TestDatabase::Available()) GTEST_SKIP() << "TG_TEST_PG_DSN not set";
-    ASSERT_NE(stack_, nullptr) << "the stack did not start";
-  }
-
-  static Stack* stack_;
+  static void SetUpTestSuite() { StartSuite("e2e_admin", {}, /*proxy=*/false); }
 };
-
-Stack* AdminE2E::stack_ = nullptr;
 
 TEST_F(AdminE2E, SeedWalkthroughStepsOneToFive) {
   // Step 1, both seed variants.

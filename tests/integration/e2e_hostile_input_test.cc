@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "e2e_suite.h"
 #include "fake_provider.h"
 #include "process.h"
 #include "stack.h"
@@ -33,8 +34,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-const char* RedisAddr() { return std::getenv("TG_TEST_REDIS_ADDR"); }
 
 std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 
@@ -50,26 +49,10 @@ long StatusKib(pid_t pid, const std::string& field) {
 
 const char kChat[] = R"({"model": "gpt-4", "messages": [{"role": "user", "content": "Hi"}]})";
 
-class HostileInputE2E : public ::testing::Test {
+class HostileInputE2E : public E2eSuite<HostileInputE2E> {
  protected:
   static void SetUpTestSuite() {
-    if (!TestDatabase::Available() || RedisAddr() == nullptr) return;
-    fake_ = new fakes::FakeProvider();
-    std::string error;
-    if (!fake_->Start(&error)) {
-      ADD_FAILURE() << error;
-      return;
-    }
-    StackOptions o;
-    o.balancer = true;
-    o.adapter = true;
-    o.redis_addr = RedisAddr();
-    stack_ = new Stack("e2e_hostile", o);
-    if (!stack_->StartAll()) {
-      delete stack_;
-      stack_ = nullptr;
-      return;
-    }
+    if (!StartSuite("e2e_hostile", {}, /*proxy=*/true)) return;
     gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
     key_ = stack_->MustCreateKey(gateway_, "2099-01-01T00:00:00Z");
     const auto& c = fake_->credentials();
@@ -85,22 +68,6 @@ class HostileInputE2E : public ::testing::Test {
             R"(, "credentials": {"header_name": "Authorization", "header_value": "Bearer )" +
             c.openai_key + R"("}}]})");
   }
-  static void TearDownTestSuite() {
-    delete stack_;
-    stack_ = nullptr;
-    delete fake_;
-    fake_ = nullptr;
-  }
-  void SetUp() override {
-    if (!TestDatabase::Available() || RedisAddr() == nullptr) {
-      GTEST_SKIP() << "TG_TEST_PG_DSN / TG_TEST_REDIS_ADDR not set";
-    }
-    ASSERT_NE(stack_, nullptr) << "the stack did not start";
-    fake_->ClearFaults();
-    fake_->ClearRequests();
-    fake_->SetAnswer({});
-  }
-
   HttpResponse Post(const std::string& path, const std::string& body,
                     std::vector<std::string> headers = {}) {
     headers.push_back("X-TG-API-Key: " + key_);
@@ -127,14 +94,8 @@ class HostileInputE2E : public ::testing::Test {
     EXPECT_EQ(r.status, 200) << r.body;
   }
 
-  static fakes::FakeProvider* fake_;
-  static Stack* stack_;
-  static std::string gateway_, key_;
+  static inline std::string gateway_, key_;
 };
-
-fakes::FakeProvider* HostileInputE2E::fake_ = nullptr;
-Stack* HostileInputE2E::stack_ = nullptr;
-std::string HostileInputE2E::gateway_, HostileInputE2E::key_;
 
 TEST_F(HostileInputE2E, DeeplyNestedProxyBodyIs400InTheClientsFormat) {
   auto r = Post("/ai/v1/chat/completions", Nested(200000));

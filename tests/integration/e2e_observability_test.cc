@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "e2e_suite.h"
 #include "fake_otlp_collector.h"
 #include "fake_provider.h"
 #include "process.h"
@@ -24,8 +25,6 @@ namespace {
 using fakes::CollectedSpan;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-const char* RedisAddr() { return std::getenv("TG_TEST_REDIS_ADDR"); }
 
 // A prompt that must never leave the request body.
 constexpr char kCanary[] = "canary-prompt-7f3a9c";
@@ -44,30 +43,20 @@ double Sample(const std::string& text, const std::string& series) {
   return std::strtod(text.c_str() + at + needle.size(), nullptr);
 }
 
-class ObservabilityE2E : public ::testing::Test {
+class ObservabilityE2E : public E2eSuite<ObservabilityE2E> {
  protected:
   static void SetUpTestSuite() {
-    if (!TestDatabase::Available() || RedisAddr() == nullptr) return;
-    fake_ = new fakes::FakeProvider();
-    collector_ = new fakes::FakeOtlpCollector();
+    collector_ = std::make_unique<fakes::FakeOtlpCollector>();
     std::string error;
-    if (!fake_->Start(&error) || !collector_->Start(&error)) {
+    if (!collector_->Start(&error)) {
       ADD_FAILURE() << error;
       return;
     }
     StackOptions o;
-    o.balancer = true;
-    o.adapter = true;
-    o.redis_addr = RedisAddr();
     o.common_env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = collector_->endpoint();
     o.common_env["OTEL_BSP_SCHEDULE_DELAY"] = "100";  // flush quickly
     o.common_env["OTEL_TRACES_SAMPLER"] = "parentbased_always_on";
-    stack_ = new Stack("e2e_obs", o);
-    if (!stack_->StartAll()) {
-      delete stack_;
-      stack_ = nullptr;
-      return;
-    }
+    if (!StartSuite("e2e_obs", o, /*proxy=*/true)) return;
     gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "obs", "subdomain": "obs"})");
     key_ = stack_->MustCreateKey(gateway_, "2099-01-01T00:00:00Z");
     // openai first (priority 1), anthropic behind it: a 429 from openai fails over.
@@ -93,21 +82,13 @@ class ObservabilityE2E : public ::testing::Test {
                    "retry_policy": {"same_target_retries": 0}})");  // a 429 fails over at once
   }
   static void TearDownTestSuite() {
-    delete stack_;
-    stack_ = nullptr;
-    delete collector_;
-    collector_ = nullptr;
-    delete fake_;
-    fake_ = nullptr;
+    E2eSuite::TearDownTestSuite();
+    collector_.reset();
   }
   void SetUp() override {
-    if (!TestDatabase::Available() || RedisAddr() == nullptr) {
-      GTEST_SKIP() << "TG_TEST_PG_DSN / TG_TEST_REDIS_ADDR not set";
-    }
-    ASSERT_NE(stack_, nullptr) << "the stack did not start";
+    E2eSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ASSERT_FALSE(key_.empty());
-    fake_->ClearFaults();
-    fake_->ClearRequests();
   }
 
   HttpResponse Chat(std::vector<std::string> headers = {}) {
@@ -123,16 +104,9 @@ class ObservabilityE2E : public ::testing::Test {
     return r.body;
   }
 
-  static fakes::FakeProvider* fake_;
-  static fakes::FakeOtlpCollector* collector_;
-  static Stack* stack_;
-  static std::string gateway_, key_;
+  static inline std::unique_ptr<fakes::FakeOtlpCollector> collector_;
+  static inline std::string gateway_, key_;
 };
-
-fakes::FakeProvider* ObservabilityE2E::fake_ = nullptr;
-fakes::FakeOtlpCollector* ObservabilityE2E::collector_ = nullptr;
-Stack* ObservabilityE2E::stack_ = nullptr;
-std::string ObservabilityE2E::gateway_, ObservabilityE2E::key_;
 
 const CollectedSpan* Find(const std::vector<CollectedSpan>& spans, const std::string& service,
                           const std::string& name) {

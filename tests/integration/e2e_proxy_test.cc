@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "e2e_suite.h"
 #include "fake_provider.h"
 #include "process.h"
 #include "stack.h"
@@ -33,51 +34,18 @@ fakes::FakeFault StatusFault(const std::string& path, int status) {
   return f;
 }
 
-const char* RedisAddr() { return std::getenv("TG_TEST_REDIS_ADDR"); }
-
-class ProxyE2E : public ::testing::Test {
+class ProxyE2E : public E2eSuite<ProxyE2E> {
  protected:
   static void SetUpTestSuite() {
-    if (!TestDatabase::Available() || RedisAddr() == nullptr) return;
-    fake_ = new fakes::FakeProvider();
-    std::string error;
-    if (!fake_->Start(&error)) {
-      ADD_FAILURE() << error;
-      return;
-    }
     StackOptions o;
-    o.balancer = true;
-    o.adapter = true;
-    o.redis_addr = RedisAddr();
     o.edge_env["TG_PROXY_BASE_DOMAIN"] = "example.com";
-    stack_ = new Stack("e2e_proxy", o);
-    if (!stack_->StartAll()) {
-      delete stack_;
-      stack_ = nullptr;
-      return;
-    }
+    if (!StartSuite("e2e_proxy", o, /*proxy=*/true)) return;
     gateway_ = stack_->MustCreate("/api/v1/gateways", R"({"name": "acme", "subdomain": "acme"})");
     other_gateway_ =
         stack_->MustCreate("/api/v1/gateways", R"({"name": "other", "subdomain": "other"})");
     key_ = stack_->MustCreateKey(gateway_, "2099-01-01T00:00:00Z");
     other_key_ = stack_->MustCreateKey(other_gateway_, "2099-01-01T00:00:00Z");
   }
-  static void TearDownTestSuite() {
-    delete stack_;
-    stack_ = nullptr;
-    delete fake_;
-    fake_ = nullptr;
-  }
-  void SetUp() override {
-    if (!TestDatabase::Available() || RedisAddr() == nullptr) {
-      GTEST_SKIP() << "TG_TEST_PG_DSN / TG_TEST_REDIS_ADDR not set";
-    }
-    ASSERT_NE(stack_, nullptr) << "the stack did not start";
-    fake_->ClearFaults();
-    fake_->ClearRequests();
-    fake_->SetAnswer({});
-  }
-
   HttpResponse Chat(const std::string& path, const std::string& body,
                     std::vector<std::string> headers = {}) {
     if (headers.empty()) headers.push_back("X-TG-API-Key: " + key_);
@@ -85,14 +53,8 @@ class ProxyE2E : public ::testing::Test {
     return Http("POST", stack_->ProxyUrl(path), body, headers);
   }
 
-  static fakes::FakeProvider* fake_;
-  static Stack* stack_;
-  static std::string gateway_, other_gateway_, key_, other_key_;
+  static inline std::string gateway_, other_gateway_, key_, other_key_;
 };
-
-fakes::FakeProvider* ProxyE2E::fake_ = nullptr;
-Stack* ProxyE2E::stack_ = nullptr;
-std::string ProxyE2E::gateway_, ProxyE2E::other_gateway_, ProxyE2E::key_, ProxyE2E::other_key_;
 
 // The seeds' mixed body, as "Using the Load Balanced API" sends it.
 const char kSeedBody[] = R"({

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "e2e_suite.h"
 #include "process.h"
 #include "stack.h"
 #include "test_db.h"
@@ -31,25 +32,12 @@ std::string IdOf(const std::string& body) {
   return d.IsObject() && d.HasMember("id") && d["id"].IsString() ? d["id"].GetString() : "";
 }
 
-class WritesE2E : public ::testing::Test {
+class WritesE2E : public E2eSuite<WritesE2E> {
  protected:
   static void SetUpTestSuite() {
-    if (!TestDatabase::Available()) return;
     StackOptions o;
     o.edge_env["TG_ADMIN_RPC_TIMEOUT_MS"] = "1000";
-    stack_ = new Stack("e2e_writes", o);
-    if (!stack_->StartAll()) {
-      delete stack_;
-      stack_ = nullptr;
-    }
-  }
-  static void TearDownTestSuite() {
-    delete stack_;
-    stack_ = nullptr;
-  }
-  void SetUp() override {
-    if (!TestDatabase::Available()) GTEST_SKIP() << "TG_TEST_PG_DSN not set";
-    ASSERT_NE(stack_, nullptr) << "the stack did not start";
+    StartSuite("e2e_writes", o, /*proxy=*/false);
   }
 
   static HttpResponse Post(const std::string& path, const std::string& body,
@@ -65,11 +53,7 @@ class WritesE2E : public ::testing::Test {
     pqxx::read_transaction tx(c);
     return tx.exec(sql)[0][0].as<int64_t>();
   }
-
-  static Stack* stack_;
 };
-
-Stack* WritesE2E::stack_ = nullptr;
 
 // The advisory write lock held by a test connection blocks every write; the
 // edge's 1 s deadline passes; the write must roll back, not commit once the
