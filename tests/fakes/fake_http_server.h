@@ -10,12 +10,7 @@
 // completions can run on two threads: a frame is freed while its initiator
 // still reads it, even on a strand: chriskohlhoff/asio#835.)
 
-// Boost 1.74 turns C++20 coroutines on for GCC only; Clang (clang-tidy
-// included) supports them with libstdc++'s <coroutine> just as well.
-#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#define BOOST_ASIO_HAS_STD_COROUTINE 1
-#endif
+#include "asio_coroutines.h"  // before any Asio header
 
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
 #include <utility>

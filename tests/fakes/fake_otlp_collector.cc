@@ -1,14 +1,6 @@
-// Boost 1.74 enables C++20 coroutines for GCC only; Clang (clang-tidy
-// included) has them with libstdc++'s <coroutine> as well. Before any Asio
-// header (fake_http_server.h says the same for its own includers).
-#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#define BOOST_ASIO_HAS_STD_COROUTINE 1
-#endif
-
-// Boost 1.74's awaitable.hpp needs <utility> (std::exchange) included first.
-#include "fake_otlp_collector.h"
-
+// clang-format off: the coroutine switch goes before any Asio header.
+#include "asio_coroutines.h"
+// clang-format on
 #include <rapidjson/document.h>
 
 #include <atomic>
@@ -23,6 +15,7 @@
 #include <utility>
 
 #include "fake_http_server.h"
+#include "fake_otlp_collector.h"
 #include "tg/common/json_util.h"
 #include "tg/common/log.h"
 

@@ -1,11 +1,7 @@
 // Size: five provider APIs' routing, credential checks (SigV4 included) and fault injection.
-// Boost 1.74 turns C++20 coroutines on for GCC only; Clang (clang-tidy
-// included) supports them with libstdc++'s <coroutine> just as well.
-#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
-#define BOOST_ASIO_HAS_CO_AWAIT 1
-#define BOOST_ASIO_HAS_STD_COROUTINE 1
-#endif
-
+// clang-format off: the coroutine switch goes before any Asio header.
+#include "asio_coroutines.h"
+// clang-format on
 #include "fake_provider.h"
 
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>:
