@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -37,6 +38,7 @@
 #include "tg/common/flags.h"
 #include "tg/common/grpc_channel.h"
 #include "tg/common/grpc_server.h"
+#include "tg/common/memory_trim.h"
 #include "tg/common/worker_pool.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
@@ -130,6 +132,11 @@ tg::v1::Target MakeTarget(const std::string& provider, int fake_port) {
 [[noreturn]] void RunAdapter(int in, int out, const std::string& provider) {
   int fake_port = 0;
   if (!ReadAll(in, &fake_port, sizeof(fake_port))) _exit(2);
+  // As tg-adapter's main has it (ServiceMain), unless TG_BENCH_NO_TRIM is set.
+  std::unique_ptr<tg::MemoryTrimmer> trimmer;
+  if (std::getenv("TG_BENCH_NO_TRIM") == nullptr) {
+    trimmer = std::make_unique<tg::MemoryTrimmer>(tg::kMemoryTrimInterval, tg::kMemoryTrimMinFree);
+  }
   tg::v1::ConfigSnapshot snapshot;
   auto* up = snapshot.add_upstreams();
   up->set_id("u1");
@@ -329,6 +336,10 @@ int main(int argc, char** argv) {
         r.peak_kib, r.peak_kib - before, after);
   }
   std::printf("  RSS per stream: %.1f KiB (bound %ld KiB)\n", per_stream, max_kib);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const long settled = StatusKib(child, "VmRSS");
+  std::printf("  RSS 3 s after the last round: %ld KiB (%+.0f %% of before)\n", settled,
+              100.0 * static_cast<double>(settled - before) / static_cast<double>(before));
 
   ::close(to_child[1]);  // the child shuts down
   int status = 0;

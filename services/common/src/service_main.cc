@@ -25,6 +25,7 @@ std::unique_ptr<ServiceMain> ServiceMain::Start(int argc, char** argv, ServiceSp
     }
   }
 
+  svc->trimmer_ = std::make_unique<MemoryTrimmer>(kMemoryTrimInterval, kMemoryTrimMinFree);
   std::string error;
   svc->telemetry_ = Telemetry::Start(spec.name, flags, spec.metrics_flag,
                                      flags.String(spec.metrics_flag), &error);

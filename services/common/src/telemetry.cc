@@ -1,6 +1,7 @@
 #include "tg/common/telemetry.h"
 
 #include "tg/common/log.h"
+#include "tg/common/memory_trim.h"
 #include "tg/common/trace.h"
 
 namespace tg {
@@ -16,6 +17,9 @@ void RegisterCommonMetrics() {
   r.AddCallbackCounter("tg_trace_export_failures_total",
                        "Span export requests that failed (network, timeout, non-2xx).",
                        [] { return static_cast<double>(trace::Stats().failed_exports); });
+  r.AddCallbackCounter("tg_malloc_trims_total",
+                       "Times the heap freed after a burst was given back to the kernel.",
+                       [] { return static_cast<double>(MemoryTrimmer::TotalTrims()); });
   r.AddCallbackCounter("tg_log_lines_total", "Log lines written.",
                        [] { return static_cast<double>(log::Stats().written); });
   r.AddCallbackCounter("tg_log_lines_dropped_total",

@@ -29,6 +29,7 @@
 
 #include "tg/common/flags.h"
 #include "tg/common/internal_tls.h"
+#include "tg/common/memory_trim.h"
 #include "tg/common/telemetry.h"
 
 namespace tg {
@@ -68,6 +69,7 @@ class ServiceMain {
   std::string name_;
   Flags flags_;
   InternalTls tls_;
+  std::unique_ptr<MemoryTrimmer> trimmer_;  // heap back to the kernel after bursts
   std::unique_ptr<Telemetry> telemetry_;
 };
 
