@@ -335,7 +335,10 @@ TEST_F(EdgeHttpServerTest, ConnectionsAreReleasedWhenTheClientLeaves) {
   while (open_fds() > before && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(open_fds(), before) << "the server still holds connections its clients closed";
+  // At most as many as before: an fd the process had open only for a moment
+  // when `before` was counted (seen once under ASan: 13 before, 11 after)
+  // is no leak.
+  EXPECT_LE(open_fds(), before) << "the server still holds connections its clients closed";
   auto start = std::chrono::steady_clock::now();
   server_->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1000));
