@@ -11,7 +11,7 @@ namespace tg {
 
 // Gives the heap that a burst freed back to the kernel. glibc keeps what its
 // arenas free for reuse: after 3,000 concurrent streams tg-adapter stayed at
-// seven times its idle resident size for good (docs/BENCHMARKS.md). Every
+// seven to nine times its idle resident size for good (docs/BENCHMARKS.md). Every
 // `interval` this thread looks at the heap (mallinfo2) and the resident size
 // (/proc/self/statm); when at least `min_free_bytes` of the heap is free and
 // no less than what is in use (the burst is over), and the process grew by
