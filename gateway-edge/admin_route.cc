@@ -2,18 +2,13 @@
 
 #include <vector>
 
+#include "tg/common/percent.h"
+
 namespace tg::edge {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// nullopt on a malformed escape or an escaped '/' or NUL (which would let an
-// id smuggle a path separator or terminator into the services behind us).
+// Stricter than percent::Decode: nullopt on a malformed escape or an escaped '/' or NUL (which
+// would let an id smuggle a path separator or terminator into the services behind us).
 std::optional<std::string> PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -23,8 +18,8 @@ std::optional<std::string> PercentDecode(std::string_view s) {
       continue;
     }
     if (i + 2 >= s.size()) return std::nullopt;
-    int hi = HexValue(s[i + 1]);
-    int lo = HexValue(s[i + 2]);
+    int hi = percent::HexValue(s[i + 1]);
+    int lo = percent::HexValue(s[i + 2]);
     if (hi < 0 || lo < 0) return std::nullopt;
     char c = static_cast<char>(hi * 16 + lo);
     if (c == '/' || c == '\0') return std::nullopt;
