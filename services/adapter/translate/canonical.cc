@@ -30,21 +30,8 @@ void WriteChoice(json::Writer& w, int index, const ChoiceDraft& c) {
   if (!c.tool_calls.empty()) {
     w.Key("tool_calls");
     w.StartArray();
-    for (const ToolCall& tc : c.tool_calls) {
-      w.StartObject();
-      w.Key("id");
-      json::WriteString(w, tc.id);
-      w.Key("type");
-      w.String("function");
-      w.Key("function");
-      w.StartObject();
-      w.Key("name");
-      json::WriteString(w, tc.name);
-      w.Key("arguments");
-      json::WriteString(w, tc.arguments);
-      w.EndObject();
-      w.EndObject();
-    }
+    for (const ToolCall& tc : c.tool_calls)
+      WriteOpenAiToolCall(w, std::nullopt, tc.id, tc.name, tc.arguments);
     w.EndArray();
   }
   w.EndObject();
@@ -154,6 +141,32 @@ Usage ReadOpenAiUsage(const Value& usage) {
     u.reasoning_tokens = json::GetInt(*d, "reasoning_tokens");
   }
   return u;
+}
+
+void WriteOpenAiToolCall(json::Writer& w, std::optional<int> delta_index, std::string_view id,
+                         std::string_view name, std::string_view arguments) {
+  const bool delta = delta_index.has_value();
+  w.StartObject();
+  if (delta) {
+    w.Key("index");
+    w.Int(*delta_index);
+  }
+  if (!delta || !id.empty()) {
+    w.Key("id");
+    json::WriteString(w, id);
+    w.Key("type");
+    w.String("function");
+  }
+  w.Key("function");
+  w.StartObject();
+  if (!delta || !name.empty()) {
+    w.Key("name");
+    json::WriteString(w, name);
+  }
+  w.Key("arguments");
+  json::WriteString(w, arguments);
+  w.EndObject();
+  w.EndObject();
 }
 
 void WriteOpenAiUsage(json::Writer& w, const Usage& u) {

@@ -5,6 +5,7 @@
 // arguments, minted ids.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,12 @@ ResponseDraft ReadChatResponse(const json::Value& doc);
 // OpenAI usage object ↔ Usage.
 Usage ReadOpenAiUsage(const json::Value& usage);
 void WriteOpenAiUsage(json::Writer& w, const Usage& usage);
+// One entry of an OpenAI `tool_calls` array: {id, type, function: {name,
+// arguments}} in a message; in a chunk's delta (`delta_index` set) the index
+// first, and id (with its type) and name only when set, as they come with a
+// call's first delta only.
+void WriteOpenAiToolCall(json::Writer& w, std::optional<int> delta_index, std::string_view id,
+                         std::string_view name, std::string_view arguments);
 
 // `data:<media type>;base64,<data>`. Returns false for anything else.
 struct DataUrl {

@@ -190,25 +190,7 @@ void OpenAiChatStreamEncoder::WriteChunk(const StreamEvent& d, std::string* out)
     w.Key("tool_calls");
     w.StartArray();
     for (const ToolCallDelta& tc : d.tool_calls) {
-      w.StartObject();
-      w.Key("index");
-      w.Int(tc.index);
-      if (!tc.id.empty()) {
-        w.Key("id");
-        json::WriteString(w, tc.id);
-        w.Key("type");
-        w.String("function");
-      }
-      w.Key("function");
-      w.StartObject();
-      if (!tc.name.empty()) {
-        w.Key("name");
-        json::WriteString(w, tc.name);
-      }
-      w.Key("arguments");
-      json::WriteString(w, tc.arguments);
-      w.EndObject();
-      w.EndObject();
+      WriteOpenAiToolCall(w, tc.index, tc.id, tc.name, tc.arguments);
     }
     w.EndArray();
   }
