@@ -406,6 +406,10 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
   // tg-config and tg-keyauth serve /metrics too.
   EXPECT_NE(Scrape("tg-config").find("\nprocess_cpu_seconds_total "), std::string::npos);
   EXPECT_NE(Scrape("tg-keyauth").find("\nprocess_cpu_seconds_total "), std::string::npos);
+  // Every service exports the heap trimmer's count (tg/common/memory_trim.h).
+  for (const char* service : {"tg-edge", "tg-config", "tg-keyauth", "tg-balancer", "tg-adapter"}) {
+    EXPECT_NE(Scrape(service).find("\ntg_malloc_trims_total "), std::string::npos) << service;
+  }
 }
 
 // Last: it leaves the collector stopped.
