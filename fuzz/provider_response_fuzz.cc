@@ -1,9 +1,13 @@
 // A provider's whole (non-streamed) answer through tg-adapter's answer path:
 // the provider codec's ParseResponse (openai, responses, anthropic, gemini,
 // azure, bedrock) for a success or an error status, then every client codec's
-// EncodeResponse, or EncodeError for the failure.
+// EncodeResponse, or EncodeError for the failure. Whatever the provider
+// sent, every answer and error body written for a client must be JSON (the
+// typed answer is written by hand, not from a document): a trap otherwise.
 //
 // Input: provider:u8 | status:u8 (an index into kStatuses) | body.
+
+#include <rapidjson/document.h>
 
 #include <array>
 #include <string>
@@ -16,6 +20,12 @@ namespace translate = tg::adapter::translate;
 namespace {
 constexpr std::array<int, 12> kStatuses = {200, 201, 400, 401, 403, 404,
                                            408, 413, 429, 500, 503, 529};
+
+void ExpectJson(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (d.HasParseError() || !d.IsObject()) __builtin_trap();
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -29,9 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (translate::ClientFormat f : tg::fuzz::kClientFormats) {
     const auto& client = translate::ClientCodecFor(f);
     if (response.ok()) {
-      (void)client.EncodeResponse(response.value());
+      ExpectJson(client.EncodeResponse(response.value()));
     } else {
-      (void)client.EncodeError(response.error());
+      ExpectJson(client.EncodeError(response.error()));
     }
   }
   return 0;
