@@ -1,10 +1,12 @@
-// Size: one proxied request's state machine; to be split with issue 14's local picks.
+// Size: one proxied request's state machine (attempts, failover, rescue, streaming).
 #include "tg/edge/proxy_handler.h"
 
 #include <grpcpp/alarm.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <cctype>
 #include <map>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "tg/common/telemetry.h"
 #include "tg/common/trace.h"
 #include "tg/common/utf8.h"
+#include "tg/balancer/health_policy.h"
 #include "tg/edge/attempt_verdict.h"
 #include "tg/edge/proxy_metrics.h"
 #include "tg/edge/proxy_routing.h"
@@ -156,7 +159,8 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
  public:
   void OnFirstTokenDeadline(int attempt);  // from the FirstTokenWatch thread
  private:
-  void OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick);
+  // No target was picked: the last failure, or why not.
+  void OnPickRefused(int status, const std::string& why);
   void Invoke(const tg::v1::Target& target, const std::string& model);
   void Commit();
   // A committed stream broke, or a continuation of it failed: continue it on
@@ -228,7 +232,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   std::mutex mu_;
   bool cancelled_ = false;
   std::shared_ptr<InvokeStream> invoke_;
-  tg::v1::PickResponse pick_;
+  LocalPicker::Choice choice_;  // the current attempt's pick (upstream services)
   tg::v1::Target target_;
   steady_clock::time_point attempt_started_;
   std::optional<tg::v1::ResponseHead> head_;
@@ -457,37 +461,53 @@ void ProxyHandler::Call::PickNext() {
     ++attempts_;
     resuming = resuming_;
   }
-  struct Rpc {
-    grpc::ClientContext ctx;
-    tg::v1::PickRequest req;
-    tg::v1::PickResponse resp;
-    trace::Span span;
-  };
-  auto rpc = std::make_shared<Rpc>();
-  rpc->ctx.set_deadline(std::chrono::system_clock::now() + h_->options_.pick_deadline);
-  rpc->span =
-      trace::Span::Start("tg.v1.BalancerService/Pick", trace::SpanKind::kClient, span_.context());
-  rpc->span.SetAttribute("tg.attempt", attempts_);
-  trace::Inject(rpc->span.context(), &rpc->ctx);
-  rpc->req.set_upstream_id(upstream_id_);
-  rpc->req.set_model(model_);
-  for (const auto& t : tried_) rpc->req.add_exclude_target_ids(t);
-  for (const auto& m : excluded_models_) rpc->req.add_exclude_models(m);
-  rpc->req.set_require_assistant_prefill(resuming);
-  rpc->req.set_prefer_target_id(std::move(prefer_target_));
-  prefer_target_.clear();
-  rpc->req.set_min_config_revision(snap_->revision());
-  rpc->req.set_request_id(request_id_);
-  auto self = shared_from_this();
-  h_->balancer_->async()->Pick(&rpc->ctx, &rpc->req, &rpc->resp, [self, rpc](grpc::Status status) {
-    if (status.ok()) {
-      rpc->span.SetAttribute("tg.target_id", rpc->resp.target().id());
+  // Local pick (lookaside balancing): the snapshot's targets, tg-balancer's
+  // verdicts, the request's exclusions. No RPC.
+  LocalPicker::Choice choice;
+  auto u = snap_->upstreams().find(upstream_id_);
+  if (u == snap_->upstreams().end()) return OnPickRefused(503, "upstream not available");
+  {
+    std::array<std::string_view, balancer::PickPlan::kInlineExcluded> inline_tried;
+    std::vector<std::string_view> many_tried;
+    std::span<const std::string_view> tried;
+    if (tried_.size() <= inline_tried.size()) {
+      std::copy(tried_.begin(), tried_.end(), inline_tried.begin());
+      tried = std::span(inline_tried.data(), tried_.size());
     } else {
-      rpc->span.SetError(status.error_message());
+      many_tried.assign(tried_.begin(), tried_.end());
+      tried = many_tried;
     }
-    rpc->span.End();
-    self->OnPicked(status, rpc->resp);
-  });
+    std::vector<std::string_view> excluded_models(excluded_models_.begin(),
+                                                  excluded_models_.end());
+    choice = h_->picker_.Pick(u->second, snap_->revision(), balancer::PickQuery{model_, tried, 0, prefer_target_,
+                                                             excluded_models, resuming});
+  }
+  prefer_target_.clear();
+  if (span_.recording()) {
+    if (choice.ok()) {
+      span_.AddEvent("pick", {{"tg.attempt", std::to_string(attempts_)},
+                              {"tg.target_id", choice.target().id()},
+                              {"tg.degraded", choice.degraded() ? "true" : "false"},
+                              {"tg.trial", choice.trial() ? "true" : "false"}});
+    } else {
+      span_.AddEvent("pick", {{"tg.attempt", std::to_string(attempts_)}, {"tg.target_id", ""}});
+    }
+  }
+  if (!choice.ok()) {
+    return OnPickRefused(
+        400, choice.status() == balancer::PickStatus::kAllExcluded
+                 ? "every eligible target of upstream " + upstream_id_ + " was already tried"
+             : model_.empty()
+                 ? "upstream " + upstream_id_ + " has no target"
+                 : "no target of upstream " + upstream_id_ + " serves model " + model_);
+  }
+  if (choice.trial()) {
+    log::Info("trial request for an ejected target",
+              {{"upstream_id", upstream_id_}, {"target_id", choice.target().id()}});
+  }
+  choice_ = std::move(choice);
+  tried_.push_back(choice_.target().id());
+  Invoke(choice_.target(), choice_.effective_model());
 }
 
 // A same-target retry's wait is a grpc::Alarm (rare: only after a failure).
@@ -539,36 +559,21 @@ void ProxyHandler::Call::OnFirstTokenDeadline(int attempt) {
   if (invoke) invoke->Cancel();  // OnInvokeDone then fails over or answers 504
 }
 
-void ProxyHandler::Call::OnPicked(const grpc::Status& status, const tg::v1::PickResponse& pick) {
+void ProxyHandler::Call::OnPickRefused(int status, const std::string& why) {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (cancelled_) return;
-  }
-  if (!status.ok()) {
-    // A later attempt that finds nothing left to try answers the last failure
-    // (not the balancer's "every target was tried", which is no client error).
-    {
-      std::unique_lock lock(mu_);
-      if (committed_) {
-        // A broken stream and no target left to continue it.
-        EndBrokenLocked();
-        return;
-      }
-    }
-    if (attempts_ > 1 && head_) return AnswerHeld();
-    if (attempts_ > 1 && failed_status_ != 0) return Fail(failed_status_, failed_message_);
-    switch (status.error_code()) {
-      case grpc::StatusCode::FAILED_PRECONDITION:
-        return Fail(400, status.error_message());
-      case grpc::StatusCode::NOT_FOUND:
-        return Fail(503, "upstream not available");
-      default:
-        return Fail(503, "balancer unavailable, retry later");
+    if (committed_) {
+      // A broken stream and no target left to continue it.
+      EndBrokenLocked();
+      return;
     }
   }
-  pick_ = pick;
-  tried_.push_back(pick.target().id());
-  Invoke(pick.target(), pick.effective_model());
+  // A later attempt that finds nothing left to try answers the last failure
+  // (not "every target was tried", which is no client error).
+  if (attempts_ > 1 && head_) return AnswerHeld();
+  if (attempts_ > 1 && failed_status_ != 0) return Fail(failed_status_, failed_message_);
+  return Fail(status, why);
 }
 
 void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string& model) {
@@ -716,9 +721,9 @@ void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
 }
 
 void ProxyHandler::Call::ReportOutcome(tg::v1::Outcome outcome, int http_status) {
-  if (upstream_id_.empty() || pick_.pick_id().empty()) return;  // endpoint services: no balancer
+  if (upstream_id_.empty() || !choice_.ok()) return;  // endpoint services: no balancer
+  choice_.Release(balancer::Classify(static_cast<balancer::ReportOutcome>(outcome), http_status));
   tg::v1::ReportRequest report;
-  report.set_pick_id(pick_.pick_id());
   report.set_upstream_id(upstream_id_);
   report.set_target_id(target_.id());
   report.set_outcome(outcome);
@@ -810,14 +815,14 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
     if (err.context_length_exceeded() && !end_->body_started() && !cancelled_ &&
         !upstream_id_.empty() && attempts_ < retry_.max_attempts &&
         steady_clock::now() - started_ < retry_.budget) {
-      if (!pick_.effective_model().empty()) excluded_models_.push_back(pick_.effective_model());
+      if (!choice_.effective_model().empty()) excluded_models_.push_back(choice_.effective_model());
       ProxyMetrics::Get().failovers.With({gateway_id_, SelectedProvider(), "context_length"}).Inc();
       span_.AddEvent("failover", {{"tg.target_id", target_.id()}, {"tg.reason", "context_length"}});
       lock.unlock();
       log::Info("failing over to another model: prompt over the context",
                 {{"request_id", request_id_},
                  {"target", target_.id()},
-                 {"model", pick_.effective_model()}});
+                 {"model", choice_.effective_model()}});
       PickNext();
       return;
     }
@@ -1013,8 +1018,8 @@ void ProxyHandler::Call::Finished() {
       if (!target_.provider().empty()) {
         span_.SetAttribute("gen_ai.system", GenAiSystemName(target_.provider()));
       }
-      if (!pick_.effective_model().empty()) {
-        span_.SetAttribute("gen_ai.response.model", pick_.effective_model());
+      if (!choice_.effective_model().empty()) {
+        span_.SetAttribute("gen_ai.response.model", choice_.effective_model());
       }
     }
     if (tokens_in_ >= 0) span_.SetAttribute("gen_ai.usage.input_tokens", tokens_in_);
@@ -1041,7 +1046,7 @@ void ProxyHandler::Call::Finished() {
              {"rule", rule_id_},
              {"target", target_.id()},
              {"provider", target_.id().empty() ? "" : provider},
-             {"model", pick_.effective_model().empty() ? model_ : pick_.effective_model()},
+             {"model", choice_.effective_model().empty() ? model_ : choice_.effective_model()},
              {"status", status_s},
              {"attempts", attempts},
              {"latency_ms", latency},
@@ -1132,10 +1137,14 @@ ProxyHandler::ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache
     : options_(std::move(options)),
       config_(config),
       keys_(keys),
-      balancer_(tg::v1::BalancerService::NewStub(std::move(balancer))),
+      balancer_(tg::v1::BalancerService::NewStub(balancer)),
       adapter_(tg::v1::ProviderAdapterService::NewStub(std::move(adapter))),
-      reports_(balancer_.get(), ReportBatcher::Options{options_.pick_deadline}),
-      first_token_watch_(std::make_unique<FirstTokenWatch>()) {}
+      picker_(&SystemClock::Get(), &random_),
+      health_(std::move(balancer), &picker_),
+      reports_(balancer_.get(), ReportBatcher::Options{options_.report_deadline}),
+      first_token_watch_(std::make_unique<FirstTokenWatch>()) {
+  health_.Start();
+}
 
 ProxyHandler::~ProxyHandler() {
   std::unique_lock lock(mu_);

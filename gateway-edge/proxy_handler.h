@@ -9,9 +9,12 @@
 #include <mutex>
 #include <string>
 
+#include "tg/balancer/random.h"
 #include "tg/common/config_watcher.h"
+#include "tg/edge/health_follower.h"
 #include "tg/edge/http_server.h"
 #include "tg/edge/key_cache.h"
+#include "tg/edge/local_picker.h"
 #include "tg/edge/report_batcher.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/balancer.grpc.pb.h"
@@ -25,7 +28,8 @@ struct ProxyOptions {
   // Provider attempts per request: the first, then failovers while nothing
   // has reached the client.
   int max_attempts = 3;
-  std::chrono::milliseconds pick_deadline{2000};
+  // A ReportBatch call to tg-balancer.
+  std::chrono::milliseconds report_deadline{2000};
   // The whole upstream call, first byte to last (long streams included).
   std::chrono::milliseconds invoke_deadline{std::chrono::minutes(10)};
   // Unsent bytes of a streamed answer above which the proxy stops reading
@@ -37,8 +41,9 @@ struct ProxyOptions {
 
 // The proxy on :8081. Per request: gateway key → gateway (Host subdomain when
 // configured) → active rule (snapshot, no RPC) → service → for upstream
-// services Pick (tg-balancer) → Invoke (tg-adapter, streamed) → Report
-// (batched, see ReportBatcher), with
+// services a local pick (LocalPicker, from tg-balancer's streamed verdicts;
+// no RPC) → Invoke (tg-adapter, streamed) → Report (batched, see
+// ReportBatcher), with
 // failover to another target while nothing was sent to the client; endpoint
 // services are reverse-proxied through the adapter without a pick.
 // X-Selected-Provider is on every answer that reached a target.
@@ -64,6 +69,9 @@ class ProxyHandler : public HttpHandler {
   KeyCache* const keys_;
   std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;
   std::unique_ptr<tg::v1::ProviderAdapterService::Stub> adapter_;
+  balancer::SystemRandom random_;
+  LocalPicker picker_;     // outlives health_, which feeds it
+  HealthFollower health_;  // tg-balancer's WatchHealth
   ReportBatcher reports_;  // after balancer_: flushed before the stub goes
   // Attempts waiting for their first token, checked by one thread every
   // 100 ms (no timer per request: arming and disarming are a map insert and

@@ -122,6 +122,37 @@ void Balancer::RebuildPlanLocked(UpstreamEntry* e) {
     targets.push_back(std::move(p));
   }
   e->plan.store(std::make_shared<PickPlan>(e->algorithm, std::move(targets)));
+  NotifyHealthChanged();
+}
+
+void Balancer::NotifyHealthChanged() {
+  health_generation_.fetch_add(1);
+  std::lock_guard lock(listener_mu_);
+  if (health_listener_) health_listener_();
+}
+
+void Balancer::SetHealthListener(std::function<void()> listener) {
+  std::lock_guard lock(listener_mu_);
+  health_listener_ = std::move(listener);
+}
+
+void Balancer::CollectVerdicts(tg::v1::HealthVerdicts* out) const {
+  auto dir = directory_.load();
+  out->set_config_revision(dir->revision);
+  for (const auto& [id, entry] : dir->upstreams) {
+    if (!entry->health.passive) continue;
+    std::lock_guard lock(entry->mu);
+    for (size_t i = 0; i < entry->public_targets.size(); ++i) {
+      const TargetHealthState& s = entry->states[i];
+      if (!s.ejected()) continue;
+      auto* e = out->add_ejected();
+      e->set_upstream_id(id);
+      e->set_target_id(entry->public_targets[i].id());
+      *e->mutable_ejected_until() =
+          google::protobuf::util::TimeUtil::MillisecondsToTimestamp(s.ejected_until_ms);
+      e->set_ejections(s.ejections);
+    }
+  }
 }
 
 void Balancer::ApplyConfig(const UpstreamSet& set) {
@@ -144,7 +175,10 @@ void Balancer::ApplyConfig(const UpstreamSet& set) {
     next->upstreams.emplace(u->id(), BuildEntry(u, previous.get()));
   }
   directory_.store(next);
-  if (changed) FollowTargets(*next);
+  if (changed) {
+    FollowTargets(*next);
+    NotifyHealthChanged();  // verdicts name the new directory's revision and targets
+  }
 }
 
 void Balancer::FollowTargets(const Directory& directory) {

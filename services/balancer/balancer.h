@@ -142,6 +142,17 @@ class Balancer final : public HealthSink {
   // stays as it is. `result` is what GetHealth shows as last_probe_result.
   void OnProbeResult(const std::string& upstream_id, const std::string& target_id, bool healthy,
                      const std::string& result);
+  // Lookaside balancing (WatchHealth). Every target that passive health has
+  // out of rotation now, with the config revision: what a client needs,
+  // besides its own config, to pick as Pick would.
+  void CollectVerdicts(tg::v1::HealthVerdicts* out) const;
+  // Grows whenever a target's ejection changes (or config rebuilds a plan).
+  uint64_t health_generation() const { return health_generation_.load(); }
+  // Called after each such change, with the balancer's locks held: it must
+  // only wake someone (who then calls CollectVerdicts). One listener; set it
+  // before serving and clear it (nullptr) before it goes away.
+  void SetHealthListener(std::function<void()> listener);
+
   // Ejections decided by this replica since start.
   uint64_t ejections() const { return ejections_.load(std::memory_order_relaxed); }
 
@@ -166,6 +177,7 @@ class Balancer final : public HealthSink {
   HealthOptions HealthOptionsOf(const tg::v1::Upstream& u) const;
   // With entry->mu held.
   void RebuildPlanLocked(UpstreamEntry* entry);
+  void NotifyHealthChanged();
   void ReleasePick(const PickRegistry::Record& record);
   void FollowTargets(const Directory& directory);
 
@@ -178,6 +190,9 @@ class Balancer final : public HealthSink {
   std::atomic<std::shared_ptr<const Directory>> directory_;
   std::mutex config_mu_;  // one ApplyConfig or shared-state update at a time
   std::atomic<uint64_t> ejections_{0};
+  std::atomic<uint64_t> health_generation_{0};
+  std::mutex listener_mu_;
+  std::function<void()> health_listener_;
 };
 
 }  // namespace tg::balancer

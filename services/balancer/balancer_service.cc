@@ -29,12 +29,148 @@ Status Guard(const char* rpc, Fn fn) {
 
 }  // namespace
 
+// One WatchHealth stream: writes the newest verdicts it was offered, one write
+// at a time; verdicts offered during a write replace each other, so a slow
+// client gets the latest state, never a backlog.
+class BalancerServiceImpl::HealthWatch final
+    : public grpc::ServerWriteReactor<tg::v1::HealthVerdicts> {
+ public:
+  explicit HealthWatch(BalancerServiceImpl* service) : service_(service) {}
+
+  void Offer(std::shared_ptr<const Verdicts> v) {
+    {
+      std::lock_guard lock(mu_);
+      const uint64_t have = next_ ? next_->generation : sent_generation_;
+      if (started_ && v->generation <= have) return;
+      next_ = std::move(v);
+      started_ = true;
+    }
+    TryWrite();
+  }
+  // The server is shutting down: end the stream (after a write in flight).
+  void Close() {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    TryWrite();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      current_.reset();
+      if (!ok) gone_ = true;
+    }
+    TryWrite();
+  }
+  void OnCancel() override {
+    {
+      std::lock_guard lock(mu_);
+      gone_ = true;
+    }
+    TryWrite();
+  }
+  void OnDone() override {
+    service_->RemoveWatch(this);
+    delete this;
+  }
+
+ private:
+  // The one place that writes or finishes: one write in flight at most, and
+  // Finish exactly once, never during a write.
+  void TryWrite() {
+    grpc::Status finish_status;
+    const tg::v1::HealthVerdicts* message = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (writing_ || finished_) return;
+      if (gone_ || closing_) {
+        finished_ = true;
+        finish_status = gone_ ? Status::CANCELLED
+                              : Status(StatusCode::UNAVAILABLE, "tg-balancer is shutting down");
+      } else if (next_) {
+        current_ = std::move(next_);
+        sent_generation_ = current_->generation;
+        writing_ = true;
+        message = &current_->message;
+      } else {
+        return;
+      }
+    }
+    if (message != nullptr) {
+      StartWrite(message);
+    } else {
+      Finish(finish_status);
+    }
+  }
+
+  BalancerServiceImpl* const service_;
+  std::mutex mu_;
+  bool started_ = false;
+  bool writing_ = false;
+  bool finished_ = false;
+  bool gone_ = false;
+  bool closing_ = false;
+  uint64_t sent_generation_ = 0;
+  std::shared_ptr<const Verdicts> current_;  // being written
+  std::shared_ptr<const Verdicts> next_;     // to write next
+};
+
 BalancerServiceImpl::BalancerServiceImpl(Balancer* balancer, BalancerServiceOptions options)
     : balancer_(balancer), options_(options) {
+  balancer_->SetHealthListener([this] {
+    std::lock_guard lock(mu_);
+    health_dirty_ = true;
+    cv_.notify_all();
+  });
   housekeeping_ = std::thread([this] { Housekeeping(); });
 }
 
 BalancerServiceImpl::~BalancerServiceImpl() { BeginShutdown(); }
+
+std::shared_ptr<const BalancerServiceImpl::Verdicts> BalancerServiceImpl::CollectVerdicts() const {
+  auto v = std::make_shared<Verdicts>();
+  // The generation first: a change after it bumps it again and is collected
+  // by the next round.
+  v->generation = balancer_->health_generation();
+  balancer_->CollectVerdicts(&v->message);
+  return v;
+}
+
+grpc::ServerWriteReactor<tg::v1::HealthVerdicts>* BalancerServiceImpl::WatchHealth(
+    grpc::CallbackServerContext* ctx, const tg::v1::WatchHealthRequest*) {
+  auto* watch = new HealthWatch(this);
+  if (Status denied = AuthorizeCaller(*ctx, InternalRpc::kBalancerPick); !denied.ok()) {
+    watch->Finish(denied);  // OnDone deletes it; RemoveWatch finds nothing
+    return watch;
+  }
+  bool stopping;
+  {
+    std::lock_guard lock(mu_);
+    stopping = stopping_;
+    if (!stopping) watches_.push_back(watch);
+  }
+  if (stopping) {
+    watch->Close();
+    return watch;
+  }
+  // Registered first, collected second: a change in between is offered again
+  // by housekeeping.
+  watch->Offer(CollectVerdicts());
+  return watch;
+}
+
+void BalancerServiceImpl::RemoveWatch(HealthWatch* watch) {
+  std::lock_guard lock(mu_);
+  watches_.remove(watch);
+}
+
+size_t BalancerServiceImpl::health_watchers() const {
+  std::lock_guard lock(mu_);
+  return watches_.size();
+}
 
 bool BalancerServiceImpl::Ready(const tg::v1::PickRequest& request) const {
   return balancer_->loaded() && balancer_->revision() >= request.min_config_revision();
@@ -167,7 +303,14 @@ void BalancerServiceImpl::BeginShutdown() {
     left.swap(waiters_);
     cv_.notify_all();
   }
+  balancer_->SetHealthListener(nullptr);
   if (housekeeping_.joinable()) housekeeping_.join();
+  {
+    // Each stream ends (OnDone removes it) after this; Close only marks and
+    // finishes, it never waits, so holding mu_ is safe.
+    std::lock_guard lock(mu_);
+    for (HealthWatch* w : watches_) w->Close();
+  }
   for (const auto& w : left) {
     w.reactor->Finish(Status(StatusCode::UNAVAILABLE, "tg-balancer is shutting down"));
   }
@@ -188,6 +331,15 @@ void BalancerServiceImpl::Housekeeping() {
       }
     }
     const bool sweep = now >= next_sweep;
+    const bool offer = health_dirty_ && !watches_.empty();
+    health_dirty_ = false;
+    if (offer) {
+      lock.unlock();
+      auto verdicts = CollectVerdicts();
+      lock.lock();
+      for (HealthWatch* w : watches_) w->Offer(verdicts);
+      continue;
+    }
     if (!expired.empty() || sweep) {
       lock.unlock();
       // Answered by Pick itself, which says UNAVAILABLE (or, had the config

@@ -31,6 +31,8 @@ struct BalancerServiceOptions {
 // the store's threads), so there is nothing to hand off. The one exception is
 // a Pick waiting for a config revision, which is finished later from the
 // config thread (or from the housekeeping thread when its wait runs out).
+// WatchHealth streams are fed by the housekeeping thread, which collects the
+// verdicts once per change and offers the same message to every stream.
 class BalancerServiceImpl final : public tg::v1::BalancerService::CallbackService {
  public:
   explicit BalancerServiceImpl(Balancer* balancer, BalancerServiceOptions options = {});
@@ -54,6 +56,17 @@ class BalancerServiceImpl final : public tg::v1::BalancerService::CallbackServic
   grpc::ServerUnaryReactor* GetHealth(grpc::CallbackServerContext* ctx,
                                       const tg::v1::GetHealthRequest* request,
                                       tg::v1::GetHealthResponse* response) override;
+  grpc::ServerWriteReactor<tg::v1::HealthVerdicts>* WatchHealth(
+      grpc::CallbackServerContext* ctx, const tg::v1::WatchHealthRequest* request) override;
+
+  size_t health_watchers() const;
+
+  class HealthWatch;
+  // The verdicts as of one health generation, shared by every stream.
+  struct Verdicts {
+    uint64_t generation = 0;
+    tg::v1::HealthVerdicts message;
+  };
 
  private:
   struct Waiter {
@@ -66,15 +79,22 @@ class BalancerServiceImpl final : public tg::v1::BalancerService::CallbackServic
   };
 
   bool Ready(const tg::v1::PickRequest& request) const;
+  std::shared_ptr<const Verdicts> CollectVerdicts() const;
+  void RemoveWatch(HealthWatch* watch);
   void FinishPick(const Waiter& w, trace::Span* span);
   void Housekeeping();
 
   Balancer* const balancer_;
   const BalancerServiceOptions options_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::list<Waiter> waiters_;
   bool stopping_ = false;
+  // WatchHealth streams, and whether the balancer's verdicts changed since
+  // housekeeping last sent them (it collects and offers them off the
+  // reporting thread: the balancer's listener runs under its locks).
+  std::list<HealthWatch*> watches_;
+  bool health_dirty_ = false;
   std::thread housekeeping_;
 };
 

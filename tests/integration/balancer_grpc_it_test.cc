@@ -1,5 +1,6 @@
 // tg.v1.BalancerService over real gRPC: an in-process GrpcServer on
 // 127.0.0.1:0 and a real stub; upstreams from a fake tg-config Watch feed.
+#include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -64,6 +65,15 @@ struct ConfigFeedFake {
   }
   void Stop() { service.Stop(); }
 };
+
+bool WaitUntil(const std::function<bool()>& ok, std::chrono::milliseconds timeout = 3s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!ok()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
 
 class BalancerGrpcTest : public ::testing::Test {
  protected:
@@ -234,6 +244,70 @@ TEST_F(BalancerGrpcTest, PickReportGetHealthOverTheWire) {
   EXPECT_EQ(Pick(req, &resp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(GetHealth("nope", &health).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Report(tg::v1::ReportRequest()).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Lookaside balancing: a WatchHealth stream starts with the current
+// verdicts and gets a new message when a report ejects or restores a target;
+// shutdown ends it.
+TEST_F(BalancerGrpcTest, WatchHealthStreamsEjectionsAndRestorations) {
+  config_.SetSnapshot({MakeUpstream("u1", "weighted", {{.id = "a"}, {.id = "b"}},
+                                    HealthSpec{.threshold = 1, .interval_s = 30}),
+                       MakeUpstream("u2", "weighted", {{.id = "c"}})},  // no passive checks
+                      3);
+  StartFeed();
+  ASSERT_TRUE(WaitUntil([&] { return balancer_->revision() == 3; }));
+
+  grpc::ClientContext ctx;
+  auto reader = stub_->WatchHealth(&ctx, tg::v1::WatchHealthRequest());
+  tg::v1::HealthVerdicts v;
+  ASSERT_TRUE(reader->Read(&v));
+  EXPECT_EQ(v.ejected_size(), 0);
+  EXPECT_EQ(v.config_revision(), 3);
+  EXPECT_EQ(service_->health_watchers(), 1u);
+
+  auto report = [&](const std::string& upstream, const std::string& target, int status) {
+    tg::v1::ReportRequest rep;
+    rep.set_upstream_id(upstream);
+    rep.set_target_id(target);
+    rep.set_outcome(tg::v1::OUTCOME_HTTP_STATUS);
+    rep.set_http_status(status);
+    ASSERT_TRUE(Report(rep).ok());
+  };
+  report("u1", "b", 503);  // threshold 1: ejected
+  ASSERT_TRUE(reader->Read(&v));
+  ASSERT_EQ(v.ejected_size(), 1);
+  EXPECT_EQ(v.ejected(0).upstream_id(), "u1");
+  EXPECT_EQ(v.ejected(0).target_id(), "b");
+  EXPECT_EQ(v.ejected(0).ejections(), 1);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.ejected(0).ejected_until()),
+            clock_.NowMs() + 30'000);
+
+  report("u2", "c", 503);  // no passive checks: no verdict, no message
+  report("u1", "b", 200);  // a success restores it
+  ASSERT_TRUE(reader->Read(&v));
+  EXPECT_EQ(v.ejected_size(), 0);
+
+  // A second stream starts from the current state.
+  report("u1", "a", 503);
+  ASSERT_TRUE(WaitUntil([&] {
+    tg::v1::GetHealthResponse h;
+    return GetHealth("u1", &h).ok() && h.targets(0).state() == tg::v1::TargetHealth::STATE_EJECTED;
+  }));
+  grpc::ClientContext ctx2;
+  auto reader2 = stub_->WatchHealth(&ctx2, tg::v1::WatchHealthRequest());
+  tg::v1::HealthVerdicts v2;
+  ASSERT_TRUE(reader2->Read(&v2));
+  ASSERT_EQ(v2.ejected_size(), 1);
+  EXPECT_EQ(v2.ejected(0).target_id(), "a");
+
+  // Shutdown ends both streams with UNAVAILABLE, promptly.
+  service_->BeginShutdown();
+  while (reader->Read(&v)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  while (reader2->Read(&v2)) {
+  }
+  EXPECT_EQ(reader2->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(BalancerGrpcTest, ReportBatchAppliesEachReportAndSkipsInvalidOnes) {

@@ -44,7 +44,8 @@ tg::v1::ConfigSnapshot EdgeSnapshot() {
   return fakes::FakeConfigService::SnapshotFromJson(R"({
       "gateways": [{"id": "g1", "name": "acme", "subdomain": "acme"}, {"id": "g2", "name": "other"}],
       "upstreams": [{"id": "u1", "gateway_id": "g1", "name": "ai", "targets": [
-          {"id": "t-openai", "provider": "openai"}, {"id": "t-anthropic", "provider": "anthropic"}]}],
+          {"id": "t-openai", "provider": "openai", "priority": 1},
+          {"id": "t-anthropic", "provider": "anthropic", "priority": 2}]}],
       "services": [{"id": "s1", "gateway_id": "g1", "name": "ai", "type": "upstream", "upstream_id": "u1"},
                    {"id": "s2", "gateway_id": "g1", "name": "ep", "type": "endpoint", "host": "h"}],
       "rules": [{"id": "r1", "gateway_id": "g1", "path": "/v1", "service_id": "s1", "methods": ["POST"],
@@ -53,24 +54,36 @@ tg::v1::ConfigSnapshot EdgeSnapshot() {
                  "strip_path": true, "active": true}]})");
 }
 
-// Picks the upstream's targets in order, skipping excluded ones; records reports.
+// tg-balancer as the edge sees it: a WatchHealth stream (no target ejected
+// unless a test says so) and the reports. The edge picks locally: first
+// t-openai (priority 1), then t-anthropic.
 class FakeBalancer final : public tg::v1::BalancerService::Service {
  public:
-  grpc::Status Pick(grpc::ServerContext*, const tg::v1::PickRequest* req,
-                    tg::v1::PickResponse* resp) override {
-    for (const char* id : {"t-openai", "t-anthropic"}) {
-      bool excluded = false;
-      for (const auto& e : req->exclude_target_ids()) excluded |= e == id;
-      if (excluded) continue;
-      resp->set_pick_id(std::string("pick-") + id);
-      resp->mutable_target()->set_id(id);
-      resp->mutable_target()->set_provider(std::string(id).substr(2));
-      resp->set_effective_model(req->model().empty() ? "default" : req->model());
-      std::lock_guard lock(mu);
-      picks.push_back(id);
-      return grpc::Status::OK;
+  grpc::Status WatchHealth(grpc::ServerContext* ctx, const tg::v1::WatchHealthRequest*,
+                           grpc::ServerWriter<tg::v1::HealthVerdicts>* w) override {
+    uint64_t sent = 0;
+    while (!ctx->IsCancelled()) {
+      std::optional<tg::v1::HealthVerdicts> next;
+      {
+        std::lock_guard lock(mu);
+        if (sent == 0 || verdicts_generation != sent) {
+          next = verdicts;
+          sent = verdicts_generation == 0 ? 1 : verdicts_generation;
+        }
+      }
+      if (next && !w->Write(*next)) break;
+      std::this_thread::sleep_for(milliseconds(5));
     }
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "no target left");
+    return grpc::Status::OK;
+  }
+  void Eject(const std::string& target_id, int64_t until_ms) {
+    std::lock_guard lock(mu);
+    auto* e = verdicts.add_ejected();
+    e->set_upstream_id("u1");
+    e->set_target_id(target_id);
+    e->mutable_ejected_until()->set_seconds(until_ms / 1000);
+    e->set_ejections(1);
+    verdicts_generation = verdicts_generation == 0 ? 2 : verdicts_generation + 1;
   }
   grpc::Status Report(grpc::ServerContext*, const tg::v1::ReportRequest* req,
                       tg::v1::ReportResponse*) override {
@@ -86,7 +99,8 @@ class FakeBalancer final : public tg::v1::BalancerService::Service {
     return grpc::Status::OK;
   }
   std::mutex mu;
-  std::vector<std::string> picks;
+  tg::v1::HealthVerdicts verdicts;
+  uint64_t verdicts_generation = 0;
   std::vector<tg::v1::ReportRequest> reports;
 };
 
