@@ -62,8 +62,7 @@ void HealthFollower::Run() {
     if (stopping_) return;
     if (!warned) {
       log::Warn("tg-balancer health stream ended; picking from the last verdicts",
-                {{"code", std::to_string(status.error_code())},
-                 {"error", status.error_message()}});
+                {{"code", std::to_string(status.error_code())}, {"error", status.error_message()}});
       warned = true;
     }
     cv_.wait_for(lock, backoff, [this] { return stopping_; });

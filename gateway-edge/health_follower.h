@@ -29,8 +29,7 @@ class HealthFollower {
  public:
   using Options = HealthFollowerOptions;
 
-  HealthFollower(std::shared_ptr<grpc::Channel> channel, LocalPicker* picker,
-                 Options options = {});
+  HealthFollower(std::shared_ptr<grpc::Channel> channel, LocalPicker* picker, Options options = {});
   ~HealthFollower();  // Stop()
   HealthFollower(const HealthFollower&) = delete;
   HealthFollower& operator=(const HealthFollower&) = delete;

@@ -117,8 +117,7 @@ LocalPicker::Choice LocalPicker::Pick(const ConfigSnapshot::Ptr<tg::v1::Upstream
                                       int64_t revision, const balancer::PickQuery& query) {
   auto table = table_.load();
   std::shared_ptr<const Entry> entry;
-  if (auto it = table->find(upstream->id());
-      it != table->end() && it->second->config == upstream) {
+  if (auto it = table->find(upstream->id()); it != table->end() && it->second->config == upstream) {
     entry = it->second;
   } else {
     // First pick of this upstream, or its config changed. A caller holding

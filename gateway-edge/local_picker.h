@@ -127,14 +127,14 @@ class LocalPicker {
   std::atomic<std::shared_ptr<const Table>> table_;
   std::atomic<uint64_t> verdict_updates_{0};
 
-  std::mutex mu_;  // one rebuild at a time; guards what follows
-  Map<Ejections> ejections_;                   // by upstream id, as last streamed
-  Map<Map<int64_t>> holds_;                    // upstream -> target -> held until
+  std::mutex mu_;             // one rebuild at a time; guards what follows
+  Map<Ejections> ejections_;  // by upstream id, as last streamed
+  Map<Map<int64_t>> holds_;   // upstream -> target -> held until
 };
 
 struct LocalPicker::Entry {
   ConfigSnapshot::Ptr<tg::v1::Upstream> config;
-  int64_t revision = 0;  // of the snapshot the config came from
+  int64_t revision = 0;                           // of the snapshot the config came from
   std::vector<std::shared_ptr<Runtime>> runtime;  // by target index
   std::vector<int64_t> ejected_until;             // by target index, as planned
   std::shared_ptr<balancer::PickPlan> plan;

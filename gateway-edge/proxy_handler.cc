@@ -6,15 +6,16 @@
 
 #include <algorithm>
 #include <array>
-#include <span>
 #include <cctype>
 #include <map>
 #include <optional>
 #include <random>
+#include <span>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "tg/balancer/health_policy.h"
 #include "tg/common/bounded_json.h"
 #include "tg/common/client_error.h"
 #include "tg/common/crypto.h"
@@ -25,7 +26,6 @@
 #include "tg/common/telemetry.h"
 #include "tg/common/trace.h"
 #include "tg/common/utf8.h"
-#include "tg/balancer/health_policy.h"
 #include "tg/edge/attempt_verdict.h"
 #include "tg/edge/proxy_metrics.h"
 #include "tg/edge/proxy_routing.h"
@@ -477,10 +477,10 @@ void ProxyHandler::Call::PickNext() {
       many_tried.assign(tried_.begin(), tried_.end());
       tried = many_tried;
     }
-    std::vector<std::string_view> excluded_models(excluded_models_.begin(),
-                                                  excluded_models_.end());
-    choice = h_->picker_.Pick(u->second, snap_->revision(), balancer::PickQuery{model_, tried, 0, prefer_target_,
-                                                             excluded_models, resuming});
+    std::vector<std::string_view> excluded_models(excluded_models_.begin(), excluded_models_.end());
+    choice = h_->picker_.Pick(
+        u->second, snap_->revision(),
+        balancer::PickQuery{model_, tried, 0, prefer_target_, excluded_models, resuming});
   }
   prefer_target_.clear();
   if (span_.recording()) {

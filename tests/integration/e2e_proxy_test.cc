@@ -355,6 +355,37 @@ TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
   EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n");
 }
 
+// Lookaside balancing: tg-edge picks from the last verdicts it holds, so a
+// paused tg-balancer (SIGSTOP) costs no request and no latency, and an
+// ejection decided before the pause still holds during it.
+TEST_F(ProxyE2E, APausedBalancerCostsNothing) {
+  stack_->MustRoute(
+      gateway_, "/nobalancer",
+      R"({"name": "u", "targets": [)" + fake_->TargetJson("openai", R"("priority": 1, )") + "," +
+          fake_->TargetJson("anthropic", R"("priority": 2, )") +
+          R"(], "health_checks": {"passive": true, "threshold": 1, "interval": 60}})");
+  fake_->AddFault(StatusFault("/v1/chat/completions", 500));
+  ASSERT_EQ(Chat("/nobalancer/v1/chat/completions", kSeedBody).status, 200);  // ejects openai
+  fake_->ClearFaults();
+  Process* balancer = stack_->Find("tg-balancer");
+  ASSERT_NE(balancer, nullptr);
+  // The verdict reached the edge before the pause: nothing goes to openai.
+  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_EQ(::kill(balancer->pid(), SIGSTOP), 0);
+  int served = 0;
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 20; ++i) {
+    const auto started = std::chrono::steady_clock::now();
+    auto r = Chat("/nobalancer/v1/chat/completions", kSeedBody);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - started);
+    served += r.status == 200;
+    EXPECT_EQ(r.headers["x-selected-provider"], "anthropic") << i;
+  }
+  ::kill(balancer->pid(), SIGCONT);
+  EXPECT_EQ(served, 20);
+  EXPECT_LT(slowest, milliseconds(500)) << "no request waits for the paused balancer";
+}
+
 TEST_F(ProxyE2E, APausedAdapterIsA504WithinTheFirstTokenDeadline) {
   stack_->MustRoute(gateway_, "/paused",
                     R"({"name": "u", "targets": [)" + fake_->TargetJson("openai") + "]}", true,

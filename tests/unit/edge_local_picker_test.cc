@@ -1,7 +1,5 @@
 // LocalPicker: the edge's own picks from its config snapshot and
 // tg-balancer's streamed verdicts (lookaside balancing).
-#include "tg/edge/local_picker.h"
-
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "tg/common/clock.h"
+#include "tg/edge/local_picker.h"
 
 namespace tg::edge {
 namespace {
@@ -27,7 +26,7 @@ class ZeroRandom final : public balancer::Random {
 constexpr int64_t kNow = 1'700'000'000'000;
 
 ConfigSnapshot::Ptr<tg::v1::Upstream> Upstream(std::string algorithm, bool passive,
-                                              std::vector<std::pair<std::string, int>> targets) {
+                                               std::vector<std::pair<std::string, int>> targets) {
   auto u = std::make_shared<tg::v1::Upstream>();
   u->set_id("u1");
   u->set_algorithm(std::move(algorithm));
@@ -47,8 +46,7 @@ tg::v1::HealthVerdicts Verdicts(std::map<std::string, int64_t> ejected_until) {
     auto* e = v.add_ejected();
     e->set_upstream_id("u1");
     e->set_target_id(target);
-    *e->mutable_ejected_until() =
-        google::protobuf::util::TimeUtil::MillisecondsToTimestamp(until);
+    *e->mutable_ejected_until() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(until);
     e->set_ejections(1);
   }
   return v;
