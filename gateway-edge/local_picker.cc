@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "tg/balancer/algorithm.h"
+#include "tg/balancer/plan_target.h"
 
 namespace tg::edge {
 
@@ -58,13 +59,7 @@ std::shared_ptr<const LocalPicker::Entry> LocalPicker::BuildLocked(
       }
     }
     if (!runtime) runtime = std::make_shared<Runtime>();
-    PlanTarget p;
-    p.id = t.id();
-    p.weight = t.has_weight() ? t.weight() : 1;
-    p.priority = t.has_priority() ? t.priority() : 1;
-    p.default_model = t.default_model();
-    p.models.assign(t.models().begin(), t.models().end());
-    p.assistant_prefill = t.assistant_prefill();
+    PlanTarget p = balancer::PlanTargetOf(t);
     p.ejected = until > 0;
     p.ejected_until_ms = until;
     p.in_flight = &runtime->in_flight;

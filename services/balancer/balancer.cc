@@ -6,6 +6,7 @@
 #include <array>
 #include <random>
 
+#include "tg/balancer/plan_target.h"
 #include "tg/common/log.h"
 #include "tg/common/metrics.h"
 
@@ -105,14 +106,7 @@ void Balancer::RebuildPlanLocked(UpstreamEntry* e) {
   std::vector<PlanTarget> targets;
   targets.reserve(e->public_targets.size());
   for (size_t i = 0; i < e->public_targets.size(); ++i) {
-    const tg::v1::Target& t = e->public_targets[i];
-    PlanTarget p;
-    p.id = t.id();
-    p.weight = t.has_weight() ? t.weight() : 1;
-    p.priority = t.has_priority() ? t.priority() : 1;
-    p.default_model = t.default_model();
-    p.models.assign(t.models().begin(), t.models().end());
-    p.assistant_prefill = t.assistant_prefill();
+    PlanTarget p = PlanTargetOf(e->public_targets[i]);
     // Without passive health checks nothing is ever out of rotation, whatever
     // the shared state says.
     p.ejected = e->health.passive && e->states[i].ejected();
