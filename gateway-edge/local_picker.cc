@@ -26,9 +26,9 @@ std::shared_ptr<const LocalPicker::Entry> LocalPicker::BuildLocked(
       balancer::ParseAlgorithm(upstream->algorithm()).value_or(balancer::Algorithm::kRoundRobin);
   const bool passive =
       upstream->health_checks().has_passive() && upstream->health_checks().passive();
-  const Ejections* ejected = nullptr;
-  if (auto it = ejections_.find(upstream->id()); passive && it != ejections_.end()) {
-    ejected = &it->second;
+  const Verdicts* verdicts = nullptr;
+  if (auto it = verdicts_.find(upstream->id()); passive && it != verdicts_.end()) {
+    verdicts = &it->second;
   }
   const Map<int64_t>* holds = nullptr;
   if (auto it = holds_.find(upstream->id()); passive && it != holds_.end()) holds = &it->second;
@@ -38,11 +38,16 @@ std::shared_ptr<const LocalPicker::Entry> LocalPicker::BuildLocked(
   targets.reserve(n);
   e->runtime.reserve(n);
   e->ejected_until.reserve(n);
+  e->failing.reserve(n);
   for (int i = 0; i < n; ++i) {
     const tg::v1::Target& t = upstream->targets(i);
     int64_t until = 0;
-    if (ejected != nullptr) {
-      if (auto it = ejected->find(t.id()); it != ejected->end()) until = it->second;
+    bool failing = false;
+    if (verdicts != nullptr) {
+      if (auto it = verdicts->find(t.id()); it != verdicts->end()) {
+        until = it->second.ejected_until_ms;
+        failing = it->second.failures > 0;
+      }
     }
     if (holds != nullptr) {
       if (auto it = holds->find(t.id()); it != holds->end()) until = std::max(until, it->second);
@@ -67,6 +72,7 @@ std::shared_ptr<const LocalPicker::Entry> LocalPicker::BuildLocked(
     targets.push_back(std::move(p));
     e->runtime.push_back(std::move(runtime));
     e->ejected_until.push_back(until);
+    e->failing.push_back(failing);
   }
   e->plan = std::make_shared<PickPlan>(algorithm, std::move(targets));
   return e;
@@ -79,32 +85,36 @@ void LocalPicker::PublishLocked(const std::shared_ptr<const Entry>& entry) {
 }
 
 void LocalPicker::SetVerdicts(const tg::v1::HealthVerdicts& verdicts) {
-  Map<Ejections> next;
-  for (const auto& v : verdicts.ejected()) {
-    next[v.upstream_id()][v.target_id()] =
-        google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.ejected_until());
+  Map<Verdicts> next;
+  for (const auto& v : verdicts.targets()) {
+    TargetVerdict& t = next[v.upstream_id()][v.target_id()];
+    if (v.has_ejected_until()) {
+      t.ejected_until_ms = std::max<int64_t>(
+          1, google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.ejected_until()));
+    }
+    t.failures = v.consecutive_failures();
   }
   std::lock_guard lock(mu_);
   verdict_updates_.fetch_add(1);
   auto table = std::make_shared<Table>(*table_.load());
   bool changed = false;
   for (auto& [id, entry] : *table) {
-    auto before = ejections_.find(id);
+    auto before = verdicts_.find(id);
     auto after = next.find(id);
-    const bool had = before != ejections_.end(), has = after != next.end();
+    const bool had = before != verdicts_.end(), has = after != next.end();
     if (had == has && (!had || before->second == after->second)) continue;
     // tg-balancer has spoken about this upstream: its verdicts replace the
     // holds of failed trials.
     holds_.erase(id);
     if (has) {
-      ejections_[id] = after->second;
+      verdicts_[id] = after->second;
     } else {
-      ejections_.erase(id);
+      verdicts_.erase(id);
     }
     entry = BuildLocked(entry->config, entry->revision, entry.get());
     changed = true;
   }
-  ejections_ = std::move(next);  // upstreams not picked from yet included
+  verdicts_ = std::move(next);  // upstreams not picked from yet included
   if (changed) table_.store(std::move(table));
 }
 
@@ -156,7 +166,7 @@ int32_t ThresholdOf(const tg::v1::Upstream& u) {
 
 }  // namespace
 
-void LocalPicker::ReleaseChoice(const Choice& choice, Verdict verdict) {
+bool LocalPicker::ReleaseChoice(const Choice& choice, Verdict verdict) {
   const Entry& picked = *choice.entry_;
   const tg::v1::Upstream& upstream = *picked.config;
   const auto& runtime = picked.runtime[choice.index_];
@@ -167,13 +177,20 @@ void LocalPicker::ReleaseChoice(const Choice& choice, Verdict verdict) {
   // successful trial ends a hold.
   bool hold = false;
   bool unhold = false;
+  // Failures always matter (GetHealth shows the last one even without
+  // passive checks); a success only where tg-balancer has something to reset.
+  bool report = verdict == Verdict::kFailure;
   if (passive && verdict == Verdict::kFailure) {
+    runtime->failed.store(true);
     const int32_t failures = runtime->failures.fetch_add(1) + 1;
     hold = choice.trial_ ||
            (picked.ejected_until[choice.index_] == 0 && failures >= ThresholdOf(upstream));
   } else if (passive && verdict == Verdict::kSuccess) {
     runtime->failures.store(0);
+    const bool failed_here = runtime->failed.exchange(false);
     unhold = choice.trial_;
+    report = choice.trial_ || failed_here || picked.ejected_until[choice.index_] != 0 ||
+             picked.failing[choice.index_];
   }
   // Released on the current plan: least-connections reads loads from the
   // plan in use.
@@ -187,20 +204,21 @@ void LocalPicker::ReleaseChoice(const Choice& choice, Verdict verdict) {
     runtime->in_flight.fetch_sub(1);
     if (choice.trial_ && !hold) runtime->trial_claim.store(false);
   }
-  if (!hold && !unhold) return;
+  if (!hold && !unhold) return report;
   std::lock_guard lock(mu_);
   if (hold) {
     holds_[upstream.id()][target_id] = clock_->NowMs() + kTrialHoldMs;
     runtime->failures.store(0);
   } else {
     auto it = holds_.find(upstream.id());
-    if (it == holds_.end() || it->second.erase(target_id) == 0) return;
+    if (it == holds_.end() || it->second.erase(target_id) == 0) return report;
   }
   auto now_table = table_.load();
   auto it = now_table->find(upstream.id());
-  if (it == now_table->end()) return;
+  if (it == now_table->end()) return report;
   // The rebuild sees the target's new ejected_until (and frees its claim).
   PublishLocked(BuildLocked(it->second->config, it->second->revision, it->second.get()));
+  return report;
 }
 
 std::shared_ptr<PickPlan> LocalPicker::PlanOf(std::string_view upstream_id) const {
@@ -228,10 +246,10 @@ const tg::v1::Target& LocalPicker::Choice::target() const {
   return entry_->config->targets(static_cast<int>(index_));
 }
 
-void LocalPicker::Choice::Release(Verdict verdict) {
-  if (picker_ == nullptr) return;
-  picker_->ReleaseChoice(*this, verdict);
-  picker_ = nullptr;  // entry_ stays: target() remains valid
+bool LocalPicker::Choice::Release(Verdict verdict) {
+  if (picker_ == nullptr) return false;
+  LocalPicker* picker = std::exchange(picker_, nullptr);  // entry_ stays: target() remains valid
+  return picker->ReleaseChoice(*this, verdict);
 }
 
 }  // namespace tg::edge

@@ -76,8 +76,13 @@ class LocalPicker {
     bool degraded() const { return degraded_; }
     bool trial() const { return trial_; }
     // Gives the slot back and counts the verdict towards a hold (see
-    // above). Idempotent.
-    void Release(balancer::Verdict verdict);
+    // above). Returns whether tg-balancer needs to hear of the outcome: every
+    // failure; a success only where it changes something (the target is
+    // ejected or in trial, tg-balancer counts failures for it, or this edge
+    // saw it fail since its last success); never a neutral outcome. So in the
+    // steady state, every target healthy, a request costs tg-balancer
+    // nothing. Idempotent (false after the first call).
+    bool Release(balancer::Verdict verdict);
 
    private:
     friend class LocalPicker;
@@ -104,10 +109,16 @@ class LocalPicker {
   struct Runtime {
     std::atomic<int64_t> in_flight{0};
     std::atomic<bool> trial_claim{false};
-    std::atomic<int32_t> failures{0};  // consecutive, on this edge
+    std::atomic<int32_t> failures{0};  // consecutive, on this edge (towards a hold)
+    std::atomic<bool> failed{false};   // a failure here since the last success
   };
-  // Ejections of one upstream: target id -> ejected_until (Unix ms).
-  using Ejections = std::unordered_map<std::string, int64_t>;
+  // What tg-balancer says about one target of an upstream.
+  struct TargetVerdict {
+    int64_t ejected_until_ms = 0;  // 0: in rotation
+    int32_t failures = 0;          // consecutive failures counted
+    bool operator==(const TargetVerdict&) const = default;
+  };
+  using Verdicts = std::unordered_map<std::string, TargetVerdict>;  // by target id
   struct StringHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
@@ -120,16 +131,16 @@ class LocalPicker {
   std::shared_ptr<const Entry> BuildLocked(const ConfigSnapshot::Ptr<tg::v1::Upstream>& upstream,
                                            int64_t revision, const Entry* previous);
   void PublishLocked(const std::shared_ptr<const Entry>& entry);
-  void ReleaseChoice(const Choice& choice, balancer::Verdict verdict);
+  bool ReleaseChoice(const Choice& choice, balancer::Verdict verdict);
 
   const Clock* const clock_;
   balancer::Random* const random_;
   std::atomic<std::shared_ptr<const Table>> table_;
   std::atomic<uint64_t> verdict_updates_{0};
 
-  std::mutex mu_;             // one rebuild at a time; guards what follows
-  Map<Ejections> ejections_;  // by upstream id, as last streamed
-  Map<Map<int64_t>> holds_;   // upstream -> target -> held until
+  std::mutex mu_;            // one rebuild at a time; guards what follows
+  Map<Verdicts> verdicts_;   // by upstream id, as last streamed
+  Map<Map<int64_t>> holds_;  // upstream -> target -> held until
 };
 
 struct LocalPicker::Entry {
@@ -137,6 +148,7 @@ struct LocalPicker::Entry {
   int64_t revision = 0;                           // of the snapshot the config came from
   std::vector<std::shared_ptr<Runtime>> runtime;  // by target index
   std::vector<int64_t> ejected_until;             // by target index, as planned
+  std::vector<bool> failing;                      // by target index: tg-balancer counts failures
   std::shared_ptr<balancer::PickPlan> plan;
 };
 

@@ -722,7 +722,11 @@ void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
 
 void ProxyHandler::Call::ReportOutcome(tg::v1::Outcome outcome, int http_status) {
   if (upstream_id_.empty() || !choice_.ok()) return;  // endpoint services: no balancer
-  choice_.Release(balancer::Classify(static_cast<balancer::ReportOutcome>(outcome), http_status));
+  // Only what can change health goes to tg-balancer (LocalPicker::Choice::Release).
+  if (!choice_.Release(
+          balancer::Classify(static_cast<balancer::ReportOutcome>(outcome), http_status))) {
+    return;
+  }
   tg::v1::ReportRequest report;
   report.set_upstream_id(upstream_id_);
   report.set_target_id(target_.id());

@@ -55,6 +55,9 @@ class ProxyHandler : public HttpHandler {
 
   void Handle(HttpRequest request, HttpResponder respond) override;
 
+  // WatchHealth messages applied (tests).
+  uint64_t verdict_updates() const { return picker_.verdict_updates(); }
+
   class Call;
   class InvokeStream;
   class FirstTokenWatch;

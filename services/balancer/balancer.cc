@@ -138,13 +138,16 @@ void Balancer::CollectVerdicts(tg::v1::HealthVerdicts* out) const {
     std::lock_guard lock(entry->mu);
     for (size_t i = 0; i < entry->public_targets.size(); ++i) {
       const TargetHealthState& s = entry->states[i];
-      if (!s.ejected()) continue;
-      auto* e = out->add_ejected();
-      e->set_upstream_id(id);
-      e->set_target_id(entry->public_targets[i].id());
-      *e->mutable_ejected_until() =
-          google::protobuf::util::TimeUtil::MillisecondsToTimestamp(s.ejected_until_ms);
-      e->set_ejections(s.ejections);
+      if (!s.ejected() && s.consecutive_failures == 0) continue;
+      auto* t = out->add_targets();
+      t->set_upstream_id(id);
+      t->set_target_id(entry->public_targets[i].id());
+      if (s.ejected()) {
+        *t->mutable_ejected_until() =
+            google::protobuf::util::TimeUtil::MillisecondsToTimestamp(s.ejected_until_ms);
+      }
+      t->set_ejections(s.ejections);
+      t->set_consecutive_failures(s.consecutive_failures);
     }
   }
 }
@@ -324,6 +327,10 @@ Status Balancer::Report(const tg::v1::ReportRequest& request) {
     if (next.SameAs(old)) return Status::OK;
     next.version = NextVersion(old.version, now);
     entry->states[i] = next;
+    if (next.ejected_until_ms == old.ejected_until_ms &&
+        (next.consecutive_failures > 0) != (old.consecutive_failures > 0)) {
+      NotifyHealthChanged();  // WatchHealth lists targets with failures counted
+    }
     if (next.ejected_until_ms != old.ejected_until_ms) {
       entry->runtime[i]->trial_claim.store(false);
       RebuildPlanLocked(entry.get());
@@ -495,6 +502,10 @@ void Balancer::OnSharedState(const std::string& upstream_id, const std::string& 
     return;
   }
   entry->states[i] = state;
+  if (state.ejected_until_ms == old.ejected_until_ms &&
+      (state.consecutive_failures > 0) != (old.consecutive_failures > 0)) {
+    NotifyHealthChanged();
+  }
   if (state.ejected_until_ms != old.ejected_until_ms) {
     entry->runtime[i]->trial_claim.store(false);
     RebuildPlanLocked(entry.get());

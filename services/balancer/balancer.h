@@ -142,11 +142,13 @@ class Balancer final : public HealthSink {
   // stays as it is. `result` is what GetHealth shows as last_probe_result.
   void OnProbeResult(const std::string& upstream_id, const std::string& target_id, bool healthy,
                      const std::string& result);
-  // Lookaside balancing (WatchHealth). Every target that passive health has
-  // out of rotation now, with the config revision: what a client needs,
-  // besides its own config, to pick as Pick would.
+  // Lookaside balancing (WatchHealth). Every target of an upstream with
+  // passive checks that is ejected or has failures counted, with the config
+  // revision: what a client needs, besides its own config, to pick as Pick
+  // would and to know which successes are worth reporting.
   void CollectVerdicts(tg::v1::HealthVerdicts* out) const;
-  // Grows whenever a target's ejection changes (or config rebuilds a plan).
+  // Grows whenever a target's ejection changes, or its failure count leaves
+  // or returns to zero (or config rebuilds a plan).
   uint64_t health_generation() const { return health_generation_.load(); }
   // Called after each such change, with the balancer's locks held: it must
   // only wake someone (who then calls CollectVerdicts). One listener; set it

@@ -250,10 +250,12 @@ TEST_F(BalancerGrpcTest, PickReportGetHealthOverTheWire) {
 // verdicts and gets a new message when a report ejects or restores a target;
 // shutdown ends it.
 TEST_F(BalancerGrpcTest, WatchHealthStreamsEjectionsAndRestorations) {
-  config_.SetSnapshot({MakeUpstream("u1", "weighted", {{.id = "a"}, {.id = "b"}},
-                                    HealthSpec{.threshold = 1, .interval_s = 30}),
-                       MakeUpstream("u2", "weighted", {{.id = "c"}})},  // no passive checks
-                      3);
+  config_.SetSnapshot(
+      {MakeUpstream("u1", "weighted", {{.id = "a"}, {.id = "b"}},
+                    HealthSpec{.threshold = 1, .interval_s = 30}),
+       MakeUpstream("u2", "weighted", {{.id = "c"}}),  // no passive checks
+       MakeUpstream("u3", "weighted", {{.id = "d"}}, HealthSpec{.threshold = 2, .interval_s = 30})},
+      3);
   StartFeed();
   ASSERT_TRUE(WaitUntil([&] { return balancer_->revision() == 3; }));
 
@@ -261,7 +263,7 @@ TEST_F(BalancerGrpcTest, WatchHealthStreamsEjectionsAndRestorations) {
   auto reader = stub_->WatchHealth(&ctx, tg::v1::WatchHealthRequest());
   tg::v1::HealthVerdicts v;
   ASSERT_TRUE(reader->Read(&v));
-  EXPECT_EQ(v.ejected_size(), 0);
+  EXPECT_EQ(v.targets_size(), 0);
   EXPECT_EQ(v.config_revision(), 3);
   EXPECT_EQ(service_->health_watchers(), 1u);
 
@@ -275,17 +277,31 @@ TEST_F(BalancerGrpcTest, WatchHealthStreamsEjectionsAndRestorations) {
   };
   report("u1", "b", 503);  // threshold 1: ejected
   ASSERT_TRUE(reader->Read(&v));
-  ASSERT_EQ(v.ejected_size(), 1);
-  EXPECT_EQ(v.ejected(0).upstream_id(), "u1");
-  EXPECT_EQ(v.ejected(0).target_id(), "b");
-  EXPECT_EQ(v.ejected(0).ejections(), 1);
-  EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.ejected(0).ejected_until()),
+  ASSERT_EQ(v.targets_size(), 1);
+  EXPECT_EQ(v.targets(0).upstream_id(), "u1");
+  EXPECT_EQ(v.targets(0).target_id(), "b");
+  EXPECT_EQ(v.targets(0).ejections(), 1);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.targets(0).ejected_until()),
             clock_.NowMs() + 30'000);
+
+  EXPECT_EQ(v.targets(0).consecutive_failures(), 1);
 
   report("u2", "c", 503);  // no passive checks: no verdict, no message
   report("u1", "b", 200);  // a success restores it
   ASSERT_TRUE(reader->Read(&v));
-  EXPECT_EQ(v.ejected_size(), 0);
+  EXPECT_EQ(v.targets_size(), 0);
+
+  // A first failure under the threshold: listed, in rotation, one failure
+  // counted (a success there is worth reporting); the success clears it.
+  report("u3", "d", 503);
+  ASSERT_TRUE(reader->Read(&v));
+  ASSERT_EQ(v.targets_size(), 1);
+  EXPECT_EQ(v.targets(0).target_id(), "d");
+  EXPECT_FALSE(v.targets(0).has_ejected_until());
+  EXPECT_EQ(v.targets(0).consecutive_failures(), 1);
+  report("u3", "d", 200);
+  ASSERT_TRUE(reader->Read(&v));
+  EXPECT_EQ(v.targets_size(), 0);
 
   // A second stream starts from the current state.
   report("u1", "a", 503);
@@ -297,8 +313,8 @@ TEST_F(BalancerGrpcTest, WatchHealthStreamsEjectionsAndRestorations) {
   auto reader2 = stub_->WatchHealth(&ctx2, tg::v1::WatchHealthRequest());
   tg::v1::HealthVerdicts v2;
   ASSERT_TRUE(reader2->Read(&v2));
-  ASSERT_EQ(v2.ejected_size(), 1);
-  EXPECT_EQ(v2.ejected(0).target_id(), "a");
+  ASSERT_EQ(v2.targets_size(), 1);
+  EXPECT_EQ(v2.targets(0).target_id(), "a");
 
   // Shutdown ends both streams with UNAVAILABLE, promptly.
   service_->BeginShutdown();

@@ -45,7 +45,8 @@ tg::v1::ConfigSnapshot EdgeSnapshot() {
       "gateways": [{"id": "g1", "name": "acme", "subdomain": "acme"}, {"id": "g2", "name": "other"}],
       "upstreams": [{"id": "u1", "gateway_id": "g1", "name": "ai", "targets": [
           {"id": "t-openai", "provider": "openai", "priority": 1},
-          {"id": "t-anthropic", "provider": "anthropic", "priority": 2}]}],
+          {"id": "t-anthropic", "provider": "anthropic", "priority": 2}],
+          "health_checks": {"passive": true, "threshold": 5}}],
       "services": [{"id": "s1", "gateway_id": "g1", "name": "ai", "type": "upstream", "upstream_id": "u1"},
                    {"id": "s2", "gateway_id": "g1", "name": "ep", "type": "endpoint", "host": "h"}],
       "rules": [{"id": "r1", "gateway_id": "g1", "path": "/v1", "service_id": "s1", "methods": ["POST"],
@@ -61,14 +62,14 @@ class FakeBalancer final : public tg::v1::BalancerService::Service {
  public:
   grpc::Status WatchHealth(grpc::ServerContext* ctx, const tg::v1::WatchHealthRequest*,
                            grpc::ServerWriter<tg::v1::HealthVerdicts>* w) override {
-    uint64_t sent = 0;
+    uint64_t sent = 0;  // generations start at 1
     while (!ctx->IsCancelled()) {
       std::optional<tg::v1::HealthVerdicts> next;
       {
         std::lock_guard lock(mu);
-        if (sent == 0 || verdicts_generation != sent) {
+        if (verdicts_generation != sent) {
           next = verdicts;
-          sent = verdicts_generation == 0 ? 1 : verdicts_generation;
+          sent = verdicts_generation;
         }
       }
       if (next && !w->Write(*next)) break;
@@ -76,14 +77,15 @@ class FakeBalancer final : public tg::v1::BalancerService::Service {
     }
     return grpc::Status::OK;
   }
-  void Eject(const std::string& target_id, int64_t until_ms) {
+  // Lists a target in the verdicts (ejected until `until_ms` when > 0).
+  void SetVerdict(const std::string& target_id, int64_t until_ms, int32_t failures) {
     std::lock_guard lock(mu);
-    auto* e = verdicts.add_ejected();
+    auto* e = verdicts.add_targets();
     e->set_upstream_id("u1");
     e->set_target_id(target_id);
-    e->mutable_ejected_until()->set_seconds(until_ms / 1000);
-    e->set_ejections(1);
-    verdicts_generation = verdicts_generation == 0 ? 2 : verdicts_generation + 1;
+    if (until_ms > 0) e->mutable_ejected_until()->set_seconds(until_ms / 1000);
+    e->set_consecutive_failures(failures);
+    ++verdicts_generation;
   }
   grpc::Status Report(grpc::ServerContext*, const tg::v1::ReportRequest* req,
                       tg::v1::ReportResponse*) override {
@@ -100,7 +102,7 @@ class FakeBalancer final : public tg::v1::BalancerService::Service {
   }
   std::mutex mu;
   tg::v1::HealthVerdicts verdicts;
-  uint64_t verdicts_generation = 0;
+  uint64_t verdicts_generation = 1;
   std::vector<tg::v1::ReportRequest> reports;
 };
 
@@ -240,7 +242,7 @@ class EdgeProxyIT : public ::testing::Test {
 const char kChat[] = R"({"model":"gpt-4","messages":[{"role":"user","content":"Hello!"}],
                          "max_tokens":1020,"system":"You are an assistant"})";
 
-TEST_F(EdgeProxyIT, AnswersWithTheSelectedProviderAndReportsSuccess) {
+TEST_F(EdgeProxyIT, AnswersWithTheSelectedProviderAndReportsOnlyWhatChangesHealth) {
   Script({{"t-openai", "ok"}});
   auto r = Post("/v1/chat/completions", kChat);
   ASSERT_EQ(r.status, 200) << r.body << r.error;
@@ -248,10 +250,21 @@ TEST_F(EdgeProxyIT, AnswersWithTheSelectedProviderAndReportsSuccess) {
   EXPECT_EQ(r.headers["x-selected-provider"], "openai");
   EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size()));
   EXPECT_FALSE(r.headers["x-request-id"].empty());
+  // A success on a target with nothing counted against it changes nothing:
+  // tg-balancer does not hear of it.
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_TRUE(Reports(0).empty());
+  // Once tg-balancer counts a failure for it (another edge's), a success
+  // resets that, so it is reported.
+  balancer_.SetVerdict("t-openai", 0, 1);
+  ASSERT_TRUE(WaitUntil([&] { return handler_->verdict_updates() >= 2; }));
+  ASSERT_EQ(Post("/v1/chat/completions", kChat).status, 200);
   auto reports = Reports(1);
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].outcome(), tg::v1::OUTCOME_SUCCESS);
   EXPECT_EQ(reports[0].target_id(), "t-openai");
+  EXPECT_EQ(reports[0].upstream_id(), "u1");
+  EXPECT_TRUE(reports[0].pick_id().empty()) << "picked locally";
   std::lock_guard lock(adapter_.mu);
   const auto& sent = adapter_.requests.at(0);
   EXPECT_EQ(sent.client_format(), tg::v1::CLIENT_FORMAT_OPENAI_CHAT);
@@ -266,11 +279,19 @@ TEST_F(EdgeProxyIT, A429FailsOverAndA400DoesNot) {
   auto r = Post("/v1/chat/completions", kChat);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.headers["x-selected-provider"], "anthropic");
-  auto reports = Reports(2);
-  ASSERT_EQ(reports.size(), 2u);
+  // The failure is reported; anthropic's success changes nothing.
+  auto reports = Reports(1);
+  ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].outcome(), tg::v1::OUTCOME_HTTP_STATUS);
   EXPECT_EQ(reports[0].http_status(), 429);
+  EXPECT_EQ(reports[0].target_id(), "t-openai");
+  // openai's next success is reported: this edge saw it fail.
+  Script({{"t-openai", "ok"}});
+  ASSERT_EQ(Post("/v1/chat/completions", kChat).status, 200);
+  reports = Reports(2);
+  ASSERT_EQ(reports.size(), 2u);
   EXPECT_EQ(reports[1].outcome(), tg::v1::OUTCOME_SUCCESS);
+  EXPECT_EQ(reports[1].target_id(), "t-openai");
 
   Script({{"t-openai", "400"}, {"t-anthropic", "ok"}});
   r = Post("/v1/chat/completions", kChat);
@@ -311,9 +332,9 @@ TEST_F(EdgeProxyIT, ClientDisconnectMidStreamCancelsTheUpstreamCall) {
     ASSERT_NE(got.find("\"n\":0"), std::string::npos) << got;
   }
   EXPECT_TRUE(WaitUntil([&] { return adapter_.cancelled.load(); }));
-  auto reports = Reports(1);
-  ASSERT_FALSE(reports.empty());
-  EXPECT_EQ(reports.back().outcome(), tg::v1::OUTCOME_CANCELLED);
+  // Neither success nor failure: nothing for tg-balancer.
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_TRUE(Reports(0).empty());
 }
 
 TEST_F(EdgeProxyIT, KeysHeadersHostsAndRoutes) {

@@ -43,7 +43,7 @@ ConfigSnapshot::Ptr<tg::v1::Upstream> Upstream(std::string algorithm, bool passi
 tg::v1::HealthVerdicts Verdicts(std::map<std::string, int64_t> ejected_until) {
   tg::v1::HealthVerdicts v;
   for (auto& [target, until] : ejected_until) {
-    auto* e = v.add_ejected();
+    auto* e = v.add_targets();
     e->set_upstream_id("u1");
     e->set_target_id(target);
     *e->mutable_ejected_until() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(until);
@@ -182,6 +182,35 @@ TEST_F(LocalPickerTest, ThresholdFailuresHereHoldATargetUntilTheVerdictComes) {
   EXPECT_EQ(Sequence(u, 1), "a");
   fail();
   EXPECT_EQ(Sequence(u, 1), "a");
+}
+
+TEST_F(LocalPickerTest, OnlyOutcomesThatChangeHealthAreForTgBalancer) {
+  auto u = Upstream("round-robin", true, {{"a", 1}, {"b", 2}});
+  auto release = [&](Verdict v) { return Pick(u).Release(v); };
+  EXPECT_FALSE(release(Verdict::kSuccess)) << "a healthy target's success changes nothing";
+  EXPECT_FALSE(release(Verdict::kNeutral));
+  EXPECT_TRUE(release(Verdict::kFailure));
+  EXPECT_TRUE(release(Verdict::kSuccess)) << "this edge saw it fail: the count must be reset";
+  EXPECT_FALSE(release(Verdict::kSuccess));
+  // tg-balancer counts failures for it (another edge's).
+  tg::v1::HealthVerdicts v;
+  auto* t = v.add_targets();
+  t->set_upstream_id("u1");
+  t->set_target_id("a");
+  t->set_consecutive_failures(2);
+  picker_.SetVerdicts(v);
+  EXPECT_TRUE(release(Verdict::kSuccess));
+  // A trial's success restores the target: reported.
+  picker_.SetVerdicts(Verdicts({{"a", kNow - 1}}));
+  auto trial = Pick(u);
+  ASSERT_TRUE(trial.trial());
+  EXPECT_TRUE(trial.Release(Verdict::kSuccess));
+  EXPECT_FALSE(trial.Release(Verdict::kSuccess)) << "released once";
+  // Without passive checks only failures (GetHealth's last_error).
+  auto plain = Upstream("round-robin", false, {{"a", 1}});
+  EXPECT_FALSE(Pick(plain).Release(Verdict::kSuccess));
+  EXPECT_TRUE(Pick(plain).Release(Verdict::kFailure));
+  EXPECT_FALSE(Pick(plain).Release(Verdict::kSuccess));
 }
 
 TEST_F(LocalPickerTest, WithoutPassiveChecksFailuresHoldNothing) {
