@@ -27,6 +27,7 @@
 #include "tg/common/trace.h"
 #include "tg/common/utf8.h"
 #include "tg/edge/attempt_verdict.h"
+#include "tg/edge/model_catalog.h"
 #include "tg/edge/proxy_metrics.h"
 #include "tg/edge/proxy_routing.h"
 #include "tg/edge/retry_policy.h"
@@ -88,10 +89,16 @@ std::string FailoverReason(const tg::v1::ProviderError& e) {
 }
 
 // An error the gateway itself answers, in the shape the client's SDK parses.
-HttpResponse ClientError(tg::v1::ClientFormat format, int status, std::string_view message) {
-  return JsonResponse(status, format == tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES
-                                  ? client_error::AnthropicBody(status, message)
-                                  : client_error::OpenAiBody(status, message));
+// `code`: OpenAI's error.code (model_not_found), which Anthropic's shape
+// has no place for. A 503 says when to come back: the service behind it is
+// unreachable for now.
+HttpResponse ClientError(tg::v1::ClientFormat format, int status, std::string_view message,
+                         std::string_view code = "") {
+  HttpResponse r = JsonResponse(status, format == tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES
+                                            ? client_error::AnthropicBody(status, message)
+                                            : client_error::OpenAiBody(status, message, code));
+  if (status == 503) r.headers.emplace_back("Retry-After", "1");
+  return r;
 }
 
 tg::v1::Outcome OutcomeOf(const tg::v1::ProviderError& e) {
@@ -149,8 +156,13 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
 
  private:
   void Answer(HttpResponse r);
-  void Fail(int status, std::string_view message) { Answer(ClientError(format_, status, message)); }
+  void Fail(int status, std::string_view message, std::string_view code = "") {
+    Answer(ClientError(format_, status, message, code));
+  }
   void OnKey(const std::optional<KeyCache::Verified>& v, const grpc::Status& status);
+  // GET …/models[/{id}] under a rule whose upstream has provider targets:
+  // answered from the snapshot (model_catalog). False: route it as usual.
+  bool AnswerModels(const std::string& gateway_id);
   void PickNext();
   void RetryLater(milliseconds wait);
 
@@ -160,7 +172,7 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   void OnFirstTokenDeadline(int attempt);  // from the FirstTokenWatch thread
  private:
   // No target was picked: the last failure, or why not.
-  void OnPickRefused(int status, const std::string& why);
+  void OnPickRefused(int status, const std::string& why, std::string_view code = "");
   void Invoke(const tg::v1::Target& target, const std::string& model);
   void Commit();
   // A committed stream broke, or a continuation of it failed: continue it on
@@ -394,6 +406,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   gateway_id_ = v->gateway_id;
   span_.SetAttribute("tg.gateway_id", gateway_id_);
 
+  if (req_.method == "GET" && AnswerModels(v->gateway_id)) return;
   RouteMatch m = MatchRule(*snap_, v->gateway_id, req_.method, req_.path);
   if (m.result == RouteMatch::Result::kWrongMethod) {
     HttpResponse r = ClientError(format_, 405, "method not allowed");
@@ -454,6 +467,27 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   PickNext();
 }
 
+bool ProxyHandler::Call::AnswerModels(const std::string& gateway_id) {
+  auto models = ParseModelsPath(req_.path);
+  if (!models) return false;
+  // The rule that serves this path for any method: the chat rules are
+  // usually POST only, and their models are what a client may ask for.
+  RouteMatch m = MatchRule(*snap_, gateway_id, "", req_.path);
+  if (m.result != RouteMatch::Result::kMatched || m.service->type() != "upstream") return false;
+  const tg::v1::Upstream* upstream = snap_->FindUpstream(m.service->upstream_id());
+  if (upstream == nullptr || !HasProviderTargets(*upstream)) return false;
+  rule_id_ = m.rule->id();
+  if (span_.recording()) {
+    span_.SetName(req_.method + " " + m.rule->path());
+    span_.SetAttribute("http.route", m.rule->path());
+    span_.SetAttribute("tg.rule_id", rule_id_);
+    span_.SetAttribute("tg.upstream_id", upstream->id());
+  }
+  const bool anthropic = !req_.Header("anthropic-version").empty();
+  Answer(ModelsAnswer(ModelsOf(*upstream), *models, anthropic, upstream->created_at().seconds()));
+  return true;
+}
+
 void ProxyHandler::Call::PickNext() {
   bool resuming;
   {
@@ -494,12 +528,18 @@ void ProxyHandler::Call::PickNext() {
     }
   }
   if (!choice.ok()) {
+    if (choice.status() == balancer::PickStatus::kNoEligibleTarget && !model_.empty()) {
+      // What OpenAI answers for a model it does not have, and what SDKs and
+      // retry logic understand: not worth retrying.
+      return OnPickRefused(404,
+                           "The model '" + model_ + "' does not exist (no target of upstream " +
+                               upstream_id_ + " serves it; GET …/models lists those that do)",
+                           "model_not_found");
+    }
     return OnPickRefused(
         400, choice.status() == balancer::PickStatus::kAllExcluded
                  ? "every eligible target of upstream " + upstream_id_ + " was already tried"
-             : model_.empty()
-                 ? "upstream " + upstream_id_ + " has no target"
-                 : "no target of upstream " + upstream_id_ + " serves model " + model_);
+                 : "upstream " + upstream_id_ + " has no target");
   }
   if (choice.trial()) {
     log::Info("trial request for an ejected target",
@@ -559,7 +599,7 @@ void ProxyHandler::Call::OnFirstTokenDeadline(int attempt) {
   if (invoke) invoke->Cancel();  // OnInvokeDone then fails over or answers 504
 }
 
-void ProxyHandler::Call::OnPickRefused(int status, const std::string& why) {
+void ProxyHandler::Call::OnPickRefused(int status, const std::string& why, std::string_view code) {
   {
     std::unique_lock lock(mu_);
     if (cancelled_) return;
@@ -573,7 +613,7 @@ void ProxyHandler::Call::OnPickRefused(int status, const std::string& why) {
   // (not "every target was tried", which is no client error).
   if (attempts_ > 1 && head_) return AnswerHeld();
   if (attempts_ > 1 && failed_status_ != 0) return Fail(failed_status_, failed_message_);
-  return Fail(status, why);
+  return Fail(status, why, code);
 }
 
 void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string& model) {
@@ -584,7 +624,9 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
   req.set_effective_model(model);
   bool passthrough = target.provider().empty();
   if (!passthrough && format_ == tg::v1::CLIENT_FORMAT_UNSPECIFIED) {
-    return Fail(400, "provider targets serve /chat/completions, /messages and /responses only");
+    return Fail(404,
+                "no such endpoint: provider targets serve POST …/chat/completions, …/messages and "
+                "…/responses, and GET …/models");
   }
   req.set_client_format(passthrough ? tg::v1::CLIENT_FORMAT_PASSTHROUGH : format_);
   req.set_body(req_.body);

@@ -59,8 +59,8 @@ RouteMatch MatchRule(const ConfigSnapshot& snapshot, std::string_view gateway_id
   for (const tg::v1::Rule* rule : snapshot.RulesOf(gateway_id)) {
     if (rule->has_active() && !rule->active()) continue;
     if (!CoversPath(rule->path(), path)) continue;
-    bool method_ok =
-        std::find(rule->methods().begin(), rule->methods().end(), method) != rule->methods().end();
+    bool method_ok = method.empty() || std::find(rule->methods().begin(), rule->methods().end(),
+                                                 method) != rule->methods().end();
     if (!method_ok) {
       for (const auto& allowed : rule->methods()) {
         if (m.allow.find(allowed) == std::string::npos) {

@@ -31,8 +31,8 @@ struct RouteMatch {
 
 // The active rule of `gateway_id` whose path matches `path` on whole segments
 // ("/v1" matches "/v1" and "/v1/chat", not "/v12"), longest path first, and
-// whose methods include `method`. A path matched only by rules of other
-// methods is kWrongMethod (405).
+// whose methods include `method` (any method when `method` is empty). A path
+// matched only by rules of other methods is kWrongMethod (405).
 RouteMatch MatchRule(const ConfigSnapshot& snapshot, std::string_view gateway_id,
                      std::string_view method, std::string_view path);
 

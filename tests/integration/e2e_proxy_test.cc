@@ -358,6 +358,57 @@ TEST_F(ProxyE2E, AFirstTokenThatIsLateFailsOverBeforeAnyByte) {
 // Lookaside balancing: tg-edge picks from the last verdicts it holds, so a
 // paused tg-balancer (SIGSTOP) costs no request and no latency, and an
 // ejection decided before the pause still holds during it.
+// What clients call besides chat: the models a route serves (from the
+// configuration, no provider call), a model no target serves as OpenAI
+// answers it, and a path provider targets do not serve.
+TEST_F(ProxyE2E, ModelsListAndRetrieveUnknownModelsAndUnservedPaths) {
+  stack_->MustRoute(gateway_, "/catalog",
+                    R"({"name": "u", "targets": [)" +
+                        fake_->TargetJson("openai", R"("models": ["gpt-4", "gpt-4o"], )") + "," +
+                        fake_->TargetJson("anthropic", R"("models": ["claude-3-sonnet"], )") +
+                        "]}");
+  const size_t calls_before = fake_->Requests().size();
+  auto r = Http("GET", stack_->ProxyUrl("/catalog/v1/models"), "", {"X-TG-API-Key: " + key_});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = Json(r.body);
+  ASSERT_TRUE(d.IsObject() && d["data"].IsArray()) << r.body;
+  EXPECT_STREQ(d["object"].GetString(), "list");
+  ASSERT_EQ(d["data"].Size(), 3u) << r.body;
+  EXPECT_STREQ(d["data"][0]["id"].GetString(), "gpt-4");
+  EXPECT_STREQ(d["data"][2]["id"].GetString(), "claude-3-sonnet");
+  EXPECT_STREQ(d["data"][2]["owned_by"].GetString(), "anthropic");
+
+  r = Http("GET", stack_->ProxyUrl("/catalog/v1/models/gpt-4o"), "", {"X-TG-API-Key: " + key_});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_STREQ(Json(r.body)["owned_by"].GetString(), "openai");
+  // Anthropic's SDKs send anthropic-version: its format.
+  r = Http("GET", stack_->ProxyUrl("/catalog/v1/models"), "",
+           {"X-Api-Key: " + key_, "anthropic-version: 2023-06-01"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  d = Json(r.body);
+  EXPECT_STREQ(d["data"][0]["type"].GetString(), "model");
+  EXPECT_STREQ(d["last_id"].GetString(), "claude-3-sonnet");
+  r = Http("GET", stack_->ProxyUrl("/catalog/v1/models/gpt-5"), "", {"X-TG-API-Key: " + key_});
+  EXPECT_EQ(r.status, 404);
+  EXPECT_STREQ(Json(r.body)["error"]["code"].GetString(), "model_not_found") << r.body;
+  // Without a key, as for chat.
+  EXPECT_EQ(Http("GET", stack_->ProxyUrl("/catalog/v1/models"), "", {}).status, 401);
+  EXPECT_EQ(fake_->Requests().size(), calls_before) << "no provider was called";
+
+  // A chat for a model no target serves: 404 model_not_found, no provider call.
+  r = Chat("/catalog/v1/chat/completions",
+           R"({"model": "gpt-5", "messages": [{"role": "user", "content": "Hi"}]})");
+  EXPECT_EQ(r.status, 404) << r.body;
+  d = Json(r.body);
+  EXPECT_STREQ(d["error"]["code"].GetString(), "model_not_found") << r.body;
+  EXPECT_NE(std::string(d["error"]["message"].GetString()).find("gpt-5"), std::string::npos);
+  // A path provider targets do not serve: 404 listing what they do.
+  r = Chat("/catalog/v1/images/generations", R"({"prompt": "a cat"})");
+  EXPECT_EQ(r.status, 404) << r.body;
+  EXPECT_NE(r.body.find("/chat/completions"), std::string::npos) << r.body;
+  EXPECT_EQ(fake_->Requests().size(), calls_before) << "no provider was called";
+}
+
 TEST_F(ProxyE2E, APausedBalancerCostsNothing) {
   stack_->MustRoute(
       gateway_, "/nobalancer",

@@ -325,6 +325,36 @@ await check('openai wrong key → AuthenticationError', async () => {
   throw new CheckFailed('the request succeeded');
 });
 
+// The models the route serves, from the gateway's configuration (no provider
+// call): the seeds' targets list gpt-3.5-turbo, gpt-4, gpt-4o-mini (openai) and
+// claude-3-sonnet (anthropic).
+const SEED_MODELS = ['gpt-3.5-turbo', 'gpt-4', 'gpt-4o-mini', 'claude-3-sonnet'];
+
+await check('openai models.list and models.retrieve', async () => {
+  const ids = [];
+  for await (const m of openai.models.list()) {
+    assert(m.object === 'model' && Number.isInteger(m.created) && isNonEmptyString(m.owned_by),
+      `not an OpenAI model object: ${show(m)}`);
+    ids.push(m.id);
+  }
+  assert(show(ids) === show(SEED_MODELS), `models.list = ${show(ids)}`);
+  const m = await openai.models.retrieve('claude-3-sonnet');
+  assert(m.id === 'claude-3-sonnet' && m.object === 'model' && m.owned_by === 'anthropic',
+    `models.retrieve = ${show(m)}`);
+  return `${show(ids)}`;
+});
+
+await check('openai models.retrieve of an unknown model → NotFoundError model_not_found', async () => {
+  try {
+    await openai.models.retrieve('gpt-5-nowhere');
+  } catch (e) {
+    assert(e instanceof OpenAI.NotFoundError, `expected NotFoundError, got ${describeError(e)}`);
+    assert(e.code === 'model_not_found', `code = ${show(e.code)}`);
+    return `status ${e.status}, error ${show(e.error)}`;
+  }
+  throw new CheckFailed('the request succeeded');
+});
+
 // ------------------------------------------------------------------ Anthropic SDK
 
 await check('anthropic messages.create (withResponse)', () =>
@@ -452,6 +482,23 @@ await check('anthropic messages.stream with tool use', () =>
     assert(streamed.location === use.input.location, `input_json_delta ${show(json)} != input ${show(use.input)}`);
     return provider;
   }));
+
+if (anthropic.models?.list) {
+  await check('anthropic models.list and models.retrieve', async () => {
+    const ids = [];
+    for await (const m of anthropic.models.list()) {
+      assert(m.type === 'model' && isNonEmptyString(m.display_name) && isNonEmptyString(m.created_at),
+        `not an Anthropic model object: ${show(m)}`);
+      ids.push(m.id);
+    }
+    assert(show(ids) === show(SEED_MODELS), `models.list = ${show(ids)}`);
+    const m = await anthropic.models.retrieve('claude-3-sonnet');
+    assert(m.id === 'claude-3-sonnet' && m.type === 'model', `models.retrieve = ${show(m)}`);
+    return `${show(ids)}`;
+  });
+} else {
+  console.log('SKIP anthropic models.list: this Anthropic SDK has no Models API');
+}
 
 await check('anthropic wrong key → AuthenticationError', async () => {
   const wrong = new Anthropic({ baseURL: `${PROXY_URL}${PREFIX}`, apiKey: 'tg_wrong_key', ...CLIENT_OPTIONS });
