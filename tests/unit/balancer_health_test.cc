@@ -406,6 +406,57 @@ TEST_F(BalancerHealthTest, SharedStateFromAnotherReplicaIsAdoptedByVersion) {
   EXPECT_FALSE(store_.sink()->LocalState("u", "zzz").has_value());
 }
 
+// Lookaside balancing: what WatchHealth streams to the edges follows every
+// source of health, another replica's decision (through Redis) included.
+TEST_F(BalancerHealthTest, VerdictsFollowReportsAndOtherReplicas) {
+  Load({MakeUpstream("u", "round-robin", {{.id = "a"}, {.id = "b"}},
+                     HealthSpec{.threshold = 2, .interval_s = 10}),
+        MakeUpstream("plain", "round-robin", {{.id = "c"}})});
+  int wakes = 0;
+  balancer_.SetHealthListener([&] { ++wakes; });
+  auto verdicts = [&] {
+    tg::v1::HealthVerdicts v;
+    balancer_.CollectVerdicts(&v);
+    return v;
+  };
+  EXPECT_EQ(verdicts().targets_size(), 0);
+  // A first failure: listed with its count, not ejected.
+  Report(Pick("u", {"b"}), tg::v1::OUTCOME_TIMEOUT);
+  EXPECT_EQ(wakes, 1);
+  auto v = verdicts();
+  ASSERT_EQ(v.targets_size(), 1);
+  EXPECT_EQ(v.targets(0).consecutive_failures(), 1);
+  EXPECT_FALSE(v.targets(0).has_ejected_until());
+  // A second failure at the same target ejects it (threshold 2).
+  const int before = wakes;
+  Report(Pick("u", {"b"}), tg::v1::OUTCOME_TIMEOUT);
+  EXPECT_GT(wakes, before);
+  v = verdicts();
+  ASSERT_EQ(v.targets_size(), 1);
+  EXPECT_EQ(google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.targets(0).ejected_until()),
+            clock_.NowMs() + 10'000);
+  // Another replica restores it (Redis): the verdict goes.
+  const int before_shared = wakes;
+  TargetHealthState healthy;
+  healthy.version = store_.sink()->LocalState("u", "a")->version + 1;
+  store_.sink()->OnSharedState("u", "a", healthy);
+  EXPECT_GT(wakes, before_shared);
+  EXPECT_EQ(verdicts().targets_size(), 0);
+  // Another replica counts a first failure at b: listed, so that the edges
+  // report b's next success (which resets it).
+  TargetHealthState one;
+  one.consecutive_failures = 1;
+  one.version = NextVersion(0, clock_.NowMs());
+  store_.sink()->OnSharedState("u", "b", one);
+  v = verdicts();
+  ASSERT_EQ(v.targets_size(), 1);
+  EXPECT_EQ(v.targets(0).target_id(), "b");
+  // Failures on an upstream without passive checks are no verdicts.
+  Report(Pick("plain"), tg::v1::OUTCOME_TIMEOUT);
+  EXPECT_EQ(verdicts().targets_size(), 1);
+  balancer_.SetHealthListener(nullptr);
+}
+
 TEST_F(BalancerHealthTest, StoreDegradationShowsInGetHealth) {
   Load({MakeUpstream("u", "round-robin", {{.id = "a"}}, HealthSpec{})});
   store_.SetStatus({.degraded = true, .reason = "Redis subscriber: Connection refused"});
