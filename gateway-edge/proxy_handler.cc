@@ -625,8 +625,8 @@ void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string&
   bool passthrough = target.provider().empty();
   if (!passthrough && format_ == tg::v1::CLIENT_FORMAT_UNSPECIFIED) {
     return Fail(404,
-                "no such endpoint: provider targets serve POST …/chat/completions, …/messages and "
-                "…/responses, and GET …/models");
+                "no such endpoint: provider targets serve POST …/chat/completions, …/messages, "
+                "…/responses and …/embeddings, and GET …/models");
   }
   req.set_client_format(passthrough ? tg::v1::CLIENT_FORMAT_PASSTHROUGH : format_);
   req.set_body(req_.body);

@@ -97,6 +97,7 @@ tg::v1::ClientFormat ClientFormatOf(std::string_view path) {
   if (EndsWith(path, "/chat/completions")) return tg::v1::CLIENT_FORMAT_OPENAI_CHAT;
   if (EndsWith(path, "/messages")) return tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES;
   if (EndsWith(path, "/responses")) return tg::v1::CLIENT_FORMAT_OPENAI_RESPONSES;
+  if (EndsWith(path, "/embeddings")) return tg::v1::CLIENT_FORMAT_OPENAI_EMBEDDINGS;
   return tg::v1::CLIENT_FORMAT_UNSPECIFIED;
 }
 

@@ -41,7 +41,7 @@ RouteMatch MatchRule(const ConfigSnapshot& snapshot, std::string_view gateway_id
 std::string ForwardPath(const tg::v1::Rule& rule, std::string_view path);
 
 // The client's format, from the path it called (…/chat/completions,
-// …/messages, …/responses); UNSPECIFIED for anything else.
+// …/messages, …/responses, …/embeddings); UNSPECIFIED for anything else.
 tg::v1::ClientFormat ClientFormatOf(std::string_view path);
 
 }  // namespace tg::edge

@@ -80,6 +80,7 @@ struct Route {
   std::string model;    // from the path (Gemini, Bedrock, Azure deployments)
   bool stream = false;  // decided by the path (Gemini, Bedrock)
   bool gemini_sse = false;
+  bool gemini_batch = false;  // :batchEmbedContents
   bool azure_deployment = false;
   bool method_ok = true;
   bool model_list = false;  // GET of the provider's model list (active health probes)
@@ -117,32 +118,56 @@ Route RouteFor(std::string_view method, std::string_view path, std::string_view 
     r.api = Api::kOpenAiResponses;
   } else if (path == "/v1/messages") {
     r.api = Api::kAnthropic;
+  } else if (path == "/v1/embeddings") {
+    r.api = Api::kOpenAiEmbeddings;
   } else if (path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/")) {
     std::string_view rest = path.substr(path.find("/models/") + 8);
     size_t colon = rest.rfind(':');
     if (colon == std::string_view::npos) return r;
     std::string_view verb = rest.substr(colon + 1);
-    if (verb != "generateContent" && verb != "streamGenerateContent") return r;
-    r.api = Api::kGemini;
+    if (verb == "generateContent" || verb == "streamGenerateContent") {
+      r.api = Api::kGemini;
+      r.stream = verb == "streamGenerateContent";
+      r.gemini_sse = r.stream && QueryParam(query, "alt") == std::optional<std::string>("sse");
+    } else if (verb == "embedContent" || verb == "batchEmbedContents") {
+      r.api = Api::kGeminiEmbeddings;
+      r.gemini_batch = verb == "batchEmbedContents";
+    } else {
+      return r;
+    }
     r.model = percent::Decode(rest.substr(0, colon));
-    r.stream = verb == "streamGenerateContent";
-    r.gemini_sse = r.stream && QueryParam(query, "alt") == std::optional<std::string>("sse");
   } else if (path.starts_with("/model/")) {
     std::string_view rest = path.substr(7);
     size_t slash = rest.rfind('/');
     if (slash == std::string_view::npos) return r;
     std::string_view op = rest.substr(slash + 1);
-    if (op != "converse" && op != "converse-stream") return r;
-    r.api = Api::kBedrock;
+    if (op == "converse" || op == "converse-stream") {
+      r.api = Api::kBedrock;
+      r.stream = op == "converse-stream";
+    } else if (op == "invoke") {
+      r.api = Api::kBedrockInvoke;
+    } else {
+      return r;
+    }
     r.model = percent::Decode(rest.substr(0, slash));
-    r.stream = op == "converse-stream";
-  } else if (path.starts_with("/openai/deployments/") && path.ends_with("/chat/completions")) {
-    r.api = Api::kAzure;
-    std::string_view d = path.substr(20, path.size() - 20 - 17);
-    r.model = percent::Decode(d);
+  } else if (path.starts_with("/openai/deployments/")) {
+    std::string_view rest = path.substr(20);
+    size_t slash = rest.find('/');
+    if (slash == std::string_view::npos) return r;
+    std::string_view op = rest.substr(slash);
+    if (op == "/chat/completions") {
+      r.api = Api::kAzure;
+    } else if (op == "/embeddings") {
+      r.api = Api::kAzureEmbeddings;
+    } else {
+      return r;
+    }
+    r.model = percent::Decode(rest.substr(0, slash));
     r.azure_deployment = true;
   } else if (path == "/openai/v1/chat/completions") {
     r.api = Api::kAzure;
+  } else if (path == "/openai/v1/embeddings") {
+    r.api = Api::kAzureEmbeddings;
   } else if (path == "/metadata/identity/oauth2/token") {
     r.api = Api::kImds;
     r.method_ok = method == "GET";
@@ -341,19 +366,19 @@ class FakeProvider::Impl {
       facts.model = route.model;
       facts.stream = route.stream;
       facts.gemini_sse = route.gemini_sse;
-      if (!ParseRequestFacts(route.api, req.body(), &facts)) {
-        reply = BuildError(route.api, 400,
-                           route.api == Api::kBedrock ? "Malformed input request, please "
-                                                        "reformat your input and try again."
-                                                      : "We could not parse the JSON body of "
-                                                        "your request.");
+      facts.gemini_batch = route.gemini_batch;
+      const ReplyIds ids{seq, static_cast<int64_t>(std::time(nullptr))};
+      if (route.api == Api::kOpenAiEmbeddings || route.api == Api::kAzureEmbeddings ||
+          route.api == Api::kGeminiEmbeddings || route.api == Api::kBedrockInvoke) {
+        reply = BuildEmbeddings(route.api, facts, req.body(), ids);
+      } else if (!ParseRequestFacts(route.api, req.body(), &facts)) {
+        reply = BuildUnparsableBody(route.api);
       } else if (fault && fault->reject_prefill && !facts.prefill.empty()) {
         reply = BuildError(route.api, 400,
                            "This model does not support assistant message prefill. The "
                            "conversation must end with a user message.");
       } else {
-        reply = BuildAnswer(route.api, facts, answer,
-                            ReplyIds{seq, static_cast<int64_t>(std::time(nullptr))});
+        reply = BuildAnswer(route.api, facts, answer, ids);
       }
     }
     if (fault && reply.streamed) ReshapeStream(*fault, &reply);
@@ -486,9 +511,11 @@ class FakeProvider::Impl {
     auto bearer_is = [&](const std::string& token) {
       return !token.empty() && authorization == "Bearer " + token;
     };
+    // Each provider's other APIs take the credentials of its chat API.
     switch (route.api) {
       case Api::kOpenAiChat:
       case Api::kOpenAiResponses:
+      case Api::kOpenAiEmbeddings:
         if (authorization.empty()) {
           return BuildError(route.api, 401,
                             "You didn't provide an API key. You need to provide your API key in "
@@ -511,7 +538,8 @@ class FakeProvider::Impl {
         }
         return std::nullopt;
       }
-      case Api::kGemini: {
+      case Api::kGemini:
+      case Api::kGeminiEmbeddings: {
         std::string key = named("x-goog-api-key");
         if (key.empty()) key = QueryParam(query, "key").value_or("");
         if (key.empty()) {
@@ -532,7 +560,8 @@ class FakeProvider::Impl {
         }
         return std::nullopt;
       }
-      case Api::kBedrock: {
+      case Api::kBedrock:
+      case Api::kBedrockInvoke: {
         adapter::aws::SigningRequest signing;
         signing.method = std::string(req.method_string());
         signing.path = path;
@@ -551,7 +580,8 @@ class FakeProvider::Impl {
         if (v.ok) return std::nullopt;
         return BuildError(route.api, 403, v.message, v.error_type);
       }
-      case Api::kAzure: {
+      case Api::kAzure:
+      case Api::kAzureEmbeddings: {
         if (named("api-key") != c.azure_key && !bearer_is(c.azure_entra_token)) {
           return BuildError(route.api, 401);
         }

@@ -24,6 +24,11 @@ namespace tg::fakes {
 //   POST /model/{id}/converse | /converse-stream       Bedrock (SigV4, eventstream)
 //   POST /openai/deployments/{d}/chat/completions?api-version=…   Azure (api-key or Entra Bearer)
 //   POST /openai/v1/chat/completions                   Azure v1 endpoint
+//   POST /v1/embeddings                                OpenAI embeddings (Bearer)
+//   POST /openai/deployments/{d}/embeddings?api-version=…   Azure embeddings; /openai/v1/embeddings
+//   POST /v1beta/models/{m}:embedContent | :batchEmbedContents   Gemini embeddings
+//   POST /model/{id}/invoke                            Bedrock InvokeModel: Titan and Cohere
+//                                                      embedding models (SigV4)
 //   GET  /v1/models                                    OpenAI (Bearer) or, with x-api-key or
 //                                                      anthropic-version, Anthropic model list
 //   GET  /v1beta/models | /foundation-models | /openai/models   Gemini, Bedrock, Azure model list
@@ -31,8 +36,9 @@ namespace tg::fakes {
 //   GET  /_fake/stream?chunks=N&size=S&interval_ms=I   raw chunked bytes (HTTP client tests)
 //
 // Each checks its credentials and answers in the provider's exact wire format
-// (errors included), streamed or not. Control endpoints (never recorded, never
-// faulted):
+// (errors included), streamed or not; embeddings are FakeEmbedding() vectors
+// (fake_wire.h), kFakeEmbeddingDimensions long unless the request says. Control endpoints (never
+// recorded, never faulted):
 //
 //   GET /_fake/health            {"status":"ok","port":N}
 //   GET /_fake/requests          the record, credentials redacted; DELETE clears it

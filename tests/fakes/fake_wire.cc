@@ -5,10 +5,16 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <bit>
+#include <cctype>
+#include <charconv>
 #include <cstdio>
+#include <initializer_list>
 
 #include "tg/adapter/aws/eventstream.h"
 #include "tg/common/bounded_json.h"
+#include "tg/common/crypto.h"
 #include "tg/common/json_util.h"
 
 namespace tg::fakes {
@@ -138,16 +144,21 @@ std::string ChatToolCalls(const Plan& p) {
   return s + "]";
 }
 
+// The request id (and region or timing) headers of every OpenAI or Azure answer.
+void AddOpenAiHeaders(WireReply* r, uint64_t seq, bool azure) {
+  if (azure) {
+    r->headers.emplace_back("apim-request-id", "fake-apim-" + N(static_cast<int64_t>(seq)));
+    r->headers.emplace_back("x-ms-region", "East US");
+  } else {
+    r->headers.emplace_back("x-request-id", "req_fake" + N(static_cast<int64_t>(seq)));
+    r->headers.emplace_back("openai-processing-ms", "1");
+  }
+}
+
 WireReply OpenAiChat(const Plan& p, bool stream, bool azure) {
   WireReply r;
   const std::string id = "chatcmpl-fake" + N(static_cast<int64_t>(p.seq));
-  if (azure) {
-    r.headers.emplace_back("apim-request-id", "fake-apim-" + N(static_cast<int64_t>(p.seq)));
-    r.headers.emplace_back("x-ms-region", "East US");
-  } else {
-    r.headers.emplace_back("x-request-id", "req_fake" + N(static_cast<int64_t>(p.seq)));
-    r.headers.emplace_back("openai-processing-ms", "1");
-  }
+  AddOpenAiHeaders(&r, p.seq, azure);
   if (!stream) {
     r.headers.emplace_back("Content-Type", "application/json");
     std::string message = R"({"role":"assistant","content":)" +
@@ -608,6 +619,378 @@ std::string PrefillOf(const rapidjson::Value* last, const char* role, const char
   return TextOf(Member(*last, content));
 }
 
+// ------------------------------------------------------------ embeddings
+
+// Past the largest real model's 3072, so no real request is refused, yet a
+// bound on what one request can make the fake allocate.
+constexpr int kMaxDimensions = 4096;
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// Each value as the shortest decimal of its double: for FakeEmbedding's k/1024
+// values the exact decimal, so a client reads exactly FakeEmbedding() whether
+// it parses into float32 or into double.
+std::string FloatArray(const std::vector<float>& v) {
+  std::string s = "[";
+  char buf[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) s += ",";
+    s.append(buf, std::to_chars(buf, buf + sizeof(buf), static_cast<double>(v[i])).ptr);
+  }
+  return s + "]";
+}
+
+// OpenAI's encoding_format "base64": the float32 little-endian bytes.
+std::string Float32Base64(const std::vector<float>& v) {
+  std::string bytes;
+  bytes.reserve(v.size() * 4);
+  for (float f : v) {
+    const auto u = std::bit_cast<uint32_t>(f);
+    for (int b = 0; b < 4; ++b) bytes += static_cast<char>((u >> (8 * b)) & 0xff);
+  }
+  return tg::crypto::Base64Encode(bytes);
+}
+
+std::string StringOf(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+// An optional member as OpenAI and Google read it: null counts as absent.
+// (Bedrock's JSON schemas refuse a null, so its checks use Member.)
+const rapidjson::Value* Given(const rapidjson::Value& v, const char* name) {
+  const rapidjson::Value* m = Member(v, name);
+  return m != nullptr && !m->IsNull() ? m : nullptr;
+}
+
+// An optional vector length: true (and *out set when given) when absent or
+// an integer in [1, kMaxDimensions].
+bool DimensionsOk(const rapidjson::Value* given, int* out) {
+  if (given == nullptr) return true;
+  if (!given->IsInt() || given->GetInt() < 1 || given->GetInt() > kMaxDimensions) return false;
+  *out = given->GetInt();
+  return true;
+}
+
+// Whether `v` is a string among `allowed`.
+bool OneOf(const rapidjson::Value& v, std::initializer_list<std::string_view> allowed) {
+  return v.IsString() && std::find(allowed.begin(), allowed.end(), StringOf(v)) != allowed.end();
+}
+
+// ---- OpenAI, Azure
+
+// OpenAI's `input` as texts: a string, strings, token ids or arrays of token
+// ids (each embedded as the ids' decimal text joined by spaces). false when
+// it is none of these, or empty anywhere (OpenAI refuses empty inputs).
+bool OpenAiTexts(const rapidjson::Value& input, std::vector<std::string>* texts) {
+  auto ids_text = [](const rapidjson::Value& ids, std::string* out) {
+    if (!ids.IsArray() || ids.Empty()) return false;
+    for (const auto& id : ids.GetArray()) {
+      if (!id.IsInt() || id.GetInt() < 0) return false;
+      if (!out->empty()) *out += ' ';
+      *out += std::to_string(id.GetInt());
+    }
+    return true;
+  };
+  if (input.IsString()) {
+    texts->push_back(StringOf(input));
+    return !texts->back().empty();
+  }
+  if (!input.IsArray() || input.Empty()) return false;
+  if (input[0].IsInt()) {  // one input given as token ids
+    texts->emplace_back();
+    return ids_text(input, &texts->back());
+  }
+  if (input.Size() > 2048) return false;     // OpenAI's limit of inputs per request
+  const bool strings = input[0].IsString();  // else arrays of token ids
+  for (const auto& item : input.GetArray()) {
+    texts->emplace_back();
+    if (strings) {
+      if (!item.IsString() || item.GetStringLength() == 0) return false;
+      texts->back() = StringOf(item);
+    } else if (!ids_text(item, &texts->back())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+WireReply OpenAiEmbeddings(Api api, const RequestFacts& facts, const rapidjson::Value& doc,
+                           const ReplyIds& ids) {
+  auto bad = [api](const std::string& message) { return BuildError(api, 400, message); };
+  // Azure's deployment path names the model; OpenAI (and Azure's v1 path) need the body's.
+  const rapidjson::Value* model_member = Given(doc, "model");
+  if (model_member != nullptr && !model_member->IsString()) {
+    return bad("Invalid type for 'model': expected a string.");
+  }
+  std::string model = facts.model;
+  if (model.empty() && model_member != nullptr) model = StringOf(*model_member);
+  if (model.empty()) return bad("you must provide a model parameter");
+  const rapidjson::Value* input = Given(doc, "input");
+  if (input == nullptr) return bad("'input' is a required property");
+  std::vector<std::string> texts;
+  if (!OpenAiTexts(*input, &texts)) {
+    return bad(
+        "'$.input' is invalid. Please check the API reference: "
+        "https://platform.openai.com/docs/api-reference.");
+  }
+  int dimensions = kFakeEmbeddingDimensions;
+  if (!DimensionsOk(Given(doc, "dimensions"), &dimensions)) {
+    return bad("Invalid value for 'dimensions': expected an integer from 1 to " +
+               N(kMaxDimensions) + ".");
+  }
+  const rapidjson::Value* format = Given(doc, "encoding_format");
+  if (format != nullptr && !OneOf(*format, {"float", "base64"})) {
+    return bad("Invalid value for 'encoding_format'. Supported values are: 'float' and 'base64'.");
+  }
+  const bool base64 = format != nullptr && StringOf(*format) == "base64";
+  if (const rapidjson::Value* user = Given(doc, "user"); user != nullptr && !user->IsString()) {
+    return bad("Invalid type for 'user': expected a string.");
+  }
+  WireReply r;
+  AddOpenAiHeaders(&r, ids.seq, api == Api::kAzureEmbeddings);
+  r.headers.emplace_back("Content-Type", "application/json");
+  int64_t tokens = 0;
+  r.body = R"({"object":"list","data":[)";
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::vector<float> v = FakeEmbedding(texts[i], dimensions);
+    tokens += FakeTokenCount(texts[i]);
+    r.body += (i > 0 ? "," : "") + std::string(R"({"object":"embedding","index":)") +
+              N(static_cast<int64_t>(i)) + R"(,"embedding":)" +
+              (base64 ? Q(Float32Base64(v)) : FloatArray(v)) + "}";
+  }
+  r.body += R"(],"model":)" + Q(model) + R"(,"usage":{"prompt_tokens":)" + N(tokens) +
+            R"(,"total_tokens":)" + N(tokens) + "}}";
+  return r;
+}
+
+// ---- Gemini
+
+// One EmbedContentRequest (the :embedContent body, or an element of
+// :batchEmbedContents' requests) as its `{"values":[…]}`; "" and *error in
+// Google's style ("* <where>.<field>: …") when it is invalid.
+std::string GeminiValues(const rapidjson::Value& request, const std::string& where,
+                         std::string* error) {
+  auto fail = [&](const std::string& field, const std::string& why) {
+    *error = "* " + where + "." + field + ": " + why + "\n";
+    return std::string();
+  };
+  const rapidjson::Value* content = Given(request, "content");
+  if (content == nullptr) return fail("content", "contents is not specified");
+  const rapidjson::Value* parts = Given(*content, "parts");
+  if (parts == nullptr || !parts->IsArray() || parts->Empty()) {
+    return fail("content.parts", "contents.parts must not be empty.");
+  }
+  // The parts' texts embed as one text.
+  std::string text;
+  for (const auto& part : parts->GetArray()) {
+    const rapidjson::Value* t = Given(part, "text");
+    if (t == nullptr || !t->IsString()) {
+      return fail("content.parts", "only text parts can be embedded.");
+    }
+    text += StringOf(*t);
+  }
+  if (text.empty()) return fail("content.parts", "the text must not be empty.");
+  int dimensions = kFakeEmbeddingDimensions;
+  if (!DimensionsOk(Given(request, "outputDimensionality"), &dimensions)) {
+    return fail("output_dimensionality", "must be an integer from 1 to " + N(kMaxDimensions) + ".");
+  }
+  if (const rapidjson::Value* task = Given(request, "taskType");
+      task != nullptr &&
+      !OneOf(*task, {"TASK_TYPE_UNSPECIFIED", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT",
+                     "SEMANTIC_SIMILARITY", "CLASSIFICATION", "CLUSTERING", "QUESTION_ANSWERING",
+                     "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY"})) {
+    return fail("task_type", "invalid value.");
+  }
+  if (const rapidjson::Value* title = Given(request, "title");
+      title != nullptr && !title->IsString()) {
+    return fail("title", "must be a string.");
+  }
+  return R"({"values":)" + FloatArray(FakeEmbedding(text, dimensions)) + "}";
+}
+
+WireReply GeminiEmbeddings(const RequestFacts& facts, const rapidjson::Value& doc) {
+  auto bad = [](const std::string& message) {
+    return BuildError(Api::kGeminiEmbeddings, 400, message);
+  };
+  WireReply r;
+  r.headers.emplace_back("Content-Type", "application/json; charset=UTF-8");
+  std::string error;
+  if (!facts.gemini_batch) {
+    const std::string values = GeminiValues(doc, "EmbedContentRequest", &error);
+    if (values.empty()) return bad(error);
+    r.body = R"({"embedding":)" + values + "}";
+    return r;
+  }
+  const rapidjson::Value* requests = Given(doc, "requests");
+  if (requests == nullptr || !requests->IsArray() || requests->Empty()) {
+    return bad("* BatchEmbedContentsRequest.requests: must not be empty.\n");
+  }
+  if (requests->Size() > 100) {
+    return bad("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch.\n");
+  }
+  // Google refuses a batch whose requests name another model than the URL.
+  const std::string model = "models/" + facts.model;
+  r.body = R"({"embeddings":[)";
+  for (rapidjson::SizeType i = 0; i < requests->Size(); ++i) {
+    const rapidjson::Value& request = (*requests)[i];
+    const std::string where = "BatchEmbedContentsRequest.requests[" + N(i) + "]";
+    if (StringMember(request, "model") != model) {
+      return bad("* " + where + ".model: the model must be " + model +
+                 ", the model of the request URL.\n");
+    }
+    const std::string values = GeminiValues(request, where, &error);
+    if (values.empty()) return bad(error);
+    r.body += (i > 0 ? "," : "") + values;
+  }
+  r.body += "]}";
+  return r;
+}
+
+// ---- Bedrock InvokeModel
+
+// Bedrock's 400 wording, with the JSON-schema detail when there is one.
+std::string BedrockMalformed(std::string_view detail = "") {
+  return "Malformed input request" + (detail.empty() ? "" : ": " + std::string(detail)) +
+         ", please reformat your input and try again.";
+}
+
+// Bedrock checks an InvokeModel body against the model's JSON schema, which
+// refuses keys it does not name. "" when every key is allowed.
+std::string ExtraneousKey(const rapidjson::Value& doc,
+                          std::initializer_list<std::string_view> allowed) {
+  for (const auto& m : doc.GetObject()) {
+    if (!OneOf(m.name, allowed)) return StringOf(m.name);
+  }
+  return "";
+}
+
+// The embedding types asked for (Titan embeddingTypes, Cohere
+// embedding_types): absent, or a non-empty array of "float". Real models
+// also serve binary or int8 vectors; the fake serves float vectors only.
+bool FloatTypesOnly(const rapidjson::Value* types) {
+  if (types == nullptr) return true;
+  if (!types->IsArray() || types->Empty()) return false;
+  for (const auto& t : types->GetArray()) {
+    if (!OneOf(t, {"float"})) return false;
+  }
+  return true;
+}
+
+WireReply BedrockInvokeReply(const ReplyIds& ids, int64_t tokens, std::string body) {
+  WireReply r;
+  r.headers.emplace_back("x-amzn-RequestId", RequestUuid(ids.seq));
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.headers.emplace_back("X-Amzn-Bedrock-Invocation-Latency", "42");
+  r.headers.emplace_back("X-Amzn-Bedrock-Input-Token-Count", N(tokens));
+  r.body = std::move(body);
+  return r;
+}
+
+// amazon.titan-embed-text-*.
+WireReply Titan(const rapidjson::Value& doc, const ReplyIds& ids) {
+  auto bad = [](std::string_view detail) {
+    return BuildError(Api::kBedrockInvoke, 400, BedrockMalformed(detail));
+  };
+  if (std::string key =
+          ExtraneousKey(doc, {"inputText", "dimensions", "normalize", "embeddingTypes"});
+      !key.empty()) {
+    return bad("#: extraneous key [" + key + "] is not permitted");
+  }
+  const rapidjson::Value* input = Member(doc, "inputText");
+  if (input == nullptr) return bad("#: required key [inputText] not found");
+  if (!input->IsString()) return bad("#/inputText: expected type: String");
+  if (input->GetStringLength() == 0) return bad("#/inputText: expected minLength: 1, actual: 0");
+  // The real model's default is 1024 values; the fake's is kFakeEmbeddingDimensions.
+  int dimensions = kFakeEmbeddingDimensions;
+  if (const rapidjson::Value* d = Member(doc, "dimensions")) {
+    if (!d->IsInt()) return bad("#/dimensions: expected type: Integer");
+    if (d->GetInt() != 256 && d->GetInt() != 512 && d->GetInt() != 1024) {
+      return bad("#/dimensions: " + N(d->GetInt()) + " is not a valid enum value");
+    }
+    dimensions = d->GetInt();
+  }
+  // Titan normalizes by default; the fake's vectors stay FakeEmbedding()
+  // either way, so tests can compare them.
+  if (const rapidjson::Value* n = Member(doc, "normalize"); n != nullptr && !n->IsBool()) {
+    return bad("#/normalize: expected type: Boolean");
+  }
+  const rapidjson::Value* types = Member(doc, "embeddingTypes");
+  if (!FloatTypesOnly(types)) return bad("#/embeddingTypes: the fake serves only [\"float\"]");
+  const std::string text = StringOf(*input);
+  const std::string values = FloatArray(FakeEmbedding(text, dimensions));
+  const int64_t tokens = FakeTokenCount(text);
+  std::string body = R"({"embedding":)" + values;
+  // Asked for by type, the vectors come under embeddingsByType too.
+  if (types != nullptr) body += R"(,"embeddingsByType":{"float":)" + values + "}";
+  body += R"(,"inputTextTokenCount":)" + N(tokens) + "}";
+  return BedrockInvokeReply(ids, tokens, std::move(body));
+}
+
+// cohere.embed-*.
+WireReply Cohere(const rapidjson::Value& doc, const ReplyIds& ids) {
+  auto bad = [](std::string_view detail) {
+    return BuildError(Api::kBedrockInvoke, 400, BedrockMalformed(detail));
+  };
+  if (std::string key =
+          ExtraneousKey(doc, {"texts", "images", "input_type", "truncate", "embedding_types"});
+      !key.empty()) {
+    return bad("#: extraneous key [" + key + "] is not permitted");
+  }
+  const rapidjson::Value* texts = Member(doc, "texts");
+  if (texts == nullptr) return bad("#: required key [texts] not found");
+  if (!texts->IsArray()) return bad("#/texts: expected type: JSONArray");
+  if (texts->Empty()) return bad("#/texts: expected minimum item count: 1, found: 0");
+  if (texts->Size() > 96) {
+    return bad("#/texts: expected maximum item count: 96, found: " + N(texts->Size()));
+  }
+  const rapidjson::Value* input_type = Member(doc, "input_type");
+  if (input_type == nullptr) return bad("#: required key [input_type] not found");
+  if (!OneOf(*input_type, {"search_document", "search_query", "classification", "clustering"})) {
+    return bad("#/input_type: not a valid enum value");
+  }
+  if (const rapidjson::Value* t = Member(doc, "truncate");
+      t != nullptr && !OneOf(*t, {"NONE", "START", "END"})) {
+    return bad("#/truncate: not a valid enum value");
+  }
+  const rapidjson::Value* types = Member(doc, "embedding_types");
+  if (!FloatTypesOnly(types)) return bad("#/embedding_types: the fake serves only [\"float\"]");
+  std::string vectors = "[";
+  std::string echoed = "[";
+  int64_t tokens = 0;
+  for (rapidjson::SizeType i = 0; i < texts->Size(); ++i) {
+    const rapidjson::Value& t = (*texts)[i];
+    if (!t.IsString()) return bad("#/texts/" + N(i) + ": expected type: String");
+    const std::string text = StringOf(t);
+    vectors += (i > 0 ? "," : "") + FloatArray(FakeEmbedding(text, kFakeEmbeddingDimensions));
+    echoed += (i > 0 ? "," : "") + Q(text);
+    tokens += FakeTokenCount(text);
+  }
+  vectors += "]";
+  echoed += "]";
+  // Without embedding_types the floats come bare; with them, by type.
+  const bool by_type = types != nullptr;
+  return BedrockInvokeReply(ids, tokens,
+                            R"({"id":)" + Q(RequestUuid(ids.seq)) + R"(,"embeddings":)" +
+                                (by_type ? R"({"float":)" + vectors + "}" : vectors) +
+                                R"(,"texts":)" + echoed + R"(,"response_type":)" +
+                                Q(by_type ? "embeddings_by_type" : "embeddings_floats") + "}");
+}
+
+WireReply BedrockInvoke(const RequestFacts& facts, const rapidjson::Value& doc,
+                        const ReplyIds& ids) {
+  if (facts.model.starts_with("amazon.titan-embed-text")) return Titan(doc, ids);
+  if (facts.model.starts_with("cohere.embed")) return Cohere(doc, ids);
+  return BuildError(Api::kBedrockInvoke, 400,
+                    "The fake provider's InvokeModel serves only amazon.titan-embed-text* and "
+                    "cohere.embed* models, not " +
+                        facts.model + ".");
+}
+
 }  // namespace
 
 std::string_view ApiName(Api api) {
@@ -624,6 +1007,14 @@ std::string_view ApiName(Api api) {
       return "bedrock";
     case Api::kAzure:
       return "azure";
+    case Api::kOpenAiEmbeddings:
+      return "openai_embeddings";
+    case Api::kAzureEmbeddings:
+      return "azure_embeddings";
+    case Api::kGeminiEmbeddings:
+      return "gemini_embeddings";
+    case Api::kBedrockInvoke:
+      return "bedrock_invoke";
     case Api::kImds:
       return "imds";
     case Api::kRaw:
@@ -771,15 +1162,62 @@ WireReply BuildAnswer(Api api, const RequestFacts& facts, const FakeAnswer& answ
   }
 }
 
+std::vector<float> FakeEmbedding(std::string_view text, int dimensions) {
+  std::vector<float> v;
+  if (dimensions < 1) return v;
+  const uint64_t h = Fnv1a(text);
+  v.reserve(static_cast<size_t>(dimensions));
+  for (int j = 0; j < dimensions; ++j) {
+    v.push_back(static_cast<float>(static_cast<int>((h >> (j % 32)) % 2001) - 1000) / 1024.0f);
+  }
+  return v;
+}
+
+int FakeTokenCount(std::string_view text) {
+  int words = 0;
+  bool in_word = false;
+  for (char c : text) {
+    const bool space = std::isspace(static_cast<unsigned char>(c)) != 0;
+    if (!space && !in_word) ++words;
+    in_word = !space;
+  }
+  return text.empty() ? 0 : std::max(words, 1);
+}
+
+WireReply BuildEmbeddings(Api api, const RequestFacts& facts, std::string_view body,
+                          const ReplyIds& ids) {
+  rapidjson::Document doc;
+  if (!tg::json::Parse(body, &doc).ok() || !doc.IsObject()) return BuildUnparsableBody(api);
+  switch (api) {
+    case Api::kOpenAiEmbeddings:
+    case Api::kAzureEmbeddings:
+      return OpenAiEmbeddings(api, facts, doc, ids);
+    case Api::kGeminiEmbeddings:
+      return GeminiEmbeddings(facts, doc);
+    case Api::kBedrockInvoke:
+      return BedrockInvoke(facts, doc, ids);
+    default:
+      return BuildError(api, 404);
+  }
+}
+
+WireReply BuildUnparsableBody(Api api) {
+  const bool bedrock = api == Api::kBedrock || api == Api::kBedrockInvoke;
+  return BuildError(
+      api, 400, bedrock ? BedrockMalformed() : "We could not parse the JSON body of your request.");
+}
+
 WireReply BuildError(Api api, int status, std::string_view message, std::string_view type) {
   WireReply r;
   r.status = status;
   r.headers.emplace_back("Content-Type", "application/json");
   std::string msg(message);
   std::string t(type);
+  // Each provider's other APIs answer errors as its chat API does.
   switch (api) {
     case Api::kOpenAiChat:
-    case Api::kOpenAiResponses: {
+    case Api::kOpenAiResponses:
+    case Api::kOpenAiEmbeddings: {
       std::string code = "null";
       if (t == "context_length_exceeded") {  // what OpenAI answers a prompt over the context
         t = "invalid_request_error";
@@ -840,7 +1278,8 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
       }
       break;
     }
-    case Api::kAzure: {
+    case Api::kAzure:
+    case Api::kAzureEmbeddings: {
       if (msg.empty()) {
         switch (status) {
           case 401:
@@ -853,10 +1292,10 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
             msg = "Resource not found";
             break;
           case 429:
-            msg =
-                "Requests to the ChatCompletions_Create Operation under Azure OpenAI API "
-                "version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 "
-                "pricing tier. Please retry after 1 second.";
+            msg = std::string("Requests to the ") +
+                  (api == Api::kAzureEmbeddings ? "Embeddings_Create" : "ChatCompletions_Create") +
+                  " Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate "
+                  "limit of your current OpenAI S0 pricing tier. Please retry after 1 second.";
             break;
           default:
             msg = "Error " + std::to_string(status) + " (fake provider).";
@@ -914,7 +1353,8 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
       if (status == 429) r.headers.emplace_back("retry-after", "1");
       break;
     }
-    case Api::kGemini: {
+    case Api::kGemini:
+    case Api::kGeminiEmbeddings: {
       if (t.empty()) {
         switch (status) {
           case 400:
@@ -957,7 +1397,8 @@ WireReply BuildError(Api api, int status, std::string_view message, std::string_
                R"(,"status":)" + Q(t) + "}}";
       break;
     }
-    case Api::kBedrock: {
+    case Api::kBedrock:
+    case Api::kBedrockInvoke: {
       if (t.empty()) {
         switch (status) {
           case 400:
@@ -1005,6 +1446,8 @@ std::string BuildStreamError(Api api, std::string_view type, int sequence_number
   switch (api) {
     case Api::kOpenAiChat:
     case Api::kAzure:
+    case Api::kOpenAiEmbeddings:
+    case Api::kAzureEmbeddings:
       return R"(data: {"error":{"message":"The server had an error while processing your request. )"
              R"(Sorry about that!","type":)" +
              Q(type.empty() ? "server_error" : type) + R"(,"param":null,"code":null}})" + "\n\n";
@@ -1018,10 +1461,12 @@ std::string BuildStreamError(Api api, std::string_view type, int sequence_number
       return "event: error\ndata: " + std::string(R"({"type":"error","error":{"type":)") +
              Q(type.empty() ? "overloaded_error" : type) + R"(,"message":"Overloaded"}})" + "\n\n";
     case Api::kGemini:
+    case Api::kGeminiEmbeddings:
       return std::string(
                  R"(data: {"error":{"code":500,"message":"An internal error has occurred.",)") +
              R"("status":)" + Q(type.empty() ? "INTERNAL" : type) + "}}\r\n\r\n";
     case Api::kBedrock:
+    case Api::kBedrockInvoke:
       return adapter::aws::EncodeException(
           type.empty() ? "modelStreamErrorException" : type,
           R"({"message":"The model stream failed (injected by the fake provider)."})");

@@ -13,18 +13,22 @@ namespace tg::fakes {
 // functions (no I/O), so the formats themselves can be checked in tests.
 
 enum class Api {
-  kOpenAiChat,       // POST /v1/chat/completions
-  kOpenAiResponses,  // POST /v1/responses
-  kAnthropic,        // POST /v1/messages
-  kGemini,           // POST /v1beta/models/{m}:generateContent | :streamGenerateContent
-  kBedrock,          // POST /model/{id}/converse | /converse-stream
-  kAzure,            // POST /openai/deployments/{d}/chat/completions?api-version=…
-  kImds,             // GET /metadata/identity/oauth2/token (Azure managed identity)
-  kRaw,              // GET /_fake/stream: a plain chunked byte stream (HTTP client tests)
+  kOpenAiChat,        // POST /v1/chat/completions
+  kOpenAiResponses,   // POST /v1/responses
+  kAnthropic,         // POST /v1/messages
+  kGemini,            // POST /v1beta/models/{m}:generateContent | :streamGenerateContent
+  kBedrock,           // POST /model/{id}/converse | /converse-stream
+  kAzure,             // POST /openai/deployments/{d}/chat/completions?api-version=…
+  kOpenAiEmbeddings,  // POST /v1/embeddings
+  kAzureEmbeddings,   // POST /openai/deployments/{d}/embeddings?api-version=…
+  kGeminiEmbeddings,  // POST /v1beta/models/{m}:embedContent | :batchEmbedContents
+  kBedrockInvoke,     // POST /model/{id}/invoke (Titan and Cohere embedding models)
+  kImds,              // GET /metadata/identity/oauth2/token (Azure managed identity)
+  kRaw,               // GET /_fake/stream: a plain chunked byte stream (HTTP client tests)
   kUnknown,
 };
-// "openai" | "responses" | "anthropic" | "gemini" | "bedrock" | "azure" | "imds" | "raw" |
-// "unknown"
+// "openai" | "responses" | "anthropic" | "gemini" | "bedrock" | "azure" | "openai_embeddings" |
+// "azure_embeddings" | "gemini_embeddings" | "bedrock_invoke" | "imds" | "raw" | "unknown"
 std::string_view ApiName(Api api);
 
 struct FakeToolCall {
@@ -57,6 +61,7 @@ struct RequestFacts {
   bool stream = false;
   bool include_usage = false;  // OpenAI stream_options.include_usage
   bool gemini_sse = false;     // :streamGenerateContent?alt=sse (else a JSON array)
+  bool gemini_batch = false;   // :batchEmbedContents (else :embedContent)
   std::vector<std::string> tool_names;
   bool ends_with_tool_result = false;
   // The text of an assistant (Gemini: model) message the conversation ends
@@ -83,6 +88,32 @@ struct ReplyIds {
 
 WireReply BuildAnswer(Api api, const RequestFacts& facts, const FakeAnswer& answer,
                       const ReplyIds& ids);
+
+// ------------------------------------------------------------ embeddings
+
+// The length of every vector whose request names none. Real models default to
+// hundreds or thousands; 8 keeps answers and tests small.
+inline constexpr int kFakeEmbeddingDimensions = 8;
+
+// The fake's embedding of `text`: `dimensions` values (none when < 1) derived
+// from the text's FNV-1a hash, each k/1024 with |k| <= 1000, so exactly a
+// float32, short in JSON, and equal whatever the wire format.
+std::vector<float> FakeEmbedding(std::string_view text, int dimensions);
+
+// The usage the fake reports for `text`: its whitespace-separated words, at
+// least 1 when the text is not empty.
+int FakeTokenCount(std::string_view text);
+
+// The answer to an embeddings request (kOpenAiEmbeddings, kAzureEmbeddings,
+// kGeminiEmbeddings, kBedrockInvoke): `body` checked as the provider checks
+// it (a 400 in its error format otherwise), then one FakeEmbedding per input.
+// `facts` carries what the path says: model (Gemini model, Bedrock model id,
+// Azure deployment) and gemini_batch.
+WireReply BuildEmbeddings(Api api, const RequestFacts& facts, std::string_view body,
+                          const ReplyIds& ids);
+
+// The provider's 400 for a body that is not a JSON object.
+WireReply BuildUnparsableBody(Api api);
 
 // The provider's model list (the cheap GET an active health probe calls):
 // OpenAI and Azure `{"object":"list","data":[{"id",…}]}`, Anthropic

@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <bit>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <string>
@@ -18,6 +21,7 @@
 #include "tg/adapter/aws/eventstream.h"
 #include "tg/adapter/aws/sigv4.h"
 #include "tg/adapter/http/curl_http_client.h"
+#include "tg/common/crypto.h"
 
 namespace tg::fakes {
 namespace {
@@ -116,8 +120,16 @@ class FakeProviderTest : public ::testing::Test {
   // A Bedrock call signed like tg-adapter signs it.
   HttpResponse Bedrock(const std::string& model_id, bool stream, const std::string& body,
                        adapter::aws::Credentials credentials, bool double_encode = true) {
-    const std::string path = "/model/" + adapter::aws::UriEncode(model_id, false) +
-                             (stream ? "/converse-stream" : "/converse");
+    return BedrockOp(model_id, stream ? "converse-stream" : "converse", body, credentials,
+                     double_encode);
+  }
+  HttpResponse Invoke(const std::string& model_id, const std::string& body) {
+    return BedrockOp(model_id, "invoke", body, fake_.credentials().aws);
+  }
+  HttpResponse BedrockOp(const std::string& model_id, const std::string& op,
+                         const std::string& body, adapter::aws::Credentials credentials,
+                         bool double_encode = true) {
+    const std::string path = "/model/" + adapter::aws::UriEncode(model_id, false) + "/" + op;
     adapter::aws::SigningRequest s;
     s.method = "POST";
     s.path = path;
@@ -593,6 +605,264 @@ TEST_F(FakeProviderTest, ImdsServesTheEntraToken) {
   EXPECT_EQ(Str(d["token_type"]), "Bearer");
   EXPECT_EQ(Str(d["resource"]), "https://cognitiveservices.azure.com/");
   EXPECT_GT(std::stoll(Str(d["expires_on"])), static_cast<long long>(std::time(nullptr)));
+}
+
+// ------------------------------------------------------------------ embeddings
+
+// `array` holds exactly `expected`: each JSON number parses to its float32, exactly.
+void ExpectVector(const rapidjson::Value& array, const std::vector<float>& expected) {
+  ASSERT_TRUE(array.IsArray());
+  ASSERT_EQ(array.Size(), expected.size());
+  for (rapidjson::SizeType j = 0; j < array.Size(); ++j) {
+    EXPECT_EQ(array[j].GetDouble(), static_cast<double>(expected[j])) << "value " << j;
+  }
+}
+
+std::vector<float> Fake(std::string_view text, int dimensions = kFakeEmbeddingDimensions) {
+  return FakeEmbedding(text, dimensions);
+}
+
+TEST(FakeEmbeddingTest, DeterministicSmallExactValuesAndWordCounts) {
+  const std::vector<float> v = Fake("hello world", 40);
+  ASSERT_EQ(v.size(), 40u);
+  EXPECT_EQ(v, Fake("hello world", 40));
+  EXPECT_NE(v, Fake("hello world!", 40));
+  for (float x : v) {
+    EXPECT_LE(std::abs(x), 1000.0f / 1024);
+    EXPECT_EQ(x * 1024, static_cast<float>(static_cast<int>(x * 1024)));  // k/1024, exactly
+  }
+  EXPECT_TRUE(Fake("x", 0).empty());
+  EXPECT_EQ(FakeTokenCount("  one two\tthree\n"), 3);
+  EXPECT_EQ(FakeTokenCount("   "), 1);  // not empty: at least one token
+  EXPECT_EQ(FakeTokenCount(""), 0);
+}
+
+TEST_F(FakeProviderTest, OpenAiEmbeddings) {
+  HttpResponse r =
+      Post("/v1/embeddings", R"({"model":"text-embedding-3-small","input":["hello world","one"]})",
+           OpenAi());
+  ASSERT_EQ(r.head.status, 200) << r.body;
+  EXPECT_EQ(r.head.Header("content-type"), "application/json");
+  auto d = Json(r.body);
+  EXPECT_EQ(Str(d["object"]), "list");
+  EXPECT_EQ(Str(d["model"]), "text-embedding-3-small");
+  ASSERT_EQ(d["data"].Size(), 2u);
+  const char* texts[] = {"hello world", "one"};
+  for (rapidjson::SizeType i = 0; i < 2; ++i) {
+    EXPECT_EQ(Str(d["data"][i]["object"]), "embedding");
+    EXPECT_EQ(d["data"][i]["index"].GetInt(), static_cast<int>(i));
+    ExpectVector(d["data"][i]["embedding"], Fake(texts[i]));
+  }
+  EXPECT_EQ(d["usage"]["prompt_tokens"].GetInt(), 3);
+  EXPECT_EQ(d["usage"]["total_tokens"].GetInt(), 3);
+  EXPECT_EQ(fake_.Requests().back().api, Api::kOpenAiEmbeddings);
+
+  // base64: the float32 little-endian bytes.
+  auto b = Json(Post("/v1/embeddings",
+                     R"({"model":"m","input":"hello world","dimensions":3,)"
+                     R"("encoding_format":"base64","user":"u"})",
+                     OpenAi())
+                    .body);
+  auto bytes = crypto::Base64Decode(Str(b["data"][0]["embedding"]));
+  ASSERT_TRUE(bytes.has_value());
+  ASSERT_EQ(bytes->size(), 12u);
+  std::vector<float> decoded(3);
+  for (size_t j = 0; j < 3; ++j) {
+    uint32_t u = 0;
+    for (int k = 3; k >= 0; --k) u = (u << 8) | static_cast<unsigned char>((*bytes)[j * 4 + k]);
+    decoded[j] = std::bit_cast<float>(u);
+  }
+  EXPECT_EQ(decoded, Fake("hello world", 3));
+
+  // Token ids embed as their decimal text.
+  auto t = Json(Post("/v1/embeddings", R"({"model":"m","input":[[1,2,3]]})", OpenAi()).body);
+  ExpectVector(t["data"][0]["embedding"], Fake("1 2 3"));
+  EXPECT_EQ(t["usage"]["prompt_tokens"].GetInt(), 3);
+}
+
+TEST_F(FakeProviderTest, OpenAiEmbeddingsErrors) {
+  HttpResponse wrong =
+      Post("/v1/embeddings", R"({"model":"m","input":"x"})", {{"Authorization", "Bearer bad"}});
+  EXPECT_EQ(wrong.head.status, 401);
+  EXPECT_EQ(Str(Json(wrong.body)["error"]["code"]), "invalid_api_key");
+  for (const char* body :
+       {"{", R"({"input":"x"})", R"({"model":"m","input":""})", R"({"model":"m","input":[]})",
+        R"({"model":"m","input":[1,"a"]})", R"({"model":"m","input":"x","dimensions":0})",
+        R"({"model":"m","input":"x","encoding_format":"hex"})"}) {
+    HttpResponse r = Post("/v1/embeddings", body, OpenAi());
+    EXPECT_EQ(r.head.status, 400) << body;
+    EXPECT_EQ(Str(Json(r.body)["error"]["type"]), "invalid_request_error") << body;
+  }
+}
+
+TEST_F(FakeProviderTest, AzureEmbeddings) {
+  const std::string path = "/openai/deployments/emb-prod/embeddings?api-version=2024-10-21";
+  const std::string body = R"({"input":"hello world"})";
+  HttpResponse r = Post(path, body, Azure());
+  ASSERT_EQ(r.head.status, 200) << r.body;
+  EXPECT_FALSE(r.head.Header("apim-request-id").empty());
+  auto d = Json(r.body);
+  EXPECT_EQ(Str(d["model"]), "emb-prod");  // the deployment
+  ExpectVector(d["data"][0]["embedding"], Fake("hello world"));
+  EXPECT_EQ(d["usage"]["total_tokens"].GetInt(), 2);
+  EXPECT_EQ(fake_.Requests().back().api, Api::kAzureEmbeddings);
+
+  EXPECT_EQ(Post(path, body, {{"Authorization", "Bearer fake-entra-token"}}).head.status, 200);
+  HttpResponse wrong = Post(path, body, {{"api-key", "bad"}});
+  EXPECT_EQ(wrong.head.status, 401);
+  EXPECT_EQ(Str(Json(wrong.body)["error"]["code"]), "401");
+  EXPECT_EQ(Post("/openai/deployments/emb-prod/embeddings", body, Azure()).head.status, 404);
+  HttpResponse bad = Post(path, R"({"input":[]})", Azure());
+  EXPECT_EQ(bad.head.status, 400);
+  EXPECT_TRUE(Json(bad.body)["error"].HasMember("message"));
+  EXPECT_EQ(
+      Str(Json(
+          Post("/openai/v1/embeddings", R"({"model":"e","input":"x"})", Azure()).body)["model"]),
+      "e");
+}
+
+TEST_F(FakeProviderTest, GeminiEmbedContentAndBatch) {
+  HttpResponse r = Post(
+      "/v1beta/models/text-embedding-004:embedContent",
+      R"({"content":{"parts":[{"text":"hello "},{"text":"world"}]},"taskType":"RETRIEVAL_QUERY"})",
+      Gemini());
+  ASSERT_EQ(r.head.status, 200) << r.body;
+  auto d = Json(r.body);
+  ExpectVector(d["embedding"]["values"], Fake("hello world"));
+  EXPECT_EQ(d.MemberCount(), 1u);  // no usage
+  EXPECT_EQ(fake_.Requests().back().api, Api::kGeminiEmbeddings);
+  auto v1 = Json(Post("/v1/models/m:embedContent",
+                      R"({"content":{"parts":[{"text":"a"}]},"outputDimensionality":4})", Gemini())
+                     .body);
+  ExpectVector(v1["embedding"]["values"], Fake("a", 4));
+
+  const std::string batch_path = "/v1beta/models/text-embedding-004:batchEmbedContents";
+  HttpResponse b = Post(
+      batch_path,
+      R"({"requests":[{"model":"models/text-embedding-004","content":{"parts":[{"text":"a"}]}},)"
+      R"({"model":"models/text-embedding-004","content":{"parts":[{"text":"b"}]},)"
+      R"("outputDimensionality":2}]})",
+      Gemini());
+  ASSERT_EQ(b.head.status, 200) << b.body;
+  auto bd = Json(b.body);
+  ASSERT_EQ(bd["embeddings"].Size(), 2u);
+  ExpectVector(bd["embeddings"][0]["values"], Fake("a"));
+  ExpectVector(bd["embeddings"][1]["values"], Fake("b", 2));
+
+  HttpResponse mismatch = Post(
+      batch_path, R"({"requests":[{"model":"models/other","content":{"parts":[{"text":"a"}]}}]})",
+      Gemini());
+  EXPECT_EQ(mismatch.head.status, 400);
+  EXPECT_EQ(Str(Json(mismatch.body)["error"]["status"]), "INVALID_ARGUMENT");
+  const std::string path = "/v1beta/models/text-embedding-004:embedContent";
+  EXPECT_EQ(Post(path, R"({"content":{"parts":[]}})", Gemini()).head.status, 400);
+  EXPECT_EQ(Post(path, "[1]", Gemini()).head.status, 400);
+  HttpResponse wrong = Post(path, "{}", {{"x-goog-api-key", "bad"}});
+  EXPECT_EQ(wrong.head.status, 400);
+  EXPECT_EQ(Str(Json(wrong.body)["error"]["details"][0]["reason"]), "API_KEY_INVALID");
+  EXPECT_EQ(Post(path, "{}", {}).head.status, 403);
+}
+
+constexpr char kTitan[] = "amazon.titan-embed-text-v2:0";
+constexpr char kCohere[] = "cohere.embed-english-v3";
+
+TEST_F(FakeProviderTest, BedrockTitanEmbeddings) {
+  HttpResponse r = Invoke(kTitan, R"({"inputText":"hello big world"})");
+  ASSERT_EQ(r.head.status, 200) << r.body;
+  auto d = Json(r.body);
+  ExpectVector(d["embedding"], Fake("hello big world"));
+  EXPECT_EQ(d["inputTextTokenCount"].GetInt(), 3);
+  EXPECT_EQ(d.MemberCount(), 2u);
+  EXPECT_EQ(r.head.Header("X-Amzn-Bedrock-Input-Token-Count"), "3");
+  const RecordedRequest rec = fake_.Requests().back();
+  EXPECT_EQ(rec.api, Api::kBedrockInvoke);
+  EXPECT_EQ(rec.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+
+  auto sized = Json(Invoke(kTitan, R"({"inputText":"x","dimensions":256,"normalize":true})").body);
+  ExpectVector(sized["embedding"], Fake("x", 256));
+
+  for (const char* body : {R"({"inputText":"x","dimensions":100})", R"({"inputText":""})",
+                           R"({"texts":["x"]})", "{"}) {
+    HttpResponse bad = Invoke(kTitan, body);
+    EXPECT_EQ(bad.head.status, 400) << body;
+    EXPECT_TRUE(bad.head.Header("x-amzn-ErrorType").starts_with("ValidationException:")) << body;
+    EXPECT_TRUE(Json(bad.body).HasMember("message")) << body;
+  }
+
+  adapter::aws::Credentials wrong = fake_.credentials().aws;
+  wrong.secret_access_key = "not-the-secret";
+  HttpResponse denied = BedrockOp(kTitan, "invoke", R"({"inputText":"x"})", wrong);
+  EXPECT_EQ(denied.head.status, 403);
+  EXPECT_TRUE(denied.head.Header("x-amzn-ErrorType").starts_with("InvalidSignatureException:"));
+  EXPECT_EQ(Post("/model/m/invoke", R"({"inputText":"x"})", {}).head.status, 403);
+}
+
+TEST_F(FakeProviderTest, BedrockCohereEmbeddings) {
+  HttpResponse r = Invoke(kCohere, R"({"texts":["a b","c"],"input_type":"search_document"})");
+  ASSERT_EQ(r.head.status, 200) << r.body;
+  auto d = Json(r.body);
+  EXPECT_FALSE(Str(d["id"]).empty());
+  EXPECT_EQ(Str(d["response_type"]), "embeddings_floats");
+  ASSERT_EQ(d["embeddings"].Size(), 2u);
+  ExpectVector(d["embeddings"][0], Fake("a b"));
+  ExpectVector(d["embeddings"][1], Fake("c"));
+  EXPECT_EQ(Str(d["texts"][1]), "c");
+  EXPECT_EQ(r.head.Header("X-Amzn-Bedrock-Input-Token-Count"), "3");
+
+  auto typed = Json(Invoke(kCohere, R"({"texts":["a"],"input_type":"search_query",)"
+                                    R"("truncate":"END","embedding_types":["float"]})")
+                        .body);
+  EXPECT_EQ(Str(typed["response_type"]), "embeddings_by_type");
+  ExpectVector(typed["embeddings"]["float"][0], Fake("a"));
+
+  std::string many = R"({"input_type":"clustering","texts":[)";
+  for (int i = 0; i < 97; ++i) many += (i ? ",\"t\"" : "\"t\"");
+  many += "]}";
+  for (const std::string& body : {std::string(R"({"texts":["a"]})"), many,
+                                  std::string(R"({"texts":[],"input_type":"clustering"})")}) {
+    HttpResponse bad = Invoke(kCohere, body);
+    EXPECT_EQ(bad.head.status, 400) << body;
+    EXPECT_TRUE(bad.head.Header("x-amzn-ErrorType").starts_with("ValidationException:"));
+  }
+  // Other models: InvokeModel is served for the embedding models only.
+  HttpResponse other = Invoke(kModelId, R"({"inputText":"x"})");
+  EXPECT_EQ(other.head.status, 400);
+  EXPECT_TRUE(other.head.Header("x-amzn-ErrorType").starts_with("ValidationException:"));
+}
+
+TEST_F(FakeProviderTest, EmbeddingPathsTakeFaults) {
+  auto fault = [&](const std::string& path, const std::string& api, int status) {
+    FakeFault f;
+    f.path_prefix = path;
+    f.api = api;
+    f.status = status;
+    f.count = 1;
+    fake_.AddFault(f);
+  };
+  fault("/v1/embeddings", "", 429);
+  fault("/openai/deployments/e/embeddings", "", 503);
+  fault("/v1beta/models/g:embedContent", "", 500);
+  fault("", "bedrock_invoke", 429);
+
+  HttpResponse o = Post("/v1/embeddings", R"({"model":"m","input":"x"})", OpenAi());
+  EXPECT_EQ(o.head.status, 429);
+  EXPECT_EQ(Str(Json(o.body)["error"]["code"]), "rate_limit_exceeded");
+  HttpResponse a =
+      Post("/openai/deployments/e/embeddings?api-version=2024-10-21", R"({"input":"x"})", Azure());
+  EXPECT_EQ(a.head.status, 503);
+  EXPECT_EQ(Str(Json(a.body)["error"]["code"]), "503");
+  HttpResponse g =
+      Post("/v1beta/models/g:embedContent", R"({"content":{"parts":[{"text":"x"}]}})", Gemini());
+  EXPECT_EQ(g.head.status, 500);
+  EXPECT_EQ(Str(Json(g.body)["error"]["status"]), "INTERNAL");
+  EXPECT_EQ(Bedrock(kModelId, false, kConverse, fake_.credentials().aws).head.status,
+            200);  // the api names bedrock_invoke only
+  HttpResponse b = Invoke(kTitan, R"({"inputText":"x"})");
+  EXPECT_EQ(b.head.status, 429);
+  EXPECT_TRUE(b.head.Header("x-amzn-ErrorType").starts_with("ThrottlingException"));
+  // Each fault was used once.
+  EXPECT_EQ(Post("/v1/embeddings", R"({"model":"m","input":"x"})", OpenAi()).head.status, 200);
+  EXPECT_EQ(Invoke(kTitan, R"({"inputText":"x"})").head.status, 200);
 }
 
 // ------------------------------------------------------------------ faults

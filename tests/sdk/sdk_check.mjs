@@ -355,6 +355,28 @@ await check('openai models.retrieve of an unknown model → NotFoundError model_
   throw new CheckFailed('the request succeeded');
 });
 
+// Embeddings: the seeds' upstream mixes openai with anthropic, which has no
+// embeddings API; the gateway passes anthropic over, so openai serves every
+// one. The SDK asks for base64 unless told otherwise and decodes it: both
+// forms must give the same vectors.
+await check('openai embeddings.create, float and base64', () =>
+  twice(async () => {
+    const input = ['hello world', 'second text'];
+    const { data: floats, response } = await openai.embeddings
+      .create({ model: 'text-embedding-3-small', input, encoding_format: 'float' })
+      .withResponse();
+    assert(floats.object === 'list' && floats.data.length === 2, `answer = ${show(floats)}`);
+    assert(floats.data.every((d, i) => d.index === i && Array.isArray(d.embedding) && d.embedding.length > 0),
+      `data = ${show(floats.data)}`);
+    assert(isCount(floats.usage?.prompt_tokens) && floats.usage.prompt_tokens > 0, `usage = ${show(floats.usage)}`);
+    const decoded = await openai.embeddings.create({ model: 'text-embedding-3-small', input });
+    for (let i = 0; i < 2; ++i) {
+      assert(show(Array.from(decoded.data[i].embedding)) === show(floats.data[i].embedding),
+        `base64 vector ${i} ${show(decoded.data[i].embedding)} != float ${show(floats.data[i].embedding)}`);
+    }
+    return selectedProvider(response);
+  }));
+
 // ------------------------------------------------------------------ Anthropic SDK
 
 await check('anthropic messages.create (withResponse)', () =>

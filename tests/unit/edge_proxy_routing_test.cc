@@ -82,7 +82,8 @@ TEST(ProxyRouting, ClientFormatFromPath) {
   EXPECT_EQ(ClientFormatOf("/v1/chat/completions"), tg::v1::CLIENT_FORMAT_OPENAI_CHAT);
   EXPECT_EQ(ClientFormatOf("/ai/v1/messages"), tg::v1::CLIENT_FORMAT_ANTHROPIC_MESSAGES);
   EXPECT_EQ(ClientFormatOf("/v1/responses/"), tg::v1::CLIENT_FORMAT_OPENAI_RESPONSES);
-  EXPECT_EQ(ClientFormatOf("/v1/embeddings"), tg::v1::CLIENT_FORMAT_UNSPECIFIED);
+  EXPECT_EQ(ClientFormatOf("/v1/embeddings"), tg::v1::CLIENT_FORMAT_OPENAI_EMBEDDINGS);
+  EXPECT_EQ(ClientFormatOf("/v1/images/generations"), tg::v1::CLIENT_FORMAT_UNSPECIFIED);
 }
 
 }  // namespace

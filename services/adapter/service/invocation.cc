@@ -211,7 +211,36 @@ void Invocation::StartPassthrough() {
   Send(std::move(hr));
 }
 
+void Invocation::StartEmbeddings() {
+  // Errors in OpenAI's shape: embeddings are OpenAI's API.
+  client_codec_ = &translate::ClientCodecFor(translate::ClientFormat::kOpenAiChat);
+  auto decoded = translate::DecodeEmbeddingsRequest(req_.body());
+  if (!decoded.ok()) {
+    const auto& e = decoded.error();
+    return FailBeforeBody(400, ProviderError::KIND_HTTP, false, e.type, e.message);
+  }
+  embeddings_ = std::make_unique<translate::EmbeddingsRequest>(std::move(decoded.value()));
+  target_info_ = target_->info;
+  target_info_.model = req_.effective_model().empty() ? embeddings_->model : req_.effective_model();
+  target_info_.stream = false;
+  // The chat codec reads the provider's error answers: the shapes are the same.
+  provider_codec_ = target_->codec;
+  if (provider_codec_ == nullptr) {
+    return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
+                          "unknown provider \"" + target_->target.provider() + "\"");
+  }
+  auto spec = translate::BuildEmbeddingsCall(*embeddings_, target_info_);
+  if (!spec.ok()) {
+    const auto& e = spec.error();
+    return FailBeforeBody(e.http_status ? e.http_status : 400, ProviderError::KIND_HTTP,
+                          e.retryable, e.type, e.message);
+  }
+  spec_ = std::move(spec.value());
+  SendSpec();
+}
+
 void Invocation::StartProvider() {
+  if (req_.client_format() == tg::v1::CLIENT_FORMAT_OPENAI_EMBEDDINGS) return StartEmbeddings();
   client_codec_ = &translate::ClientCodecFor(ToTranslate(req_.client_format()));
   auto chat = client_codec_->DecodeRequest(req_.body());
   if (!chat.ok()) {
@@ -275,7 +304,10 @@ void Invocation::StartProvider() {
                           e.retryable, e.type, e.message);
   }
   spec_ = std::move(spec.value());
+  SendSpec();
+}
 
+void Invocation::SendSpec() {
   auto build_and_send = [self = shared_from_this()](const std::string& entra_token) {
     http::HttpRequest hr;
     hr.method = self->spec_.method;
@@ -316,13 +348,15 @@ void Invocation::Send(http::HttpRequest request) {
   }
   // GenAI conventions: "{operation} {model}"; a plain proxy call is named
   // after its method.
-  provider_span_ = trace::Span::Start(passthrough_ ? request.method : "chat " + target_info_.model,
-                                      trace::SpanKind::kClient, span_.context());
+  const char* operation = embeddings_ ? "embeddings" : "chat";
+  provider_span_ =
+      trace::Span::Start(passthrough_ ? request.method : operation + (" " + target_info_.model),
+                         trace::SpanKind::kClient, span_.context());
   if (provider_span_.recording()) {
     provider_span_.SetAttribute("http.request.method", request.method);
     provider_span_.SetAttribute("server.address", target_->target.host());
     if (!passthrough_) {
-      provider_span_.SetAttribute("gen_ai.operation.name", "chat");
+      provider_span_.SetAttribute("gen_ai.operation.name", operation);
       provider_span_.SetAttribute("gen_ai.system", target_->gen_ai_system);
       provider_span_.SetAttribute("gen_ai.request.model", target_info_.model);
     }
@@ -703,6 +737,29 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
     buffered_.clear();
     return FailBeforeBody(502, ProviderError::KIND_PROTOCOL, true, "bad_response",
                           "provider answered without an HTTP response head");
+  }
+  if (embeddings_ && status_ >= 200 && status_ <= 299) {
+    auto answer = translate::ParseEmbeddingsAnswer(target_info_, *embeddings_, buffered_);
+    buffered_.clear();
+    if (!answer.ok()) {
+      const auto& e = answer.error();
+      return FailBeforeBody(e.http_status ? e.http_status : 502, KindOf(e.kind), e.retryable,
+                            e.type, e.message);
+    }
+    if (answer.value().body.size() > options_.max_buffered_body) return FailTooLarge();
+    std::vector<tg::v1::InvokeEvent> out;
+    out.push_back(HeadEvent(200, "application/json", std::string(provider_codec_->name())));
+    out.push_back(ChunkEvent(std::move(answer.value().body)));
+    out.back().set_first_token(true);
+    if (answer.value().prompt_tokens >= 0) {
+      translate::Usage usage;
+      usage.prompt_tokens = answer.value().prompt_tokens;
+      usage.total_tokens = answer.value().prompt_tokens;
+      out.push_back(UsageEvent(usage, target_info_.model));
+    }
+    out.push_back(EndEvent(true, ProviderError::KIND_UNSPECIFIED, 200, false, "", true));
+    Emit(std::move(out), true);
+    return;
   }
   auto parsed = provider_codec_->ParseResponse(status_, buffered_, Context());
   buffered_.clear();

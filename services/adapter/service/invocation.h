@@ -16,6 +16,7 @@
 #include "tg/adapter/service/auth.h"
 #include "tg/adapter/service/target_directory.h"
 #include "tg/adapter/translate/client_codec.h"
+#include "tg/adapter/translate/embeddings.h"
 #include "tg/adapter/translate/provider_codec.h"
 #include "tg/common/input_limits.h"
 #include "tg/common/limits.h"
@@ -83,6 +84,11 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
 
  private:
   void StartProvider();
+  // POST …/embeddings (translate/embeddings.h): one whole answer, never streamed.
+  void StartEmbeddings();
+  // Sends spec_ with the target's auth (an Entra token fetched off the gRPC
+  // thread first when the target needs one).
+  void SendSpec();
   void StartPassthrough();
   void Send(http::HttpRequest request);
   // The answer is over max_buffered_body: cancels the transfer (OnHttpDone
@@ -126,6 +132,8 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   const translate::ProviderCodec* provider_codec_ = nullptr;
   translate::TargetInfo target_info_;
   translate::HttpRequestSpec spec_;
+  // An embeddings call: its decoded request (nullptr for chat).
+  std::unique_ptr<translate::EmbeddingsRequest> embeddings_;
   bool client_stream_ = false;
   bool include_usage_ = false;
   std::unique_ptr<translate::ProviderStreamDecoder> decoder_;

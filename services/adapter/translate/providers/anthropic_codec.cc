@@ -292,7 +292,7 @@ static Result<HttpRequestSpec> BuildAnthropicRequest(const ChatRequest& request,
                                                      const TargetInfo& target) {
   Result<std::string> body = MessagesBody(request, target);
   if (!body.ok()) return body.error();
-  return AssembleCall({.base_url = kDefaultBaseUrl,
+  return AssembleCall({.base_url = std::string(kDefaultBaseUrl),
                        .path = ResolvePath(kDefaultPath, target, PathEncode(target.model)),
                        .version_headers = {{"anthropic-version", std::string(kApiVersion)}},
                        .auth = AuthScheme::kAnthropicApiKey},

@@ -29,28 +29,35 @@ bool AcceptsStreamOptions(std::string_view api_version, bool v1_path) {
 
 }  // namespace
 
-static Result<HttpRequestSpec> BuildAzureRequest(const ChatRequest& request,
-                                                 const TargetInfo& target) {
-  std::string endpoint = target.azure_endpoint;
-  if (endpoint.empty() && target.host.empty()) {
+Result<CallShape> AzureCallShape(const TargetInfo& target, std::string path) {
+  if (target.azure_endpoint.empty() && target.host.empty()) {
     return InvalidRequest("azure target needs credentials.azure_endpoint (or a host)");
   }
-  std::string version = target.azure_version;
-  if (version.empty()) version = target.api_version;
-  if (version.empty()) version = std::string(kDefaultApiVersion);
-  std::string model = target.model.empty() ? request.model : target.model;
-  std::string encoded = PathEncode(model);
-
-  std::string path =
-      ResolvePath("/openai/deployments/" + encoded + "/chat/completions", target, encoded);
-  bool v1_path = path.find("/openai/v1/") != std::string::npos;
-  CallShape shape{.base_url = endpoint, .path = std::move(path)};
-  if (!v1_path) shape.query.emplace_back("api-version", version);
+  const bool v1_path = path.find("/openai/v1/") != std::string::npos;
+  CallShape shape{.base_url = target.azure_endpoint, .path = std::move(path)};
+  if (!v1_path) shape.query.emplace_back("api-version", AzureApiVersion(target));
   shape.auth =
       target.azure_use_managed_identity ? AuthScheme::kAzureEntraToken : AuthScheme::kAzureApiKey;
-  return AssembleCall(
-      std::move(shape), target,
-      OpenAiChatBody(request, target, AcceptsStreamOptions(v1_path ? "" : version, v1_path)));
+  return shape;
+}
+
+std::string AzureApiVersion(const TargetInfo& target) {
+  if (!target.azure_version.empty()) return target.azure_version;
+  if (!target.api_version.empty()) return target.api_version;
+  return std::string(kDefaultApiVersion);
+}
+
+static Result<HttpRequestSpec> BuildAzureRequest(const ChatRequest& request,
+                                                 const TargetInfo& target) {
+  std::string model = target.model.empty() ? request.model : target.model;
+  std::string encoded = PathEncode(model);
+  auto shape = AzureCallShape(
+      target, ResolvePath("/openai/deployments/" + encoded + "/chat/completions", target, encoded));
+  if (!shape.ok()) return shape.error();
+  const bool v1_path = shape.value().query.empty();
+  const bool stream_options = AcceptsStreamOptions(v1_path ? "" : AzureApiVersion(target), v1_path);
+  return AssembleCall(std::move(shape.value()), target,
+                      OpenAiChatBody(request, target, stream_options));
 }
 
 static Result<ChatResponse> ParseAzureAnswer(int status, std::string_view body,

@@ -238,6 +238,21 @@ int BedrockExceptionStatus(std::string_view type) {
 
 }  // namespace
 
+Result<CallShape> BedrockCallShape(const TargetInfo& target) {
+  std::string region = target.aws_region.empty() ? std::string(kDefaultRegion) : target.aws_region;
+  // The region becomes part of a host name: letters, digits and '-' only.
+  if (region.size() > 32 || !std::all_of(region.begin(), region.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+      })) {
+    return ConfigurationError("credentials.aws_region must be an AWS region name (us-east-1)");
+  }
+  return CallShape{.base_url = "https://bedrock-runtime." + region + ".amazonaws.com",
+                   .auth = AuthScheme::kAwsSigV4,
+                   .stream_framing = BodyFraming::kAwsEventStream,
+                   .aws_service = "bedrock",
+                   .aws_region = region};
+}
+
 static Result<HttpRequestSpec> BuildBedrockRequest(const ChatRequest& request,
                                                    const TargetInfo& target) {
   const Value& in = request.doc;
@@ -305,25 +320,13 @@ static Result<HttpRequestSpec> BuildBedrockRequest(const ChatRequest& request,
     out.AddMember("additionalModelRequestFields", extra, a);
   }
 
-  std::string region = target.aws_region.empty() ? std::string(kDefaultRegion) : target.aws_region;
   std::string model = target.model.empty() ? request.model : target.model;
   std::string encoded = PathEncode(model);
-  // The region becomes part of a host name: letters, digits and '-' only.
-  if (region.size() > 32 || !std::all_of(region.begin(), region.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-      })) {
-    return ConfigurationError("credentials.aws_region must be an AWS region name (us-east-1)");
-  }
-  const std::string base_url = "https://bedrock-runtime." + region + ".amazonaws.com";
-  return AssembleCall(
-      {.base_url = base_url,
-       .path = ResolvePath("/model/" + encoded + (target.stream ? "/converse-stream" : "/converse"),
-                           target, encoded),
-       .auth = AuthScheme::kAwsSigV4,
-       .stream_framing = BodyFraming::kAwsEventStream,
-       .aws_service = "bedrock",
-       .aws_region = region},
-      target, json::Write(out));
+  auto shape = BedrockCallShape(target);
+  if (!shape.ok()) return shape.error();
+  shape.value().path = ResolvePath(
+      "/model/" + encoded + (target.stream ? "/converse-stream" : "/converse"), target, encoded);
+  return AssembleCall(std::move(shape.value()), target, json::Write(out));
 }
 
 static Result<ChatResponse> ParseBedrockAnswer(int status, std::string_view body,

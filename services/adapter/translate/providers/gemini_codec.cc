@@ -69,8 +69,6 @@ class GeminiStreamDecoder : public SseStreamDecoder {
 using json::Allocator;
 using json::Value;
 
-constexpr std::string_view kDefaultBaseUrl = "https://generativelanguage.googleapis.com";
-
 // fileData needs a MIME type; the URL's extension is the only hint there is.
 std::string_view GuessMimeType(std::string_view url) {
   std::string_view path = url.substr(0, url.find_first_of("?#"));
@@ -267,14 +265,6 @@ Value ToolConfig(const Value& in, Allocator& a) {
   return config;
 }
 
-// `models/x` and `tunedModels/x` are accepted as they are Google's names.
-std::string ModelPath(std::string_view model) {
-  if (model.starts_with("models/")) model.remove_prefix(7);
-  if (model.starts_with("tunedModels/"))
-    return "/v1beta/tunedModels/" + PathEncode(model.substr(12));
-  return "/v1beta/models/" + PathEncode(model);
-}
-
 Usage ReadGeminiUsage(const Value& u) {
   Usage usage;
   int64_t thoughts = json::GetInt(u, "thoughtsTokenCount");
@@ -288,6 +278,15 @@ Usage ReadGeminiUsage(const Value& u) {
 }
 
 }  // namespace
+
+const std::string_view kGeminiBaseUrl = "https://generativelanguage.googleapis.com";
+
+std::string GeminiModelPath(std::string_view model) {
+  if (model.starts_with("models/")) model.remove_prefix(7);
+  if (model.starts_with("tunedModels/"))
+    return "/v1beta/tunedModels/" + PathEncode(model.substr(12));
+  return "/v1beta/models/" + PathEncode(model);
+}
 
 static Result<HttpRequestSpec> BuildGeminiRequest(const ChatRequest& request,
                                                   const TargetInfo& target) {
@@ -346,10 +345,11 @@ static Result<HttpRequestSpec> BuildGeminiRequest(const ChatRequest& request,
     encoded.append(PathEncode(std::string_view(model).substr(start, slash - start)));
     start = slash + 1;
   }
-  std::string path = ResolvePath(
-      ModelPath(model) + (target.stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
-      target, encoded);
-  CallShape shape{.base_url = kDefaultBaseUrl, .path = std::move(path)};
+  std::string path =
+      ResolvePath(GeminiModelPath(model) +
+                      (target.stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
+                  target, encoded);
+  CallShape shape{.base_url = std::string(kGeminiBaseUrl), .path = std::move(path)};
   // Without alt=sse Gemini streams one JSON array instead of SSE events.
   if (target.stream) shape.query.emplace_back("alt", "sse");
   shape.auth = AuthScheme::kGoogleApiKey;

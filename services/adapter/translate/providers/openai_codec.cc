@@ -106,7 +106,7 @@ std::string OpenAiChatBody(const ChatRequest& request, const TargetInfo& target,
 static Result<HttpRequestSpec> BuildOpenAiChatRequest(const ChatRequest& request,
                                                       const TargetInfo& target) {
   std::string model = target.model.empty() ? request.model : target.model;
-  return AssembleCall({.base_url = kDefaultBaseUrl,
+  return AssembleCall({.base_url = std::string(kDefaultBaseUrl),
                        .path = ResolvePath(kDefaultPath, target, PathEncode(model)),
                        .auth = AuthScheme::kBearer},
                       target, OpenAiChatBody(request, target, /*include_stream_options=*/true));

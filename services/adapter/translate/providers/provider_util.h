@@ -24,8 +24,8 @@ Headers WithTargetHeaders(Headers defaults, const Headers& target_headers);
 // fills one; AssembleCall turns it into the HttpRequestSpec, so URL building,
 // the content-type/accept pair, target headers and framing are written once.
 struct CallShape {
-  std::string_view base_url;  // the provider's default (target host/port/protocol override it)
-  std::string path;  // already resolved (ResolvePath): the target's override or the default
+  std::string base_url;  // the provider's default (target host/port/protocol override it)
+  std::string path;      // already resolved (ResolvePath): the target's override or the default
   std::vector<std::pair<std::string, std::string>> query;  // added unless the path has them
   Headers version_headers;                                 // e.g. anthropic-version
   AuthScheme auth = AuthScheme::kNone;

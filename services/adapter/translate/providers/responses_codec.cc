@@ -250,7 +250,7 @@ static Result<HttpRequestSpec> BuildResponsesRequest(const ChatRequest& request,
   }
   if (target.stream) out.AddMember("stream", true, a);
 
-  return AssembleCall({.base_url = kDefaultBaseUrl,
+  return AssembleCall({.base_url = std::string(kDefaultBaseUrl),
                        .path = ResolvePath(kDefaultPath, target, PathEncode(model)),
                        .auth = AuthScheme::kBearer},
                       target, json::Write(out));
