@@ -145,21 +145,29 @@ ScriptResult RunCaptured(const std::vector<std::string>& argv,
   return result;
 }
 
+// Why the SDK checks cannot run here ("" when they can): node 20+ on PATH
+// (found into *node) and the npm `packages` installed under tests/sdk.
+std::string SdkSkipReason(std::string* node, const std::vector<std::string>& packages) {
+  *node = FindNode();
+  if (node->empty()) return "node is not on PATH: the SDK checks need Node.js 20+";
+  ScriptResult version = RunCaptured({*node, "-p", "process.versions.node"}, {}, seconds(30));
+  if (version.exit_code != 0 || std::atoi(version.output.c_str()) < 20) {
+    return *node + " is not Node.js 20+ (the SDKs' minimum): " + version.output + version.error;
+  }
+  for (const auto& package : packages) {
+    if (!std::filesystem::is_directory(std::string(kSdkDir) + "/node_modules/" + package)) {
+      return std::string(kSdkDir) + "/node_modules lacks " + package + ": run `npm ci --prefix " +
+             kSdkDir + "` (scripts/test does when npm is available)";
+    }
+  }
+  return "";
+}
+
 class SdkE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    node_ = FindNode();
-    if (node_.empty()) GTEST_SKIP() << "node is not on PATH: the SDK checks need Node.js 20+";
-    ScriptResult version = RunCaptured({node_, "-p", "process.versions.node"}, {}, seconds(30));
-    if (version.exit_code != 0 || std::atoi(version.output.c_str()) < 20) {
-      GTEST_SKIP() << node_ << " is not Node.js 20+ (the SDKs' minimum): " << version.output
-                   << version.error;
-    }
-    if (!std::filesystem::is_directory(std::string(kSdkDir) + "/node_modules/openai") ||
-        !std::filesystem::is_directory(std::string(kSdkDir) + "/node_modules/@anthropic-ai/sdk")) {
-      GTEST_SKIP() << kSdkDir
-                   << "/node_modules lacks openai or @anthropic-ai/sdk: run `npm ci --prefix "
-                   << kSdkDir << "` (scripts/test does when npm is available)";
+    if (std::string why = SdkSkipReason(&node_, {"openai", "@anthropic-ai/sdk"}); !why.empty()) {
+      GTEST_SKIP() << why;
     }
     if (!TestDatabase::Available() || RedisAddr() == nullptr) {
       GTEST_SKIP() << "TG_TEST_PG_DSN / TG_TEST_REDIS_ADDR not set";
@@ -271,6 +279,44 @@ TEST_F(SdkE2E, OfficialOpenAiAndAnthropicSdksWorkUnchanged) {
                           << " requests";
   std::cout << "fake provider: " << requests.size() << " requests, " << openai << " on OpenAI, "
             << anthropic << " on Anthropic\n";
+}
+
+// The fake providers themselves against the Google GenAI and AWS SDKs
+// (tests/sdk/provider_sdk_check.mjs, no gateway): the Gemini and Bedrock
+// endpoints the gateway is tested against, chat and embeddings, SigV4
+// included, are what the official SDKs send and accept.
+TEST(ProviderSdks, TheFakesGeminiAndBedrockEndpointsAreWhatTheOfficialSdksSpeak) {
+  std::string node;
+  if (std::string why = SdkSkipReason(
+          &node, {"@google/genai", "@aws-sdk/client-bedrock-runtime", "@smithy/node-http-handler"});
+      !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  fakes::FakeProvider fake;
+  std::string error;
+  ASSERT_TRUE(fake.Start(&error)) << error;
+  const fakes::FakeCredentials& c = fake.credentials();
+  ScriptResult run = RunCaptured({node, std::string(kSdkDir) + "/provider_sdk_check.mjs"},
+                                 {{"TG_FAKE_URL", fake.base_url()},
+                                  {"TG_GEMINI_KEY", c.gemini_key},
+                                  {"TG_AWS_ACCESS_KEY_ID", c.aws.access_key_id},
+                                  {"TG_AWS_SECRET_ACCESS_KEY", c.aws.secret_access_key},
+                                  {"TG_AWS_REGION", c.aws_region}},
+                                 kScriptTimeout);
+  ASSERT_TRUE(run.error.empty()) << run.error;
+  EXPECT_FALSE(run.timed_out) << run.output;
+  EXPECT_EQ(run.exit_code, std::optional<int>(0)) << "provider_sdk_check.mjs failed:\n"
+                                                  << run.output;
+  if (run.exit_code == 0) std::cout << run.output;
+  int gemini_embed = 0, bedrock_invoke = 0, converse = 0;
+  for (const auto& q : fake.Requests()) {
+    gemini_embed += q.api == fakes::Api::kGeminiEmbeddings && q.status == 200;
+    bedrock_invoke += q.api == fakes::Api::kBedrockInvoke && q.status == 200;
+    converse += q.api == fakes::Api::kBedrock && q.status == 200;
+  }
+  EXPECT_EQ(gemini_embed, 2);
+  EXPECT_EQ(bedrock_invoke, 2);
+  EXPECT_EQ(converse, 1);
 }
 
 }  // namespace
