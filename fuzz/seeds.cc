@@ -267,6 +267,39 @@ void Tokens() {
 
 }  // namespace
 
+// Embeddings: client bodies for every target (mode 0) and each provider's
+// answer shape (odd modes), as embeddings_fuzz reads them.
+void Embeddings() {
+  const std::vector<std::string> clients = {
+      R"({"model":"m","input":"hello world"})",
+      R"({"model":"m","input":["a","b"],"dimensions":256,"encoding_format":"base64"})",
+      R"({"model":"m","input":[[1,2],[3]]})",
+  };
+  for (int t = 0; t < 6; ++t) {
+    for (size_t i = 0; i < clients.size(); ++i) {
+      Write("embeddings", "client-" + std::to_string(t) + "-" + std::to_string(i),
+            Bytes({t, 0}, clients[i]));
+    }
+  }
+  const std::vector<std::pair<int, std::string>> answers = {
+      {0,
+       R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}})"},
+      {2, R"({"embedding":{"values":[0.5,-1]}})"},
+      {2, R"({"embeddings":[{"values":[0.5]},{"values":[1]}]})"},
+      {3, R"({"embedding":[0.25,0.5],"inputTextTokenCount":2})"},
+      {4,
+       R"({"id":"x","embeddings":{"float":[[0.25],[0.75]]},"texts":["a","b"],"response_type":"embeddings_by_type"})"},
+      {4,
+       R"({"id":"x","embeddings":[[0.25],[0.75]],"texts":["a","b"],"response_type":"embeddings_floats"})"},
+  };
+  for (size_t i = 0; i < answers.size(); ++i) {
+    for (int mode : {1, 3, 5, 7}) {
+      Write("embeddings", "answer-" + std::to_string(i) + "-" + std::to_string(mode),
+            Bytes({answers[i].first, mode}, answers[i].second));
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::cerr << "usage: tg-fuzz-seeds GOLDEN_DIR OUT_DIR\n";
@@ -280,6 +313,7 @@ int main(int argc, char** argv) {
   AdminBodies();
   EdgeRequests();
   Tokens();
+  Embeddings();
   std::cout << "wrote " << g_written << " seeds to " << g_out.string() << "\n";
   return g_written > 0 ? 0 : 1;
 }

@@ -15,6 +15,7 @@ FUZZ_TARGETS=(
   edge_http:20480
   client_request:65536
   provider_response:65536
+  embeddings:65536
   provider_stream:65536
   sse_parser:16384
   eventstream:16384
