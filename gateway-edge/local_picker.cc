@@ -103,9 +103,22 @@ void LocalPicker::SetVerdicts(const tg::v1::HealthVerdicts& verdicts) {
     auto after = next.find(id);
     const bool had = before != verdicts_.end(), has = after != next.end();
     if (had == has && (!had || before->second == after->second)) continue;
-    // tg-balancer has spoken about this upstream: its verdicts replace the
-    // holds of failed trials.
-    holds_.erase(id);
+    // tg-balancer has decided about a held target: its ejection (or its
+    // restoration) replaces the hold. A change of its failure count alone is
+    // tg-balancer still counting: the hold stays.
+    if (auto held = holds_.find(id); held != holds_.end()) {
+      static const Verdicts kNone;
+      const Verdicts& old_verdicts = had ? before->second : kNone;
+      const Verdicts& new_verdicts = has ? after->second : kNone;
+      std::erase_if(held->second, [&](const auto& hold) {
+        auto o = old_verdicts.find(hold.first);
+        auto n = new_verdicts.find(hold.first);
+        const TargetVerdict was = o == old_verdicts.end() ? TargetVerdict{} : o->second;
+        const TargetVerdict is = n == new_verdicts.end() ? TargetVerdict{} : n->second;
+        return !(was == is) && (is.ejected_until_ms > 0 || n == new_verdicts.end());
+      });
+      if (held->second.empty()) holds_.erase(held);
+    }
     if (has) {
       verdicts_[id] = after->second;
     } else {

@@ -34,10 +34,12 @@ namespace tg::edge {
 // tg-balancer is away): on an upstream with passive health checks, a target
 // that fails `threshold` times in a row on this edge, or whose trial fails
 // here, is held out of rotation on this edge for kTrialHoldMs, as tg-balancer
-// is about to decide. tg-balancer's next verdict about the upstream replaces
-// every hold (it may not eject at all: other edges' successes count too);
-// after kTrialHoldMs without one the target gets a trial, whose success ends
-// the hold. So a client sending requests one after another sees a failing
+// is about to decide. tg-balancer's decision about the target replaces the
+// hold: a verdict that ejects it (its deadline then rules), or one that no
+// longer lists it after listing it (restored, or its count reset: other
+// edges' successes count too); a mere change of its failure count does not.
+// After kTrialHoldMs without a decision the target gets a trial, whose
+// success ends the hold. So a client sending requests one after another sees a failing
 // target ejected after exactly `threshold` failures, as with a Pick per
 // request, and an edge cut off from tg-balancer still keeps failing targets
 // out.

@@ -164,8 +164,23 @@ TEST_F(LocalPickerTest, ThresholdFailuresHereHoldATargetUntilTheVerdictComes) {
   fail();
   fail();  // the threshold: held here before tg-balancer's verdict arrives
   EXPECT_EQ(Sequence(u, 2), "b,b");
-  // tg-balancer did not eject it (another edge's success came in between):
-  // its next verdict about the upstream lifts the hold.
+  // tg-balancer still counting (its first failure listed): the hold stays.
+  tg::v1::HealthVerdicts counting;
+  auto* t = counting.add_targets();
+  t->set_upstream_id("u1");
+  t->set_target_id("a");
+  t->set_consecutive_failures(1);
+  picker_.SetVerdicts(counting);
+  EXPECT_EQ(Sequence(u, 1), "b");
+  // Verdicts about other targets change nothing for it either.
+  t = counting.add_targets();
+  t->set_upstream_id("u1");
+  t->set_target_id("b");
+  t->set_consecutive_failures(1);
+  picker_.SetVerdicts(counting);
+  EXPECT_EQ(Sequence(u, 1), "b");
+  // tg-balancer did not eject it (another edge's success reset its count):
+  // the verdict that no longer lists it lifts the hold.
   picker_.SetVerdicts(Verdicts({{"zzz", kNow + 1000}}));
   EXPECT_EQ(Sequence(u, 1), "a");
   // Without a verdict the hold ends in a trial, whose success ends it.
