@@ -225,18 +225,8 @@ void Invocation::StartEmbeddings() {
   target_info_.stream = false;
   // The chat codec reads the provider's error answers: the shapes are the same.
   provider_codec_ = target_->codec;
-  if (provider_codec_ == nullptr) {
-    return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
-                          "unknown provider \"" + target_->target.provider() + "\"");
-  }
-  auto spec = translate::BuildEmbeddingsCall(*embeddings_, target_info_);
-  if (!spec.ok()) {
-    const auto& e = spec.error();
-    return FailBeforeBody(e.http_status ? e.http_status : 400, ProviderError::KIND_HTTP,
-                          e.retryable, e.type, e.message);
-  }
-  spec_ = std::move(spec.value());
-  SendSpec();
+  if (provider_codec_ == nullptr) return FailUnknownProvider();
+  SendSpec(translate::BuildEmbeddingsCall(*embeddings_, target_info_));
 }
 
 void Invocation::StartProvider() {
@@ -293,21 +283,22 @@ void Invocation::StartProvider() {
   target_info_.stream = client_stream_;
 
   provider_codec_ = target_->codec;
-  if (provider_codec_ == nullptr) {
-    return FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
-                          "unknown provider \"" + target_->target.provider() + "\"");
-  }
-  auto spec = provider_codec_->BuildRequest(chat.value(), target_info_);
+  if (provider_codec_ == nullptr) return FailUnknownProvider();
+  SendSpec(provider_codec_->BuildRequest(chat.value(), target_info_));
+}
+
+void Invocation::FailUnknownProvider() {
+  FailBeforeBody(400, ProviderError::KIND_HTTP, false, "invalid_request_error",
+                 "unknown provider \"" + target_->target.provider() + "\"");
+}
+
+void Invocation::SendSpec(translate::Result<translate::HttpRequestSpec> spec) {
   if (!spec.ok()) {
     const auto& e = spec.error();
     return FailBeforeBody(e.http_status ? e.http_status : 400, ProviderError::KIND_HTTP,
                           e.retryable, e.type, e.message);
   }
   spec_ = std::move(spec.value());
-  SendSpec();
-}
-
-void Invocation::SendSpec() {
   auto build_and_send = [self = shared_from_this()](const std::string& entra_token) {
     http::HttpRequest hr;
     hr.method = self->spec_.method;

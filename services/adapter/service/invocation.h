@@ -86,9 +86,11 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   void StartProvider();
   // POST …/embeddings (translate/embeddings.h): one whole answer, never streamed.
   void StartEmbeddings();
-  // Sends spec_ with the target's auth (an Entra token fetched off the gRPC
-  // thread first when the target needs one).
-  void SendSpec();
+  // Sends the built call with the target's auth (an Entra token fetched off
+  // the gRPC thread first when the target needs one); a call that could not
+  // be built is answered with its error instead.
+  void SendSpec(translate::Result<translate::HttpRequestSpec> spec);
+  void FailUnknownProvider();
   void StartPassthrough();
   void Send(http::HttpRequest request);
   // The answer is over max_buffered_body: cancels the transfer (OnHttpDone
