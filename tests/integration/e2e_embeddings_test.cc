@@ -156,6 +156,10 @@ TEST_F(EmbeddingsE2E, GeminiAzureTitanAndCohereAnswerInOpenAisFormat) {
     auto sent = fake_->Requests();
     ASSERT_EQ(sent.size(), 1u) << "one provider call, several inputs included";
     EXPECT_EQ(sent[0].api, c.api);
+    if (c.path == std::string("/gemini/v1/embeddings")) continue;  // Gemini counts no tokens
+    int tokens = 0;
+    for (const auto& t : c.texts) tokens += fakes::FakeTokenCount(t);
+    EXPECT_EQ(d["usage"]["prompt_tokens"].GetInt(), tokens) << r.body;
   }
   // Titan's usage is its own count; one input per call, so several are refused.
   auto r = Embed("/titan/v1/embeddings", R"({"model": "any", "input": "three word text"})");

@@ -168,8 +168,12 @@ TEST(EmbeddingsTest, BedrockTitanAndCohereThroughInvokeModel) {
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   d = Parse(parsed.value().body);
   EXPECT_EQ(d["data"][1]["embedding"][0].GetDouble(), 0.75);
-  parsed = ParseEmbeddingsAnswer(cohere, two, R"({"embeddings":[[0.25],[0.75]]})");
+  EXPECT_EQ(parsed.value().prompt_tokens, -1) << "Cohere's body says nothing";
+  // Bedrock's X-Amzn-Bedrock-Input-Token-Count is the count, when the body has none.
+  parsed = ParseEmbeddingsAnswer(cohere, two, R"({"embeddings":[[0.25],[0.75]]})", 7);
   ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed.value().prompt_tokens, 7);
+  EXPECT_EQ(Parse(parsed.value().body)["usage"]["prompt_tokens"].GetInt(), 7);
   EXPECT_FALSE(
       BuildEmbeddingsCall(Decode(R"({"model":"x","input":"a","dimensions":8})"), cohere).ok());
 }

@@ -377,6 +377,14 @@ void Invocation::Send(http::HttpRequest request) {
 
 void Invocation::OnHttpHead(const http::HttpResponseHead& head) {
   status_ = head.status;
+  if (embeddings_) {
+    // Bedrock's InvokeModel reports the prompt's tokens in a header (Cohere
+    // models say nothing in the body).
+    const std::string tokens = head.Header("x-amzn-bedrock-input-token-count");
+    char* end = nullptr;
+    const long long n = tokens.empty() ? -1 : std::strtoll(tokens.c_str(), &end, 10);
+    if (end != nullptr && *end == '\0' && n >= 0) header_tokens_ = n;
+  }
   if (status_ == 429 || status_ >= 500) {
     // The names the edge's retry policy reads (edge/retry_policy.h), kept in
     // this spelling; values bounded.
@@ -730,7 +738,8 @@ void Invocation::OnHttpDone(const http::HttpResult& transfer_result) {
                           "provider answered without an HTTP response head");
   }
   if (embeddings_ && status_ >= 200 && status_ <= 299) {
-    auto answer = translate::ParseEmbeddingsAnswer(target_info_, *embeddings_, buffered_);
+    auto answer =
+        translate::ParseEmbeddingsAnswer(target_info_, *embeddings_, buffered_, header_tokens_);
     buffered_.clear();
     if (!answer.ok()) {
       const auto& e = answer.error();

@@ -136,6 +136,7 @@ class Invocation : public std::enable_shared_from_this<Invocation> {
   translate::HttpRequestSpec spec_;
   // An embeddings call: its decoded request (nullptr for chat).
   std::unique_ptr<translate::EmbeddingsRequest> embeddings_;
+  int64_t header_tokens_ = -1;  // X-Amzn-Bedrock-Input-Token-Count, for embeddings
   bool client_stream_ = false;
   bool include_usage_ = false;
   std::unique_ptr<translate::ProviderStreamDecoder> decoder_;

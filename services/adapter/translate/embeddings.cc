@@ -288,7 +288,7 @@ Result<HttpRequestSpec> BuildEmbeddingsCall(const EmbeddingsRequest& request,
 
 Result<EmbeddingsAnswer> ParseEmbeddingsAnswer(const TargetInfo& target,
                                                const EmbeddingsRequest& request,
-                                               std::string_view body) {
+                                               std::string_view body, int64_t header_tokens) {
   json::Document doc;
   if (auto error = ReadAnswerBody(200, body, &doc)) return *error;
   EmbeddingsAnswer answer;
@@ -339,6 +339,7 @@ Result<EmbeddingsAnswer> ParseEmbeddingsAnswer(const TargetInfo& target,
   if (vectors.empty() || !std::all_of(vectors.begin(), vectors.end(), IsVector)) {
     return ProtocolError("the provider's embeddings answer holds no vectors");
   }
+  if (answer.prompt_tokens < 0) answer.prompt_tokens = header_tokens;
   if (vectors.size() != request.texts.size()) {
     return ProtocolError("the provider answered " + std::to_string(vectors.size()) +
                          " embeddings for " + std::to_string(request.texts.size()) + " inputs");

@@ -61,9 +61,12 @@ struct EmbeddingsAnswer {
 
 // The provider's 2xx answer → OpenAI's answer (a non-2xx is the chat codec's
 // ParseResponse's to read: the error shapes are the same). A body that is not
-// what the provider sends is a protocol error (502).
+// what the provider sends is a protocol error (502). `header_tokens`: a
+// prompt token count the provider gave outside the body (Bedrock's
+// X-Amzn-Bedrock-Input-Token-Count, which is how Cohere's is reported), used
+// when the body has none; -1 when there is none.
 Result<EmbeddingsAnswer> ParseEmbeddingsAnswer(const TargetInfo& target,
                                                const EmbeddingsRequest& request,
-                                               std::string_view body);
+                                               std::string_view body, int64_t header_tokens = -1);
 
 }  // namespace tg::adapter::translate
