@@ -4,11 +4,14 @@
 // HttpRequest the server builds from it, then the pure routing decisions of
 // both listeners: MatchAdminRoute (admin :8080) and ExtractApiKey,
 // SubdomainOf, MatchRule, ForwardPath, ClientFormatOf and the traceparent
-// parser (proxy :8081, gateway-edge/proxy_routing.h) against a fixed config
+// parser (proxy :8081, gateway-edge/proxy_routing.h) and the models answer
+// (model_catalog.h) against a fixed config
 // snapshot; and the retry policy's header parsers (retry_policy.h) on every
 // header value.
 //
 // Input: split:u8 | raw bytes as a client would send them on one connection.
+
+#include <rapidjson/document.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -22,6 +25,7 @@
 #include "tg/common/trace.h"
 #include "tg/edge/admin_route.h"
 #include "tg/edge/http_server.h"
+#include "tg/edge/model_catalog.h"
 #include "tg/edge/proxy_routing.h"
 #include "tg/edge/retry_policy.h"
 
@@ -108,6 +112,18 @@ void Route(const http::request<http::string_body>& req, std::string_view remote)
   }
   (void)tg::edge::ProviderRetryAfter(retry_headers, std::chrono::system_clock::now());
   (void)tg::edge::ClientFormatOf(r.path);
+  // GET …/models[/{id}]: the answer (an id echoed in a 404 included) must be
+  // valid JSON and valid UTF-8 whatever the path's escapes decode to.
+  if (auto models = tg::edge::ParseModelsPath(r.path)) {
+    static const std::vector<tg::edge::CatalogModel> kModels = {{"gpt-4", "openai"},
+                                                                {"claude-3", "anthropic"}};
+    for (bool anthropic : {false, true}) {
+      const std::string body = tg::edge::ModelsAnswer(kModels, *models, anthropic, 0).body;
+      rapidjson::Document d;
+      d.Parse<rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
+      if (d.HasParseError() || !d.IsObject()) std::abort();
+    }
+  }
   std::string sub = tg::edge::SubdomainOf(r.Header("Host"), "gw.example.com");
   std::string gateway = "gw-1";
   if (!sub.empty()) {

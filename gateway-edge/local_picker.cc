@@ -89,8 +89,11 @@ void LocalPicker::SetVerdicts(const tg::v1::HealthVerdicts& verdicts) {
   for (const auto& v : verdicts.targets()) {
     TargetVerdict& t = next[v.upstream_id()][v.target_id()];
     if (v.has_ejected_until()) {
-      t.ejected_until_ms = std::max<int64_t>(
-          1, google::protobuf::util::TimeUtil::TimestampToMilliseconds(v.ejected_until()));
+      // Seconds within Timestamp's range, so that the conversion cannot overflow.
+      const int64_t seconds = std::clamp<int64_t>(
+          v.ejected_until().seconds(), 0, google::protobuf::util::TimeUtil::kTimestampMaxSeconds);
+      t.ejected_until_ms =
+          std::max<int64_t>(1, seconds * 1000 + v.ejected_until().nanos() / 1'000'000);
     }
     t.failures = v.consecutive_failures();
   }

@@ -7,6 +7,7 @@
 #include "tg/common/client_error.h"
 #include "tg/common/json_util.h"
 #include "tg/common/percent.h"
+#include "tg/common/utf8.h"
 
 namespace tg::edge {
 namespace {
@@ -68,6 +69,9 @@ std::optional<ModelsRequest> ParseModelsPath(std::string_view path) {
        at = path.find("/models/", at + 1)) {
     std::string id = percent::Decode(path.substr(at + 8));
     if (id.empty()) continue;
+    // The path was valid UTF-8; what its escapes decode to may not be
+    // (%FF). The id is echoed in the 404's message: keep that valid JSON text.
+    if (!utf8::IsValid(id)) id = utf8::Sanitize(id);
     return ModelsRequest{std::move(id)};
   }
   return std::nullopt;

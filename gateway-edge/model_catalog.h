@@ -29,7 +29,8 @@ std::vector<CatalogModel> ModelsOf(const tg::v1::Upstream& upstream);
 bool HasProviderTargets(const tg::v1::Upstream& upstream);
 
 // A models request: the path ends in "/models" (a list) or "/models/<id>"
-// (one model; the id percent-decoded, and may itself hold '/' or ':').
+// (one model; the id percent-decoded, and may itself hold '/' or ':'; bytes
+// that do not decode to UTF-8 become U+FFFD).
 struct ModelsRequest {
   std::optional<std::string> id;  // nullopt: the list
 };

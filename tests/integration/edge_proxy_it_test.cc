@@ -6,6 +6,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "edge_test_http.h"
@@ -15,6 +16,7 @@
 #include "tg/common/config_watcher.h"
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
+#include "tg/edge/health_follower.h"
 #include "tg/edge/http_server.h"
 #include "tg/edge/key_cache.h"
 #include "tg/edge/proxy_handler.h"
@@ -48,11 +50,15 @@ tg::v1::ConfigSnapshot EdgeSnapshot() {
           {"id": "t-anthropic", "provider": "anthropic", "priority": 2}],
           "health_checks": {"passive": true, "threshold": 5}}],
       "services": [{"id": "s1", "gateway_id": "g1", "name": "ai", "type": "upstream", "upstream_id": "u1"},
-                   {"id": "s2", "gateway_id": "g1", "name": "ep", "type": "endpoint", "host": "h"}],
+                   {"id": "s2", "gateway_id": "g1", "name": "ep", "type": "endpoint", "host": "h"},
+                   {"id": "s3", "gateway_id": "g1", "name": "ghost", "type": "upstream",
+                    "upstream_id": "u-not-yet"}],
       "rules": [{"id": "r1", "gateway_id": "g1", "path": "/v1", "service_id": "s1", "methods": ["POST"],
                  "active": true, "retry_policy": {"same_target_retries": 0}},
                 {"id": "r2", "gateway_id": "g1", "path": "/ep", "service_id": "s2", "methods": ["POST"],
-                 "strip_path": true, "active": true}]})");
+                 "strip_path": true, "active": true},
+                {"id": "r3", "gateway_id": "g1", "path": "/ghost", "service_id": "s3",
+                 "methods": ["POST"], "active": true}]})");
 }
 
 // tg-balancer as the edge sees it: a WatchHealth stream (no target ejected
@@ -308,6 +314,20 @@ TEST_F(EdgeProxyIT, WhenEveryTargetFailsTheLastProviderErrorIsAnswered) {
   EXPECT_EQ(r.body, R"({"error":{"message":"provider said 429"}})");
 }
 
+// The gateway's own 503 (an upstream its configuration does not hold yet)
+// says when to come back, in the client's format; nothing is invoked.
+TEST_F(EdgeProxyIT, AnUpstreamNotYetConfiguredIsA503WithRetryAfter) {
+  auto r = Post("/ghost/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "1");
+  EXPECT_NE(r.body.find("upstream not available"), std::string::npos) << r.body;
+  r = Post("/ghost/v1/messages", kChat);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("overloaded_error"), std::string::npos) << "Anthropic's shape: " << r.body;
+  std::lock_guard lock(adapter_.mu);
+  EXPECT_TRUE(adapter_.requests.empty());
+}
+
 TEST_F(EdgeProxyIT, StreamsChunkedWithTheProviderHeader) {
   Script({{"t-openai", "stream"}});
   auto r = Post("/v1/chat/completions", R"({"model":"gpt-4","stream":true,"messages":[]})");
@@ -387,6 +407,61 @@ TEST_F(EdgeProxyIT, EndpointServicesAreReverseProxiedWithStripPath) {
   EXPECT_EQ(sent.path(), "/anything?x=1");
   EXPECT_EQ(sent.upstream_id(), "");
   EXPECT_EQ(sent.target_id(), "s2");
+}
+
+// The edge's follower of tg-balancer's verdicts: an outage keeps the last
+// verdicts (the edge picks on from them), and a restarted balancer's first
+// message replaces them.
+TEST(HealthFollowerIT, KeepsTheLastVerdictsThroughAnOutageAndReconnects) {
+  FakeBalancer first;
+  first.SetVerdict("t-openai", 4'000'000'000'000, 3);  // ejected for a long time
+  std::string error;
+  // No grace on shutdown: the fake's stream only ends when cancelled.
+  auto server = GrpcServer::Start({.listen = "127.0.0.1:0",
+                                   .health_names = {},
+                                   .shutdown_grace = std::chrono::seconds(0),
+                                   .tls = tg::testing::TestTls(kConfigIdentity)},
+                                  {&first}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  const int port = server->port();
+
+  balancer::SystemRandom random;
+  LocalPicker picker(&SystemClock::Get(), &random);
+  HealthFollower follower(tg::testing::TestChannel(port, kConfigIdentity), &picker,
+                          {.initial_backoff = milliseconds(50), .max_backoff = milliseconds(200)});
+  follower.Start();
+  ASSERT_TRUE(WaitUntil([&] { return follower.connected() && picker.verdict_updates() >= 1; }));
+
+  auto u = std::make_shared<tg::v1::Upstream>();
+  u->set_id("u1");
+  u->mutable_health_checks()->set_passive(true);
+  for (const char* id : {"t-openai", "t-anthropic"}) {
+    auto* t = u->add_targets();
+    t->set_id(id);
+    t->set_provider("openai");
+  }
+  auto pick = [&] { return picker.Pick(u, 1, balancer::PickQuery{}).target().id(); };
+  EXPECT_EQ(pick(), "t-anthropic");
+  EXPECT_EQ(pick(), "t-anthropic");
+
+  server->Shutdown();
+  ASSERT_TRUE(WaitUntil([&] { return !follower.connected(); }));
+  EXPECT_EQ(pick(), "t-anthropic") << "the last verdicts hold through the outage";
+
+  FakeBalancer second;  // restarted: nothing ejected any more
+  server = GrpcServer::Start({.listen = "127.0.0.1:" + std::to_string(port),
+                              .health_names = {},
+                              .shutdown_grace = std::chrono::seconds(0),
+                              .tls = tg::testing::TestTls(kConfigIdentity)},
+                             {&second}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  ASSERT_TRUE(WaitUntil([&] { return follower.connected() && picker.verdict_updates() >= 2; },
+                        milliseconds(5000)));
+  std::set<std::string> served;
+  for (int i = 0; i < 4; ++i) served.insert(pick());
+  EXPECT_EQ(served.size(), 2u) << "both targets in rotation again";
+  follower.Stop();
+  server->Shutdown();
 }
 
 }  // namespace

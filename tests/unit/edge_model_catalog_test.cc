@@ -58,6 +58,10 @@ TEST(ModelCatalogTest, ParsesListAndRetrievePaths) {
   EXPECT_EQ(*ParseModelsPath("/v1/models/anthropic.claude-3:0").value().id, "anthropic.claude-3:0");
   EXPECT_EQ(*ParseModelsPath("/v1/models/models%2Fgemini-pro").value().id, "models/gemini-pro");
   EXPECT_EQ(*ParseModelsPath("/v1/models/a/b").value().id, "a/b");
+  EXPECT_EQ(*ParseModelsPath("/v1/models/a%FFb").value().id,
+            "a\xEF\xBF\xBD"
+            "b")
+      << "an escape that is not UTF-8 becomes U+FFFD";
   EXPECT_FALSE(ParseModelsPath("/v1/chat/completions"));
   EXPECT_FALSE(ParseModelsPath("/v1/modelsx"));
 }
