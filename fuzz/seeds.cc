@@ -265,6 +265,39 @@ void Tokens() {
         Bytes({2}, "{\"alg\":\"HS256\"}\n{\"sub\":\"admin\",\"exp\":1900000000}"));
 }
 
+// fuzz/token_estimate_fuzz.cc (split:u8 | payload): the golden request
+// bodies, the client-format streams and whole answers they translate to.
+void TokenEstimateSeeds(const fs::path& golden) {
+  for (const fs::path& p : Cases(golden / "requests", ".json")) {
+    json::Document in;
+    std::string error;
+    if (!json::Parse(ReadFile(p), &in, &error)) continue;
+    Write("token_estimate", "request_" + p.stem().string(), Bytes({7}, BodyText(in)));
+  }
+  if (fs::is_directory(golden / "streams")) {
+    for (const auto& e : fs::directory_iterator(golden / "streams")) {
+      const std::string name = e.path().filename().string();
+      if (!name.ends_with(".sse") || name.find(".expected.") == std::string::npos) continue;
+      const std::string raw = ReadFile(e.path());
+      Write("token_estimate", "stream_" + name, Bytes({0}, raw));
+      Write("token_estimate", "stream_" + name + "_split200", Bytes({200}, raw));
+    }
+  }
+  for (const fs::path& p : Cases(golden / "responses", ".json")) {
+    fs::path expected = p;
+    expected.replace_extension(".expected.json");
+    json::Document out;
+    std::string error;
+    if (!fs::exists(expected) || !json::Parse(ReadFile(expected), &out, &error)) continue;
+    for (const char* client : {"openai_chat", "anthropic", "responses"}) {
+      const json::Value* answer = json::Find(out, client);
+      if (answer == nullptr) continue;
+      Write("token_estimate", "answer_" + p.stem().string() + "_" + client,
+            Bytes({31}, json::Write(*answer)));
+    }
+  }
+}
+
 }  // namespace
 
 // Embeddings: client bodies for every target (mode 0) and each provider's
@@ -314,6 +347,7 @@ int main(int argc, char** argv) {
   EdgeRequests();
   Tokens();
   Embeddings();
+  TokenEstimateSeeds(golden);
   std::cout << "wrote " << g_written << " seeds to " << g_out.string() << "\n";
   return g_written > 0 ? 0 : 1;
 }

@@ -21,6 +21,7 @@
 #include "tg/edge/http_server.h"
 #include "tg/edge/key_cache.h"
 #include "tg/edge/proxy_handler.h"
+#include "tg/edge/quota/redis_quota_store.h"
 
 namespace {
 
@@ -60,6 +61,14 @@ std::vector<tg::FlagSpec> Options() {
       {"proxy-max-attempts", T::kInt, "3",
        "provider calls per request when a rule sets no retry_attempts"},
       {"proxy-access-log", T::kBool, "true", "one JSON access-log line per proxied request"},
+      {"proxy-client-ip-header", T::kString, "",
+       "header a trusted proxy in front sets to the client address (X-Forwarded-For, "
+       "X-Real-IP): its last entry keys per_ip limits (\"\": the peer address)"},
+      {"redis-url", T::kString, "",
+       "Redis shared by every edge for rate limits (redis://[:password@]host[:port][/db]; "
+       "\"\": limits are this edge's own)"},
+      {"rate-limit-lease-ttl-ms", T::kInt, "1000",
+       "units an edge leased from Redis and did not use go back after this"},
   };
 }
 
@@ -136,6 +145,25 @@ int main(int argc, char** argv) {
   proxy.base_domain = flags.String("proxy-base-domain");
   proxy.max_attempts = static_cast<int>(flags.Int("proxy-max-attempts"));
   proxy.access_log = flags.Bool("proxy-access-log");
+  proxy.client_ip_header = flags.String("proxy-client-ip-header");
+
+  // Rate limits: GCRA buckets in Redis, leased in small batches
+  // (docs/API.md, "Rate limits"); without Redis, this edge's own memory.
+  std::unique_ptr<tg::edge::quota::Store> quota;
+  if (const std::string redis_url = flags.String("redis-url"); !redis_url.empty()) {
+    std::string error;
+    auto options = tg::edge::quota::ParseRedisQuotaUrl(redis_url, &error);
+    if (!options) {
+      tg::log::Error("invalid --redis-url", {{"error", error}});
+      return 2;
+    }
+    options->lease_ttl = std::chrono::milliseconds(flags.Int("rate-limit-lease-ttl-ms"));
+    quota = std::make_unique<tg::edge::quota::RedisQuotaStore>(std::move(*options));
+  } else {
+    tg::log::Warn("--redis-url is empty: rate limits are counted by this edge alone");
+    quota = std::make_unique<tg::edge::quota::LocalQuotaStore>();
+  }
+  proxy.quota = quota.get();
 
   auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, tls));
   watcher->Start();
@@ -177,6 +205,7 @@ int main(int argc, char** argv) {
   proxy_server->Stop();
   server->Stop();
   proxy_handler.reset();
+  quota.reset();  // gives unused leases back
   api.reset();
   proxy_server.reset();
   server.reset();

@@ -31,6 +31,7 @@
 #include "tg/edge/proxy_metrics.h"
 #include "tg/edge/proxy_routing.h"
 #include "tg/edge/retry_policy.h"
+#include "tg/edge/token_estimate.h"
 
 namespace tg::edge {
 namespace {
@@ -42,6 +43,32 @@ bool IsGatewayKeyHeader(std::string_view name) {
   using http_headers::NameEquals;
   return NameEquals(name, "x-tg-api-key") || NameEquals(name, "x-api-key") ||
          NameEquals(name, "authorization");
+}
+
+// x-ratelimit-*: a provider's quota headers.
+bool IsRateLimitHeader(std::string_view name) {
+  constexpr std::string_view kPrefix = "x-ratelimit-";
+  return name.size() > kPrefix.size() &&
+         http_headers::NameEquals(name.substr(0, kPrefix.size()), kPrefix);
+}
+
+// How long a provider's answer says its quota is spent: x-ratelimit-remaining-
+// requests or -tokens at 0, until the matching x-ratelimit-reset-*.
+std::optional<milliseconds> ProviderQuotaSpent(
+    const google::protobuf::Map<std::string, std::string>& headers) {
+  std::optional<milliseconds> spent;
+  for (std::string_view kind : {"requests", "tokens"}) {
+    std::string remaining;
+    std::string reset;
+    for (const auto& [name, value] : headers) {
+      if (http_headers::NameEquals(name, "x-ratelimit-remaining-" + std::string(kind)))
+        remaining = value;
+      if (http_headers::NameEquals(name, "x-ratelimit-reset-" + std::string(kind))) reset = value;
+    }
+    if (remaining != "0") continue;
+    if (auto d = ParseResetDuration(reset); d && (!spent || *d > *spent)) spent = d;
+  }
+  return spent;
 }
 
 // The client's trace context: the gateway's own spans continue it, and the
@@ -160,6 +187,15 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
     Answer(ClientError(format_, status, message, code));
   }
   void OnKey(const std::optional<KeyCache::Verified>& v, const grpc::Status& status);
+  // The gateway's and the rule's rate limits (RateLimits::Admit): true when
+  // the request was refused (a 429 went out).
+  bool RefusedByLimits(const tg::v1::Rule& rule);
+  // Whether a picked target must be passed over for now: its own quota is
+  // spent, or its provider asked for a pause (*wait: how long).
+  bool TargetAtLimit(const tg::v1::Target& target, milliseconds* wait);
+  int64_t PromptEstimate();
+  // The limits' settlement with the answer's usage (Finished).
+  void SettleLimits();
   // GET …/models[/{id}] under a rule whose upstream has provider targets:
   // answered from the snapshot (model_catalog). False: route it as usual.
   bool AnswerModels(const std::string& gateway_id);
@@ -205,6 +241,17 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   int answered_status_ = 0;
   int64_t tokens_in_ = -1;
   int64_t tokens_out_ = -1;
+
+  // Rate limits: what this request took (settled in Finished), the output
+  // counted from a stream in case its usage never arrives, the targets
+  // whose own token quota an attempt took from (and how much).
+  std::string key_id_;
+  Admission admission_;
+  std::optional<OutputTokenCounter> out_counter_;  // under mu_
+  int64_t prompt_estimate_ = -1;
+  std::vector<std::pair<const tg::v1::Target*, int64_t>> target_takes_;
+  bool quota_skipped_ = false;  // a target was passed over for its quota
+  milliseconds quota_wait_{0};  // the soonest such target is free again
 
   std::shared_ptr<const ConfigSnapshot> snap_;
   const tg::v1::Service* service_ = nullptr;  // valid while snap_ is held
@@ -404,6 +451,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   }
   if (snap_->FindGateway(v->gateway_id) == nullptr) return Fail(401, "invalid API key");
   gateway_id_ = v->gateway_id;
+  key_id_ = v->key_id;
   span_.SetAttribute("tg.gateway_id", gateway_id_);
 
   if (req_.method == "GET" && AnswerModels(v->gateway_id)) return;
@@ -442,6 +490,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     *t.mutable_headers() = service_->headers();
     attempts_ = 1;
     retry_.max_attempts = 1;  // no failover for a single host
+    if (RefusedByLimits(*m.rule)) return;
     return Invoke(t, "");
   }
 
@@ -459,6 +508,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
     if (fields.stream) stream_ = *fields.stream;
     if (!model_.empty()) span_.SetAttribute("gen_ai.request.model", model_);
   }
+  if (RefusedByLimits(*m.rule)) return;
   if (stream_) {
     if (const tg::v1::Upstream* u = snap_->FindUpstream(upstream_id_)) {
       for (const auto& t : u->targets()) rescuable_ = rescuable_ || t.assistant_prefill();
@@ -500,7 +550,7 @@ void ProxyHandler::Call::PickNext() {
   LocalPicker::Choice choice;
   auto u = snap_->upstreams().find(upstream_id_);
   if (u == snap_->upstreams().end()) return OnPickRefused(503, "upstream not available");
-  {
+  for (;;) {
     std::array<std::string_view, balancer::PickPlan::kInlineExcluded> inline_tried;
     std::vector<std::string_view> many_tried;
     std::span<const std::string_view> tried;
@@ -515,6 +565,16 @@ void ProxyHandler::Call::PickNext() {
     choice = h_->picker_.Pick(
         u->second, snap_->revision(),
         balancer::PickQuery{model_, tried, 0, prefer_target_, excluded_models, resuming});
+    milliseconds wait{0};
+    if (!choice.ok() || !TargetAtLimit(choice.target(), &wait)) break;
+    // At its quota: passed over as if tried, with no attempt spent and
+    // nothing reported (the choice goes back neutral).
+    if (!quota_skipped_ || wait < quota_wait_) quota_wait_ = wait;
+    quota_skipped_ = true;
+    span_.AddEvent("target_at_limit", {{"tg.target_id", choice.target().id()},
+                                       {"tg.wait_ms", std::to_string(wait.count())}});
+    tried_.push_back(choice.target().id());
+    choice = LocalPicker::Choice();
   }
   prefer_target_.clear();
   if (span_.recording()) {
@@ -528,6 +588,13 @@ void ProxyHandler::Call::PickNext() {
     }
   }
   if (!choice.ok()) {
+    if (quota_skipped_ && choice.status() == balancer::PickStatus::kAllExcluded) {
+      return OnPickRefused(429,
+                           "every target of upstream " + upstream_id_ +
+                               " is at its rate limit; retry after " +
+                               std::to_string((quota_wait_.count() + 999) / 1000) + " s",
+                           "rate_limit_exceeded");
+    }
     if (choice.status() == balancer::PickStatus::kNoEligibleTarget && !model_.empty()) {
       // What OpenAI answers for a model it does not have, and what SDKs and
       // retry logic understand: not worth retrying.
@@ -613,7 +680,104 @@ void ProxyHandler::Call::OnPickRefused(int status, const std::string& why, std::
   // (not "every target was tried", which is no client error).
   if (attempts_ > 1 && head_) return AnswerHeld();
   if (attempts_ > 1 && failed_status_ != 0) return Fail(failed_status_, failed_message_);
+  if (status == 429) {
+    // Every target at its own quota: come back when the first is free.
+    HttpResponse r = ClientError(format_, 429, why, code);
+    if (admission_.limited) {
+      for (auto& h : admission_.Headers(false)) r.headers.push_back(std::move(h));
+    }
+    const int64_t ms = std::max<int64_t>(1, quota_wait_.count());
+    r.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+    r.headers.emplace_back("retry-after-ms", std::to_string(ms));
+    return Answer(std::move(r));
+  }
   return Fail(status, why, code);
+}
+
+bool ProxyHandler::Call::RefusedByLimits(const tg::v1::Rule& rule) {
+  const tg::v1::Gateway* gateway = snap_->FindGateway(gateway_id_);
+  if (!RateLimits::Applies(gateway, &rule)) return false;
+  const std::string& ip_header = h_->options_.client_ip_header;
+  const std::string ip =
+      ClientIp(req_.remote, ip_header.empty() ? std::string_view() : req_.Header(ip_header));
+  std::string_view user = req_.Header("x-user-id");
+  if (user.empty()) user = req_.Header("x-userid");
+  if (user.empty()) user = req_.Header("user-id");
+  LimitSubject subject;
+  subject.gateway = gateway;
+  subject.rule = &rule;
+  subject.revision = snap_->revision();
+  subject.key_id = key_id_;
+  subject.client_ip = ip;
+  subject.user_id = user;
+  subject.model = model_;
+  subject.body = req_.body;
+  subject.format = format_;
+  admission_ = h_->limits_.Admit(subject);
+  if (admission_.admitted) {
+    if (!admission_.token_buckets.empty()) {
+      prompt_estimate_ = admission_.estimated_tokens;
+      if (stream_ && format_ != tg::v1::CLIENT_FORMAT_UNSPECIFIED) {
+        std::lock_guard lock(mu_);
+        out_counter_.emplace(format_, true);
+      }
+    }
+    return false;
+  }
+  ProxyMetrics::Get().rate_limited.With({gateway_id_, admission_.limit_type}).Inc();
+  span_.AddEvent("rate_limited", {{"tg.limit_type", admission_.limit_type}});
+  std::string message = admission_.message;
+  if (admission_.can_retry) {
+    const int64_t after = admission_.configured_retry_after
+                              ? admission_.configured_retry_after->count()
+                              : (admission_.retry_after.count() + 999) / 1000;
+    message += "; retry after " + std::to_string(std::max<int64_t>(1, after)) + " s";
+  }
+  HttpResponse r = ClientError(format_, 429, message, "rate_limit_exceeded");
+  for (auto& h : admission_.Headers(true)) r.headers.push_back(std::move(h));
+  Answer(std::move(r));
+  return true;
+}
+
+int64_t ProxyHandler::Call::PromptEstimate() {
+  if (prompt_estimate_ < 0) {
+    prompt_estimate_ = std::max<int64_t>(1, EstimateRequestTokens(req_.body, format_).prompt);
+  }
+  return prompt_estimate_;
+}
+
+bool ProxyHandler::Call::TargetAtLimit(const tg::v1::Target& target, milliseconds* wait) {
+  if (h_->limits_.TargetCooling(upstream_id_, target.id(), wait)) return true;
+  if (!target.has_requests_per_minute() && !target.has_tokens_per_minute()) return false;
+  const int64_t tokens = target.has_tokens_per_minute() ? PromptEstimate() : 0;
+  if (auto w = h_->limits_.TakeTarget(upstream_id_, target, tokens)) {
+    *wait = *w;
+    return true;
+  }
+  if (target.has_tokens_per_minute()) target_takes_.emplace_back(&target, tokens);
+  return false;
+}
+
+void ProxyHandler::Call::SettleLimits() {
+  if (!admission_.limited && target_takes_.empty()) return;
+  // The tokens this request used: the provider's usage, else (a stream cut
+  // or broken before its usage) the prompt estimate plus the output counted
+  // so far; a request no provider answered used none.
+  int64_t actual = 0;
+  if (tokens_in_ >= 0 || tokens_out_ >= 0) {
+    actual = std::max<int64_t>(0, tokens_in_) + std::max<int64_t>(0, tokens_out_);
+  } else if (committed_ || (answered_status_ >= 200 && answered_status_ < 300)) {
+    actual = PromptEstimate();
+    std::lock_guard lock(mu_);
+    if (out_counter_) actual += out_counter_->Finish();
+  }
+  if (admission_.limited) h_->limits_.Settle(admission_, actual);
+  for (size_t i = 0; i < target_takes_.size(); ++i) {
+    const auto& [target, taken] = target_takes_[i];
+    // Only the last attempt's target served the answer; the others used nothing.
+    const bool served = i + 1 == target_takes_.size() && target->id() == target_.id();
+    h_->limits_.SettleTarget(upstream_id_, *target, taken, served ? actual : 0);
+  }
 }
 
 void ProxyHandler::Call::Invoke(const tg::v1::Target& target, const std::string& model) {
@@ -686,12 +850,17 @@ HttpResponse ProxyHandler::Call::HeadResponse() const {
   if (head_) {
     for (const auto& [name, value] : head_->headers()) {
       if (http_headers::IsHopByHop(name)) continue;
+      // The gateway's own limits speak for the quota the client has.
+      if (admission_.limited && IsRateLimitHeader(name)) continue;
       if (http_headers::NameEquals(name, "content-type")) has_type = true;
       r.headers.emplace_back(name, value);
     }
     if (!has_type && !head_->content_type().empty()) {
       r.headers.emplace_back("Content-Type", head_->content_type());
     }
+  }
+  if (admission_.limited) {
+    for (auto& h : admission_.Headers(false)) r.headers.push_back(std::move(h));
   }
   r.headers.emplace_back("X-Selected-Provider", SelectedProvider());
   r.headers.emplace_back("X-Request-Id", request_id_);
@@ -710,6 +879,9 @@ void ProxyHandler::Call::Commit() {
   answered_status_ = head.status;
   if (stream_) ProxyMetrics::Get().ttfb.With({SelectedProvider()}).Observe(SecondsSince(started_));
   body_ = respond_.Stream(std::move(head));
+  if (out_counter_) {
+    for (const auto& piece : held_) out_counter_->Feed(piece);
+  }
   for (auto& piece : held_) body_->Write(std::move(piece));
   held_.clear();
   held_bytes_ = 0;
@@ -732,6 +904,10 @@ void ProxyHandler::Call::OnEvent(const tg::v1::InvokeEvent& e) {
       held_.push_back(e.chunk());
       held_bytes_ += e.chunk().size();
     } else if (committed_) {
+      if (out_counter_) {
+        for (const auto& piece : held_) out_counter_->Feed(piece);
+        out_counter_->Feed(e.chunk());
+      }
       for (auto& piece : held_) body_->Write(std::move(piece));
       held_.clear();
       held_bytes_ = 0;
@@ -810,7 +986,10 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
   }
   attempt_span_.End();
   if (end_ && end_->ok()) {
+    std::optional<milliseconds> spent;
+    if (head_ && !upstream_id_.empty()) spent = ProviderQuotaSpent(head_->headers());
     lock.unlock();
+    if (spent) h_->limits_.CoolTarget(upstream_id_, target_.id(), *spent);
     ReportOutcome(tg::v1::OUTCOME_SUCCESS, head_ ? head_->status() : 200);
     lock.lock();
     if (committed_) {
@@ -829,7 +1008,14 @@ void ProxyHandler::Call::OnInvokeDone(const grpc::Status& status) {
 
   if (end_) {
     const auto& err = end_->error();
+    // A provider's 429 with a "not before": its target is passed over
+    // until then, by this request's failover and by every other request.
+    std::optional<milliseconds> provider_pause;
+    if (err.http_status() == 429 && head_ && !upstream_id_.empty()) {
+      provider_pause = ProviderRetryAfter(head_->headers(), std::chrono::system_clock::now());
+    }
     lock.unlock();
+    if (provider_pause) h_->limits_.BlockTarget(upstream_id_, target_, *provider_pause);
     ReportOutcome(OutcomeOf(err), err.http_status());
     lock.lock();
     if (committed_) {
@@ -1043,6 +1229,7 @@ void ProxyHandler::Call::EndBrokenLocked() {
 }
 
 void ProxyHandler::Call::Finished() {
+  SettleLimits();
   const int status = answered_status_ != 0 ? answered_status_ : 499;  // no answer: client left
   const std::string provider = target_.id().empty() ? "none" : SelectedProvider();
   const std::string& gateway = gateway_id_.empty() ? std::string("none") : gateway_id_;
@@ -1187,6 +1374,8 @@ ProxyHandler::ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache
       adapter_(tg::v1::ProviderAdapterService::NewStub(std::move(adapter))),
       picker_(&SystemClock::Get(), &random_),
       health_(std::move(balancer), &picker_),
+      own_quota_(options_.quota ? nullptr : std::make_unique<quota::LocalQuotaStore>()),
+      limits_(options_.quota ? options_.quota : own_quota_.get()),
       reports_(balancer_.get(), ReportBatcher::Options{options_.report_deadline}),
       first_token_watch_(std::make_unique<FirstTokenWatch>()) {
   health_.Start();

@@ -15,6 +15,8 @@
 #include "tg/edge/http_server.h"
 #include "tg/edge/key_cache.h"
 #include "tg/edge/local_picker.h"
+#include "tg/edge/quota/quota_store.h"
+#include "tg/edge/rate_limits.h"
 #include "tg/edge/report_batcher.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/balancer.grpc.pb.h"
@@ -37,6 +39,13 @@ struct ProxyOptions {
   size_t stream_high_water = 256 * 1024;
   // One JSON line per proxied request (docs/OPERATIONS.md lists the fields).
   bool access_log = true;
+  // Where the rate limits' buckets live (RedisQuotaStore: shared by every
+  // edge). Null: this edge's own memory (a LocalQuotaStore).
+  quota::Store* quota = nullptr;
+  // A header a trusted proxy in front of the edge sets to the client's
+  // address (X-Forwarded-For, X-Real-IP); its last entry is per_ip's key.
+  // Empty: the peer's address.
+  std::string client_ip_header;
 };
 
 // The proxy on :8081. Per request: gateway key → gateway (Host subdomain when
@@ -73,8 +82,10 @@ class ProxyHandler : public HttpHandler {
   std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;
   std::unique_ptr<tg::v1::ProviderAdapterService::Stub> adapter_;
   balancer::SystemRandom random_;
-  LocalPicker picker_;     // outlives health_, which feeds it
-  HealthFollower health_;  // tg-balancer's WatchHealth
+  LocalPicker picker_;                       // outlives health_, which feeds it
+  HealthFollower health_;                    // tg-balancer's WatchHealth
+  std::unique_ptr<quota::Store> own_quota_;  // when options_.quota is null
+  RateLimits limits_;
   ReportBatcher reports_;  // after balancer_: flushed before the stub goes
   // Attempts waiting for their first token, checked by one thread every
   // 100 ms (no timer per request: arming and disarming are a map insert and

@@ -37,6 +37,10 @@ ProxyMetrics& ProxyMetrics::Get() {
                      "Tokens of answered requests by gateway, provider and direction "
                      "(input|output).",
                      {"gateway", "provider", "direction"}, 2000),
+        r.AddCounter("tg_proxy_rate_limited_total",
+                     "Requests the gateway's own rate limits refused (429), by gateway and "
+                     "kind (requests|tokens).",
+                     {"gateway", "kind"}, 1000),
         r.AddGauge("tg_proxy_in_flight", "Proxied requests in progress.", {}).With({}),
     };
   }();

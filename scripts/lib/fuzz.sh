@@ -13,6 +13,7 @@ FUZZ_DIR="$FUZZ_BUILD_DIR/fuzz"
 # enough to nest far past the parsers' depth bound (128 levels) on purpose.
 FUZZ_TARGETS=(
   edge_http:20480
+  token_estimate:65536
   client_request:65536
   provider_response:65536
   embeddings:65536

@@ -8,6 +8,7 @@
 
 #include "tg/common/crypto.h"
 #include "tg/common/egress.h"
+#include "tg/common/plugin_settings.h"
 
 namespace tg::config {
 namespace {
@@ -166,6 +167,25 @@ bool Contains(const google::protobuf::RepeatedPtrField<std::string>& list, const
   return std::find(list.begin(), list.end(), v) != list.end();
 }
 
+// A gateway's required_plugins or a rule's plugin_chain: every entry checked
+// by the same code the edge compiles them with (tg/common/plugin_settings.h).
+Problem CheckPlugins(const google::protobuf::RepeatedPtrField<tg::v1::PluginConfig>& list,
+                     const std::string& name, std::string_view level) {
+  if (list.size() > plugins::kMaxPluginsPerList) {
+    return name + ": at most " + std::to_string(plugins::kMaxPluginsPerList) + " plugins, not " +
+           std::to_string(list.size());
+  }
+  for (int i = 0; i < list.size(); ++i) {
+    std::optional<plugins::Plugin> plugin;
+    std::string error;
+    if (!plugins::CompilePlugin(list[i], level, name + "[" + std::to_string(i) + "]", &plugin,
+                                &error)) {
+      return error;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Problem ValidateGateway(const tg::v1::Gateway& g) {
@@ -175,7 +195,7 @@ Problem ValidateGateway(const tg::v1::Gateway& g) {
     return "subdomain must be a DNS label: 1-63 lower-case letters, digits or '-', not starting or "
            "ending with '-'";
   }
-  return std::nullopt;
+  return CheckPlugins(g.required_plugins(), "required_plugins", "gateway");
 }
 
 void NormalizeUpstream(tg::v1::Upstream* u) {
@@ -205,6 +225,14 @@ Problem ValidateUpstream(const tg::v1::Upstream& u) {
       return p + "weight must be between 1 and 100";
     }
     if (t.has_priority() && t.priority() < 1) return p + "priority must be at least 1";
+    if (t.has_requests_per_minute() &&
+        (t.requests_per_minute() < 1 || t.requests_per_minute() > 1'000'000'000)) {
+      return p + "requests_per_minute must be between 1 and 1000000000";
+    }
+    if (t.has_tokens_per_minute() &&
+        (t.tokens_per_minute() < 1 || t.tokens_per_minute() > 2'000'000'000)) {
+      return p + "tokens_per_minute must be between 1 and 2000000000";
+    }
     if (!t.models().empty() && !t.default_model().empty() &&
         !Contains(t.models(), t.default_model())) {
       return p + "default_model must be one of models";
@@ -312,7 +340,7 @@ Problem ValidateRule(const tg::v1::Rule& r) {
               "timeouts.total_ms")}) {
     if (e) return e;
   }
-  return std::nullopt;
+  return CheckPlugins(r.plugin_chain(), "plugin_chain", "rule");
 }
 
 }  // namespace tg::config

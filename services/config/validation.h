@@ -14,6 +14,9 @@ namespace tg::config {
 // or nullopt when the resource is valid. Normalize* fills documented defaults
 // so that what GET returns is what is in effect.
 
+// Gateways' required_plugins and rules' plugin_chain are checked entry by
+// entry with tg::plugins::CompilePlugin (tg/common/plugin_settings.h), whose
+// messages read "required_plugins[0].settings.limits: ...".
 std::optional<std::string> ValidateGateway(const tg::v1::Gateway& g);
 
 // Assigns ids to targets that have none, upper-cases nothing, keeps every

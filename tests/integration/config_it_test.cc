@@ -1,5 +1,6 @@
 // tg-config against a real PostgreSQL: the service runs in-process on a real
 // gRPC server and is called through real stubs.
+#include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include "tg/common/grpc_server.h"
 #include "tg/common/json_util.h"
 #include "tg/common/pg.h"
+#include "tg/common/plugin_settings.h"
 #include "tg/common/worker_pool.h"
 #include "tg/config/config_feed.h"
 #include "tg/config/config_service.h"
@@ -326,6 +328,153 @@ TEST_F(ConfigIT, WatchSendsSnapshotThenChangesAndResumesFromARevision) {
   EXPECT_TRUE(ev.heartbeat());
   EXPECT_EQ(ev.revision(), up.revision());
   ctx2.TryCancel();
+}
+
+// TrustGate's plugins (a gateway's required_plugins, a rule's plugin_chain)
+// and the targets' quotas are stored as written, shown by every read, refused
+// with the field's path when invalid, and carried by the Watch feed.
+TEST_F(ConfigIT, PluginsAndTargetQuotasRoundTripAndReachTheWatch) {
+  const std::string gateway_plugins = R"([
+    {"name": "rate_limiter", "enabled": true, "stage": "pre_request", "priority": 1,
+     "level": "gateway", "id": "3f1c2e8a-0000-4000-8000-000000000001", "parallel": false,
+     "settings": {"limits": {"global": {"limit": 1000, "window": "1m"},
+                             "per_ip": {"limit": 60, "window": "1m"},
+                             "per_user": {"limit": 100, "window": "1m"}},
+                  "actions": {"type": "reject", "retry_after": "60"}}},
+    {"name": "token_rate_limiter", "enabled": false,
+     "settings": {"tokens_per_minute": 10000, "requests_per_minute": 60, "bucket_size": 20000,
+                  "tokens_per_request": 4000}}])";
+  // Only the plugins of an entity. Compared as messages: settings are a
+  // google.protobuf.Struct, whose keys print in no particular order.
+  auto gateway_plugins_of = [](const tg::v1::Gateway& g) {
+    tg::v1::Gateway only;
+    *only.mutable_required_plugins() = g.required_plugins();
+    return only;
+  };
+  auto rule_plugins_of = [](const tg::v1::Rule& r) {
+    tg::v1::Rule only;
+    *only.mutable_plugin_chain() = r.plugin_chain();
+    return only;
+  };
+  auto same = [](const google::protobuf::Message& a, const google::protobuf::Message& b) {
+    return google::protobuf::util::MessageDifferencer::Equals(a, b)
+               ? ::testing::AssertionSuccess()
+               : ::testing::AssertionFailure() << json::PrintProto(a) << "\n  vs\n"
+                                               << json::PrintProto(b);
+  };
+
+  tg::v1::CreateGatewayRequest greq;
+  *greq.mutable_gateway() = FromJson<tg::v1::Gateway>(
+      R"({"name": "limited", "required_plugins": )" + gateway_plugins + "}");
+  const tg::v1::Gateway written = gateway_plugins_of(greq.gateway());
+  ASSERT_EQ(written.required_plugins_size(), 2);
+  const auto& actions =
+      written.required_plugins(0).settings().fields().at("actions").struct_value().fields();
+  EXPECT_EQ(actions.at("retry_after").string_value(), "60");  // a string stays a string
+  tg::v1::GatewayResult gres;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::CreateGateway, greq, &gres).ok());
+  EXPECT_TRUE(same(gateway_plugins_of(gres.gateway()), written));
+  const std::string gw = gres.gateway().id();
+  tg::v1::GetGatewayRequest gget;
+  gget.set_id(gw);
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::GetGateway, gget, &gres).ok());
+  EXPECT_TRUE(same(gateway_plugins_of(gres.gateway()), written));
+
+  // PUT back what GET returned, one priority changed.
+  tg::v1::UpdateGatewayRequest gupd;
+  *gupd.mutable_gateway() = gres.gateway();
+  gupd.mutable_gateway()->mutable_required_plugins(1)->set_priority(7);
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::UpdateGateway, gupd, &gres).ok());
+  const tg::v1::Gateway updated = gateway_plugins_of(gupd.gateway());
+  EXPECT_TRUE(same(gateway_plugins_of(gres.gateway()), updated));
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::GetGateway, gget, &gres).ok());
+  EXPECT_TRUE(same(gateway_plugins_of(gres.gateway()), updated));
+
+  // An unsupported plugin: INVALID_ARGUMENT naming the field, nothing stored.
+  gupd.mutable_gateway()->mutable_required_plugins(1)->set_name("data_masking");
+  auto st = Call(*a_, &tg::v1::ConfigService::Stub::UpdateGateway, gupd, &gres);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(),
+            "required_plugins[1].name: plugin \"data_masking\" is not supported by this gateway "
+            "(supported: rate_limiter, token_rate_limiter)");
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::GetGateway, gget, &gres).ok());
+  EXPECT_TRUE(same(gateway_plugins_of(gres.gateway()), updated));
+
+  // Targets' quotas.
+  tg::v1::CreateUpstreamRequest ureq;
+  *ureq.mutable_upstream() = FromJson<tg::v1::Upstream>(R"({"name": "u", "targets": [
+      {"provider": "openai", "requests_per_minute": 500, "tokens_per_minute": 0}]})");
+  ureq.mutable_upstream()->set_gateway_id(gw);
+  tg::v1::UpstreamResult ures;
+  st = Call(*a_, &tg::v1::ConfigService::Stub::CreateUpstream, ureq, &ures);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "targets[0].tokens_per_minute must be between 1 and 2000000000");
+  ureq.mutable_upstream()->mutable_targets(0)->set_tokens_per_minute(2'000'000);
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::CreateUpstream, ureq, &ures).ok());
+  EXPECT_EQ(ures.upstream().targets(0).requests_per_minute(), 500);
+  EXPECT_EQ(ures.upstream().targets(0).tokens_per_minute(), 2'000'000);
+
+  tg::v1::CreateServiceRequest sreq;
+  sreq.mutable_service()->set_gateway_id(gw);
+  sreq.mutable_service()->set_name("s");
+  sreq.mutable_service()->set_upstream_id(ures.upstream().id());
+  tg::v1::ServiceResult sres;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::CreateService, sreq, &sres).ok());
+
+  tg::v1::CreateRuleRequest rreq;
+  *rreq.mutable_rule() = FromJson<tg::v1::Rule>(R"({"path": "/v1", "methods": ["POST"],
+      "plugin_chain": [
+        {"name": "token_rate_limiter", "level": "rule", "stage": "post_response", "priority": 2,
+         "settings": {"tokens_per_minute": 5000, "scope": "model"}},
+        {"name": "rate_limiter",
+         "settings": {"limits": {"per_api_key": {"limit": 10, "window": "30s"}}}}]})");
+  rreq.mutable_rule()->set_gateway_id(gw);
+  rreq.mutable_rule()->set_service_id(sres.service().id());
+  const tg::v1::Rule chain = rule_plugins_of(rreq.rule());
+  tg::v1::RuleResult rres;
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::CreateRule, rreq, &rres).ok());
+  EXPECT_TRUE(same(rule_plugins_of(rres.rule()), chain));
+  tg::v1::GetRuleRequest rget;
+  rget.set_gateway_id(gw);
+  rget.set_id(rres.rule().id());
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::GetRule, rget, &rres).ok());
+  EXPECT_TRUE(same(rule_plugins_of(rres.rule()), chain));
+  // A gateway-level entry in a rule's chain is refused.
+  tg::v1::UpdateRuleRequest rupd;
+  *rupd.mutable_rule() = rres.rule();
+  rupd.mutable_rule()->mutable_plugin_chain(1)->set_level("gateway");
+  st = Call(*a_, &tg::v1::ConfigService::Stub::UpdateRule, rupd, &rres);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(),
+            "plugin_chain[1].level: must be \"rule\" or empty here, not \"gateway\"");
+
+  // The Watch snapshot carries all of it, and a change carries the new chain.
+  grpc::ClientContext ctx;
+  auto reader = a_->stub->Watch(&ctx, tg::v1::WatchRequest());
+  tg::v1::WatchEvent ev;
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_snapshot());
+  ASSERT_EQ(ev.snapshot().gateways_size(), 1);
+  EXPECT_TRUE(same(gateway_plugins_of(ev.snapshot().gateways(0)), updated));
+  ASSERT_EQ(ev.snapshot().rules_size(), 1);
+  EXPECT_TRUE(same(rule_plugins_of(ev.snapshot().rules(0)), chain));
+  ASSERT_EQ(ev.snapshot().upstreams_size(), 1);
+  EXPECT_EQ(ev.snapshot().upstreams(0).targets(0).requests_per_minute(), 500);
+  EXPECT_EQ(ev.snapshot().upstreams(0).targets(0).tokens_per_minute(), 2'000'000);
+  // What the edge runs: the gateway's enabled plugin, then the rule's by priority.
+  auto compiled = plugins::CompileChain(&ev.snapshot().gateways(0), &ev.snapshot().rules(0));
+  ASSERT_EQ(compiled.size(), 3u);
+  EXPECT_EQ(compiled[0].name, "rate_limiter");
+  EXPECT_EQ(compiled[1].name, "rate_limiter");
+  EXPECT_EQ(compiled[2].name, "token_rate_limiter");
+
+  rupd.mutable_rule()->mutable_plugin_chain(1)->clear_level();
+  rupd.mutable_rule()->mutable_plugin_chain(1)->set_enabled(false);
+  ASSERT_TRUE(Call(*a_, &tg::v1::ConfigService::Stub::UpdateRule, rupd, &rres).ok());
+  ASSERT_TRUE(reader->Read(&ev));
+  ASSERT_TRUE(ev.has_change()) << ev.DebugString();
+  EXPECT_TRUE(same(rule_plugins_of(ev.change().rule()), rule_plugins_of(rupd.rule())));
+  ctx.TryCancel();
 }
 
 TEST_F(ConfigIT, AWriteOnOneReplicaReachesAWatchOnAnotherWithinOneSecond) {

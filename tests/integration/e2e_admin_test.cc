@@ -256,6 +256,90 @@ TEST_F(AdminE2E, PutAcceptsWhatGetReturnedAndKeepsSecrets) {
   EXPECT_STRNE(g["created_at"].GetString(), "2001-01-01T00:00:00Z");
 }
 
+// TrustGate's plugins, pasted as its documentation writes them: answered,
+// read back and PUT back as written (settings included), an unsupported one
+// refused naming the field.
+TEST_F(AdminE2E, PluginsAreAcceptedAsWrittenAndReadBackAsWritten) {
+  const std::string gateway = R"({"name": "limited", "required_plugins": [
+      {"name": "rate_limiter", "enabled": true, "stage": "pre_request", "priority": 1,
+       "level": "gateway", "id": "3f1c2e8a-0000-4000-8000-000000000001", "parallel": false,
+       "settings": {"limits": {"global": {"limit": 1000, "window": "1m"},
+                               "per_ip": {"limit": 60, "window": "1m"},
+                               "per_user": {"limit": 100, "window": "1m"}},
+                    "actions": {"type": "reject", "retry_after": "60"}}},
+      {"name": "token_rate_limiter", "enabled": true, "stage": "pre_request", "priority": 2,
+       "settings": {"tokens_per_minute": 10000, "requests_per_minute": 60,
+                    "bucket_size": 20000, "tokens_per_request": 4000}}]})";
+  const auto written = Json(gateway);
+  auto r = stack_->Admin("POST", "/api/v1/gateways", gateway);
+  ASSERT_EQ(r.status, 201) << r.body;
+  // rapidjson compares objects member by member, in any order.
+  EXPECT_TRUE(Json(r.body)["required_plugins"] == written["required_plugins"]) << r.body;
+  const std::string gw = Json(r.body)["id"].GetString();
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Json(r.body)["required_plugins"] == written["required_plugins"]) << r.body;
+
+  // PUT back what GET returned, the global limit changed.
+  std::string put = Replace(r.body, "\"limit\":1000", "\"limit\":2000");
+  ASSERT_NE(put, r.body);
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw, put);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Json(r.body)["required_plugins"] == Json(put)["required_plugins"]) << r.body;
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw);
+  EXPECT_TRUE(Json(r.body)["required_plugins"] == Json(put)["required_plugins"]) << r.body;
+
+  // Refused: a plugin of TrustGate's catalogue this gateway does not run, a bad window.
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw,
+                    R"({"name": "limited", "required_plugins": [{"name": "data_masking"}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_STREQ(Json(r.body)["error"].GetString(),
+               "required_plugins[0].name: plugin \"data_masking\" is not supported by this "
+               "gateway (supported: rate_limiter, token_rate_limiter)");
+  r = stack_->Admin("POST", "/api/v1/gateways", R"({"name": "x", "required_plugins": [
+      {"name": "rate_limiter", "settings": {"limits": {"per_ip": {"limit": 60, "window": "1x"}}}}]})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_STREQ(Json(r.body)["error"].GetString(),
+               "required_plugins[0].settings.limits.per_ip.window: \"1x\" is not a duration "
+               "(e.g. \"30s\", \"1m\", \"1h\")");
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw);
+  EXPECT_TRUE(Json(r.body)["required_plugins"] == Json(put)["required_plugins"]) << r.body;
+
+  // A rule's plugin_chain, and the targets' quotas.
+  std::string up = stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams", R"({"name": "u",
+      "targets": [{"provider": "openai", "requests_per_minute": 500,
+                   "tokens_per_minute": 2000000}]})");
+  ASSERT_FALSE(up.empty());
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/upstreams/" + up);
+  auto upstream = Json(r.body);
+  const auto& target = upstream["targets"][0];
+  EXPECT_EQ(target["requests_per_minute"].GetInt(), 500);
+  EXPECT_EQ(target["tokens_per_minute"].GetInt(), 2000000);
+  std::string svc = stack_->MustCreate("/api/v1/gateways/" + gw + "/services",
+                                       Replace(seeds::kServiceStep3, "{upstream_id}", up));
+  const std::string rule = Replace(R"({"path": "/v1", "service_id": "{service_id}",
+      "methods": ["POST"], "plugin_chain": [
+        {"name": "token_rate_limiter", "level": "rule", "stage": "post_response",
+         "settings": {"tokens_per_minute": 5000, "scope": "model"}},
+        {"name": "rate_limiter", "priority": 5,
+         "settings": {"limits": {"per_api_key": {"limit": 10, "window": "30s"}}}}]})",
+                                   "{service_id}", svc);
+  r = stack_->Admin("POST", "/api/v1/gateways/" + gw + "/rules", rule);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_TRUE(Json(r.body)["plugin_chain"] == Json(rule)["plugin_chain"]) << r.body;
+  const std::string rule_id = Json(r.body)["id"].GetString();
+  r = stack_->Admin("GET", "/api/v1/gateways/" + gw + "/rules/" + rule_id);
+  EXPECT_TRUE(Json(r.body)["plugin_chain"] == Json(rule)["plugin_chain"]) << r.body;
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw + "/rules/" + rule_id, r.body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Json(r.body)["plugin_chain"] == Json(rule)["plugin_chain"]) << r.body;
+  r = stack_->Admin("PUT", "/api/v1/gateways/" + gw + "/rules/" + rule_id,
+                    Replace(rule, "\"level\": \"rule\"", "\"level\": \"gateway\""));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_STREQ(Json(r.body)["error"].GetString(),
+               "plugin_chain[0].level: must be \"rule\" or empty here, not \"gateway\"");
+}
+
 TEST_F(AdminE2E, EverythingSurvivesARestartOfEveryService) {
   std::string gw =
       stack_->MustCreate("/api/v1/gateways", R"({"name": "durable", "subdomain": "durable"})");

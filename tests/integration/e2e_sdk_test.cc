@@ -281,6 +281,58 @@ TEST_F(SdkE2E, OfficialOpenAiAndAnthropicSdksWorkUnchanged) {
             << anthropic << " on Anthropic\n";
 }
 
+// A gateway rate limit seen by the official OpenAI SDK (issue 16): one
+// request per 2 s for the key. The second call gets a 429 with
+// retry-after-ms; the SDK's own retry waits that long and then succeeds.
+TEST_F(SdkE2E, TheOpenAiSdkRetryHonoursTheGatewaysRetryAfter) {
+  const std::string gw = stack_->MustCreate("/api/v1/gateways", R"({"name": "limited",
+      "required_plugins": [{"name": "rate_limiter", "enabled": true, "stage": "pre_request",
+        "settings": {"limits": {"per_api_key": {"limit": 1, "window": "2s"}},
+                     "actions": {"type": "reject"}}}]})");
+  const std::string openai = Target("openai", fake_->credentials().openai_key,
+                                    R"("default_model": "gpt-4", "models": ["gpt-4"])");
+  std::string up = stack_->MustCreate("/api/v1/gateways/" + gw + "/upstreams",
+                                      R"({"name": "u", "targets": [)" + openai + "]}");
+  std::string svc =
+      stack_->MustCreate("/api/v1/gateways/" + gw + "/services",
+                         R"({"name": "s", "type": "upstream", "upstream_id": ")" + up + "\"}");
+  stack_->MustCreate("/api/v1/gateways/" + gw + "/rules",
+                     R"({"path": "/lim", "service_id": ")" + svc +
+                         R"(", "methods": ["POST"], "strip_path": true})");
+  const std::string key = stack_->MustCreateKey(gw);
+  // Routed (GET …/models is answered from the configuration, never limited);
+  // then a full window so that the script starts with the whole allowance.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Http("GET", stack_->ProxyUrl("/lim/v1/models"), "", {"X-Api-Key: " + key}).status ==
+               200;
+      },
+      seconds(15)));
+
+  ScriptResult run =
+      RunCaptured({node_, std::string(kSdkDir) + "/rate_limit_check.mjs"},
+                  {{"TG_PROXY_URL", stack_->ProxyUrl("")}, {"TG_KEY", key}, {"TG_PREFIX", "/lim"}},
+                  kScriptTimeout);
+  ASSERT_TRUE(run.error.empty()) << run.error;
+  ASSERT_EQ(run.exit_code, std::optional<int>(0)) << run.output;
+  std::cout << run.output;
+  auto d = Json(run.output);
+  ASSERT_TRUE(d.IsObject() && d["exchanges"].IsArray()) << run.output;
+  const auto& ex = d["exchanges"];
+  ASSERT_EQ(ex.Size(), 3u) << "200, then 429 and the SDK's retry: " << run.output;
+  EXPECT_EQ(ex[0]["status"].GetInt(), 200);
+  EXPECT_EQ(ex[1]["status"].GetInt(), 429);
+  EXPECT_EQ(ex[2]["status"].GetInt(), 200);
+  ASSERT_TRUE(ex[1]["retry_after_ms"].IsString()) << run.output;
+  const long wait_ms = std::strtol(ex[1]["retry_after_ms"].GetString(), nullptr, 10);
+  EXPECT_GT(wait_ms, 1000) << "about the 2 s window";
+  EXPECT_LE(wait_ms, 2000);
+  EXPECT_STREQ(ex[1]["limit"].GetString(), "1");
+  EXPECT_STREQ(ex[1]["remaining"].GetString(), "0");
+  // The SDK waited what the gateway said before it retried.
+  EXPECT_GE(ex[2]["at_ms"].GetInt64() - ex[1]["at_ms"].GetInt64(), wait_ms - 50) << run.output;
+}
+
 // The fake providers themselves against the Google GenAI and AWS SDKs
 // (tests/sdk/provider_sdk_check.mjs, no gateway): the Gemini and Bedrock
 // endpoints the gateway is tested against, chat and embeddings, SigV4

@@ -52,7 +52,7 @@ std::unique_ptr<Process> Stack::Make(const std::string& name,
   // Each service's own metrics flag: tg-edge's is TG_METRICS_LISTEN, the
   // others' TG_<SERVICE>_METRICS_LISTEN (one environment serves them all).
   std::string var = "TG_METRICS_LISTEN";
-  if (name != "tg-edge") {
+  if ((executable.empty() ? name : executable) != "tg-edge") {
     std::string svc = (executable.empty() ? name : executable).substr(3);
     for (auto& c : svc) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     var = "TG_" + svc + "_METRICS_LISTEN";
@@ -143,6 +143,22 @@ bool Stack::StartAll() {
   env["TG_BALANCER_ADDR"] = addr(balancer_port_);
   env["TG_ADAPTER_ADDR"] = addr(adapter_port_);
   env["TG_ADMIN_JWT_SECRET"] = secret_;
+  if (!options_.redis_addr.empty()) env.emplace("TG_REDIS_URL", "redis://" + options_.redis_addr);
+  if (options_.edge_replica) {
+    // Started first: the loop below returns once the first edge is up.
+    admin2_port_ = FreePort();
+    proxy2_port_ = FreePort();
+    metrics_ports_["tg-edge-2"] = FreePort();
+    auto env2 = env;
+    env2["TG_ADMIN_LISTEN"] = addr(admin2_port_);
+    env2["TG_PROXY_LISTEN"] = addr(proxy2_port_);
+    if (!start(Make("tg-edge-2", env2, "tg-edge"), 0)) return false;
+    const std::string admin2 = "http://127.0.0.1:" + std::to_string(admin2_port_) + "/healthz";
+    if (!WaitFor([&] { return Http("GET", admin2).status == 200; }, std::chrono::seconds(30))) {
+      ADD_FAILURE() << "tg-edge-2 did not become healthy:\n" << Find("tg-edge-2")->LogTail();
+      return false;
+    }
+  }
   // Tests run in parallel: another may take a port between FreePort() and
   // the edge's bind, once in a long while. The edge then exits saying so,
   // and starts again on new ports.
@@ -228,6 +244,10 @@ std::string Stack::AdminUrl(const std::string& path) const {
 
 std::string Stack::ProxyUrl(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(proxy_port_) + path;
+}
+
+std::string Stack::Proxy2Url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(proxy2_port_) + path;
 }
 
 std::string Stack::Token(std::chrono::seconds ttl) const {

@@ -29,6 +29,10 @@ struct StackOptions {
   bool keyauth_replica = false;
   std::map<std::string, std::string> keyauth_replica_env;
   std::string keyauth_replica_pg_user;  // its PostgreSQL role; "" = the stack's
+  // A second tg-edge replica ("tg-edge-2", its own admin, proxy and metrics
+  // ports, the same services behind it). Both edges get TG_REDIS_URL when
+  // redis_addr is set.
+  bool edge_replica = false;
 };
 
 // The TrustGate services as separate processes on free loopback ports, on a
@@ -68,6 +72,8 @@ class Stack {
                         const std::string& upstream_json, bool strip_path = true,
                         const std::string& rule_extra = "");
   int proxy_port() const { return proxy_port_; }
+  // tg-edge-2's proxy (edge_replica), like ProxyUrl.
+  std::string Proxy2Url(const std::string& path) const;
   // The gRPC port of a started service ("tg-config", "tg-keyauth-2", …); 0
   // for tg-edge or an unknown name. Dial it with TestChannel (test_tls.h).
   int grpc_port(const std::string& name) const {
@@ -91,6 +97,7 @@ class Stack {
   std::filesystem::path dir_;
   int keyauth_replica_port_ = 0;
   int config_port_, keyauth_port_, balancer_port_, adapter_port_, admin_port_, proxy_port_;
+  int admin2_port_ = 0, proxy2_port_ = 0;
   std::string secret_;
   std::vector<std::unique_ptr<Process>> processes_;  // in start order
   std::map<std::string, int> grpc_ports_;            // by name; 0 for tg-edge
