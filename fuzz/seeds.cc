@@ -298,6 +298,94 @@ void TokenEstimateSeeds(const fs::path& golden) {
   }
 }
 
+// fuzz/plugin_settings_fuzz.cc (shape:u8 | JSON; 0 PluginConfig, 1 Gateway,
+// 2 Rule): TrustGate's examples of docs/API.md "Plugins (rate limits)", each
+// documented refusal, and Go durations at the edges of what parses.
+void PluginSettingsSeeds() {
+  struct Seed {
+    const char* name;
+    int shape;
+    const char* json;
+  };
+  const Seed seeds[] = {
+      {"gateway_example", 1,
+       R"({"name": "multi-provider-gateway",
+ "required_plugins": [
+   {"name": "rate_limiter", "enabled": true, "stage": "pre_request", "priority": 1,
+    "level": "gateway", "parallel": false,
+    "settings": {"limits": {"global": {"limit": 1000, "window": "1m"},
+                            "per_ip": {"limit": 60, "window": "1m"},
+                            "per_user": {"limit": 100, "window": "1m"}},
+                 "actions": {"type": "reject", "retry_after": "60"}}}]})"},
+      {"rule_example", 2,
+       R"({"path": "/v1", "service_id": "s", "methods": ["POST"],
+ "plugin_chain": [
+   {"name": "token_rate_limiter", "stage": "pre_request", "priority": 1,
+    "settings": {"tokens_per_minute": 10000, "requests_per_minute": 60,
+                 "bucket_size": 20000, "tokens_per_request": 4000}}]})"},
+      {"rate_limiter", 0,
+       R"({"name": "rate_limiter", "id": "x", "settings": {"limits": {
+           "per_api_key": {"limit": 5, "window": "1h30m"}, "per_model": {"limit": 2,
+           "window": "1.5h"}, "global": {"limit": 1000000000, "window": "24h"}},
+           "actions": {"type": "block", "retry_after": "1.5s"}}})"},
+      {"token_scope_model", 0,
+       R"({"name": "token_rate_limiter", "stage": "post_response", "level": "rule",
+           "enabled": false, "settings": {"tokens_per_minute": 1000000000000, "scope": "model"}})"},
+      {"chain_priorities", 2,
+       R"({"plugin_chain": [
+   {"name": "rate_limiter", "priority": 9, "settings": {"limits": {"global": {"limit": 1, "window": "1s"}}}},
+   {"name": "token_rate_limiter", "priority": 0, "settings": {"tokens_per_minute": 1, "scope": "gateway"}},
+   {"name": "data_masking", "settings": {}},
+   {"name": "rate_limiter", "priority": 1000, "settings": {"limits": {"per_ip": {"limit": 1, "window": "30s"}}}}]})"},
+      {"not_supported", 0, R"({"name": "data_masking", "settings": {}})"},
+      {"unknown_plugin", 0, R"({"name": "foo"})"},
+      {"wrong_level", 0,
+       R"({"name": "rate_limiter", "level": "gateway", "settings": {"limits": {"global": {"limit": 1, "window": "1m"}}}})"},
+      {"wrong_stage", 0,
+       R"({"name": "rate_limiter", "stage": "post_request", "settings": {"limits": {"global": {"limit": 1, "window": "1m"}}}})"},
+      {"bad_window", 0,
+       R"({"name": "rate_limiter", "settings": {"limits": {"per_ip": {"limit": 1, "window": "1x"}}}})"},
+      {"short_window", 0,
+       R"({"name": "rate_limiter", "settings": {"limits": {"per_ip": {"limit": 1, "window": "999ms"}}}})"},
+      {"unknown_limit", 0,
+       R"({"name": "rate_limiter", "settings": {"limits": {"per_region": {"limit": 1, "window": "1m"}}}})"},
+      {"too_large_request", 1,
+       R"({"name": "g", "required_plugins": [{"name": "token_rate_limiter"},
+           {"name": "token_rate_limiter", "settings": {"tokens_per_minute": 10000,
+            "bucket_size": 20000, "tokens_per_request": 20001}}]})"},
+      {"fraction", 0,
+       R"({"name": "token_rate_limiter", "settings": {"tokens_per_minute": 60.5, "requests_per_minute": "60"}})"},
+      {"retry_after_digits", 0,
+       R"({"name": "rate_limiter", "priority": 1001, "settings": {"limits": {"global": {"limit": 1, "window": "1m"}},
+           "actions": {"retry_after": "1234567"}}})"},
+      {"null_settings", 0,
+       R"({"name": "rate_limiter", "settings": {"limits": {"global": null, "per_ip": {"limit": 1e9, "window": "-1m"}}}})"},
+  };
+  for (const Seed& seed : seeds) {
+    Write("plugin_settings", seed.name, Bytes({seed.shape}, seed.json));
+  }
+  // Go durations, read raw by ParseGoDuration (and refused as JSON).
+  const char* durations[] = {"1h30m",
+                             "1.5h",
+                             "500ms",
+                             "0",
+                             "-1m30s",
+                             "+.5s",
+                             "1\xC2\xB5s",
+                             "3\xCE\xBCs",
+                             "2562047h",
+                             "2562048h",
+                             "9223372036854775807ns",
+                             "9223372036854775808ns",
+                             "1.0000000000000000000001s",
+                             ".",
+                             "1e3s"};
+  int i = 0;
+  for (const char* d : durations) {
+    Write("plugin_settings", "duration_" + std::to_string(i++), Bytes({0}, d));
+  }
+}
+
 }  // namespace
 
 // Embeddings: client bodies for every target (mode 0) and each provider's
@@ -348,6 +436,7 @@ int main(int argc, char** argv) {
   Tokens();
   Embeddings();
   TokenEstimateSeeds(golden);
+  PluginSettingsSeeds();
   std::cout << "wrote " << g_written << " seeds to " << g_out.string() << "\n";
   return g_written > 0 ? 0 : 1;
 }

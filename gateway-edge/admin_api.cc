@@ -333,6 +333,8 @@ std::string_view ResourcePath(const AdminRoute& r) {
       return r.collection ? "/api/v1/gateways/{id}/keys" : "/api/v1/gateways/{id}/keys/{id}";
     case AdminRoute::Resource::kUpstreamHealth:
       return "/api/v1/gateways/{id}/upstreams/{id}/health";
+    case AdminRoute::Resource::kSpend:
+      return "/api/v1/gateways/{id}/spend";
   }
   return "";
 }
@@ -403,6 +405,8 @@ void AdminApi::Serve(HttpRequest request, const std::optional<AdminRoute>& route
       return HandleKeys(request, *route, std::move(respond));
     case AdminRoute::Resource::kUpstreamHealth:
       return HandleUpstreamHealth(*route, std::move(respond));
+    case AdminRoute::Resource::kSpend:
+      return HandleSpend(request, *route, std::move(respond));
   }
   respond(JsonError(404, "not found"));
 }
@@ -528,6 +532,93 @@ std::string_view StateName(tg::v1::TargetHealth::State state) {
 
 // The balancer's view of an upstream's targets, with each target's provider
 // and host from the snapshot: no provider is called.
+namespace {
+
+void AppendTotals(std::string& out, const SpendTotals& t) {
+  char usd[64];
+  std::snprintf(usd, sizeof usd, "%.6f", static_cast<double>(t.usd_micros) / 1e6);
+  out += R"("usd":)";
+  out += usd;
+  out += R"(,"input_tokens":)" + std::to_string(t.input_tokens);
+  out += R"(,"output_tokens":)" + std::to_string(t.output_tokens);
+  out += R"(,"requests":)" + std::to_string(t.requests);
+}
+
+std::string FormatUtc(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+// The gateway's spend this period, and each key's, against its budget
+// (docs/API.md, "Budgets and cost"). ?period=daily|monthly reads the other
+// period's counters (both are always kept); default: the budget's period.
+void AdminApi::HandleSpend(const HttpRequest& request, const AdminRoute& route,
+                           HttpResponder respond) {
+  if (watcher_ == nullptr || spend_ == nullptr) {
+    return respond(JsonError(503, "spend is not available on this edge"));
+  }
+  auto snap = watcher_->snapshot();
+  const tg::v1::Gateway* gateway = snap ? snap->FindGateway(route.gateway_id) : nullptr;
+  if (gateway == nullptr)
+    return respond(JsonError(404, "gateway " + route.gateway_id + " not found"));
+  std::string period = gateway->budget().period().empty() ? "monthly" : gateway->budget().period();
+  if (!request.query.empty()) {
+    if (request.query == "period=daily") {
+      period = "daily";
+    } else if (request.query == "period=monthly") {
+      period = "monthly";
+    } else {
+      return respond(JsonError(400, "the only query is period=daily or period=monthly"));
+    }
+  }
+  const Period p = PeriodOf(period, std::chrono::system_clock::now());
+  const SpendLedger::Report report = spend_->Read(route.gateway_id, p.id);
+  std::string out = R"({"gateway_id":)";
+  json::AppendQuoted(out, route.gateway_id);
+  out += R"(,"period":")" + period + R"(","period_id":)";
+  json::AppendQuoted(out, p.id);
+  out += R"(,"period_end":")" + FormatUtc(p.end) + "\"";
+  out += R"(,"source":")" + std::string(report.from_redis ? "redis" : "local") + "\"";
+  const auto& b = gateway->budget();
+  auto usd = [](double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6f", v);
+    return std::string(buf);
+  };
+  out += R"(,"budget":{)";
+  if (b.has_limit_usd()) out += R"("limit_usd":)" + usd(b.limit_usd());
+  if (b.has_per_key_limit_usd()) {
+    if (b.has_limit_usd()) out += ",";
+    out += R"("per_key_limit_usd":)" + usd(b.per_key_limit_usd());
+  }
+  out += R"(},"spend":{)";
+  AppendTotals(out, report.gateway);
+  out += R"(},"keys":[)";
+  bool first = true;
+  for (const auto& [key_id, totals] : report.keys) {
+    if (!first) out += ",";
+    first = false;
+    out += R"({"key_id":)";
+    json::AppendQuoted(out, key_id);
+    out += ",";
+    AppendTotals(out, totals);
+    if (b.has_per_key_limit_usd()) {
+      out +=
+          R"(,"remaining_usd":)" +
+          usd(std::max(0.0, b.per_key_limit_usd() - static_cast<double>(totals.usd_micros) / 1e6));
+    }
+    out += "}";
+  }
+  out += "]}";
+  respond(JsonResponse(200, std::move(out)));
+}
+
 void AdminApi::HandleUpstreamHealth(const AdminRoute& route, HttpResponder respond) {
   if (watcher_ == nullptr || balancer_ == nullptr) {
     return respond(JsonError(503, "target health is not available on this edge"));

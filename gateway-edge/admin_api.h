@@ -17,6 +17,7 @@
 #include "tg/edge/edge_readiness.h"
 #include "tg/edge/http_server.h"
 #include "tg/edge/key_cache.h"
+#include "tg/edge/spend.h"
 #include "tg/v1/balancer.grpc.pb.h"
 #include "tg/v1/config.grpc.pb.h"
 #include "tg/v1/keyauth.grpc.pb.h"
@@ -67,6 +68,8 @@ class AdminApi : public HttpHandler {
   // GET …/upstreams/{id}/health asks tg-balancer (GetHealth) over this
   // channel; without one it answers 503.
   void SetBalancer(std::shared_ptr<grpc::Channel> channel);
+  // GET …/gateways/{id}/spend reads this ledger (null: 503).
+  void SetSpend(SpendLedger* spend) { spend_ = spend; }
 
  private:
   void Serve(HttpRequest request, const std::optional<AdminRoute>& route, HttpResponder respond);
@@ -74,6 +77,7 @@ class AdminApi : public HttpHandler {
   void HandleConfig(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
   void HandleKeys(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
   void HandleUpstreamHealth(const AdminRoute& route, HttpResponder respond);
+  void HandleSpend(const HttpRequest& request, const AdminRoute& route, HttpResponder respond);
   // Answers `response` once the watch holds `revision` (or revision_wait passed).
   void AnswerAfterRevision(int64_t revision, HttpResponse response, HttpResponder respond);
 
@@ -87,6 +91,7 @@ class AdminApi : public HttpHandler {
   std::unique_ptr<tg::v1::ConfigService::Stub> config_;
   std::unique_ptr<tg::v1::KeyAuthService::Stub> keyauth_;
   std::unique_ptr<tg::v1::BalancerService::Stub> balancer_;  // SetBalancer; may stay null
+  SpendLedger* spend_ = nullptr;                             // SetSpend; may stay null
   ConfigWatcher* const watcher_;
   KeyCache* const keys_;
   const EdgeReadiness* readiness_ = nullptr;

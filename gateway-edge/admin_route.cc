@@ -65,6 +65,12 @@ std::optional<AdminRoute> MatchAdminRoute(std::string_view path) {
     r.id = segs[3];
     return r;
   }
+  if (segs.size() == 3 && segs[0] == "gateways" && segs[2] == "spend") {
+    AdminRoute r;
+    r.resource = AdminRoute::Resource::kSpend;
+    r.gateway_id = segs[1];
+    return r;
+  }
   if (segs[0] != "gateways" || segs.size() > 4) return std::nullopt;
 
   AdminRoute r;
@@ -91,7 +97,8 @@ std::optional<AdminRoute> MatchAdminRoute(std::string_view path) {
 
 std::string_view AllowedMethods(const AdminRoute& route) {
   if (route.resource == AdminRoute::Resource::kHealth ||
-      route.resource == AdminRoute::Resource::kUpstreamHealth) {
+      route.resource == AdminRoute::Resource::kUpstreamHealth ||
+      route.resource == AdminRoute::Resource::kSpend) {
     return "GET";
   }
   if (route.collection) return "GET, POST";

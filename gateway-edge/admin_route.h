@@ -12,7 +12,18 @@ namespace tg::edge {
 struct AdminRoute {
   // kUpstreamHealth: GET …/upstreams/{id}/health, the balancer's view of
   // each target (id = the upstream's).
-  enum class Resource { kHealth, kGateway, kUpstream, kService, kRule, kKey, kUpstreamHealth };
+  // kSpend: GET …/gateways/{id}/spend, the gateway's and its keys' spend
+  // this period (gateway_id = the gateway's).
+  enum class Resource {
+    kHealth,
+    kGateway,
+    kUpstream,
+    kService,
+    kRule,
+    kKey,
+    kUpstreamHealth,
+    kSpend
+  };
 
   Resource resource = Resource::kHealth;
   bool collection = false;  // .../upstreams rather than .../upstreams/{id}

@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
   // Rate limits: GCRA buckets in Redis, leased in small batches
   // (docs/API.md, "Rate limits"); without Redis, this edge's own memory.
   std::unique_ptr<tg::edge::quota::Store> quota;
+  tg::edge::SpendLedger::Options spend_options;
   if (const std::string redis_url = flags.String("redis-url"); !redis_url.empty()) {
     std::string error;
     auto options = tg::edge::quota::ParseRedisQuotaUrl(redis_url, &error);
@@ -158,12 +159,16 @@ int main(int argc, char** argv) {
       return 2;
     }
     options->lease_ttl = std::chrono::milliseconds(flags.Int("rate-limit-lease-ttl-ms"));
+    spend_options.redis = *options;
     quota = std::make_unique<tg::edge::quota::RedisQuotaStore>(std::move(*options));
   } else {
     tg::log::Warn("--redis-url is empty: rate limits are counted by this edge alone");
     quota = std::make_unique<tg::edge::quota::LocalQuotaStore>();
   }
   proxy.quota = quota.get();
+  // Spend per gateway and key (budgets, GET …/spend), in the same Redis.
+  auto spend = std::make_unique<tg::edge::SpendLedger>(std::move(spend_options));
+  proxy.spend = spend.get();
 
   auto watcher = std::make_unique<tg::ConfigWatcher>(Dial(config_addr, tg::kConfigIdentity, tls));
   watcher->Start();
@@ -180,6 +185,7 @@ int main(int argc, char** argv) {
       Dial(keyauth_addr, tg::kKeyauthIdentity, tls), watcher.get(), keys.get());
   api->SetReadiness(readiness.get());
   api->SetBalancer(balancer_channel);
+  api->SetSpend(spend.get());
   std::string error;
   auto server = tg::edge::HttpServer::Start(http, api.get(), &error);
   if (!server) {
@@ -207,6 +213,7 @@ int main(int argc, char** argv) {
   proxy_handler.reset();
   quota.reset();  // gives unused leases back
   api.reset();
+  spend.reset();  // flushes what this edge counted
   proxy_server.reset();
   server.reset();
   readiness.reset();

@@ -190,6 +190,11 @@ class ProxyHandler::Call : public std::enable_shared_from_this<Call> {
   // The gateway's and the rule's rate limits (RateLimits::Admit): true when
   // the request was refused (a 429 went out).
   bool RefusedByLimits(const tg::v1::Rule& rule);
+  // The gateway's budget (and each key's): true when it is spent for this
+  // period (a 429 went out).
+  bool RefusedByBudget();
+  // What the answer cost, into the spend ledger and the metrics (Finished).
+  void RecordSpend();
   // Whether a picked target must be passed over for now: its own quota is
   // spent, or its provider asked for a pause (*wait: how long).
   bool TargetAtLimit(const tg::v1::Target& target, milliseconds* wait);
@@ -455,6 +460,7 @@ void ProxyHandler::Call::OnKey(const std::optional<KeyCache::Verified>& v,
   span_.SetAttribute("tg.gateway_id", gateway_id_);
 
   if (req_.method == "GET" && AnswerModels(v->gateway_id)) return;
+  if (RefusedByBudget()) return;
   RouteMatch m = MatchRule(*snap_, v->gateway_id, req_.method, req_.path);
   if (m.result == RouteMatch::Result::kWrongMethod) {
     HttpResponse r = ClientError(format_, 405, "method not allowed");
@@ -737,6 +743,73 @@ bool ProxyHandler::Call::RefusedByLimits(const tg::v1::Rule& rule) {
   for (auto& h : admission_.Headers(true)) r.headers.push_back(std::move(h));
   Answer(std::move(r));
   return true;
+}
+
+bool ProxyHandler::Call::RefusedByBudget() {
+  const tg::v1::Gateway* gateway = snap_->FindGateway(gateway_id_);
+  if (gateway == nullptr || !gateway->has_budget()) return false;
+  const tg::v1::Budget& budget = gateway->budget();
+  if (!budget.has_limit_usd() && !budget.has_per_key_limit_usd()) return false;
+  const Period period = PeriodOf(budget.period(), std::chrono::system_clock::now());
+  std::string who;
+  double limit = 0;
+  int64_t spent = 0;
+  if (budget.has_limit_usd()) {
+    spent = h_->spend_->GatewaySpent(gateway_id_, period.id).usd_micros;
+    if (static_cast<double>(spent) >= budget.limit_usd() * 1e6) {
+      who = "this gateway";
+      limit = budget.limit_usd();
+    }
+  }
+  if (who.empty() && budget.has_per_key_limit_usd()) {
+    spent = h_->spend_->KeySpent(gateway_id_, key_id_, period.id).usd_micros;
+    if (static_cast<double>(spent) >= budget.per_key_limit_usd() * 1e6) {
+      who = "this API key";
+      limit = budget.per_key_limit_usd();
+    }
+  }
+  if (who.empty()) return false;
+  const auto left =
+      std::chrono::ceil<std::chrono::seconds>(period.end - std::chrono::system_clock::now());
+  char amount[96];
+  std::snprintf(amount, sizeof amount, "$%.2f of its $%.2f", static_cast<double>(spent) / 1e6,
+                limit);
+  const std::string message = "budget exhausted: " + who + " spent " + amount + " " +
+                              (budget.period() == "daily" ? "daily" : "monthly") +
+                              " budget; it renews in " + std::to_string(left.count()) + " s";
+  ProxyMetrics::Get().rate_limited.With({gateway_id_, "budget"}).Inc();
+  span_.AddEvent("budget_exhausted", {{"tg.who", who}});
+  // OpenAI's answer for a spent quota: 429 insufficient_quota, which no
+  // retry within the SDK's patience fixes.
+  HttpResponse r = ClientError(format_, 429, message, "insufficient_quota");
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, left.count())));
+  r.headers.emplace_back("x-should-retry", "false");
+  Answer(std::move(r));
+  return true;
+}
+
+void ProxyHandler::Call::RecordSpend() {
+  if (tokens_in_ < 0 && tokens_out_ < 0) return;
+  if (gateway_id_.empty() || !snap_) return;
+  const tg::v1::Gateway* gateway = snap_->FindGateway(gateway_id_);
+  if (gateway == nullptr) return;
+  const std::string& model = choice_.effective_model().empty() ? model_ : choice_.effective_model();
+  const int64_t in = std::max<int64_t>(0, tokens_in_);
+  const int64_t out = std::max<int64_t>(0, tokens_out_);
+  int64_t cost = 0;
+  if (auto price = PriceOf(*gateway, model)) cost = CostMicros(*price, in, out);
+  const std::string period = PeriodOf(gateway->has_budget() ? gateway->budget().period() : "",
+                                      std::chrono::system_clock::now())
+                                 .id;
+  h_->spend_->Add(gateway_id_, key_id_, period, SpendTotals{cost, in, out, 1});
+  const std::string provider = target_.id().empty() ? "none" : SelectedProvider();
+  const std::string& model_label = model.empty() ? std::string("unknown") : model;
+  auto& m = ProxyMetrics::Get();
+  m.usage_tokens.With({gateway_id_, key_id_, model_label, provider, "input"})
+      .Inc(static_cast<double>(in));
+  m.usage_tokens.With({gateway_id_, key_id_, model_label, provider, "output"})
+      .Inc(static_cast<double>(out));
+  m.cost.With({gateway_id_, key_id_, model_label, provider}).Inc(static_cast<double>(cost) / 1e6);
 }
 
 int64_t ProxyHandler::Call::PromptEstimate() {
@@ -1230,6 +1303,7 @@ void ProxyHandler::Call::EndBrokenLocked() {
 
 void ProxyHandler::Call::Finished() {
   SettleLimits();
+  RecordSpend();
   const int status = answered_status_ != 0 ? answered_status_ : 499;  // no answer: client left
   const std::string provider = target_.id().empty() ? "none" : SelectedProvider();
   const std::string& gateway = gateway_id_.empty() ? std::string("none") : gateway_id_;
@@ -1376,6 +1450,8 @@ ProxyHandler::ProxyHandler(ProxyOptions options, ConfigWatcher* config, KeyCache
       health_(std::move(balancer), &picker_),
       own_quota_(options_.quota ? nullptr : std::make_unique<quota::LocalQuotaStore>()),
       limits_(options_.quota ? options_.quota : own_quota_.get()),
+      own_spend_(options_.spend ? nullptr : std::make_unique<SpendLedger>(SpendLedger::Options{})),
+      spend_(options_.spend ? options_.spend : own_spend_.get()),
       reports_(balancer_.get(), ReportBatcher::Options{options_.report_deadline}),
       first_token_watch_(std::make_unique<FirstTokenWatch>()) {
   health_.Start();

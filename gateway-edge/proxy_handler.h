@@ -18,6 +18,7 @@
 #include "tg/edge/quota/quota_store.h"
 #include "tg/edge/rate_limits.h"
 #include "tg/edge/report_batcher.h"
+#include "tg/edge/spend.h"
 #include "tg/v1/adapter.grpc.pb.h"
 #include "tg/v1/balancer.grpc.pb.h"
 
@@ -46,6 +47,9 @@ struct ProxyOptions {
   // address (X-Forwarded-For, X-Real-IP); its last entry is per_ip's key.
   // Empty: the peer's address.
   std::string client_ip_header;
+  // Spend per gateway and key (budgets, GET …/spend). Null: this edge's own
+  // memory.
+  SpendLedger* spend = nullptr;
 };
 
 // The proxy on :8081. Per request: gateway key → gateway (Host subdomain when
@@ -86,6 +90,8 @@ class ProxyHandler : public HttpHandler {
   HealthFollower health_;                    // tg-balancer's WatchHealth
   std::unique_ptr<quota::Store> own_quota_;  // when options_.quota is null
   RateLimits limits_;
+  std::unique_ptr<SpendLedger> own_spend_;  // when options_.spend is null
+  SpendLedger* spend_;
   ReportBatcher reports_;  // after balancer_: flushed before the stub goes
   // Attempts waiting for their first token, checked by one thread every
   // 100 ms (no timer per request: arming and disarming are a map insert and

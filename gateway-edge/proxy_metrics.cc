@@ -37,9 +37,17 @@ ProxyMetrics& ProxyMetrics::Get() {
                      "Tokens of answered requests by gateway, provider and direction "
                      "(input|output).",
                      {"gateway", "provider", "direction"}, 2000),
+        r.AddCounter("tg_proxy_usage_tokens_total",
+                     "Tokens the providers reported, by gateway, API key id, model, provider "
+                     "and direction (input|output).",
+                     {"gateway", "key", "model", "provider", "direction"}, 5000),
+        r.AddCounter("tg_proxy_cost_usd_total",
+                     "What the answers cost in US dollars (usage x the gateway's prices), by "
+                     "gateway, API key id, model and provider.",
+                     {"gateway", "key", "model", "provider"}, 5000),
         r.AddCounter("tg_proxy_rate_limited_total",
                      "Requests the gateway's own rate limits refused (429), by gateway and "
-                     "kind (requests|tokens).",
+                     "kind (requests|tokens|budget).",
                      {"gateway", "kind"}, 1000),
         r.AddGauge("tg_proxy_in_flight", "Proxied requests in progress.", {}).With({}),
     };

@@ -18,6 +18,8 @@ struct ProxyMetrics {
   metrics::Family<metrics::Counter>& retries;       // gateway, provider, reason: same target again
   metrics::Family<metrics::Counter>& rescues;       // gateway, provider, result: mid-stream rescues
   metrics::Family<metrics::Counter>& tokens;        // gateway, provider, direction
+  metrics::Family<metrics::Counter>& usage_tokens;  // gateway, key, model, provider, direction
+  metrics::Family<metrics::Counter>& cost;          // gateway, key, model, provider: USD
   metrics::Family<metrics::Counter>& rate_limited;  // gateway, kind: 429s of the gateway's limits
   metrics::Gauge& in_flight;
 };

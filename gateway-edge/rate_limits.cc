@@ -119,6 +119,7 @@ std::shared_ptr<const std::vector<RateLimits::Compiled>> RateLimits::Chain(const
   auto chain = std::make_shared<std::vector<Compiled>>();
   auto compile = [&chain](const auto& list, std::string_view level, const std::string& owner_id,
                           std::string_view field, std::string_view tag) {
+    const auto first = static_cast<std::ptrdiff_t>(chain->size());
     for (int i = 0; i < list.size(); ++i) {
       std::optional<plugins::Plugin> plugin;
       std::string error;
@@ -127,13 +128,15 @@ std::shared_ptr<const std::vector<RateLimits::Compiled>> RateLimits::Chain(const
       chain->push_back(
           {std::string(tag) + ":" + owner_id + ":" + std::to_string(i), std::move(*plugin)});
     }
+    // By priority within this list only: the gateway's entries run before
+    // the rule's whatever their priorities (docs/API.md, CompileChain).
+    std::stable_sort(
+        chain->begin() + first, chain->end(),
+        [](const Compiled& a, const Compiled& b) { return a.plugin.priority < b.plugin.priority; });
   };
   if (s.gateway)
     compile(s.gateway->required_plugins(), "gateway", s.gateway->id(), "required_plugins", "g");
   if (s.rule) compile(s.rule->plugin_chain(), "rule", s.rule->id(), "plugin_chain", "r");
-  std::stable_sort(chain->begin(), chain->end(), [](const Compiled& a, const Compiled& b) {
-    return a.plugin.priority < b.plugin.priority;
-  });
   std::lock_guard lock(mu_);
   if (chains_.size() >= kMaxChains) chains_.clear();
   if (s.revision == chain_revision_) chains_[cache_key] = chain;

@@ -22,6 +22,7 @@ FUZZ_TARGETS=(
   eventstream:16384
   admin_jwt:4096
   admin_json:65536
+  plugin_settings:65536
 )
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=0:strict_string_checks=1}"

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include "tg/common/crypto.h"
 #include "tg/common/egress.h"
@@ -195,7 +196,35 @@ Problem ValidateGateway(const tg::v1::Gateway& g) {
     return "subdomain must be a DNS label: 1-63 lower-case letters, digits or '-', not starting or "
            "ending with '-'";
   }
-  return CheckPlugins(g.required_plugins(), "required_plugins", "gateway");
+  if (auto p = CheckPlugins(g.required_plugins(), "required_plugins", "gateway")) return p;
+  if (g.model_prices_size() > 1000) return "model_prices: at most 1000 models";
+  for (const auto& [model, price] : g.model_prices()) {
+    if (model.empty() || model.size() > 200) {
+      return "model_prices: a model name must be 1 to 200 characters";
+    }
+    for (auto [has, v, field] :
+         {std::tuple{price.has_input_per_million(), price.input_per_million(), "input_per_million"},
+          std::tuple{price.has_output_per_million(), price.output_per_million(),
+                     "output_per_million"}}) {
+      if (has && !(v >= 0 && v <= 1e6)) {
+        return "model_prices." + model + "." + field + " must be between 0 and 1000000";
+      }
+    }
+  }
+  if (g.has_budget()) {
+    const auto& b = g.budget();
+    if (!b.period().empty() && b.period() != "daily" && b.period() != "monthly") {
+      return "budget.period must be daily or monthly";
+    }
+    for (auto [has, v, field] :
+         {std::tuple{b.has_limit_usd(), b.limit_usd(), "limit_usd"},
+          std::tuple{b.has_per_key_limit_usd(), b.per_key_limit_usd(), "per_key_limit_usd"}}) {
+      if (has && !(v > 0 && v <= 1e9)) {
+        return std::string("budget.") + field + " must be more than 0 and at most 1000000000";
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 void NormalizeUpstream(tg::v1::Upstream* u) {
