@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "e2e_suite.h"
 #include "fake_otlp_collector.h"
@@ -312,6 +313,10 @@ TEST_F(ObservabilityE2E, MetricsMoveWithTraffic) {
       "tg_proxy_failovers_total{gateway=\"" + gateway_ + "\",provider=\"openai\",reason=\"429\"}";
   const std::string tokens_series =
       "tg_adapter_tokens_total{provider=\"openai\",model=\"gpt-4\",direction=\"input\"}";
+  // An earlier test's 429 said retry-after-ms: 1000, and the edge keeps a
+  // target out for as long as its provider asked (docs/API.md, "Targets' own
+  // quotas"): this test wants round robin over both again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   const std::string edge_before = Scrape("tg-edge");
   const std::string adapter_before = Scrape("tg-adapter");
 

@@ -256,6 +256,39 @@ TEST_F(RateLimitsE2E, ATokenLimitSettlesFromTheRealUsage) {
   EXPECT_NEAR(static_cast<double>(r3 - r4), 800.0, 5.0) << "r3=" << r3 << " r4=" << r4;
 }
 
+TEST_F(RateLimitsE2E, ABrokenStreamSettlesAtTheEstimatePlusWhatItStreamed) {
+  Configure("[]", fake_->TargetJson("openai"),
+            R"(, "plugin_chain": [{"name": "token_rate_limiter", "settings":
+                {"tokens_per_minute": 60, "bucket_size": 100000}}])");
+  fakes::FakeAnswer answer;
+  answer.text.clear();
+  for (int i = 0; i < 200; ++i) answer.text += "word ";
+  answer.input_tokens = 500;
+  answer.output_tokens = 300;
+  fake_->SetAnswer(answer);
+  // All on one edge: its own lease is part of what it reports.
+  HttpResponse a = Chat(1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  const int64_t estimate = 100000 - Int(a, "x-ratelimit-remaining-tokens");
+  // The provider breaks the stream after 40 events: no usage ever arrives.
+  fakes::FakeFault fault;
+  fault.api = "openai";
+  fault.drop_after_events = 40;
+  fake_->AddFault(fault);
+  HttpResponse b = Chat(1, kChatStream);
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(b.body.find("\"total_tokens\""), std::string::npos) << "no usage: " << b.body;
+  fake_->ClearFaults();
+  std::this_thread::sleep_for(milliseconds(100));
+  HttpResponse c = Chat(1);
+  ASSERT_EQ(c.status, 200) << c.body;
+  // What b was charged beyond its estimate: the output counted from its text.
+  const int64_t streamed =
+      Int(b, "x-ratelimit-remaining-tokens") - Int(c, "x-ratelimit-remaining-tokens") - estimate;
+  EXPECT_GE(streamed, 15) << "the words that reached the client were charged";
+  EXPECT_LE(streamed, 80) << "about 40 events of one word, never the 300 of a whole answer";
+}
+
 TEST_F(RateLimitsE2E, ARequestThatCanNeverFitIsRefusedBeforeAnyProviderCall) {
   Configure("[]", fake_->TargetJson("openai"),
             R"(, "plugin_chain": [{"name": "token_rate_limiter", "settings":
