@@ -12,10 +12,21 @@ namespace {
 using std::chrono::seconds;
 using std::chrono::steady_clock;
 
-// A bucket key's variable part (an address, a user id, a model): hashed, so
-// that a hostile value can neither grow a Redis key nor put bytes in it.
+// A bucket key's variable part (an address, a user id, a model). Short
+// plain values (key ids, addresses, most model names) go in as they are,
+// marked '='; anything else is hashed, marked '#', so that a hostile value
+// can neither grow a Redis key nor put bytes in it, and the two forms never
+// collide.
 std::string Hash(std::string_view subject) {
-  return crypto::HexEncode(crypto::Sha256(subject)).substr(0, 16);
+  constexpr size_t kMaxPlain = 64;
+  bool plain = subject.size() <= kMaxPlain;
+  for (size_t i = 0; plain && i < subject.size(); ++i) {
+    const char c = subject[i];
+    plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == ':';
+  }
+  if (plain) return "=" + std::string(subject);
+  return "#" + crypto::HexEncode(crypto::Sha256(subject)).substr(0, 16);
 }
 
 // The tighter of two views of the same kind: less left wins.
