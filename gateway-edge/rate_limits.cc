@@ -1,6 +1,7 @@
 #include "tg/edge/rate_limits.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "tg/common/crypto.h"
@@ -112,21 +113,32 @@ HeaderList Admission::Headers(bool refused) const {
   return h;
 }
 
-RateLimits::RateLimits(quota::Store* store) : store_(store) {}
+namespace {
+std::atomic<uint64_t> next_instance{1};
+}  // namespace
+
+RateLimits::RateLimits(quota::Store* store) : store_(store), instance_(next_instance++) {}
 
 std::shared_ptr<const std::vector<RateLimits::Compiled>> RateLimits::Chain(const LimitSubject& s) {
+  // Compiled once per thread and config revision: a request takes no lock
+  // here (the io and gRPC threads would contend on one). Keyed by this
+  // object's instance number, never its address, which a later one may reuse.
+  struct ThreadCache {
+    uint64_t instance = 0;
+    int64_t revision = -1;
+    std::unordered_map<std::string, std::shared_ptr<const std::vector<Compiled>>> chains;
+  };
+  thread_local ThreadCache cache;
+  if (cache.instance != instance_ || cache.revision != s.revision) {
+    cache.chains.clear();
+    cache.instance = instance_;
+    cache.revision = s.revision;
+  }
   std::string cache_key =
       (s.gateway ? s.gateway->id() : std::string()) + "/" + (s.rule ? s.rule->id() : std::string());
-  {
-    std::lock_guard lock(mu_);
-    if (s.revision != chain_revision_) {
-      chains_.clear();
-      chain_revision_ = s.revision;
-    }
-    if (auto it = chains_.find(cache_key); it != chains_.end()) return it->second;
-  }
-  // Compiled outside the lock; tg-config validated every entry on write, so
-  // one that does not compile here (a newer edge's rules) is skipped.
+  if (auto it = cache.chains.find(cache_key); it != cache.chains.end()) return it->second;
+  // tg-config validated every entry on write, so one that does not compile
+  // here (a newer edge's rules) is skipped.
   auto chain = std::make_shared<std::vector<Compiled>>();
   auto compile = [&chain](const auto& list, std::string_view level, const std::string& owner_id,
                           std::string_view field, std::string_view tag) {
@@ -148,9 +160,8 @@ std::shared_ptr<const std::vector<RateLimits::Compiled>> RateLimits::Chain(const
   if (s.gateway)
     compile(s.gateway->required_plugins(), "gateway", s.gateway->id(), "required_plugins", "g");
   if (s.rule) compile(s.rule->plugin_chain(), "rule", s.rule->id(), "plugin_chain", "r");
-  std::lock_guard lock(mu_);
-  if (chains_.size() >= kMaxChains) chains_.clear();
-  if (s.revision == chain_revision_) chains_[cache_key] = chain;
+  if (cache.chains.size() >= kMaxChains) cache.chains.clear();
+  cache.chains[cache_key] = chain;
   return chain;
 }
 
@@ -338,13 +349,14 @@ void RateLimits::SettleTarget(const std::string& upstream_id, const tg::v1::Targ
 
 bool RateLimits::TargetCooling(const std::string& upstream_id, const std::string& target_id,
                                milliseconds* left) {
+  if (cooling_size_.load(std::memory_order_relaxed) == 0) return false;  // no lock when none
   std::lock_guard lock(mu_);
-  if (cooling_.empty()) return false;
   auto it = cooling_.find(upstream_id + "/" + target_id);
   if (it == cooling_.end()) return false;
   const auto now = steady_clock::now();
   if (it->second <= now) {
     cooling_.erase(it);
+    cooling_size_.store(cooling_.size(), std::memory_order_relaxed);
     return false;
   }
   if (left) *left = std::chrono::ceil<milliseconds>(it->second - now);
@@ -362,6 +374,7 @@ void RateLimits::CoolTarget(const std::string& upstream_id, const std::string& t
   }
   auto& until = cooling_[upstream_id + "/" + target_id];
   until = std::max(until, now + d);
+  cooling_size_.store(cooling_.size(), std::memory_order_relaxed);
 }
 
 }  // namespace tg::edge

@@ -11,6 +11,7 @@
 // Settle once when the call is over (token buckets take the difference
 // between the real usage and the estimate, or give it back).
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -120,11 +121,11 @@ class RateLimits {
   std::shared_ptr<const std::vector<Compiled>> Chain(const LimitSubject& s);
 
   quota::Store* const store_;
+  const uint64_t instance_;  // keys the per-thread chain caches (Chain)
 
-  std::mutex mu_;
-  int64_t chain_revision_ = -1;
-  std::unordered_map<std::string, std::shared_ptr<const std::vector<Compiled>>> chains_;
+  std::mutex mu_;  // cooling_
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> cooling_;
+  std::atomic<size_t> cooling_size_{0};  // read without mu_: most picks find none
 };
 
 }  // namespace tg::edge
