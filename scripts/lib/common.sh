@@ -23,7 +23,7 @@ DEB_PACKAGES=(
   libpqxx-dev libhiredis-dev rapidjson-dev libssl-dev libcurl4-openssl-dev
   libboost-dev libjwt-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   postgresql redis-server curl docker-compose wrk
-  clang-16 libfuzzer-16-dev llvm-16 zlib1g-dev clang-format-16
+  clang-16 libclang-rt-16-dev libfuzzer-16-dev llvm-16 zlib1g-dev clang-format-16
 )
 
 # ---------------------------------------------------------------- messages
