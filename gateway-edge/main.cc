@@ -15,6 +15,7 @@
 #include "tg/common/internal_tls.h"
 #include "tg/common/limits.h"
 #include "tg/common/log.h"
+#include "tg/common/metrics.h"
 #include "tg/common/service_main.h"
 #include "tg/common/service_ports.h"
 #include "tg/edge/admin_api.h"
@@ -160,7 +161,24 @@ int main(int argc, char** argv) {
     }
     options->lease_ttl = std::chrono::milliseconds(flags.Int("rate-limit-lease-ttl-ms"));
     spend_options.redis = *options;
-    quota = std::make_unique<tg::edge::quota::RedisQuotaStore>(std::move(*options));
+    auto shared = std::make_unique<tg::edge::quota::RedisQuotaStore>(std::move(*options));
+    // How the limits' takes were answered: a Redis script call (on the
+    // request's thread), this edge's lease, or its own buckets (Redis down).
+    auto& registry = tg::metrics::Registry::Default();
+    const tg::edge::quota::RedisQuotaStore* store = shared.get();
+    registry.AddCallbackCounter(
+        "tg_rate_limit_redis_takes_total",
+        "Rate-limit takes that called Redis (a lease ran out, or the bucket is too small to "
+        "lease).",
+        [store] { return static_cast<double>(store->stats().redis_takes); });
+    registry.AddCallbackCounter("tg_rate_limit_lease_takes_total",
+                                "Rate-limit takes answered from this edge's lease.",
+                                [store] { return static_cast<double>(store->stats().lease_hits); });
+    registry.AddCallbackCounter(
+        "tg_rate_limit_local_takes_total",
+        "Rate-limit takes answered by this edge's own buckets while Redis was unreachable.",
+        [store] { return static_cast<double>(store->stats().fallback_answers); });
+    quota = std::move(shared);
   } else {
     tg::log::Warn("--redis-url is empty: rate limits are counted by this edge alone");
     quota = std::make_unique<tg::edge::quota::LocalQuotaStore>();
@@ -211,6 +229,10 @@ int main(int argc, char** argv) {
   proxy_server->Stop();
   server->Stop();
   proxy_handler.reset();
+  for (const char* name : {"tg_rate_limit_redis_takes_total", "tg_rate_limit_lease_takes_total",
+                           "tg_rate_limit_local_takes_total"}) {
+    tg::metrics::Registry::Default().RemoveCallback(name);
+  }
   quota.reset();  // gives unused leases back
   api.reset();
   spend.reset();  // flushes what this edge counted

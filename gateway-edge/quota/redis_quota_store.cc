@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <utility>
 
 #include "tg/common/log.h"
@@ -245,6 +246,11 @@ struct RedisQuotaStore::Entry {
   // The lease: units Redis granted to this edge and not yet spent.
   int64_t lease = 0;
   int64_t lease_expires_us = 0;
+  int64_t chunk = 0;  // the chunk of the last fetch: the lease holds at most chunk - 1
+  // Units used per Take lately (Takes and positive Adjusts: a token bucket's
+  // settlement is most of what a request uses), halved every 64 Takes.
+  int64_t used_units = 0;
+  int64_t used_takes = 0;
   // Redis's last answer (for lease hits and Peek).
   bool answered = false;
   int64_t redis_remaining = 0;
@@ -349,9 +355,15 @@ std::string RedisQuotaStore::KeyOf(const Spec& spec) const {
   return key;
 }
 
-int64_t RedisQuotaStore::ChunkOf(int64_t capacity) const {
+int64_t RedisQuotaStore::ChunkOf(int64_t capacity, int64_t n) const {
   const int64_t divisor = std::max<int64_t>(options_.lease_divisor, 1);
-  return std::clamp<int64_t>(capacity / divisor, 1, std::max<int64_t>(options_.max_lease, 1));
+  const int64_t takes = std::max<int64_t>(options_.lease_takes, 1);
+  n = std::max<int64_t>(n, 1);
+  const int64_t for_takes = n > std::numeric_limits<int64_t>::max() / takes
+                                ? std::numeric_limits<int64_t>::max()
+                                : n * takes;
+  return std::clamp<int64_t>(capacity / divisor, 1,
+                             std::max<int64_t>({options_.max_lease, for_takes, 1}));
 }
 
 bool RedisQuotaStore::redis_up() const { return up_.load(); }
@@ -397,6 +409,22 @@ void RedisQuotaStore::Touch(Entry* e, const Spec& spec, int64_t now_us) const {
   e->last_used_us = now_us;
 }
 
+void RedisQuotaStore::NoteUse(Entry* e, int64_t n, bool take) {
+  e->used_units = n > std::numeric_limits<int64_t>::max() - e->used_units
+                      ? std::numeric_limits<int64_t>::max()
+                      : e->used_units + n;
+  if (!take) return;
+  if (++e->used_takes >= 64) {
+    e->used_units /= 2;
+    e->used_takes /= 2;
+  }
+}
+
+int64_t RedisQuotaStore::UsePerTake(const Entry& e) {
+  if (e.used_takes <= 0) return 1;
+  return e.used_units / e.used_takes + (e.used_units % e.used_takes != 0 ? 1 : 0);
+}
+
 void RedisQuotaStore::AddPending(Entry* e, int64_t n, int64_t now_us) {
   if (n == 0) return;
   if (e->pending == 0) e->pending_since_us = now_us;
@@ -420,7 +448,10 @@ void RedisQuotaStore::AddToLease(Entry* e, int64_t units, int64_t now_us) {
   if (now_us < e->block_until_us) return;  // returning them would shorten the block
   // At most chunk - 1 units; and no more than the bucket missed at Redis's
   // last answer, so that a give-back never lifts this edge above full.
-  int64_t room = ChunkOf(e->capacity) - 1 - e->lease;
+  // The last fetch's chunk, within what the bucket's capacity allows now.
+  const int64_t chunk = std::clamp(e->chunk, ChunkOf(e->capacity),
+                                   ChunkOf(e->capacity, std::numeric_limits<int64_t>::max()));
+  int64_t room = chunk - 1 - e->lease;
   if (e->answered) {
     const Gcra gcra(e->capacity, e->period_us);
     const double refilled =
@@ -484,6 +515,7 @@ Answer RedisQuotaStore::Take(const Spec& spec, int64_t n) {
   int64_t detached = 0;  // lease units counted into this take
   bool tracked = false;  // an entry holds this take's leftovers
   bool chunked = false;  // this take asks for a chunk
+  int64_t chunk = 1;     // what it asks for beyond n
   {
     std::lock_guard lock(mu_);
     const int64_t now = clock_->NowMicros();
@@ -503,6 +535,7 @@ Answer RedisQuotaStore::Take(const Spec& spec, int64_t n) {
     if (Down(now)) return FallbackTake(spec, n, e, now);
     if (e == nullptr) e = FindOrCreate(spec, now);
     if (e != nullptr) {
+      NoteUse(e, n, /*take=*/true);
       if (e->lease > 0 && now >= e->lease_expires_us) ReturnLease(e, now);  // never spent late
       if (e->lease >= n) {
         e->lease -= n;
@@ -513,6 +546,10 @@ Answer RedisQuotaStore::Take(const Spec& spec, int64_t n) {
       e->lease = 0;
       chunked = !e->fetching;
       e->fetching = e->fetching || chunked;
+      if (chunked) {
+        e->chunk = ChunkOf(spec.capacity, std::max(n, UsePerTake(*e)));
+        chunk = e->chunk;
+      }
       ++e->in_flight;
       tracked = true;
     }
@@ -520,7 +557,7 @@ Answer RedisQuotaStore::Take(const Spec& spec, int64_t n) {
 
   // Concurrent takes of one key: one asks for a chunk, the others for exactly
   // what they lack, so the lease stays within chunk - 1.
-  const int64_t chunk = chunked ? ChunkOf(spec.capacity) : 1;
+
   const ScriptCall call{.op = "take",
                         .key = {},
                         .capacity = spec.capacity,
@@ -608,6 +645,7 @@ void RedisQuotaStore::Adjust(const Spec& spec, int64_t n) {
     e->has_fallback = true;
   }
   if (n > 0) {
+    NoteUse(e, n, /*take=*/false);
     const int64_t spent = std::min(e->lease, n);
     e->lease -= spent;
     AddPending(e, n - spent, now);

@@ -28,8 +28,12 @@ struct RedisQuotaOptions {
   std::chrono::milliseconds connect_timeout{200}, command_timeout{100};
   std::chrono::milliseconds lease_ttl{1000};   // unused leased units go back after this
   std::chrono::milliseconds down_retry{1000};  // after a failure, no Redis call for this long
-  int64_t lease_divisor = 20;  // lease chunk = clamp(capacity / lease_divisor, 1, max_lease)
+  // Lease chunk = clamp(capacity / lease_divisor, 1, max(max_lease, lease_takes * n)) for a
+  // Take of n units: large enough for lease_takes Takes of that size (a token bucket's Takes
+  // are hundreds of units each), never more than 1/lease_divisor of the bucket.
+  int64_t lease_divisor = 20;
   int64_t max_lease = 1000;
+  int64_t lease_takes = 16;
   size_t max_buckets = 100000;  // local entries (leases, fallback buckets); beyond: evict
                                 // idle, else no lease
   std::chrono::milliseconds flush_interval{100};
@@ -47,7 +51,13 @@ std::optional<RedisQuotaOptions> ParseRedisQuotaUrl(std::string_view url, std::s
 // changed only by kGcraScript (EVALSHA; EVAL after NOSCRIPT) on Redis's own
 // clock (TIME), so edges with skewed clocks agree.
 //
-// Leases. chunk = clamp(capacity / lease_divisor, 1, max_lease). A Take that
+// Leases. chunk = clamp(capacity / lease_divisor, 1, max(max_lease,
+// lease_takes * u)) for the Take of n that fetches it, u = max(n, the units
+// used per Take of this key lately, positive Adjusts included: a token
+// bucket's settlement is most of what a request uses): a lease covers
+// lease_takes such Takes, or at least max_lease units, and never more than
+// 1/lease_divisor of the bucket, so the bounds below, in units of chunk, are
+// at most capacity / lease_divisor per edge. A Take that
 // the local lease cannot cover makes one script call asking for
 // want = n + chunk - 1 - lease, min = n - lease (the lease's units count
 // towards n); on success n are spent and the rest stays in the lease, so a
@@ -129,7 +139,8 @@ class RedisQuotaStore final : public Store {
   Stats stats() const;
 
   std::string KeyOf(const Spec& spec) const;  // <prefix>:<spec.key>
-  int64_t ChunkOf(int64_t capacity) const;
+  // The chunk a Take of n units fetches (see Leases above).
+  int64_t ChunkOf(int64_t capacity, int64_t n = 1) const;
 
  private:
   class Connection;
@@ -144,6 +155,9 @@ class RedisQuotaStore final : public Store {
   int64_t LeaseExpiry(const Entry& e, int64_t now_us) const;
   void ReturnLease(Entry* e, int64_t now_us);
   void AddPending(Entry* e, int64_t n, int64_t now_us);
+  // Counts n units used (take: one more Take) for the chunk's size.
+  static void NoteUse(Entry* e, int64_t n, bool take);
+  static int64_t UsePerTake(const Entry& e);
   Answer LeaseAnswer(const Spec& spec, const Entry& e, int64_t now_us) const;
   Answer FallbackTake(const Spec& spec, int64_t n, Entry* e, int64_t now_us);
 

@@ -348,6 +348,40 @@ TEST_F(RateLimitsE2E, AProvidersRetryAfterKeepsItsTargetOut) {
   EXPECT_EQ(openai, 1) << "after its 429 with Retry-After: 30, OpenAI is not called again";
 }
 
+// The steady state asks Redis for a small share of the takes only, the
+// token bucket's too, whose requests use 800 tokens each (most of them
+// settled after the answer): its lease grows to 16 such requests.
+TEST_F(RateLimitsE2E, TheSteadyStateTakesFromTheLeaseNotFromRedis) {
+  Configure(R"([{"name": "rate_limiter", "settings": {"limits":
+                  {"per_api_key": {"limit": 100000, "window": "1m"}}}},
+                {"name": "token_rate_limiter", "settings": {"tokens_per_minute": 2000000}}])",
+            fake_->TargetJson("openai"));
+  fakes::FakeAnswer answer;
+  answer.input_tokens = 500;
+  answer.output_tokens = 300;
+  fake_->SetAnswer(answer);
+  auto counter = [&](const std::string& name) {
+    auto m = Http(
+        "GET", "http://127.0.0.1:" + std::to_string(stack_->metrics_port("tg-edge")) + "/metrics");
+    const size_t at = m.body.find("\n" + name + " ");
+    if (m.status != 200 || at == std::string::npos) return -1.0;
+    return std::strtod(m.body.c_str() + at + name.size() + 2, nullptr);
+  };
+  const double redis_before = counter("tg_rate_limit_redis_takes_total");
+  const double lease_before = counter("tg_rate_limit_lease_takes_total");
+  ASSERT_GE(redis_before, 0);
+  ASSERT_GE(lease_before, 0);
+  constexpr int kRequests = 48;
+  for (int i = 0; i < kRequests; ++i) ASSERT_EQ(Chat(1).status, 200) << i;
+  const double redis = counter("tg_rate_limit_redis_takes_total") - redis_before;
+  const double lease = counter("tg_rate_limit_lease_takes_total") - lease_before;
+  // Two buckets: 96 takes. A lease of 1,000 tokens (the old fixed chunk)
+  // would need Redis for more than half of them; leases also expire after
+  // 300 ms here (TG_RATE_LIMIT_LEASE_TTL_MS), which costs a few more.
+  EXPECT_EQ(redis + lease, 2 * kRequests);
+  EXPECT_LE(redis, 16) << "lease takes: " << lease;
+}
+
 TEST_F(RateLimitsE2E, WithRedisGoneEachEdgeEnforcesTheLimitOnItsOwn) {
   Configure(R"([{"name": "rate_limiter", "settings": {"limits":
                 {"per_api_key": {"limit": 2, "window": "1m"}}}}])",

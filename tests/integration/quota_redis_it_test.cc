@@ -191,6 +191,43 @@ TEST_F(SharedRedisQuotaTest, LeasesCutRedisCallsAndNeverOverAdmit) {
   EXPECT_FALSE(a.stats().redis_takes == 0 || b.stats().redis_takes == 0);
 }
 
+// A token bucket's Takes are hundreds of units: the chunk grows with them
+// (16 Takes a lease), so they too skip Redis, and two edges still never take
+// more than the bucket holds.
+TEST_F(SharedRedisQuotaTest, TokenSizedTakesLeaseTooAndNeverOverAdmit) {
+  RedisQuotaStore a(options_), b(options_);
+  constexpr int64_t kCapacity = 1'000'000;
+  constexpr int64_t kTake = 1500;
+  const Spec spec = MakeSpec(kCapacity, 600s);  // T = 600 us
+  const int64_t chunk = a.ChunkOf(kCapacity, kTake);
+  ASSERT_EQ(chunk, 24'000);
+  const auto start = Steady::now();
+  for (int i = 0; i < 160; ++i) ASSERT_TRUE(a.Take(spec, kTake).admitted) << i;
+  EXPECT_LE(a.stats().redis_takes, 160u / 16 + 1);
+  EXPECT_GE(a.stats().lease_hits, 160u - (160u / 16 + 1));
+
+  std::atomic<int64_t> admitted{160 * kTake};
+  std::vector<std::thread> threads;
+  for (RedisQuotaStore* edge : {&a, &b, &a, &b}) {
+    threads.emplace_back([&admitted, edge, &spec] {
+      int refused_in_a_row = 0;
+      while (refused_in_a_row < 20) {
+        if (edge->Take(spec, kTake).admitted) {
+          admitted += kTake;
+          refused_in_a_row = 0;
+        } else {
+          ++refused_in_a_row;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const int64_t elapsed_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(Steady::now() - start).count();
+  EXPECT_LE(admitted.load(), kCapacity + elapsed_us / 600 + kTake);
+  EXPECT_GE(admitted.load(), kCapacity - 2 * (chunk - 1) - kTake);
+}
+
 // Many threads on two edges, several keys, uneven sizes, Peeks and blocks on
 // a key of its own: per key, never more than the capacity (T = 3 s: no
 // refill during the test), and no more missing than the leases can hold.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -326,6 +327,15 @@ TEST(RedisQuotaOptionsTest, ChunkOfCapacity) {
   EXPECT_EQ(store.ChunkOf(40), 2);
   EXPECT_EQ(store.ChunkOf(1000), 50);
   EXPECT_EQ(store.ChunkOf(10'000'000), 1000);
+  // Takes of many units (a token bucket): a chunk covers 16 of them, within
+  // 1/20 of the bucket.
+  EXPECT_EQ(store.ChunkOf(1'000'000, 1500), 24'000);
+  EXPECT_EQ(store.ChunkOf(100'000, 1500), 5'000);
+  EXPECT_EQ(store.ChunkOf(1000, 30), 50);
+  EXPECT_EQ(store.ChunkOf(10'000'000, 10), 1000);  // 16 x 10 < max_lease
+  EXPECT_EQ(store.ChunkOf(39, 5), 1);
+  EXPECT_EQ(store.ChunkOf(std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max()),
+            std::numeric_limits<int64_t>::max() / 20);
   EXPECT_EQ(store.KeyOf(MakeSpec(1, 1s, "gw:key")), "tg:quota:v1:gw:key");
 }
 
