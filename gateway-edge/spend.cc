@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "tg/common/log.h"
+#include "tg/edge/quota/redis_connection.h"
 
 namespace tg::edge {
 namespace {
@@ -220,27 +221,10 @@ std::optional<PeriodInfo> ParsePeriodId(std::string_view id) {
   return PeriodInfo{sys_days(next / 1), hours(24 * 40)};
 }
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
-
-std::string_view AsView(const redisReply* r) {
-  if (r == nullptr || r->str == nullptr) return {};
-  return std::string_view(r->str, r->len);
-}
-
 // A Redis integer in a bulk string (HMGET, HGETALL); 0 for nil or garbage.
 int64_t IntOf(const redisReply* r) {
   int64_t v = 0;
-  if (r != nullptr && r->type == REDIS_REPLY_STRING && ParseInt(AsView(r), &v)) return v;
+  if (r != nullptr && r->type == REDIS_REPLY_STRING && ParseInt(quota::ReplyText(r), &v)) return v;
   if (r != nullptr && r->type == REDIS_REPLY_INTEGER) return r->integer;
   return 0;
 }
@@ -344,92 +328,6 @@ Period PeriodOf(std::string_view period, system_clock::time_point now) {
 // ---------------------------------------------------------------------------
 // SpendLedger
 
-// One synchronous hiredis connection (as in quota/redis_quota_store.cc): any
-// I/O failure closes it and the next call connects again.
-class SpendLedger::Connection {
- public:
-  explicit Connection(const quota::RedisQuotaOptions& options) : options_(options) {}
-  ~Connection() { Close(); }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-
-  const std::string& error() const { return error_; }
-
-  bool Ensure() { return ctx_ != nullptr || Connect(); }
-
-  void Append(const std::vector<std::string_view>& args) {
-    if (ctx_ == nullptr) return;
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (std::string_view a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data());
-  }
-
-  // The next reply, or nullptr after an I/O error (the connection is closed).
-  Reply Get() {
-    if (ctx_ == nullptr) return nullptr;
-    void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      error_ = ctx_->errstr[0] != '\0' ? ctx_->errstr : "connection lost";
-      Close();
-      return nullptr;
-    }
-    return Reply(static_cast<redisReply*>(raw));
-  }
-
-  Reply Command(const std::vector<std::string_view>& args) {
-    Append(args);
-    return Get();
-  }
-
-  bool Fail(std::string error) {
-    error_ = std::move(error);
-    Close();
-    return false;
-  }
-
- private:
-  bool Connect() {
-    Close();
-    ctx_ = redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                   ToTimeval(options_.connect_timeout));
-    if (ctx_ == nullptr || ctx_->err != 0) {
-      error_ = ctx_ == nullptr ? "cannot allocate a Redis context" : ctx_->errstr;
-      Close();
-      return false;
-    }
-    redisSetTimeout(ctx_, ToTimeval(options_.command_timeout));
-    redisEnableKeepAlive(ctx_);
-    if (!options_.password.empty()) {
-      Reply r = Command({"AUTH", options_.password});
-      if (!r) return false;
-      if (r->type == REDIS_REPLY_ERROR) return Fail("AUTH failed");  // never the password
-    }
-    if (options_.db != 0) {
-      Reply r = Command({"SELECT", std::to_string(options_.db)});
-      if (!r) return false;
-      if (r->type == REDIS_REPLY_ERROR) {
-        return Fail("SELECT failed: " + std::string(AsView(r.get())));
-      }
-    }
-    return true;
-  }
-
-  void Close() {
-    if (ctx_ != nullptr) redisFree(ctx_);
-    ctx_ = nullptr;
-  }
-
-  const quota::RedisQuotaOptions& options_;
-  redisContext* ctx_ = nullptr;
-  std::string error_;
-};
-
 struct SpendLedger::Counter {
   SpendTotals base;       // Redis's value at the last refresh
   SpendTotals pending;    // added here, not yet sent
@@ -479,7 +377,7 @@ struct SpendLedger::RefreshItem {
 
 SpendLedger::SpendLedger(Options options)
     : options_(std::move(options)), shared_(options_.redis.has_value()), up_(shared_) {
-  if (shared_) read_conn_ = std::make_unique<Connection>(*options_.redis);
+  if (shared_) read_conn_ = std::make_unique<quota::RedisConnection>(*options_.redis);
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -652,8 +550,8 @@ SpendLedger::Report SpendLedger::Read(const std::string& gateway_id, const std::
   }
   redis_key = options_.prefix + ":" + gateway_id + ":" + period_id;
 
-  Connection& conn = *read_conn_;
-  Reply r;
+  quota::RedisConnection& conn = *read_conn_;
+  quota::RedisReply r;
   if (conn.Ensure()) r = conn.Command({"HGETALL", redis_key});
   if (!r) {
     MarkDown(conn.error());
@@ -666,7 +564,7 @@ SpendLedger::Report SpendLedger::Read(const std::string& gateway_id, const std::
   report.period_id = period_id;
   report.from_redis = true;
   for (size_t i = 0; i + 1 < r->elements; i += 2) {
-    const std::string_view field = AsView(r->element[i]);
+    const std::string_view field = quota::ReplyText(r->element[i]);
     const size_t colon = field.rfind(':');
     if (colon == std::string_view::npos) continue;
     const std::string_view suffix = field.substr(colon + 1);
@@ -690,8 +588,8 @@ SpendLedger::Report SpendLedger::Read(const std::string& gateway_id, const std::
 }
 
 void SpendLedger::Loop() {
-  std::unique_ptr<Connection> conn;
-  if (shared_) conn = std::make_unique<Connection>(*options_.redis);
+  std::unique_ptr<quota::RedisConnection> conn;
+  if (shared_) conn = std::make_unique<quota::RedisConnection>(*options_.redis);
   auto next_refresh = Steady::now() + options_.refresh;
   auto next_evict = Steady::now() + kEvictEvery;
   std::unique_lock lock(stop_mu_);
@@ -735,7 +633,7 @@ void SpendLedger::Loop() {
   }
 }
 
-void SpendLedger::Flush(Connection& conn, Steady::time_point deadline) {
+void SpendLedger::Flush(quota::RedisConnection& conn, Steady::time_point deadline) {
   std::lock_guard flush_lock(flush_mu_);
   if (Down(Steady::now())) return;
   std::vector<FlushItem> items;
@@ -803,9 +701,9 @@ void SpendLedger::Flush(Connection& conn, Steady::time_point deadline) {
     }
     for (size_t i = begin; i < end && ok; ++i) {
       bool transient = false;
-      Reply last;
+      quota::RedisReply last;
       for (size_t n = 0; n < replies[i - begin]; ++n) {
-        Reply r = conn.Get();
+        quota::RedisReply r = conn.Get();
         if (!r) {
           ok = false;
           error = conn.error();
@@ -813,7 +711,7 @@ void SpendLedger::Flush(Connection& conn, Steady::time_point deadline) {
         }
         if (n + 1 < replies[i - begin] && r->type == REDIS_REPLY_ERROR) {
           transient = true;
-          error = "Redis error: " + std::string(AsView(r.get()));
+          error = "Redis error: " + std::string(quota::ReplyText(r.get()));
         }
         last = std::move(r);
       }
@@ -822,14 +720,14 @@ void SpendLedger::Flush(Connection& conn, Steady::time_point deadline) {
         items[i].settled = true;
       } else {
         if (last->type == REDIS_REPLY_ERROR) {
-          error = "Redis error: " + std::string(AsView(last.get()));
+          error = "Redis error: " + std::string(quota::ReplyText(last.get()));
         } else if (!transient) {
           error = "EXEC did not run";
         }
         ok = false;  // the connection stays in step; the rest of the batch is read below
         for (size_t j = i + 1; j < end; ++j) {
           for (size_t n = 0; n < replies[j - begin]; ++n) {
-            Reply r = conn.Get();
+            quota::RedisReply r = conn.Get();
             if (!r) break;
             if (n + 1 == replies[j - begin] && r->type == REDIS_REPLY_ARRAY)
               items[j].settled = true;
@@ -872,7 +770,7 @@ void SpendLedger::Flush(Connection& conn, Steady::time_point deadline) {
   }
 }
 
-void SpendLedger::Refresh(Connection& conn, bool only_fresh) {
+void SpendLedger::Refresh(quota::RedisConnection& conn, bool only_fresh) {
   if (Down(Steady::now())) return;
   std::vector<RefreshItem> items;
   {
@@ -920,7 +818,7 @@ void SpendLedger::Refresh(Connection& conn, bool only_fresh) {
   }
   std::string error;
   for (const auto& [i, first] : commands) {
-    Reply r = conn.Get();
+    quota::RedisReply r = conn.Get();
     if (!r) {
       error = conn.error();
       break;

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "tg/edge/quota/redis_connection.h"
 #include "tg/edge/quota/redis_quota_store.h"
 #include "tg/v1/resources.pb.h"
 
@@ -155,7 +156,6 @@ class SpendLedger {
   bool redis_up() const;
 
  private:
-  class Connection;
   struct Counter;
   struct Hash;
   struct FlushItem;
@@ -170,8 +170,8 @@ class SpendLedger {
   void MarkUp();
 
   void Loop();
-  void Flush(Connection& conn, std::chrono::steady_clock::time_point deadline);
-  void Refresh(Connection& conn, bool only_fresh);
+  void Flush(quota::RedisConnection& conn, std::chrono::steady_clock::time_point deadline);
+  void Refresh(quota::RedisConnection& conn, bool only_fresh);
   void Evict();
 
   const Options options_;
@@ -182,7 +182,7 @@ class SpendLedger {
 
   std::mutex flush_mu_;  // held by a flush from taking pending until its outcome is applied
   std::mutex read_mu_;   // read_conn_
-  std::unique_ptr<Connection> read_conn_;
+  std::unique_ptr<quota::RedisConnection> read_conn_;
 
   std::atomic<int64_t> down_until_ns_{0};  // steady clock
   std::atomic<bool> up_;

@@ -10,31 +10,15 @@
 #include <utility>
 
 #include "tg/common/log.h"
+#include "tg/edge/quota/redis_connection.h"
 
 namespace tg::edge::quota {
 namespace {
-
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-timeval ToTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
-}
 
 bool ParseInt(std::string_view s, int64_t* out) {
   if (s.empty()) return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-std::string_view AsView(const redisReply* r) {
-  if (r == nullptr || r->str == nullptr) return {};
-  return std::string_view(r->str, r->len);
 }
 
 int64_t Micros(std::chrono::milliseconds ms) { return ms.count() * 1000; }
@@ -61,21 +45,17 @@ constexpr size_t kFlushBatch = 256;
 
 }  // namespace
 
-// One synchronous hiredis connection. Any failure closes it: hiredis leaves a
-// context unusable after an I/O error, and a fresh connection is cheap.
+// The script calls over one RedisConnection: the script is loaded on every
+// fresh connection, and EVAL replaces EVALSHA after a NOSCRIPT.
 class RedisQuotaStore::Connection {
  public:
-  explicit Connection(const RedisQuotaOptions& options) : options_(options) {}
-  ~Connection() { Close(); }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
+  explicit Connection(const RedisQuotaOptions& options) : link_(options) {}
 
-  bool connected() const { return ctx_ != nullptr; }
-  const std::string& error() const { return error_; }
+  const std::string& error() const { return link_.error(); }
 
   // One call (connecting first when needed); false on any failure.
   bool Call(const ScriptCall& call, ScriptAnswer* out) {
-    if (!connected() && !Connect()) return false;
+    if (!Ensure()) return false;
     Append(call, /*eval=*/false);
     Status s = Read(out);
     if (s == Status::kNoScript) {  // SCRIPT FLUSH since we connected
@@ -89,7 +69,7 @@ class RedisQuotaStore::Connection {
   // false: answered, or refused with an error reply (not worth sending again).
   bool CallAll(const std::vector<ScriptCall>& calls, std::vector<char>* done) {
     done->assign(calls.size(), 0);
-    if (!connected() && !Connect()) return false;
+    if (!Ensure()) return false;
     for (const ScriptCall& c : calls) Append(c, /*eval=*/false);
     std::vector<size_t> again;
     ScriptAnswer ignored;
@@ -125,98 +105,38 @@ class RedisQuotaStore::Connection {
   // the connection stays in step; kFailed: no answer, the connection is closed.
   enum class Status { kOk, kNoScript, kErrorReply, kFailed };
 
-  bool Connect() {
-    Close();
-    ctx_ = redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                   ToTimeval(options_.connect_timeout));
-    if (ctx_ == nullptr || ctx_->err != 0) {
-      error_ = ctx_ == nullptr ? "cannot allocate a Redis context" : ctx_->errstr;
-      Close();
-      return false;
-    }
-    redisSetTimeout(ctx_, ToTimeval(options_.command_timeout));
-    redisEnableKeepAlive(ctx_);
-    if (!options_.password.empty()) {
-      Reply r = Command({"AUTH", options_.password});
-      if (!r) return false;
-      if (r->type == REDIS_REPLY_ERROR) return Fail("AUTH failed");  // never the password
-    }
-    if (options_.db != 0) {
-      Reply r = Command({"SELECT", std::to_string(options_.db)});
-      if (!r) return false;
-      if (r->type == REDIS_REPLY_ERROR)
-        return Fail("SELECT failed: " + std::string(AsView(r.get())));
-    }
-    Reply r = Command({"SCRIPT", "LOAD", kGcraScript});
+  bool Ensure() {
+    if (link_.connected()) return true;
+    if (!link_.Connect()) return false;
+    RedisReply r = link_.Command({"SCRIPT", "LOAD", kGcraScript});
     if (!r) return false;
     if (r->type != REDIS_REPLY_STRING) {
-      return Fail("SCRIPT LOAD failed: " + std::string(AsView(r.get())));
+      return link_.Fail("SCRIPT LOAD failed: " + std::string(ReplyText(r.get())));
     }
-    sha_ = std::string(AsView(r.get()));
+    sha_ = std::string(ReplyText(r.get()));
     return true;
   }
 
-  void Close() {
-    if (ctx_ != nullptr) redisFree(ctx_);
-    ctx_ = nullptr;
-  }
-
-  bool Fail(std::string error) {
-    error_ = std::move(error);
-    Close();
-    return false;
-  }
-
-  void AppendArgv(const std::vector<std::string_view>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (std::string_view a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data());
-  }
-
   void Append(const ScriptCall& c, bool eval) {
-    if (ctx_ == nullptr) return;
     const std::string capacity = std::to_string(c.capacity);
     const std::string period = std::to_string(c.period_us);
     const std::string a = std::to_string(c.a);
     const std::string b = std::to_string(c.b);
-    AppendArgv({eval ? "EVAL" : "EVALSHA", eval ? kGcraScript : std::string_view(sha_), "1", c.key,
-                c.op, capacity, period, a, b});
-  }
-
-  // The next reply, or nullptr after an I/O error (the connection is closed).
-  Reply Get() {
-    if (ctx_ == nullptr) return nullptr;
-    void* raw = nullptr;
-    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-      error_ = ctx_->errstr[0] != '\0' ? ctx_->errstr : "connection lost";
-      Close();
-      return nullptr;
-    }
-    return Reply(static_cast<redisReply*>(raw));
-  }
-
-  Reply Command(const std::vector<std::string_view>& args) {
-    AppendArgv(args);
-    return Get();
+    link_.Append({eval ? "EVAL" : "EVALSHA", eval ? kGcraScript : std::string_view(sha_), "1",
+                  c.key, c.op, capacity, period, a, b});
   }
 
   Status Read(ScriptAnswer* out) {
-    Reply r = Get();
+    RedisReply r = link_.Get();
     if (!r) return Status::kFailed;
     if (r->type == REDIS_REPLY_ERROR) {
-      const std::string_view text = AsView(r.get());
+      const std::string_view text = ReplyText(r.get());
       if (text.substr(0, 8) == "NOSCRIPT") return Status::kNoScript;
-      error_ = "Redis error: " + std::string(text);
+      link_.SetError("Redis error: " + std::string(text));
       return Status::kErrorReply;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-      error_ = "unexpected reply to the quota script";
+      link_.SetError("unexpected reply to the quota script");
       return Status::kErrorReply;
     }
     int64_t v[4];
@@ -224,8 +144,8 @@ class RedisQuotaStore::Connection {
       const redisReply* e = r->element[i];
       if (e->type == REDIS_REPLY_INTEGER) {
         v[i] = e->integer;
-      } else if (!ParseInt(AsView(e), &v[i])) {
-        error_ = "unexpected reply to the quota script";
+      } else if (!ParseInt(ReplyText(e), &v[i])) {
+        link_.SetError("unexpected reply to the quota script");
         return Status::kErrorReply;
       }
     }
@@ -233,10 +153,8 @@ class RedisQuotaStore::Connection {
     return Status::kOk;
   }
 
-  const RedisQuotaOptions& options_;
-  redisContext* ctx_ = nullptr;
+  RedisConnection link_;
   std::string sha_;
-  std::string error_;
 };
 
 struct RedisQuotaStore::Entry {
